@@ -1,0 +1,144 @@
+"""The cluster configuration model: one TOML file, identical on both nodes.
+
+Pure data: parsing and validation live in ``node_agent.config.load``. Every
+value here has already been checked. ``{node}`` in path values is replaced by
+the local node id when a node's view is taken (``ClusterConfig.paths_for``), so
+one file serves both nodes, and two agents can share a machine in the demo.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+NODE_IDS = ("node1", "node2")
+
+
+def other_node(node_id: str) -> str:
+    return NODE_IDS[1] if node_id == NODE_IDS[0] else NODE_IDS[0]
+
+
+class CheckerKind(str, Enum):
+    PROCESS = "process"  # the app resource's check command / pid alive
+    TCP = "tcp"
+    PING = "ping"
+    INTERFACE = "interface"
+    COMMAND = "command"
+
+
+class CheckerAction(str, Enum):
+    RESTART = "restart"  # restart locally up to maxloop, then stopstart
+    STOPSTART = "stopstart"  # fail over at once
+    WAIT = "wait"  # go WAIT until it clears
+
+
+@dataclass(frozen=True)
+class CheckerConfig:
+    name: str
+    kind: CheckerKind
+    target: str  # host:port, host, interface name, command line; "" for process
+    interval_s: float = 5.0
+    timeout_s: float = 2.0
+    failures: int = 1  # consecutive failures before the action is taken
+    action: CheckerAction = CheckerAction.RESTART
+
+
+@dataclass(frozen=True)
+class VipConfig:
+    address: str  # "10.0.0.100/24"
+    interface: dict[str, str]  # node id -> interface name
+
+
+@dataclass(frozen=True)
+class ModuleConfig:
+    name: str
+    kind: str  # "app" (this issue) or "vm"
+    preferred: str  # preferred primary node id
+    start: str = ""
+    stop: str = ""
+    check: str = ""
+    start_timeout_s: float = 30.0
+    stop_timeout_s: float = 30.0
+    check_timeout_s: float = 10.0
+    maxloop: int = 3  # local restarts allowed within loop_interval_s before failover
+    loop_interval_s: float = 300.0
+    defaultprim: bool = False  # swap back to the preferred node after it resyncs
+    autostart: bool = True  # start the module when the agent starts
+    vip: VipConfig | None = None
+    checkers: tuple[CheckerConfig, ...] = ()
+    directories: tuple[str, ...] = ()  # replicated directories (issue 3)
+
+
+@dataclass(frozen=True)
+class HeartbeatNetwork:
+    name: str
+    addresses: dict[str, str]  # node id -> local IP address on this network
+    port: int = 7701
+
+
+@dataclass(frozen=True)
+class WitnessConfig:
+    ping: tuple[str, ...] = ()
+    tcp: tuple[str, ...] = ()  # "host:port"
+    interval_s: float = 1.0
+    timeout_s: float = 1.0
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.ping or self.tcp)
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    ca: str
+    cert: str  # may contain {node}
+    key: str  # may contain {node}
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    node_id: str
+    api: str  # "host:port" the agent's gRPC server listens on and the peer/console dial
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    name: str
+    version: int
+    secret: bytes  # HMAC key for heartbeats
+    nodes: dict[str, NodeConfig]
+    heartbeat: tuple[HeartbeatNetwork, ...]
+    tls: TlsConfig
+    data_dir: str  # may contain {node}
+    pulse_s: float = 0.5
+    timeout_s: float = 3.0
+    witness: WitnessConfig = field(default_factory=WitnessConfig)
+    modules: tuple[ModuleConfig, ...] = ()
+    source_text: str = ""  # the TOML as read, for GetConfig
+    source_path: str = ""
+
+    def module(self, name: str) -> ModuleConfig:
+        for m in self.modules:
+            if m.name == name:
+                return m
+        raise KeyError(name)
+
+    def paths_for(self, node_id: str) -> NodePaths:
+        def sub(value: str) -> Path:
+            return Path(value.replace("{node}", node_id))
+
+        return NodePaths(
+            data_dir=sub(self.data_dir),
+            ca=sub(self.tls.ca),
+            cert=sub(self.tls.cert),
+            key=sub(self.tls.key),
+        )
+
+
+@dataclass(frozen=True)
+class NodePaths:
+    data_dir: Path
+    ca: Path
+    cert: Path
+    key: Path

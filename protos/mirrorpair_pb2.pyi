@@ -1,0 +1,279 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ModuleState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    STATE_UNSPECIFIED: _ClassVar[ModuleState]
+    STATE_STOP: _ClassVar[ModuleState]
+    STATE_WAIT: _ClassVar[ModuleState]
+    STATE_ALONE: _ClassVar[ModuleState]
+    STATE_PRIM: _ClassVar[ModuleState]
+    STATE_SECOND: _ClassVar[ModuleState]
+    STATE_UP: _ClassVar[ModuleState]
+
+class Readiness(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    READINESS_UNSPECIFIED: _ClassVar[Readiness]
+    READINESS_NOT_READY: _ClassVar[Readiness]
+    READINESS_TRANSIENT: _ClassVar[Readiness]
+    READINESS_READY: _ClassVar[Readiness]
+
+class Command(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    COMMAND_UNSPECIFIED: _ClassVar[Command]
+    COMMAND_START: _ClassVar[Command]
+    COMMAND_STOP: _ClassVar[Command]
+    COMMAND_RESTART: _ClassVar[Command]
+    COMMAND_STOPSTART: _ClassVar[Command]
+    COMMAND_FORCESTOP: _ClassVar[Command]
+    COMMAND_SWAP: _ClassVar[Command]
+    COMMAND_PRIM: _ClassVar[Command]
+    COMMAND_SECOND: _ClassVar[Command]
+    COMMAND_MIGRATE: _ClassVar[Command]
+STATE_UNSPECIFIED: ModuleState
+STATE_STOP: ModuleState
+STATE_WAIT: ModuleState
+STATE_ALONE: ModuleState
+STATE_PRIM: ModuleState
+STATE_SECOND: ModuleState
+STATE_UP: ModuleState
+READINESS_UNSPECIFIED: Readiness
+READINESS_NOT_READY: Readiness
+READINESS_TRANSIENT: Readiness
+READINESS_READY: Readiness
+COMMAND_UNSPECIFIED: Command
+COMMAND_START: Command
+COMMAND_STOP: Command
+COMMAND_RESTART: Command
+COMMAND_STOPSTART: Command
+COMMAND_FORCESTOP: Command
+COMMAND_SWAP: Command
+COMMAND_PRIM: Command
+COMMAND_SECOND: Command
+COMMAND_MIGRATE: Command
+
+class LinkStatus(_message.Message):
+    __slots__ = ("name", "local_address", "peer_address", "up", "last_heard_age_s", "received", "rejected")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    PEER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    UP_FIELD_NUMBER: _ClassVar[int]
+    LAST_HEARD_AGE_S_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    local_address: str
+    peer_address: str
+    up: bool
+    last_heard_age_s: float
+    received: int
+    rejected: int
+    def __init__(self, name: _Optional[str] = ..., local_address: _Optional[str] = ..., peer_address: _Optional[str] = ..., up: bool = ..., last_heard_age_s: _Optional[float] = ..., received: _Optional[int] = ..., rejected: _Optional[int] = ...) -> None: ...
+
+class CheckerStatus(_message.Message):
+    __slots__ = ("name", "kind", "ok", "detail", "consecutive_failures", "action")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    OK_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    CONSECUTIVE_FAILURES_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    kind: str
+    ok: bool
+    detail: str
+    consecutive_failures: int
+    action: str
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., ok: bool = ..., detail: _Optional[str] = ..., consecutive_failures: _Optional[int] = ..., action: _Optional[str] = ...) -> None: ...
+
+class ResyncProgress(_message.Message):
+    __slots__ = ("active", "bytes_done", "bytes_total", "rate_bytes_per_s", "eta_s")
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    BYTES_DONE_FIELD_NUMBER: _ClassVar[int]
+    BYTES_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    RATE_BYTES_PER_S_FIELD_NUMBER: _ClassVar[int]
+    ETA_S_FIELD_NUMBER: _ClassVar[int]
+    active: bool
+    bytes_done: int
+    bytes_total: int
+    rate_bytes_per_s: float
+    eta_s: float
+    def __init__(self, active: bool = ..., bytes_done: _Optional[int] = ..., bytes_total: _Optional[int] = ..., rate_bytes_per_s: _Optional[float] = ..., eta_s: _Optional[float] = ...) -> None: ...
+
+class ModuleStatus(_message.Message):
+    __slots__ = ("name", "kind", "state", "readiness", "uptodate", "degraded", "split_brain", "reason", "last_rule", "generations", "synctime", "vip", "vip_held", "resource_running", "checkers", "resync", "preferred_node", "state_since", "peer_state", "peer_readiness")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    READINESS_FIELD_NUMBER: _ClassVar[int]
+    UPTODATE_FIELD_NUMBER: _ClassVar[int]
+    DEGRADED_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_BRAIN_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    LAST_RULE_FIELD_NUMBER: _ClassVar[int]
+    GENERATIONS_FIELD_NUMBER: _ClassVar[int]
+    SYNCTIME_FIELD_NUMBER: _ClassVar[int]
+    VIP_FIELD_NUMBER: _ClassVar[int]
+    VIP_HELD_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_RUNNING_FIELD_NUMBER: _ClassVar[int]
+    CHECKERS_FIELD_NUMBER: _ClassVar[int]
+    RESYNC_FIELD_NUMBER: _ClassVar[int]
+    PREFERRED_NODE_FIELD_NUMBER: _ClassVar[int]
+    STATE_SINCE_FIELD_NUMBER: _ClassVar[int]
+    PEER_STATE_FIELD_NUMBER: _ClassVar[int]
+    PEER_READINESS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    kind: str
+    state: ModuleState
+    readiness: Readiness
+    uptodate: bool
+    degraded: bool
+    split_brain: bool
+    reason: str
+    last_rule: str
+    generations: _containers.RepeatedScalarFieldContainer[str]
+    synctime: float
+    vip: str
+    vip_held: bool
+    resource_running: bool
+    checkers: _containers.RepeatedCompositeFieldContainer[CheckerStatus]
+    resync: ResyncProgress
+    preferred_node: str
+    state_since: float
+    peer_state: ModuleState
+    peer_readiness: Readiness
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[_Union[ModuleState, str]] = ..., readiness: _Optional[_Union[Readiness, str]] = ..., uptodate: bool = ..., degraded: bool = ..., split_brain: bool = ..., reason: _Optional[str] = ..., last_rule: _Optional[str] = ..., generations: _Optional[_Iterable[str]] = ..., synctime: _Optional[float] = ..., vip: _Optional[str] = ..., vip_held: bool = ..., resource_running: bool = ..., checkers: _Optional[_Iterable[_Union[CheckerStatus, _Mapping]]] = ..., resync: _Optional[_Union[ResyncProgress, _Mapping]] = ..., preferred_node: _Optional[str] = ..., state_since: _Optional[float] = ..., peer_state: _Optional[_Union[ModuleState, str]] = ..., peer_readiness: _Optional[_Union[Readiness, str]] = ...) -> None: ...
+
+class NodeStatus(_message.Message):
+    __slots__ = ("cluster_name", "node_id", "peer_id", "api_address", "peer_api_address", "peer_alive", "witness_configured", "witness_reachable", "links", "modules", "version", "time", "heartbeats_rejected")
+    CLUSTER_NAME_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    PEER_ID_FIELD_NUMBER: _ClassVar[int]
+    API_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    PEER_API_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    PEER_ALIVE_FIELD_NUMBER: _ClassVar[int]
+    WITNESS_CONFIGURED_FIELD_NUMBER: _ClassVar[int]
+    WITNESS_REACHABLE_FIELD_NUMBER: _ClassVar[int]
+    LINKS_FIELD_NUMBER: _ClassVar[int]
+    MODULES_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEATS_REJECTED_FIELD_NUMBER: _ClassVar[int]
+    cluster_name: str
+    node_id: str
+    peer_id: str
+    api_address: str
+    peer_api_address: str
+    peer_alive: bool
+    witness_configured: bool
+    witness_reachable: bool
+    links: _containers.RepeatedCompositeFieldContainer[LinkStatus]
+    modules: _containers.RepeatedCompositeFieldContainer[ModuleStatus]
+    version: str
+    time: float
+    heartbeats_rejected: int
+    def __init__(self, cluster_name: _Optional[str] = ..., node_id: _Optional[str] = ..., peer_id: _Optional[str] = ..., api_address: _Optional[str] = ..., peer_api_address: _Optional[str] = ..., peer_alive: bool = ..., witness_configured: bool = ..., witness_reachable: bool = ..., links: _Optional[_Iterable[_Union[LinkStatus, _Mapping]]] = ..., modules: _Optional[_Iterable[_Union[ModuleStatus, _Mapping]]] = ..., version: _Optional[str] = ..., time: _Optional[float] = ..., heartbeats_rejected: _Optional[int] = ...) -> None: ...
+
+class LogEntry(_message.Message):
+    __slots__ = ("time", "node_id", "module", "level", "message", "old_state", "new_state", "cause", "who", "seq")
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    MODULE_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    OLD_STATE_FIELD_NUMBER: _ClassVar[int]
+    NEW_STATE_FIELD_NUMBER: _ClassVar[int]
+    CAUSE_FIELD_NUMBER: _ClassVar[int]
+    WHO_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    time: float
+    node_id: str
+    module: str
+    level: str
+    message: str
+    old_state: ModuleState
+    new_state: ModuleState
+    cause: str
+    who: str
+    seq: int
+    def __init__(self, time: _Optional[float] = ..., node_id: _Optional[str] = ..., module: _Optional[str] = ..., level: _Optional[str] = ..., message: _Optional[str] = ..., old_state: _Optional[_Union[ModuleState, str]] = ..., new_state: _Optional[_Union[ModuleState, str]] = ..., cause: _Optional[str] = ..., who: _Optional[str] = ..., seq: _Optional[int] = ...) -> None: ...
+
+class GetStatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WatchRequest(_message.Message):
+    __slots__ = ("log_level",)
+    LOG_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    log_level: str
+    def __init__(self, log_level: _Optional[str] = ...) -> None: ...
+
+class StatusEvent(_message.Message):
+    __slots__ = ("seq", "status", "logs")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    LOGS_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    status: NodeStatus
+    logs: _containers.RepeatedCompositeFieldContainer[LogEntry]
+    def __init__(self, seq: _Optional[int] = ..., status: _Optional[_Union[NodeStatus, _Mapping]] = ..., logs: _Optional[_Iterable[_Union[LogEntry, _Mapping]]] = ...) -> None: ...
+
+class CommandRequest(_message.Message):
+    __slots__ = ("module", "command", "fullsync", "issued_by")
+    MODULE_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
+    FULLSYNC_FIELD_NUMBER: _ClassVar[int]
+    ISSUED_BY_FIELD_NUMBER: _ClassVar[int]
+    module: str
+    command: Command
+    fullsync: bool
+    issued_by: str
+    def __init__(self, module: _Optional[str] = ..., command: _Optional[_Union[Command, str]] = ..., fullsync: bool = ..., issued_by: _Optional[str] = ...) -> None: ...
+
+class CommandReply(_message.Message):
+    __slots__ = ("accepted", "message", "module")
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    MODULE_FIELD_NUMBER: _ClassVar[int]
+    accepted: bool
+    message: str
+    module: ModuleStatus
+    def __init__(self, accepted: bool = ..., message: _Optional[str] = ..., module: _Optional[_Union[ModuleStatus, _Mapping]] = ...) -> None: ...
+
+class GetLogsRequest(_message.Message):
+    __slots__ = ("module", "limit", "min_level", "text")
+    MODULE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    MIN_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    module: str
+    limit: int
+    min_level: str
+    text: str
+    def __init__(self, module: _Optional[str] = ..., limit: _Optional[int] = ..., min_level: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
+
+class GetLogsReply(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[LogEntry]
+    def __init__(self, entries: _Optional[_Iterable[_Union[LogEntry, _Mapping]]] = ...) -> None: ...
+
+class GetConfigRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetConfigReply(_message.Message):
+    __slots__ = ("toml", "version", "path")
+    TOML_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    toml: str
+    version: int
+    path: str
+    def __init__(self, toml: _Optional[str] = ..., version: _Optional[int] = ..., path: _Optional[str] = ...) -> None: ...
