@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from protos import mirrorpair_pb2 as protos_dot_mirrorpair__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16protos/heartbeat.proto\x12\rmirrorpair.v1\x1a\x17protos/mirrorpair.proto\"\x9f\x02\n\x0ePeerModuleView\x12\x0c\n\x04name\x18\x01 \x01(\t\x12)\n\x05state\x18\x02 \x01(\x0e\x32\x1a.mirrorpair.v1.ModuleState\x12+\n\treadiness\x18\x03 \x01(\x0e\x32\x18.mirrorpair.v1.Readiness\x12\x10\n\x08uptodate\x18\x04 \x01(\x08\x12\x13\n\x0bgenerations\x18\x05 \x03(\t\x12\x15\n\rprimary_since\x18\x06 \x01(\x01\x12\x10\n\x08handover\x18\x07 \x01(\x08\x12\x14\n\x0cswap_request\x18\x08 \x01(\x08\x12\x13\n\x0bsplit_brain\x18\t \x01(\x08\x12\x14\n\x0cstop_request\x18\n \x01(\x08\x12\x16\n\x0e\x63onfig_version\x18\x0b \x01(\x04\"\xb7\x01\n\tHeartbeat\x12\x0f\n\x07\x63luster\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0f\n\x07\x62oot_id\x18\x03 \x01(\x04\x12\x0b\n\x03seq\x18\x04 \x01(\x04\x12\x0c\n\x04link\x18\x05 \x01(\t\x12\x11\n\tsent_time\x18\x06 \x01(\x01\x12.\n\x07modules\x18\x07 \x03(\x0b\x32\x1d.mirrorpair.v1.PeerModuleView\x12\x19\n\x11witness_reachable\x18\x08 \x01(\x08\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16protos/heartbeat.proto\x12\rmirrorpair.v1\x1a\x17protos/mirrorpair.proto\"\xc7\x02\n\x0ePeerModuleView\x12\x0c\n\x04name\x18\x01 \x01(\t\x12)\n\x05state\x18\x02 \x01(\x0e\x32\x1a.mirrorpair.v1.ModuleState\x12+\n\treadiness\x18\x03 \x01(\x0e\x32\x18.mirrorpair.v1.Readiness\x12\x10\n\x08uptodate\x18\x04 \x01(\x08\x12\x13\n\x0bgenerations\x18\x05 \x03(\t\x12\x15\n\rprimary_since\x18\x06 \x01(\x01\x12\x10\n\x08handover\x18\x07 \x01(\x08\x12\x14\n\x0cswap_request\x18\x08 \x01(\x08\x12\x13\n\x0bsplit_brain\x18\t \x01(\x08\x12\x14\n\x0cstop_request\x18\n \x01(\x08\x12\x16\n\x0e\x63onfig_version\x18\x0b \x01(\x04\x12\x11\n\tcandidate\x18\x0c \x01(\x08\x12\x13\n\x0bresource_up\x18\r \x01(\x08\"\xb7\x01\n\tHeartbeat\x12\x0f\n\x07\x63luster\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0f\n\x07\x62oot_id\x18\x03 \x01(\x04\x12\x0b\n\x03seq\x18\x04 \x01(\x04\x12\x0c\n\x04link\x18\x05 \x01(\t\x12\x11\n\tsent_time\x18\x06 \x01(\x01\x12.\n\x07modules\x18\x07 \x03(\x0b\x32\x1d.mirrorpair.v1.PeerModuleView\x12\x19\n\x11witness_reachable\x18\x08 \x01(\x08\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,7 +33,7 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.heartbeat_pb2', _glo
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_PEERMODULEVIEW']._serialized_start=67
-  _globals['_PEERMODULEVIEW']._serialized_end=354
-  _globals['_HEARTBEAT']._serialized_start=357
-  _globals['_HEARTBEAT']._serialized_end=540
+  _globals['_PEERMODULEVIEW']._serialized_end=394
+  _globals['_HEARTBEAT']._serialized_start=397
+  _globals['_HEARTBEAT']._serialized_end=580
 # @@protoc_insertion_point(module_scope)

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class PeerModuleView(_message.Message):
-    __slots__ = ("name", "state", "readiness", "uptodate", "generations", "primary_since", "handover", "swap_request", "split_brain", "stop_request", "config_version")
+    __slots__ = ("name", "state", "readiness", "uptodate", "generations", "primary_since", "handover", "swap_request", "split_brain", "stop_request", "config_version", "candidate", "resource_up")
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     READINESS_FIELD_NUMBER: _ClassVar[int]
@@ -20,6 +20,8 @@ class PeerModuleView(_message.Message):
     SPLIT_BRAIN_FIELD_NUMBER: _ClassVar[int]
     STOP_REQUEST_FIELD_NUMBER: _ClassVar[int]
     CONFIG_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_UP_FIELD_NUMBER: _ClassVar[int]
     name: str
     state: _mirrorpair_pb2.ModuleState
     readiness: _mirrorpair_pb2.Readiness
@@ -31,7 +33,9 @@ class PeerModuleView(_message.Message):
     split_brain: bool
     stop_request: bool
     config_version: int
-    def __init__(self, name: _Optional[str] = ..., state: _Optional[_Union[_mirrorpair_pb2.ModuleState, str]] = ..., readiness: _Optional[_Union[_mirrorpair_pb2.Readiness, str]] = ..., uptodate: bool = ..., generations: _Optional[_Iterable[str]] = ..., primary_since: _Optional[float] = ..., handover: bool = ..., swap_request: bool = ..., split_brain: bool = ..., stop_request: bool = ..., config_version: _Optional[int] = ...) -> None: ...
+    candidate: bool
+    resource_up: bool
+    def __init__(self, name: _Optional[str] = ..., state: _Optional[_Union[_mirrorpair_pb2.ModuleState, str]] = ..., readiness: _Optional[_Union[_mirrorpair_pb2.Readiness, str]] = ..., uptodate: bool = ..., generations: _Optional[_Iterable[str]] = ..., primary_since: _Optional[float] = ..., handover: bool = ..., swap_request: bool = ..., split_brain: bool = ..., stop_request: bool = ..., config_version: _Optional[int] = ..., candidate: bool = ..., resource_up: bool = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ("cluster", "node_id", "boot_id", "seq", "link", "sent_time", "modules", "witness_reachable")

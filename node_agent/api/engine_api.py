@@ -1,0 +1,38 @@
+"""What the gRPC servicer needs from a running agent (implemented by node_agent.engine).
+
+The servicer translates between this interface and the proto messages; it holds
+no cluster logic of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from protos import mirrorpair_pb2 as pb
+
+
+@dataclass(frozen=True)
+class CommandOutcome:
+    accepted: bool
+    message: str
+
+
+class EngineApi(Protocol):
+    def status(self) -> pb.NodeStatus:
+        """A full snapshot of this node, its links and every module."""
+
+    def watch(self, log_level: str = "") -> AsyncIterator[pb.StatusEvent]:
+        """A snapshot at once, then one event per change (and at least every few seconds)."""
+
+    async def command(
+        self, module: str, command: pb.Command, who: str, fullsync: bool = False
+    ) -> CommandOutcome:
+        """Run an admin command; returns once it is accepted or refused (not finished)."""
+
+    def logs(self, module: str, limit: int, min_level: str, text: str) -> list[pb.LogEntry]:
+        """Newest last."""
+
+    def config_text(self) -> tuple[str, int, str]:
+        """(toml text, version, path)."""

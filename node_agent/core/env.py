@@ -1,0 +1,40 @@
+"""The inputs the module automaton decides on: what it knows of the peer, and time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from node_agent.core.states import Readiness, State
+
+
+@dataclass(frozen=True)
+class PeerView:
+    """One module as a node advertises it in every heartbeat (both directions)."""
+
+    state: State
+    readiness: Readiness
+    uptodate: bool
+    generations: tuple[str, ...]
+    primary_since: float = 0.0  # wall time it last became primary; 0 when not primary
+    handover: bool = False  # primary stopped everything for a swap: the peer takes over
+    swap_request: bool = False  # secondary asks its primary to hand over
+    split_brain: bool = False
+    candidate: bool = False  # WAIT, started, free to be elected primary
+    resource_up: bool = False
+
+
+# What a peer that does not have the module configured looks like.
+UNCONFIGURED = PeerView(State.STOP, Readiness.NOT_READY, False, ())
+
+
+@dataclass(frozen=True)
+class Env:
+    now: float  # wall-clock seconds; the automaton has no clock of its own
+    peer: PeerView | None  # None: every heartbeat link silent for the timeout
+    witness_configured: bool = False
+    witness_ok: bool = False
+
+    @property
+    def witness_blocks(self) -> bool:
+        """A configured witness that we cannot reach forbids serving without the peer."""
+        return self.witness_configured and not self.witness_ok

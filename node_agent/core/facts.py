@@ -1,0 +1,55 @@
+"""Persistent per-module facts of one node (DESIGN §3) and their atomic store."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Facts:
+    # A fresh module is empty on both nodes, hence identical and up to date.
+    uptodate: bool = True
+    generations: tuple[str, ...] = ()
+    synctime: float = 0.0
+
+
+class FactsError(ValueError):
+    pass
+
+
+def load_facts(path: Path) -> Facts:
+    """Read a module's facts; a missing file means a fresh module."""
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        return Facts()
+    except (OSError, ValueError) as exc:
+        raise FactsError(f"cannot read module facts {path}: {exc}") from exc
+    try:
+        return Facts(
+            uptodate=bool(raw["uptodate"]),
+            generations=tuple(str(g) for g in raw["generations"]),
+            synctime=float(raw["synctime"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FactsError(f"module facts {path} are malformed: {exc}") from exc
+
+
+def save_facts(path: Path, facts: Facts) -> None:
+    """Write, fsync, rename, fsync the directory: a crash leaves old or new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    data = json.dumps({**asdict(facts), "generations": list(facts.generations)}, indent=1)
+    with open(tmp, "w") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

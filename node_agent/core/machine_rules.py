@@ -1,0 +1,365 @@
+"""The rules of DESIGN §3, one method per state, applied by ModuleMachine.step().
+
+Each rule names itself in the cause of the transition it makes ("peer-lost",
+"witness", "elected", ...), so the log tells why a module moved.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from node_agent.core.election import Choice, elect, primary_first
+from node_agent.core.env import Env, PeerView
+from node_agent.core.generations import Relation, compare
+from node_agent.core.states import Readiness, State
+from node_agent.core.transitions import InvalidTransition
+
+if TYPE_CHECKING:
+    from node_agent.core.machine import ModuleMachine
+
+    _Base = ModuleMachine
+else:
+    _Base = object
+
+SPLIT_BRAIN_MSG = (
+    "split brain: both nodes wrote independently; the node primary first keeps serving. "
+    "Run `second` here to resync from it, or `prim` to make this copy the survivor"
+)
+
+
+class RulesMixin(_Base):
+    def _decide(self, env: Env) -> None:
+        if self.state is State.STOP:
+            return
+        if self.state.is_primary:
+            self._decide_primary(env)
+        elif self.state is State.SECOND:
+            self._decide_second(env)
+        elif self.state is State.WAIT:
+            self._decide_wait(env)
+
+    # ----- primary (ALONE / PRIM) --------------------------------------------------
+    def _decide_primary(self, env: Env) -> None:
+        p, now = env.peer, env.now
+        if self.stopping or self.handing_over:
+            self._continue_stopping(env)
+            return
+        if p is None:
+            if env.witness_blocks and not self.forced_primary:
+                self.lost_peer_wait = True
+                self._step_down(env, "witness", "lost the peer and the witness: not serving")
+            elif self.state is State.PRIM:
+                self._go_alone(env, "peer-lost", "peer silent on every heartbeat link")
+            else:
+                self._refresh_primary_readiness(env)
+            return
+        self.forced_primary = False
+        if p.state.is_primary:
+            if not self._primary_first(p):
+                rel = compare(self.facts.generations, p.generations)
+                if rel is Relation.DIVERGED:
+                    self.split_brain = True
+                self._step_down(env, "primary-conflict", "the peer was primary first")
+            return
+        if self.swap_request:
+            self.swap_request = False
+        if p.state is State.SECOND:
+            if self.state is State.ALONE:
+                self._set(State.PRIM, Readiness.TRANSIENT, "peer-second", now, "peer is secondary")
+            self._refresh_primary_readiness(env)
+            self._maybe_hand_over(env, p)
+            return
+        if self.state is State.PRIM and p.handover:
+            self._refresh_primary_readiness(env)  # the peer hands over to us: it joins next
+            return
+        if self.state is State.PRIM:
+            self._set_facts(synctime=now)
+            self._go_alone(env, "peer-not-second", f"peer is {p.state.name}")
+        self._refresh_primary_readiness(env)
+
+    def _refresh_primary_readiness(self, env: Env) -> None:
+        p = env.peer
+        ready = self.resource_up
+        if self.state is State.PRIM:
+            ready = ready and p is not None and p.readiness is Readiness.READY
+            reason = "replicating to a ready secondary" if ready else "secondary not ready"
+        else:
+            reason = "serving without a secondary"
+        if not self.resource_up:
+            reason = "starting the resource"
+        readiness = Readiness.READY if ready else Readiness.TRANSIENT
+        self._set(self.state, readiness, "resource", env.now, reason)
+
+    def _maybe_hand_over(self, env: Env, p: PeerView) -> None:
+        if self.state is not State.PRIM or self.readiness is not Readiness.READY:
+            return
+        if p.readiness is not Readiness.READY:
+            return
+        if p.swap_request:
+            self._begin_handover(env, "swap", "peer")
+        elif (
+            self.policy.defaultprim and not self.policy.preferred_here and not self.defaultprim_done
+        ):
+            self.defaultprim_done = True
+            self._begin_handover(env, "defaultprim", "")
+
+    def _primary_first(self, p: PeerView) -> bool:
+        return primary_first(
+            self.facts.generations,
+            p.generations,
+            self.primary_since,
+            p.primary_since,
+            self.policy.preferred_here,
+        )
+
+    def _continue_stopping(self, env: Env) -> None:
+        if self.handing_over and env.peer is None:
+            self.handing_over = False
+            self._log(env.now, "WARNING", "swap cancelled: peer lost", "swap")
+            return
+        if self.resource_up:
+            return  # wait for the driver to report the resource stopped
+        if self.stopping:
+            restart = self.restart_after_stop
+            self.restart_after_stop = False
+            self._set(State.STOP, Readiness.NOT_READY, self.last_stop_cause, env.now, "stopped")
+            if restart:
+                self._start(env, "stopstart", "")
+            return
+        self.handover = True
+        self.handover_since = env.now
+        self._set(State.WAIT, Readiness.TRANSIENT, "swap", env.now, "handing over to the peer")
+
+    # ----- secondary -----------------------------------------------------------------
+    def _decide_second(self, env: Env) -> None:
+        p, now = env.peer, env.now
+        ready = self.readiness is Readiness.READY
+        if p is None:
+            self.lost_peer_wait = True
+            if not ready:
+                self._set(
+                    State.WAIT,
+                    Readiness.NOT_READY,
+                    "peer-lost",
+                    now,
+                    "peer lost during resync: this copy is not usable",
+                )
+            elif env.witness_blocks:
+                self._set(
+                    State.WAIT,
+                    Readiness.NOT_READY,
+                    "witness",
+                    now,
+                    "peer lost and witness unreachable: not taking over",
+                )
+            else:
+                self._go_alone(env, "peer-lost", "peer silent on every heartbeat link")
+            return
+        rel = compare(self.facts.generations, p.generations)
+        if p.state.is_primary:
+            if self.swap_request and now - self.swap_request_since > self.policy.handover_timeout_s:
+                self.swap_request = False
+                self._log(now, "WARNING", "swap request timed out", "swap")
+            if ready and rel is Relation.SAME:
+                return
+            if ready and rel is Relation.PEER_NEWER:
+                self._begin_resync(env, "peer-newer", "primary moved on without us: resync")
+            elif ready:
+                self.split_brain = True
+                self._set(State.WAIT, Readiness.NOT_READY, "split-brain", now, SPLIT_BRAIN_MSG)
+            elif not self.resync_wanted:
+                self._begin_resync(env, "peer-primary", "resynchronizing from the primary")
+            return
+        if not ready:
+            if p.state is State.STOP:
+                self._set(
+                    State.WAIT,
+                    Readiness.NOT_READY,
+                    "peer-stopped",
+                    now,
+                    "peer stopped before the resync finished",
+                )
+            return  # wait for a primary to resync from
+        if p.handover and rel is Relation.SAME:
+            # Swap: identical copies, the peer becomes our secondary: no new generation.
+            self.swap_request = False
+            self._set_facts(uptodate=True)
+            self._set(State.PRIM, Readiness.TRANSIENT, "swap", now, "taking over from the peer")
+            return
+        both_ready = p.state is State.SECOND and p.readiness is Readiness.READY
+        if both_ready and elect(rel, True, p.uptodate, self.policy.preferred_here) is not Choice.ME:
+            return
+        self._go_alone(env, "peer-not-primary", f"peer is {p.state.name}: taking over")
+
+    def _begin_resync(self, env: Env, cause: str, reason: str) -> None:
+        self.resync_wanted = True
+        self._set_facts(uptodate=False)
+        self._set(State.SECOND, Readiness.TRANSIENT, cause, env.now, reason)
+
+    # ----- wait ----------------------------------------------------------------------
+    def _decide_wait(self, env: Env) -> None:
+        p, now = env.peer, env.now
+        if self.handover:
+            self._decide_handover_wait(env)
+            return
+        if self.split_brain or self.checker_wait:
+            return
+        if p is None:
+            self._decide_wait_alone(env)
+            return
+        rel = compare(self.facts.generations, p.generations)
+        if p.state.is_primary:
+            if rel in (Relation.SAME, Relation.PEER_NEWER):
+                self._join_as_secondary(env, rel, "peer-primary")
+            else:
+                self.split_brain = True
+                self._set(State.WAIT, Readiness.NOT_READY, "split-brain", now, SPLIT_BRAIN_MSG)
+            return
+        if p.state is State.SECOND and p.readiness is Readiness.READY:
+            self._set(
+                State.WAIT,
+                Readiness.NOT_READY,
+                "peer-second",
+                now,
+                "waiting for the secondary to take over",
+            )
+            return
+        if rel is Relation.DIVERGED:
+            if p.candidate or p.state is State.STOP:
+                if not self.facts.uptodate:
+                    from node_agent.core.machine import NOT_UPTODATE_MSG
+
+                    self._set(
+                        State.WAIT, Readiness.NOT_READY, "not-uptodate", now, NOT_UPTODATE_MSG
+                    )
+                elif self._primary_first(p):
+                    self._go_alone(env, "split-brain-survivor", "primary first: keeps serving")
+                else:
+                    self.split_brain = True
+                    self._set(State.WAIT, Readiness.NOT_READY, "split-brain", now, SPLIT_BRAIN_MSG)
+            return
+        peer_can_serve = p.uptodate and p.candidate
+        choice = elect(rel, self.facts.uptodate, peer_can_serve, self.policy.preferred_here)
+        if choice is Choice.ME:
+            self._go_alone(env, "elected", f"peer is {p.state.name}; this copy is current")
+        elif choice is Choice.PEER:
+            self._set(
+                State.WAIT,
+                Readiness.NOT_READY,
+                "elected",
+                now,
+                "waiting for the peer to become primary",
+            )
+        elif rel is Relation.PEER_NEWER:
+            self._set(
+                State.WAIT,
+                Readiness.NOT_READY,
+                "peer-newer",
+                now,
+                "the peer has newer data: start the module there, or run `prim` here",
+            )
+        else:
+            from node_agent.core.machine import NOT_UPTODATE_MSG
+
+            self._set(State.WAIT, Readiness.NOT_READY, "not-uptodate", now, NOT_UPTODATE_MSG)
+
+    def _decide_wait_alone(self, env: Env) -> None:
+        from node_agent.core.machine import NOT_UPTODATE_MSG
+
+        now = env.now
+        if self.lost_peer_wait:
+            return
+        if now - self.waiting_since < self.policy.detection_timeout_s:
+            self._set(State.WAIT, Readiness.TRANSIENT, "start", now, "looking for the peer")
+        elif not self.facts.uptodate:
+            self._set(State.WAIT, Readiness.NOT_READY, "not-uptodate", now, NOT_UPTODATE_MSG)
+        elif env.witness_blocks:
+            self._set(
+                State.WAIT,
+                Readiness.NOT_READY,
+                "witness",
+                now,
+                "peer silent and witness unreachable: not serving",
+            )
+        else:
+            self._go_alone(env, "start-alone", "peer silent; this copy is up to date")
+
+    def _decide_handover_wait(self, env: Env) -> None:
+        p, now = env.peer, env.now
+        if p is not None and p.state.is_primary:
+            self.handover = False
+            rel = compare(self.facts.generations, p.generations)
+            self._join_as_secondary(env, rel, "swap")
+            return
+        if p is None or now - self.handover_since > self.policy.handover_timeout_s:
+            # The peer never took over: serve again rather than leave the module down.
+            self.handover = False
+            self._log(now, "WARNING", "swap not completed by the peer: resuming", "swap")
+            if p is None and env.witness_blocks:
+                self.lost_peer_wait = True
+                self._set(
+                    State.WAIT,
+                    Readiness.NOT_READY,
+                    "witness",
+                    now,
+                    "peer lost during a swap and witness unreachable",
+                )
+            else:
+                self._go_alone(env, "swap-cancelled", "the peer did not take over")
+
+    def _join_as_secondary(self, env: Env, rel: Relation, cause: str) -> None:
+        if rel is Relation.SAME and self.facts.uptodate and not self.resync_fullsync:
+            self._set_facts(synctime=env.now)
+            self._set(State.SECOND, Readiness.READY, cause, env.now, "identical to the primary")
+        else:
+            self._begin_resync(env, cause, "resynchronizing from the primary")
+
+    # ----- shared actions ------------------------------------------------------------
+    def _go_alone(self, env: Env, cause: str, reason: str, who: str = "") -> None:
+        """Become (or stay) primary without a secondary: a new data generation starts."""
+        if not self.state.is_primary and cause != "prim":
+            # The two safety rules no other rule may break (checked here, in one place).
+            if not self.current:
+                raise InvalidTransition(f"{cause}: a copy that is not up to date became primary")
+            if env.peer is None and env.witness_blocks:
+                raise InvalidTransition(f"{cause}: took over without peer and witness")
+        self.forced_primary = cause == "prim"
+        self._new_generation(env.now)
+        self.split_brain = False
+        self.swap_request = False
+        readiness = Readiness.READY if self.resource_up else Readiness.TRANSIENT
+        self._set(State.ALONE, readiness, cause, env.now, reason, who)
+
+    def _step_down(self, env: Env, cause: str, reason: str) -> None:
+        """Stop serving (resource and VIP go down) and wait."""
+        self._set(State.WAIT, Readiness.NOT_READY, cause, env.now, reason)
+
+    def _begin_stop(self, env: Env, cause: str, who: str, restart: bool = False) -> None:
+        self.stopping = True
+        self.restart_after_stop = restart
+        self.last_stop_cause = cause
+        self._log(env.now, "INFO", "stopping the resource", cause, who)
+        self._set(self.state, Readiness.TRANSIENT, cause, env.now, "stopping")
+        self._continue_stopping(env)
+
+    def _begin_handover(self, env: Env, cause: str, who: str) -> None:
+        self.handing_over = True
+        self._log(env.now, "INFO", "swap: stopping the resource to hand over", cause, who)
+        self._set(self.state, Readiness.TRANSIENT, cause, env.now, "handing over to the peer")
+
+    def _local_failure(self, env: Env, cause: str) -> None:
+        """Restart locally up to maxloop times in loop_interval, then fail over."""
+        now = env.now
+        window = self.policy.loop_interval_s
+        self.restart_times = [t for t in self.restart_times if now - t < window]
+        if len(self.restart_times) < self.policy.maxloop:
+            self.restart_times.append(now)
+            self.restart_token += 1
+            self.resource_up = False
+            n = len(self.restart_times)
+            self._log(now, "WARNING", f"local restart {n}/{self.policy.maxloop}", cause)
+            self._refresh_primary_readiness(env)
+            return
+        self.restart_times = []
+        self._log(now, "WARNING", f"maxloop ({self.policy.maxloop}) reached: failing over", cause)
+        self._begin_stop(env, "maxloop", "", restart=True)

@@ -1,0 +1,313 @@
+"""Asyncio UDP driver for heartbeats: sockets only, every decision is in ``Liveness``.
+
+One socket per heartbeat network, bound to this node's address on that network
+and the network's port, sending to the peer's address on the same port. Binding
+the specific address (never 0.0.0.0) keeps each datagram on its own network and
+lets two agents share a machine (127.0.0.1 / 127.0.0.2, or distinct ports).
+
+SO_REUSEADDR is deliberately NOT set: for UDP on Linux it lets a second socket
+bind the very same address and port, so a second agent instance of the same
+node would silently steal half of the heartbeats instead of failing at start.
+UDP has no TIME_WAIT, so restarts do not need it.
+
+If the address is not (yet) present, that link stays unbound (down) and the bind
+is retried every ``rebind_interval_s`` until the address appears.
+
+Inside a fresh network namespace (no address configured yet, lo down) Linux
+accepts a bind to ANY IPv4 address but leaves the socket's source address
+unset: datagrams would leave with the route's preferred source, and the peer
+would rightly drop them as "unexpected source". So every datagram names its
+source explicitly (IP_PKTINFO / IPV6_PKTINFO ancillary data).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import ipaddress
+import logging
+import socket
+import struct
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from node_agent.config.model import HeartbeatNetwork, other_node
+from node_agent.heartbeat.codec import HeartbeatRejected, decode, encode
+from node_agent.heartbeat.liveness import Liveness, Pulse
+from protos.heartbeat_pb2 import Heartbeat
+
+log = logging.getLogger(__name__)
+
+UNEXPECTED_SOURCE = "unexpected source"
+_IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)  # Linux value; not exported by Python 3.11
+
+OnHeartbeat = Callable[[str, Heartbeat], None]
+
+
+def _bind(address: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        sock.bind((address, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _source_cmsg(address: str) -> tuple[int, int, bytes]:
+    """Ancillary data pinning a datagram's source address (struct in_pktinfo / in6_pktinfo)."""
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address):
+        scope = ip.scope_id
+        index = socket.if_nametoindex(scope) if scope and not scope.isdigit() else int(scope or 0)
+        return socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, struct.pack("=16sI", ip.packed, index)
+    return socket.IPPROTO_IP, _IP_PKTINFO, struct.pack("=i4s4s", 0, ip.packed, bytes(4))
+
+
+class _LinkProtocol(asyncio.DatagramProtocol):
+    def __init__(self, owner: HeartbeatTransport, link: str) -> None:
+        self.owner = owner
+        self.link = link
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:
+        self.owner._received(self.link, data, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        # Asynchronous socket errors (ICMP reports): expected on a flaky link, counted,
+        # never fatal. Synchronous send errors are caught in send().
+        self.owner._send_failed(self.link, exc)
+
+
+class _Link:
+    def __init__(self, net: HeartbeatNetwork, local: str, peer: str) -> None:
+        self.net = net
+        self.local = local
+        self.peer = peer
+        self.peer_ip = ipaddress.ip_address(peer)
+        self.source_cmsg = _source_cmsg(local)
+        self.transport: asyncio.DatagramTransport | None = None  # receives; owns sock
+        self.sock: socket.socket | None = None  # sends, with source pinned
+        self.rebind: asyncio.Task[None] | None = None
+        self.closed = False
+        self.sent = 0
+        self.send_errors = 0
+
+
+@dataclass(frozen=True)
+class LinkIo:
+    bound: bool  # False while the local address is missing, or after close_link
+    sent: int  # datagrams handed to the kernel
+    send_errors: int
+
+
+class HeartbeatTransport:
+    """Sends heartbeats on every network and feeds received ones to ``Liveness``."""
+
+    def __init__(
+        self,
+        node_id: str,
+        cluster_name: str,
+        secret: bytes,
+        networks: Sequence[HeartbeatNetwork],
+        liveness: Liveness,
+        on_heartbeat: OnHeartbeat,
+        clock: Callable[[], float] = time.monotonic,
+        rebind_interval_s: float = 1.0,
+    ) -> None:
+        peer = other_node(node_id)
+        self.rebind_interval_s = rebind_interval_s
+        self.node_id = node_id
+        self.cluster_name = cluster_name
+        self._secret = secret
+        self.liveness = liveness
+        self._on_heartbeat = on_heartbeat
+        self._clock = clock
+        self._links: dict[str, _Link] = {
+            net.name: _Link(net, net.addresses[node_id], net.addresses[peer]) for net in networks
+        }
+
+    async def start(self) -> None:
+        """Bind every link. A missing local address is retried in the background; any
+        other bind error (e.g. EADDRINUSE: this node's agent already runs) closes all
+        sockets and raises OSError."""
+        try:
+            for name, link in self._links.items():
+                try:
+                    await self._open(name)
+                except OSError as exc:
+                    if exc.errno != errno.EADDRNOTAVAIL:
+                        raise
+                    log.warning(
+                        "heartbeat link %s: address %s is not configured (yet); "
+                        "link down, binding again every %.1f s",
+                        name,
+                        link.local,
+                        self.rebind_interval_s,
+                    )
+                    link.rebind = asyncio.create_task(self._rebind(name))
+        except BaseException:
+            self.close()
+            raise
+
+    async def _open(self, name: str) -> None:
+        link = self._links[name]
+        sock = _bind(link.local, link.net.port)
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _LinkProtocol(self, name), sock=sock
+        )
+        if link.closed:  # close_link() ran while we awaited
+            transport.close()
+            return
+        link.transport = transport
+        link.sock = sock
+
+    async def _rebind(self, name: str) -> None:
+        link = self._links[name]
+        while link.transport is None and not link.closed:
+            await asyncio.sleep(self.rebind_interval_s)
+            try:
+                await self._open(name)
+            except OSError as exc:
+                # Still missing is the normal case; anything else (in use) deserves a look.
+                level = logging.DEBUG if exc.errno == errno.EADDRNOTAVAIL else logging.WARNING
+                log.log(level, "heartbeat link %s: bind %s: %s", name, link.local, exc)
+            else:
+                log.info("heartbeat link %s: bound to %s", name, link.local)
+
+    def close(self) -> None:
+        for name in self._links:
+            self.close_link(name)
+
+    def close_link(self, name: str) -> None:
+        """Stop sending and receiving on one network for good (tests; link out of service)."""
+        link = self._links[name]
+        link.closed = True
+        if link.rebind is not None:
+            link.rebind.cancel()
+            link.rebind = None
+        if link.transport is not None:
+            link.transport.close()  # closes sock too
+            link.transport = None
+            link.sock = None
+
+    def send(self, hb: Heartbeat) -> None:
+        """Send ``hb`` on every open link, stamped with cluster, node id and link name.
+
+        The caller sets boot_id/seq (one pair per pulse, the same on every link). Never
+        raises for network errors: a down link is normal, Liveness on the peer sees it.
+        """
+        out = Heartbeat()
+        out.CopyFrom(hb)
+        out.cluster = self.cluster_name
+        out.node_id = self.node_id
+        for name, link in self._links.items():
+            if link.sock is None:
+                continue
+            out.link = name
+            data = encode(out, self._secret)
+            try:
+                # Direct non-blocking send: a full buffer (EAGAIN) drops this pulse
+                # rather than queueing stale heartbeats behind it.
+                link.sock.sendmsg([data], [link.source_cmsg], 0, (link.peer, link.net.port))
+            except OSError as exc:
+                self._send_failed(name, exc)
+            else:
+                link.sent += 1
+
+    def link_io(self) -> dict[str, LinkIo]:
+        return {
+            name: LinkIo(link.sock is not None, link.sent, link.send_errors)
+            for name, link in self._links.items()
+        }
+
+    def _send_failed(self, name: str, exc: Exception) -> None:
+        self._links[name].send_errors += 1
+        log.debug("heartbeat link %s: %s", name, exc)
+
+    def _received(self, name: str, data: bytes, addr: tuple) -> None:
+        now = self._clock()
+        link = self._links[name]
+        try:
+            source_ok = ipaddress.ip_address(addr[0]) == link.peer_ip
+        except ValueError:
+            source_ok = False
+        # Source first: cheaper than the HMAC, and a wrong source is a misrouted
+        # datagram (or a probe) even when it is well signed.
+        if not source_ok:
+            self.liveness.reject(name, UNEXPECTED_SOURCE, now)
+            log.debug("heartbeat link %s: datagram from unexpected %s", name, addr)
+            return
+        try:
+            hb = decode(data, self._secret)
+        except HeartbeatRejected as exc:
+            self.liveness.reject(name, exc.reason, now)
+            log.debug("heartbeat link %s: rejected (%s) from %s", name, exc.reason, addr)
+            return
+        reason = self.liveness.accept(name, hb, now)
+        if reason is not None:
+            log.debug("heartbeat link %s: rejected (%s) from %s", name, reason, addr)
+            return
+        try:
+            self._on_heartbeat(name, hb)
+        except Exception:
+            # A bug in the consumer must not stop heartbeat reception.
+            log.exception("on_heartbeat callback failed")
+
+
+class HeartbeatSender:
+    """Sends a heartbeat every pulse (and at once after ``urgent()``), numbering them.
+
+    ``build`` returns the content (modules, witness_reachable); this class stamps
+    boot_id, a strictly increasing seq and sent_time, so replay checks hold.
+    """
+
+    def __init__(
+        self,
+        transport: HeartbeatTransport,
+        pulse: Pulse,
+        build: Callable[[], Heartbeat],
+        boot_id: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.transport = transport
+        self.pulse = pulse
+        self._build = build
+        self.boot_id = time.time_ns() if boot_id is None else boot_id
+        self.seq = 0
+        self._clock = clock
+        self._wake = asyncio.Event()
+
+    def urgent(self) -> None:
+        """A local state changed: send now."""
+        self.pulse.urgent()
+        self._wake.set()
+
+    def send_now(self) -> None:
+        hb = self._build()
+        self.seq += 1
+        hb.boot_id = self.boot_id
+        hb.seq = self.seq
+        hb.sent_time = time.time()
+        self.transport.send(hb)
+        self.pulse.sent(self._clock())
+
+    async def run(self) -> None:
+        """Send until cancelled; a failing ``build`` is logged and retried next pulse."""
+        while True:
+            now = self._clock()
+            if self.pulse.due(now):
+                try:
+                    self.send_now()
+                except Exception:
+                    log.exception("building or sending a heartbeat failed")
+                    self.pulse.sent(now)  # no busy loop on a persistent failure
+            self._wake.clear()
+            delay = self.pulse.delay(self._clock())
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), delay)

@@ -1,0 +1,148 @@
+"""The ``app`` resource: a module's start / stop / check command lines (DESIGN §6).
+
+A thin driver: it runs what it is told and reports. When to start or stop is
+decided by the module automaton elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+
+from node_agent.config.model import ModuleConfig
+from node_agent.resources.common import (
+    LogFn,
+    ResourceError,
+    ResourceResult,
+    format_seconds,
+    run_shell,
+)
+
+__all__ = ["AppResource", "ResourceError", "ResourceResult"]
+
+
+class AppResource:
+    def __init__(
+        self,
+        module: str,
+        *,
+        start: str,
+        stop: str,
+        check: str = "",
+        start_timeout_s: float = 30.0,
+        stop_timeout_s: float = 30.0,
+        check_timeout_s: float = 10.0,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        log: LogFn,
+        node: str = "",
+        vip: str = "",
+    ) -> None:
+        self.module = module
+        self.start_command = start
+        self.stop_command = stop
+        self.check_command = check
+        self.start_timeout_s = start_timeout_s
+        self.stop_timeout_s = stop_timeout_s
+        self.check_timeout_s = check_timeout_s
+        self.cwd = cwd
+        self._log = log
+        # Scripts learn which module/node/VIP they act for; the agent's own
+        # variables win over user-provided ones so they can be relied on.
+        self.env: dict[str, str] = {
+            **os.environ,
+            **(env or {}),
+            "MIRRORPAIR_MODULE": module,
+            "MIRRORPAIR_NODE": node,
+            "MIRRORPAIR_VIP": vip.split("/", 1)[0],
+        }
+
+    @classmethod
+    def from_config(
+        cls,
+        cfg: ModuleConfig,
+        *,
+        node: str,
+        log: LogFn,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+    ) -> AppResource:
+        return cls(
+            cfg.name,
+            start=cfg.start,
+            stop=cfg.stop,
+            check=cfg.check,
+            start_timeout_s=cfg.start_timeout_s,
+            stop_timeout_s=cfg.stop_timeout_s,
+            check_timeout_s=cfg.check_timeout_s,
+            env=env,
+            cwd=cwd,
+            log=log,
+            node=node,
+            vip=cfg.vip.address if cfg.vip else "",
+        )
+
+    async def start(self) -> ResourceResult:
+        return await self._run("start", self.start_command, self.start_timeout_s)
+
+    async def stop(self) -> ResourceResult:
+        return await self._run("stop", self.stop_command, self.stop_timeout_s)
+
+    async def check(self) -> ResourceResult:
+        # Checks run every few seconds: their output and successes stay at debug level.
+        return await self._run("check", self.check_command, self.check_timeout_s, quiet=True)
+
+    async def _run(
+        self, action: str, command: str, timeout_s: float, *, quiet: bool = False
+    ) -> ResourceResult:
+        if not command.strip():
+            return ResourceResult(ok=True, detail=f"no {action} command")
+        out_level = "debug" if quiet else "info"
+        if not quiet:
+            self._log("info", f"{action}: running {action} command")
+
+        def on_line(line: str) -> None:
+            self._log(out_level, f"{action}: {line}")
+
+        began = time.monotonic()
+        outcome = await run_shell(
+            command, timeout_s=timeout_s, env=self.env, cwd=self.cwd, on_line=on_line
+        )
+        took = time.monotonic() - began
+        if outcome.error:
+            result = ResourceResult(ok=False, detail=f"{action}: {outcome.error}")
+        elif outcome.timed_out:
+            result = ResourceResult(
+                ok=False,
+                detail=f"{action} command timed out after {format_seconds(timeout_s)}",
+                output=outcome.output,
+                returncode=outcome.returncode,
+            )
+        elif outcome.returncode == 0:
+            result = ResourceResult(
+                ok=True,
+                detail=f"{action} command succeeded ({took:.1f}s)",
+                output=outcome.output,
+                returncode=0,
+            )
+        else:
+            result = ResourceResult(
+                ok=False,
+                detail=f"{action} command failed: {_describe_status(outcome.returncode)}",
+                output=outcome.output,
+                returncode=outcome.returncode,
+            )
+        if not result.ok:
+            self._log("warning" if quiet else "error", result.detail)
+        elif not quiet:
+            self._log("info", result.detail)
+        return result
+
+
+def _describe_status(returncode: int | None) -> str:
+    if returncode is None:
+        return "no exit status"
+    if returncode < 0:
+        return f"killed by signal {-returncode}"
+    return f"exit status {returncode}"

@@ -1,0 +1,278 @@
+"""The config loader: a valid file round-trips; every bad value names its key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from node_agent.config.load import ConfigError, load_config, parse_config
+from node_agent.config.model import CheckerAction, CheckerKind
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "resources" / "config" / "cluster.example.toml"
+
+BASE = """\
+[cluster]
+name = "demo"
+secret = "0123456789abcdef-secret"
+pulse_ms = 500
+timeout_ms = 3000
+data_dir = "/tmp/mp/{node}"
+
+[tls]
+ca = "/etc/mp/ca.pem"
+cert = "/etc/mp/{node}.pem"
+key = "/etc/mp/{node}.key"
+
+[nodes.node1]
+api = "127.0.0.1:7700"
+
+[nodes.node2]
+api = "127.0.0.2:7700"
+
+[[heartbeat]]
+name = "lan"
+node1 = "10.0.0.1"
+node2 = "10.0.0.2"
+
+[[heartbeat]]
+name = "direct"
+node1 = "192.168.1.1"
+node2 = "192.168.1.2"
+port = 7702
+
+[witness]
+ping = ["10.0.0.254"]
+tcp = ["10.0.0.254:80"]
+
+[[module]]
+name = "web"
+kind = "app"
+start = "start-web"
+stop = "stop-web"
+maxloop = 3
+start_timeout_s = 30
+defaultprim = false
+directories = ["/srv/www"]
+
+  [module.vip]
+  address = "10.0.0.100/24"
+  interface = { node1 = "eth0", node2 = "eth1" }
+
+  [[module.checker]]
+  name = "port"
+  kind = "tcp"
+  target = "127.0.0.1:8080"
+  failures = 1
+  action = "restart"
+
+[[module]]
+name = "db"
+kind = "vm"
+preferred = "node2"
+"""
+
+
+def mutate(old: str, new: str) -> str:
+    assert BASE.count(old) == 1, f"test bug: {old!r} must occur once in BASE"
+    return BASE.replace(old, new)
+
+
+def test_valid_config_round_trip() -> None:
+    cfg = parse_config(BASE)
+    assert cfg.name == "demo" and cfg.version == 1
+    assert cfg.secret == b"0123456789abcdef-secret"
+    assert (cfg.pulse_s, cfg.timeout_s) == (0.5, 3.0)
+    assert cfg.nodes["node2"].api == "127.0.0.2:7700"
+    assert [h.name for h in cfg.heartbeat] == ["lan", "direct"]
+    assert cfg.heartbeat[0].addresses == {"node1": "10.0.0.1", "node2": "10.0.0.2"}
+    assert [h.port for h in cfg.heartbeat] == [7701, 7702]
+    assert cfg.witness.configured and cfg.witness.interval_s == 1.0
+    web = cfg.module("web")
+    assert (web.start, web.stop, web.check, web.preferred) == ("start-web", "stop-web", "", "node1")
+    assert web.vip is not None and web.vip.interface == {"node1": "eth0", "node2": "eth1"}
+    assert web.directories == ("/srv/www",)
+    (checker,) = web.checkers
+    assert checker.kind is CheckerKind.TCP and checker.action is CheckerAction.RESTART
+    assert (checker.interval_s, checker.timeout_s) == (5.0, 2.0)
+    db = cfg.module("db")
+    assert (db.kind, db.preferred, db.start, db.vip, db.autostart) == (
+        "vm",
+        "node2",
+        "",
+        None,
+        True,
+    )
+    assert cfg.source_text == BASE and cfg.source_path == ""
+    paths = cfg.paths_for("node2")
+    assert str(paths.cert) == "/etc/mp/node2.pem" and str(paths.data_dir) == "/tmp/mp/node2"
+
+
+def test_example_file_parses() -> None:
+    cfg = load_config(EXAMPLE)
+    assert cfg.name == "demo" and len(cfg.heartbeat) == 2
+    assert cfg.source_path == str(EXAMPLE) and cfg.source_text == EXAMPLE.read_text()
+    assert {c.kind for c in cfg.module("web").checkers} == {
+        CheckerKind.PROCESS,
+        CheckerKind.TCP,
+        CheckerKind.INTERFACE,
+    }
+
+
+def test_load_config_secret_file_relative_to_config(tmp_path: Path) -> None:
+    (tmp_path / "secret").write_text("  a-secret-of-enough-length\n")
+    text = mutate('secret = "0123456789abcdef-secret"', 'secret_file = "secret"')
+    path = tmp_path / "cluster.toml"
+    path.write_text(text)
+    cfg = load_config(path)
+    assert cfg.secret == b"a-secret-of-enough-length"
+    assert cfg.source_path == str(path)
+
+
+def test_vip_interface_string_applies_to_both_nodes() -> None:
+    cfg = parse_config(
+        mutate('interface = { node1 = "eth0", node2 = "eth1" }', 'interface = "br0"')
+    )
+    vip = cfg.module("web").vip
+    assert vip is not None and vip.interface == {"node1": "br0", "node2": "br0"}
+
+
+CHECKER_END = 'action = "restart"'
+INVALID = [
+    # (id, old text, new text, expected key, fragments the message must contain)
+    ("pulse-string", "pulse_ms = 500", 'pulse_ms = "fast"', "cluster.pulse_ms",
+     ['"fast"', "between 50 and 10000"]),
+    ("pulse-low", "pulse_ms = 500", "pulse_ms = 10", "cluster.pulse_ms", ["got 10"]),
+    ("pulse-bool", "pulse_ms = 500", "pulse_ms = true", "cluster.pulse_ms", ["got true"]),
+    ("timeout-short", "timeout_ms = 3000", "timeout_ms = 1000", "cluster.timeout_ms",
+     ["3 * pulse_ms", "1500", "got 1000"]),
+    ("timeout-long", "timeout_ms = 3000", "timeout_ms = 700000", "cluster.timeout_ms",
+     ["600000"]),
+    ("name-chars", 'name = "demo"', 'name = "my cluster!"', "cluster.name", ['"my cluster!"']),
+    ("name-missing", 'name = "demo"\n', "", "cluster.name", ["is required"]),
+    ("version-zero", 'name = "demo"', 'name = "demo"\nversion = 0', "cluster.version",
+     [">= 1", "got 0"]),
+    ("secret-missing", 'secret = "0123456789abcdef-secret"\n', "", "cluster.secret",
+     ["required"]),
+    ("secret-both", 'secret = "0123456789abcdef-secret"',
+     'secret = "0123456789abcdef-secret"\nsecret_file = "/x"', "cluster.secret_file", ["either"]),
+    ("secret-file-missing", 'secret = "0123456789abcdef-secret"',
+     'secret_file = "/nonexistent/secret"', "cluster.secret_file", ["/nonexistent/secret"]),
+    ("data-dir-missing", 'data_dir = "/tmp/mp/{node}"\n', "", "cluster.data_dir", ["required"]),
+    ("cluster-typo", "pulse_ms = 500", "pulse = 500", "cluster.pulse",
+     ['unknown key "pulse"', 'did you mean "pulse_ms"']),
+    ("top-typo", "[witness]", "[witnes]", "witnes", ["unknown key", "witness"]),
+    ("tls-key-missing", 'key = "/etc/mp/{node}.key"\n', "", "tls.key", ["required"]),
+    ("node3", "[nodes.node2]", "[nodes.node3]", "nodes.node3", ['unknown key "node3"']),
+    ("api-no-port", 'api = "127.0.0.1:7700"', 'api = "127.0.0.1"', "nodes.node1.api",
+     ['"127.0.0.1"', "host:port"]),
+    ("api-port-0", 'api = "127.0.0.1:7700"', 'api = "127.0.0.1:0"', "nodes.node1.api",
+     ["1..65535"]),
+    ("api-port-big", 'api = "127.0.0.2:7700"', 'api = "127.0.0.2:70000"', "nodes.node2.api",
+     ["70000"]),
+    ("api-unknown-key", 'api = "127.0.0.2:7700"', 'api = "127.0.0.2:7700"\nport = 1',
+     "nodes.node2.port", ["unknown key"]),
+    ("hb-bad-ip", 'node1 = "10.0.0.1"', 'node1 = "10.0.0.300"', "heartbeat[0].node1",
+     ['"10.0.0.300"', "IP address"]),
+    ("hb-same-ip", 'node2 = "10.0.0.2"', 'node2 = "10.0.0.1"', "heartbeat[0].node2",
+     ["other than"]),
+    ("hb-dup-name", 'name = "direct"', 'name = "lan"', "heartbeat[1].name", ["duplicate"]),
+    ("hb-port", "port = 7702", "port = 0", "heartbeat[1].port", ["between 1 and 65535"]),
+    ("hb-same-socket", 'node1 = "192.168.1.1"\nnode2 = "192.168.1.2"\nport = 7702',
+     'node1 = "10.0.0.1"\nnode2 = "192.168.1.2"', "heartbeat[1].port", ['"lan"', "10.0.0.1:7701"]),
+    ("witness-ping", 'ping = ["10.0.0.254"]', 'ping = ["nope"]', "witness.ping[0]", ['"nope"']),
+    ("witness-tcp", 'tcp = ["10.0.0.254:80"]', 'tcp = ["10.0.0.254"]', "witness.tcp[0]",
+     ["host:port"]),
+    ("module-kind", 'kind = "app"', 'kind = "container"', "module.web.kind",
+     ['"container"', '"app", "vm"']),
+    ("module-no-start", 'start = "start-web"\n', "", "module.web.start", ["required"]),
+    ("module-preferred", 'preferred = "node2"', 'preferred = "node3"', "module.db.preferred",
+     ['"node1", "node2"']),
+    ("module-maxloop", "maxloop = 3", "maxloop = -1", "module.web.maxloop", [">= 0", "got -1"]),
+    ("module-timeout", "start_timeout_s = 30", "start_timeout_s = 0", "module.web.start_timeout_s",
+     ["> 0"]),
+    ("module-dirs", 'directories = ["/srv/www"]', 'directories = ["srv"]',
+     "module.web.directories[0]", ["absolute"]),
+    ("module-bool", "defaultprim = false", 'defaultprim = "yes"', "module.web.defaultprim",
+     ["true or false", '"yes"']),
+    ("module-bad-name", 'name = "web"', 'name = "we b"', "module[0].name", ['"we b"']),
+    ("module-dup-name", 'name = "db"', 'name = "web"', "module.web.name", ["duplicate"]),
+    ("module-typo", "maxloop = 3", "max_loop = 3", "module.web.max_loop", ['"maxloop"']),
+    ("vip-no-prefix", 'address = "10.0.0.100/24"', 'address = "10.0.0.100"',
+     "module.web.vip.address", ["prefix length"]),
+    ("vip-iface-missing", 'interface = { node1 = "eth0", node2 = "eth1" }',
+     'interface = { node1 = "eth0" }', "module.web.vip.interface.node2", ["required"]),
+    ("vip-iface-type", 'interface = { node1 = "eth0", node2 = "eth1" }', "interface = 5",
+     "module.web.vip.interface", ["got 5"]),
+    ("vip-dup", 'preferred = "node2"',
+     'preferred = "node2"\n[module.vip]\naddress = "10.0.0.100/24"\ninterface = "eth0"',
+     "module.db.vip.address", ['"web"']),
+    ("checker-kind", 'kind = "tcp"', 'kind = "http"', "module.web.checker.port.kind",
+     ['"http"', '"process"']),
+    ("checker-target", 'target = "127.0.0.1:8080"', 'target = "nohost"',
+     "module.web.checker.port.target", ['"nohost"']),
+    ("checker-failures", "failures = 1", "failures = 0", "module.web.checker.port.failures",
+     [">= 1"]),
+    ("checker-action", CHECKER_END, 'action = "explode"', "module.web.checker.port.action",
+     ['"restart", "stopstart", "wait"']),
+    ("checker-dup", CHECKER_END,
+     CHECKER_END + '\n[[module.checker]]\nname = "port"\nkind = "ping"\ntarget = "10.0.0.9"',
+     "module.web.checker.port.name", ["duplicate"]),
+    ("checker-typo", CHECKER_END, CHECKER_END + '\ncolour = "red"',
+     "module.web.checker.port.colour", ['unknown key "colour"']),
+    ("checker-process-target", CHECKER_END,
+     CHECKER_END + '\n[[module.checker]]\nname = "proc"\nkind = "process"\ntarget = "x"',
+     "module.web.checker.proc.target", ["empty"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key", "fragments"), [c[1:] for c in INVALID], ids=[c[0] for c in INVALID]
+)
+def test_invalid_value_names_key(old: str, new: str, key: str, fragments: list[str]) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(mutate(old, new))
+    err = info.value
+    assert err.key == key, str(err)
+    assert f"config error at {key}:" in str(err)
+    for fragment in fragments:
+        assert fragment in str(err), str(err)
+
+
+def test_short_secret_is_not_echoed() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(mutate('secret = "0123456789abcdef-secret"', 'secret = "hunter2"'))
+    assert info.value.key == "cluster.secret"
+    assert "at least 16" in str(info.value) and "hunter2" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("heartbeat", "fragment"),
+    [("", "at least one"), ('heartbeat = "lan"\n', "array of tables ([[heartbeat]]")],
+)
+def test_heartbeat_networks_required(heartbeat: str, fragment: str) -> None:
+    text = heartbeat + BASE.split("[[heartbeat]]")[0] + "[witness]" + BASE.split("[witness]")[1]
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    assert info.value.key == "heartbeat" and fragment in str(info.value)
+
+
+def test_malformed_toml_names_line_and_column() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(mutate("pulse_ms = 500", "pulse_ms = = 500"), source="/etc/mp/c.toml")
+    err = info.value
+    assert isinstance(err, ValueError)
+    assert (err.key, err.line) == ("", 4) and err.col is not None
+    assert "malformed TOML at line 4, column" in str(err)
+    assert str(err).startswith("/etc/mp/c.toml: ")
+
+
+def test_file_errors_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config file") as info:
+        load_config(tmp_path / "missing.toml")
+    assert str(tmp_path / "missing.toml") in str(info.value)
+    bad = tmp_path / "bad.toml"
+    bad.write_text(mutate("pulse_ms = 500", "pulse_ms = 5"))
+    with pytest.raises(ConfigError) as info:
+        load_config(bad)
+    assert str(info.value).startswith(f"{bad}: config error at cluster.pulse_ms:")
