@@ -9,7 +9,7 @@ one file serves both nodes, and two agents can share a machine in the demo.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 NODE_IDS = ("node1", "node2")
@@ -19,7 +19,7 @@ def other_node(node_id: str) -> str:
     return NODE_IDS[1] if node_id == NODE_IDS[0] else NODE_IDS[0]
 
 
-class CheckerKind(str, Enum):
+class CheckerKind(StrEnum):
     PROCESS = "process"  # the app resource's check command / pid alive
     TCP = "tcp"
     PING = "ping"
@@ -27,7 +27,7 @@ class CheckerKind(str, Enum):
     COMMAND = "command"
 
 
-class CheckerAction(str, Enum):
+class CheckerAction(StrEnum):
     RESTART = "restart"  # restart locally up to maxloop, then stopstart
     STOPSTART = "stopstart"  # fail over at once
     WAIT = "wait"  # go WAIT until it clears

@@ -1,0 +1,183 @@
+"""The Agent gRPC service (DESIGN §7): proto requests in, ``EngineApi`` calls out.
+
+A thin driver: it validates requests, names the caller (its certificate CN) and
+masks the cluster secret; every decision is the engine's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator
+
+import grpc
+
+from node_agent.api.engine_api import EngineApi
+from node_agent.tls.credentials import peer_common_name
+from protos import mirrorpair_pb2 as pb
+from protos import mirrorpair_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+DEFAULT_LOG_LIMIT = 200
+MAX_LOG_LIMIT = 10_000
+SECRET_MASK = "***"
+
+# `secret = <any TOML string>`, also inside comments (an old secret left in a comment is
+# still a secret). Multi-line forms first so `"""` is not read as an empty string + quote.
+_SECRET_RE = re.compile(
+    r"""(?<![\w.-])(["']?secret["']?\s*=\s*)"""
+    r"""(\"\"\"[\s\S]*?\"\"\"(?!")|'''[\s\S]*?'''(?!')|"(?:[^"\\\n]|\\.)*"|'[^'\n]*')"""
+)
+
+
+def mask_secret(toml_text: str, secret: bytes | str = b"") -> str:
+    """The config text with every ``secret = "..."`` value replaced by ``"***"``.
+
+    ``secret`` (the parsed value), when given, is also blanked wherever it still
+    appears verbatim, as a second line of defence against forms the pattern misses.
+    """
+    masked = _SECRET_RE.sub(lambda m: f'{m[1]}"{SECRET_MASK}"', toml_text)
+    value = secret.decode("utf-8", "replace") if isinstance(secret, bytes) else secret
+    if value:
+        masked = masked.replace(value, SECRET_MASK)
+    return masked
+
+
+def _secret_of(toml_text: str) -> str:
+    """The parsed cluster secret, or "" (the text may not parse: mask by pattern only)."""
+    import tomllib
+
+    try:
+        value = tomllib.loads(toml_text).get("cluster", {}).get("secret", "")
+    except (tomllib.TOMLDecodeError, AttributeError):
+        return ""
+    return value if isinstance(value, str) else ""
+
+
+def _module_names(status: pb.NodeStatus) -> list[str]:
+    return [m.name for m in status.modules]
+
+
+class AgentServicer(pb_grpc.AgentServicer):
+    """grpc.aio implementation of ``mirrorpair.v1.Agent`` on top of an ``EngineApi``."""
+
+    def __init__(self, engine: EngineApi) -> None:
+        self._engine = engine
+
+    async def GetStatus(
+        self, request: pb.GetStatusRequest, context: grpc.aio.ServicerContext
+    ) -> pb.NodeStatus:
+        try:
+            return self._engine.status()
+        except Exception as e:  # an engine bug must reach the client as a readable error
+            await _internal(context, "GetStatus", e)
+            raise  # unreachable: abort raises
+
+    async def WatchStatus(
+        self, request: pb.WatchRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.StatusEvent]:
+        level = request.log_level.strip().upper()
+        if level and level not in LOG_LEVELS:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, _bad_level(request.log_level))
+        events = self._engine.watch(level)
+        # aclosing: when the client cancels, grpc cancels this task; the engine's generator
+        # must still be closed at once so it drops its subscription.
+        async with _aclosing(events):
+            async for event in events:
+                yield event
+
+    async def RunCommand(
+        self, request: pb.CommandRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CommandReply:
+        if not request.module:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "module is required")
+        if request.command == pb.COMMAND_UNSPECIFIED or request.command not in pb.Command.values():
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"command must be one of {', '.join(_command_names())}, got {request.command}",
+            )
+        if request.fullsync and request.command != pb.COMMAND_SECOND:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "fullsync only applies to the second command"
+            )
+        names = _module_names(self._engine.status())
+        if request.module not in names:
+            await context.abort(grpc.StatusCode.NOT_FOUND, _unknown_module(request.module, names))
+        cn = peer_common_name(context) or "no certificate"
+        who = f"{request.issued_by.strip() or 'unknown'} (cert {cn})"
+        try:
+            outcome = await self._engine.command(
+                request.module, request.command, who, request.fullsync
+            )
+        except Exception as e:
+            await _internal(context, "RunCommand", e)
+            raise
+        reply = pb.CommandReply(accepted=outcome.accepted, message=outcome.message)
+        for m in self._engine.status().modules:
+            if m.name == request.module:
+                reply.module.CopyFrom(m)
+        return reply
+
+    async def GetLogs(
+        self, request: pb.GetLogsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetLogsReply:
+        level = request.min_level.strip().upper() or "INFO"
+        if level not in LOG_LEVELS:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, _bad_level(request.min_level))
+        if request.module:
+            names = _module_names(self._engine.status())
+            if request.module not in names:
+                msg = _unknown_module(request.module, names)
+                await context.abort(grpc.StatusCode.NOT_FOUND, msg)
+        limit = min(request.limit or DEFAULT_LOG_LIMIT, MAX_LOG_LIMIT)
+        try:
+            entries = self._engine.logs(request.module, limit, level, request.text)
+        except Exception as e:
+            await _internal(context, "GetLogs", e)
+            raise
+        return pb.GetLogsReply(entries=entries)
+
+    async def GetConfig(
+        self, request: pb.GetConfigRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetConfigReply:
+        try:
+            text, version, path = self._engine.config_text()
+        except Exception as e:
+            await _internal(context, "GetConfig", e)
+            raise
+        # The cluster secret authenticates heartbeats: it must never leave the node.
+        return pb.GetConfigReply(
+            toml=mask_secret(text, _secret_of(text)), version=version, path=path
+        )
+
+
+@contextlib.asynccontextmanager
+async def _aclosing(gen: AsyncIterator[pb.StatusEvent]) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        aclose = getattr(gen, "aclose", None)
+        if aclose is not None:
+            with contextlib.suppress(Exception):
+                await aclose()
+
+
+async def _internal(context: grpc.aio.ServicerContext, call: str, error: Exception) -> None:
+    log.exception("%s failed", call)
+    await context.abort(grpc.StatusCode.INTERNAL, f"{call} failed in the agent: {error}")
+
+
+def _command_names() -> list[str]:
+    return [n.removeprefix("COMMAND_").lower() for n in pb.Command.keys()[1:]]
+
+
+def _bad_level(value: str) -> str:
+    return f"log level must be one of {', '.join(LOG_LEVELS)}, got {value!r}"
+
+
+def _unknown_module(name: str, known: list[str]) -> str:
+    listed = ", ".join(known) if known else "none"
+    return f"unknown module {name!r} (modules on this node: {listed})"

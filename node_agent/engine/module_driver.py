@@ -1,0 +1,231 @@
+"""The thin I/O around one module's automaton: persist facts, start/stop the
+resource and its VIP, run checkers, and feed the results back to the machine."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from node_agent.config.model import CheckerConfig, CheckerKind, ModuleConfig
+from node_agent.core.env import Env
+from node_agent.core.facts import load_facts, save_facts
+from node_agent.core.machine import ModuleMachine, Policy
+from node_agent.core.states import State
+from node_agent.engine.logbook import LogBook
+from node_agent.resources.app import AppResource
+from node_agent.resources.checkers import CheckerTracker, make_checker
+from node_agent.resources.common import ResourceError
+from node_agent.resources.vip import VirtualIP
+from protos import mirrorpair_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+STOP_RETRY_S = 5.0  # a stop that failed is retried, never given up on
+
+
+class ModuleDriver:
+    def __init__(
+        self,
+        cfg: ModuleConfig,
+        node_id: str,
+        data_dir: Path,
+        logbook: LogBook,
+        env_fn: Callable[[], Env],
+        on_change: Callable[[], None],
+        detection_timeout_s: float,
+    ) -> None:
+        self.cfg = cfg
+        self.node_id = node_id
+        self.dir = data_dir / "modules" / cfg.name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.facts_path = self.dir / "facts.json"
+        self.logbook = logbook
+        self._env = env_fn
+        self._on_change = on_change
+        policy = Policy(
+            module=cfg.name,
+            node_id=node_id,
+            preferred=cfg.preferred,
+            maxloop=cfg.maxloop,
+            loop_interval_s=cfg.loop_interval_s,
+            defaultprim=cfg.defaultprim,
+            detection_timeout_s=detection_timeout_s,
+            handover_timeout_s=max(30.0, cfg.stop_timeout_s + cfg.start_timeout_s),
+        )
+        seed = int.from_bytes(os.urandom(4), "big")
+        self.machine = ModuleMachine(policy, load_facts(self.facts_path), time.time(), seed)
+        self.app = AppResource.from_config(cfg, node=node_id, log=self._app_log, cwd=str(self.dir))
+        self.vip = (
+            VirtualIP(cfg.vip.address, cfg.vip.interface[node_id], self._app_log)
+            if cfg.vip
+            else None
+        )
+        self.checkers = [
+            (c, make_checker(c, self.app, log=self._app_log), CheckerTracker(c))
+            for c in self._checker_configs()
+        ]
+        self.running = False  # the truth about the resource on this node
+        self.vip_held = False
+        self._op: asyncio.Task | None = None
+        self._seen_restart = 0
+        self._stop_failed_at = 0.0
+
+    def _checker_configs(self) -> list[CheckerConfig]:
+        cfgs = list(self.cfg.checkers)
+        has_process = any(c.kind is CheckerKind.PROCESS for c in cfgs)
+        if self.cfg.check and not has_process:
+            # The module's own check command is its process checker.
+            cfgs.insert(
+                0,
+                CheckerConfig(
+                    "process",
+                    CheckerKind.PROCESS,
+                    "",
+                    interval_s=5.0,
+                    timeout_s=self.cfg.check_timeout_s,
+                ),
+            )
+        return cfgs
+
+    def _app_log(self, level: str, message: str) -> None:
+        self.logbook.add(level, message, module=self.cfg.name, cause="resource")
+
+    # ----- after every decision ----------------------------------------------------
+    def after_step(self) -> None:
+        """Persist first (a new generation must be durable before we serve), then act."""
+        m = self.machine
+        if m.facts_dirty:
+            try:
+                save_facts(self.facts_path, m.facts)
+                m.facts_dirty = False
+            except OSError as exc:
+                self.logbook.add("ERROR", f"cannot persist module facts: {exc}", self.cfg.name)
+                return  # do not act on a decision we could not record
+        for rec in m.drain_logs():
+            self.logbook.add_record(rec)
+        self._reconcile()
+
+    def _reconcile(self) -> None:
+        m = self.machine
+        if self._op is not None and not self._op.done():
+            return
+        if m.restart_token != self._seen_restart:
+            self._seen_restart = m.restart_token
+            if self.running:
+                self._launch(self._restart())
+                return
+        if m.want_running and not self.running:
+            self._launch(self._start())
+        elif (
+            not m.want_running
+            and (self.running or m.resource_up or self.vip_held)
+            and time.monotonic() - self._stop_failed_at >= STOP_RETRY_S
+        ):
+            self._launch(self._stop())
+        if m.resync_wanted and m.state is State.SECOND:
+            # No replicated directories yet (issue 3): nothing to copy.
+            m.resync_done(self._env())
+            self.after_step()
+
+    def _launch(self, coro) -> None:
+        self._op = asyncio.get_running_loop().create_task(coro)
+        self._op.add_done_callback(lambda _t: self._on_change())
+
+    async def _start(self) -> None:
+        ok, detail = True, ""
+        try:
+            if self.vip is not None:
+                await self.vip.acquire()
+                self.vip_held = True
+            result = await self.app.start()
+            ok, detail = result.ok, result.detail
+        except ResourceError as exc:
+            ok, detail = False, str(exc)
+        self.running = ok
+        for _cfg, _checker, tracker in self.checkers:
+            tracker.reset()
+        if not ok:
+            await self._stop_quietly()
+        self.machine.resource_started(ok, detail, self._env())
+        self.after_step()
+
+    async def _stop(self) -> None:
+        ok, detail = True, ""
+        try:
+            result = await self.app.stop()
+            ok, detail = result.ok, result.detail
+            if self.vip is not None:
+                await self.vip.release()
+                self.vip_held = False
+        except ResourceError as exc:
+            ok, detail = False, str(exc)
+        if ok:
+            self.running = False
+        else:
+            self._stop_failed_at = time.monotonic()
+        self.machine.forced = False
+        self.machine.resource_stopped(ok, detail, self._env())
+        self.after_step()
+
+    async def _restart(self) -> None:
+        self.logbook.add("INFO", "restarting the resource", self.cfg.name, "restart")
+        result = await self.app.stop()
+        if not result.ok:
+            self.logbook.add(
+                "ERROR", f"stop before restart failed: {result.detail}", self.cfg.name, "restart"
+            )
+        self.running = False
+        if self.machine.want_running:
+            await self._start()
+
+    async def _stop_quietly(self) -> None:
+        """After a failed start, leave nothing half-started (app or VIP)."""
+        try:
+            await self.app.stop()
+            if self.vip is not None:
+                await self.vip.release()
+                self.vip_held = False
+        except ResourceError as exc:
+            self.logbook.add("ERROR", f"cleanup after failed start: {exc}", self.cfg.name)
+
+    async def shutdown(self) -> None:
+        """Agent exit: stop the resource if it runs here (the peer may take over)."""
+        if self._op is not None:
+            await asyncio.gather(self._op, return_exceptions=True)
+        if self.running or self.vip_held:
+            await self._stop()
+
+    # ----- checkers ----------------------------------------------------------------
+    async def run_checks_once(self) -> None:
+        m = self.machine
+        now = time.monotonic()
+        busy = self._op is not None and not self._op.done()
+        for cfg, checker, tracker in self.checkers:
+            applies = self.running if cfg.kind is CheckerKind.PROCESS else m.state is not State.STOP
+            if not applies or busy or not tracker.due(now):
+                continue
+            result = await checker.check()
+            verdict = tracker.record(result.ok, time.monotonic(), result.detail)
+            if verdict.trip:
+                m.checker_failed(cfg.action.value, f"{cfg.name}: {result.detail}", self._env())
+                self.after_step()
+            elif verdict.cleared and not any(t.failing for _c, _k, t in self.checkers):
+                m.checker_cleared(self._env())
+                self.after_step()
+
+    def checker_status(self) -> list[pb.CheckerStatus]:
+        return [
+            pb.CheckerStatus(
+                name=cfg.name,
+                kind=cfg.kind.value,
+                ok=not tracker.failing,
+                detail=tracker.last_detail,
+                consecutive_failures=tracker.consecutive_failures,
+                action=cfg.action.value,
+            )
+            for cfg, _checker, tracker in self.checkers
+        ]

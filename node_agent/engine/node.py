@@ -1,0 +1,310 @@
+"""One node's agent: heartbeats in and out, the witness, every module's driver,
+and the decision loop that steps the automatons. Implements EngineApi."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from node_agent.api.engine_api import CommandOutcome
+from node_agent.config.model import ClusterConfig, other_node
+from node_agent.core.env import UNCONFIGURED, Env, PeerView
+from node_agent.core.states import State
+from node_agent.engine.boot_id import next_boot_id
+from node_agent.engine.convert import machine_fingerprint, view_from_pb, view_to_pb
+from node_agent.engine.logbook import LogBook, level_number
+from node_agent.engine.module_driver import ModuleDriver
+from node_agent.engine.status import module_status
+from node_agent.heartbeat.liveness import Liveness, Pulse
+from node_agent.heartbeat.udp import HeartbeatSender, HeartbeatTransport
+from node_agent.heartbeat.witness import WitnessProbe
+from protos import heartbeat_pb2 as hpb
+from protos import mirrorpair_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+VERSION = "0.1.0"
+WATCH_KEEPALIVE_S = 2.0
+CHECK_PERIOD_S = 0.5
+SHUTDOWN_GRACE_S = 60.0
+
+_COMMAND_NAMES = {
+    pb.COMMAND_START: "start",
+    pb.COMMAND_STOP: "stop",
+    pb.COMMAND_RESTART: "restart",
+    pb.COMMAND_STOPSTART: "stopstart",
+    pb.COMMAND_FORCESTOP: "forcestop",
+    pb.COMMAND_SWAP: "swap",
+    pb.COMMAND_PRIM: "prim",
+    pb.COMMAND_SECOND: "second",
+    pb.COMMAND_MIGRATE: "migrate",
+}
+
+
+class NodeEngine:
+    def __init__(self, config: ClusterConfig, node_id: str) -> None:
+        if node_id not in config.nodes:
+            raise ValueError(f"unknown node {node_id!r}; the config has {sorted(config.nodes)}")
+        self.config = config
+        self.node_id = node_id
+        self.peer_id = other_node(node_id)
+        self.paths = config.paths_for(node_id)
+        data_dir: Path = self.paths.data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.logbook = LogBook(node_id, data_dir / "agent.log")
+        self.liveness = Liveness(
+            [n.name for n in config.heartbeat], config.timeout_s, node_id, config.name
+        )
+        self.transport = HeartbeatTransport(
+            node_id,
+            config.name,
+            config.secret,
+            config.heartbeat,
+            self.liveness,
+            self._on_heartbeat,
+        )
+        self.sender = HeartbeatSender(
+            self.transport,
+            Pulse(config.pulse_s),
+            self._build_heartbeat,
+            boot_id=next_boot_id(data_dir / "boot_id"),
+        )
+        self.witness = WitnessProbe(config.witness)
+        self.modules: dict[str, ModuleDriver] = {}
+        for mcfg in config.modules:
+            self.modules[mcfg.name] = ModuleDriver(
+                mcfg,
+                node_id,
+                data_dir,
+                self.logbook,
+                env_fn=lambda name=mcfg.name: self.env(name),
+                on_change=self.wake,
+                detection_timeout_s=config.timeout_s,
+            )
+        self._wake = asyncio.Event()
+        self._changed = asyncio.Condition()
+        self._change_seq = 0
+        self._fingerprints: dict[str, tuple] = {}
+        self._peer_seen: tuple | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._stopping = False
+
+    # ----- environment -------------------------------------------------------------
+    def peer_view(self, module: str) -> PeerView | None:
+        hb = self.liveness.latest(time.monotonic())
+        if hb is None:
+            return None
+        for msg in hb.modules:
+            if msg.name == module:
+                return view_from_pb(msg)
+        return UNCONFIGURED
+
+    def env(self, module: str) -> Env:
+        return Env(
+            now=time.time(),
+            peer=self.peer_view(module),
+            witness_configured=self.witness.configured,
+            witness_ok=self.witness.reachable,
+        )
+
+    def _build_heartbeat(self) -> hpb.Heartbeat:
+        return hpb.Heartbeat(
+            modules=[
+                view_to_pb(name, d.machine.view(), self.config.version)
+                for name, d in self.modules.items()
+            ],
+            witness_reachable=self.witness.reachable,
+        )
+
+    def _on_heartbeat(self, _link: str, hb: hpb.Heartbeat) -> None:
+        # Only wake the decision loop when the peer's facts changed, not every pulse.
+        seen = tuple(m.SerializeToString(deterministic=True) for m in hb.modules)
+        if seen != self._peer_seen:
+            self._peer_seen = seen
+            self.wake()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # ----- running -------------------------------------------------------------------
+    async def run(self) -> None:
+        """Run until cancelled; on cancellation stop local resources cleanly."""
+        await self.transport.start()
+        self.logbook.add("INFO", f"agent {self.node_id} started (version {VERSION})")
+        for name, d in self.modules.items():
+            if d.cfg.autostart:
+                d.machine.command("start", "agent (autostart)", self.env(name))
+                d.after_step()
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self.sender.run(), name="heartbeat-sender"),
+            loop.create_task(self.witness.run(self._on_witness), name="witness"),
+            loop.create_task(self._check_loop(), name="checkers"),
+        ]
+        try:
+            await self._decision_loop()
+        finally:
+            await self._shutdown()
+
+    def _on_witness(self, reachable: bool) -> None:
+        self.logbook.add(
+            "INFO" if reachable else "WARNING",
+            f"witness {'reachable' if reachable else 'unreachable'}",
+        )
+        self.wake()
+
+    async def _decision_loop(self) -> None:
+        # Peer loss is noticed by time, so step at least a few times per pulse.
+        period = min(self.config.pulse_s, self.config.timeout_s / 6)
+        was_alive = False
+        while True:
+            alive = self.liveness.peer_alive(time.monotonic())
+            if alive != was_alive:
+                was_alive = alive
+                self.logbook.add(
+                    "INFO" if alive else "WARNING",
+                    f"peer {self.peer_id} {'answers' if alive else 'is silent'}",
+                )
+            self.step_all()
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), period)
+
+    def step_all(self) -> None:
+        changed = False
+        for name, d in self.modules.items():
+            d.machine.step(self.env(name))
+            d.after_step()
+            fp = machine_fingerprint(d.machine) + (d.running, d.vip_held)
+            if self._fingerprints.get(name) != fp:
+                self._fingerprints[name] = fp
+                changed = True
+        if changed:
+            self.sender.urgent()
+        self._notify()
+
+    def _notify(self) -> None:
+        # Watchers compare log seq and fingerprints; a cheap counter tells them to look.
+        self._change_seq += 1
+        asyncio.get_running_loop().create_task(self._notify_watchers())
+
+    async def _notify_watchers(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def _check_loop(self) -> None:
+        while True:
+            for d in list(self.modules.values()):
+                try:
+                    await d.run_checks_once()
+                except Exception:  # a broken checker must not stop the others
+                    log.exception("checker of %s failed", d.cfg.name)
+            await asyncio.sleep(CHECK_PERIOD_S)
+
+    async def _shutdown(self) -> None:
+        """A clean agent stop stops each module like `stop` would: a primary stops its
+        resource and says so, so a ready secondary takes over at once."""
+        self._stopping = True
+        for name, d in self.modules.items():
+            if d.machine.state is not State.STOP:
+                d.machine.command("stop", "agent shutdown", self.env(name))
+                d.after_step()
+        deadline = time.monotonic() + SHUTDOWN_GRACE_S
+        while time.monotonic() < deadline and any(
+            d.machine.state is not State.STOP or d.running for d in self.modules.values()
+        ):
+            self.step_all()
+            await asyncio.sleep(0.05)
+        self.sender.send_now()  # the peer hears STOP now, not after the timeout
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for d in self.modules.values():
+            with contextlib.suppress(Exception):
+                await d.shutdown()
+        self.logbook.add("INFO", f"agent {self.node_id} stopped")
+        self.transport.close()
+        self.logbook.close()
+
+    # ----- EngineApi -------------------------------------------------------------------
+    def status(self) -> pb.NodeStatus:
+        now = time.monotonic()
+        links = []
+        for st in self.liveness.link_states(now):
+            net = next(n for n in self.config.heartbeat if n.name == st.name)
+            links.append(
+                pb.LinkStatus(
+                    name=st.name,
+                    local_address=net.addresses[self.node_id],
+                    peer_address=net.addresses[self.peer_id],
+                    up=st.up,
+                    last_heard_age_s=-1.0 if st.last_heard_age_s is None else st.last_heard_age_s,
+                    received=st.received,
+                    rejected=st.rejected,
+                )
+            )
+        return pb.NodeStatus(
+            cluster_name=self.config.name,
+            node_id=self.node_id,
+            peer_id=self.peer_id,
+            api_address=self.config.nodes[self.node_id].api,
+            peer_api_address=self.config.nodes[self.peer_id].api,
+            peer_alive=self.liveness.peer_alive(now),
+            witness_configured=self.witness.configured,
+            witness_reachable=self.witness.reachable,
+            links=links,
+            modules=[module_status(d, self.peer_view(name)) for name, d in self.modules.items()],
+            version=VERSION,
+            time=time.time(),
+            heartbeats_rejected=self.liveness.rejected_total,
+        )
+
+    async def watch(self, log_level: str = "") -> AsyncIterator[pb.StatusEvent]:
+        floor = level_number(log_level, default=100) if log_level else 100
+        seq = 0
+        log_seq = self.logbook.seq
+        last = None
+        while not self._stopping:
+            status = self.status()
+            key = status.SerializeToString(deterministic=True)
+            logs = self.logbook.since(log_seq, floor) if floor <= 40 else []
+            log_seq = self.logbook.seq
+            # Ignore the clock and link ages when deciding whether anything changed.
+            probe = pb.NodeStatus()
+            probe.CopyFrom(status)
+            probe.time = 0
+            for link in probe.links:
+                link.last_heard_age_s = 0
+            fingerprint = probe.SerializeToString(deterministic=True)
+            if fingerprint != last or logs or seq == 0:
+                last = fingerprint
+                seq += 1
+                yield pb.StatusEvent(seq=seq, status=status, logs=logs)
+            del key
+            async with self._changed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), WATCH_KEEPALIVE_S)
+
+    async def command(
+        self, module: str, command: pb.Command, who: str, fullsync: bool = False
+    ) -> CommandOutcome:
+        driver = self.modules.get(module)
+        if driver is None:
+            return CommandOutcome(False, f"unknown module {module!r}")
+        name = _COMMAND_NAMES.get(command)
+        if name is None:
+            return CommandOutcome(False, f"unknown command {command}")
+        outcome = driver.machine.command(name, who, self.env(module), fullsync)
+        driver.after_step()
+        self.wake()
+        return CommandOutcome(outcome.accepted, outcome.message)
+
+    def logs(self, module: str, limit: int, min_level: str, text: str) -> list[pb.LogEntry]:
+        return self.logbook.query(module, limit, min_level, text)
+
+    def config_text(self) -> tuple[str, int, str]:
+        return self.config.source_text, self.config.version, self.config.source_path

@@ -1,0 +1,37 @@
+"""Build the API's ModuleStatus from a module driver."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from node_agent.core.env import PeerView
+from protos import mirrorpair_pb2 as pb
+
+if TYPE_CHECKING:
+    from node_agent.engine.module_driver import ModuleDriver
+
+
+def module_status(d: ModuleDriver, peer: PeerView | None) -> pb.ModuleStatus:
+    m = d.machine
+    return pb.ModuleStatus(
+        name=d.cfg.name,
+        kind=d.cfg.kind,
+        state=m.state.value,
+        readiness=m.readiness.value,
+        uptodate=m.current,
+        degraded=m.degraded,
+        split_brain=m.split_brain,
+        reason=m.reason,
+        last_rule=m.last_rule,
+        generations=list(m.facts.generations),
+        synctime=m.facts.synctime,
+        vip=d.cfg.vip.address if d.cfg.vip else "",
+        vip_held=d.vip_held,
+        resource_running=d.running,
+        checkers=d.checker_status(),
+        resync=pb.ResyncProgress(active=m.resync_wanted),
+        preferred_node=d.cfg.preferred,
+        state_since=m.state_since,
+        peer_state=peer.state.value if peer else pb.STATE_UNSPECIFIED,
+        peer_readiness=peer.readiness.value if peer else pb.READINESS_UNSPECIFIED,
+    )
