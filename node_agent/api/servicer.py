@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import tomllib
 from collections.abc import AsyncIterator
 
 import grpc
@@ -48,8 +49,6 @@ def mask_secret(toml_text: str, secret: bytes | str = b"") -> str:
 
 def _secret_of(toml_text: str) -> str:
     """The parsed cluster secret, or "" (the text may not parse: mask by pattern only)."""
-    import tomllib
-
     try:
         value = tomllib.loads(toml_text).get("cluster", {}).get("secret", "")
     except (tomllib.TOMLDecodeError, AttributeError):

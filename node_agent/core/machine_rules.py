@@ -59,7 +59,9 @@ class RulesMixin(_Base):
                 rel = compare(self.facts.generations, p.generations)
                 if rel is Relation.DIVERGED:
                     self.split_brain = True
-                self._step_down(env, "primary-conflict", "the peer was primary first")
+                    self._step_down(env, "split-brain", SPLIT_BRAIN_MSG)
+                else:
+                    self._step_down(env, "primary-conflict", "the peer was primary first")
             return
         if self.swap_request:
             self.swap_request = False
@@ -135,6 +137,10 @@ class RulesMixin(_Base):
         p, now = env.peer, env.now
         ready = self.readiness is Readiness.READY
         if p is None:
+            if not ready and now - self.waiting_since < self.policy.detection_timeout_s:
+                self._set(State.SECOND, Readiness.TRANSIENT, "second", now,
+                          "looking for the primary")
+                return
             self.lost_peer_wait = True
             if not ready:
                 self._set(

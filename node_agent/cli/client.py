@@ -1,0 +1,239 @@
+"""The CLI's one gRPC client: a small synchronous wrapper over the Agent API.
+
+Every transport failure (agent down, wrong address, TLS handshake refused, timeout)
+becomes ``AgentUnavailable`` with a message an admin can act on; an agent that
+answered with an error becomes ``AgentCallError`` carrying the gRPC status code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from node_agent.config.load import load_config
+from node_agent.config.model import NODE_IDS, ClusterConfig
+from node_agent.tls.credentials import channel_credentials, secure_channel, server_name
+from protos import mirrorpair_pb2 as pb
+from protos import mirrorpair_pb2_grpc as pb_grpc
+
+T = TypeVar("T")
+StrPath = str | os.PathLike[str]
+
+
+class AgentClientError(Exception):
+    """Base of the client's errors; ``node_id`` and ``address`` say which agent."""
+
+    def __init__(self, node_id: str, address: str, detail: str, message: str) -> None:
+        self.node_id, self.address, self.detail = node_id, address, detail
+        super().__init__(message)
+
+
+class AgentUnavailable(AgentClientError):
+    """The agent could not be reached or the TLS handshake failed."""
+
+    def __init__(self, node_id: str, address: str, detail: str) -> None:
+        super().__init__(
+            node_id, address, detail, f"agent {node_id} at {address} is unavailable: {detail}"
+        )
+
+
+class AgentCallError(AgentClientError):
+    """The agent answered with an error (unknown module, invalid argument...)."""
+
+    def __init__(self, node_id: str, address: str, code: grpc.StatusCode, detail: str) -> None:
+        self.code = code
+        super().__init__(node_id, address, detail, f"agent {node_id} at {address}: {detail}")
+
+
+def describe_rpc_error(error: grpc.RpcError) -> str:
+    """A readable reason for a transport-level failure (the raw detail kept in brackets)."""
+    code = error.code() if hasattr(error, "code") else None
+    details = (error.details() if hasattr(error, "details") else "") or str(error)
+    low = details.lower()
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return "no answer before the timeout (agent hung, or a firewall drops the traffic)"
+    if "connection refused" in low:
+        return "connection refused (is mirrorpair-agent running there?)"
+    if "peer name" in low and "not in peer certificate" in low:
+        return f"the agent's certificate is not for this node (wrong address?) [{details}]"
+    if "certificate_verify_failed" in low or "handshake failed" in low:
+        return (
+            "TLS handshake failed: this client does not trust the agent's certificate "
+            f"(is --ca this cluster's CA?) [{details}]"
+        )
+    if "socket closed" in low:
+        # What a client sees when the agent rejects its certificate during the handshake.
+        return (
+            "the agent closed the connection: it refuses this client's certificate "
+            f"(not issued by the cluster's CA?) or is shutting down [{details}]"
+        )
+    return details
+
+
+_TRANSPORT_CODES = (
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.CANCELLED,
+)
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    ca: Path
+    cert: Path
+    key: Path
+
+
+class AgentClient:
+    """A blocking client for one agent. Dials ``address`` and verifies that the server
+    certificate names ``server_name`` (``mirrorpair-<node>``)."""
+
+    def __init__(
+        self,
+        address: str,
+        server_name: str,
+        ca: StrPath,
+        cert: StrPath,
+        key: StrPath,
+        timeout: float = 5.0,
+        node_id: str = "",
+    ) -> None:
+        self.address = address
+        self.server_name = server_name
+        self.node_id = node_id or server_name.removeprefix("mirrorpair-")
+        self.timeout = timeout
+        creds = channel_credentials(ca, cert, key)  # TlsError names a bad file
+        self._channel = secure_channel(address, creds, server_name)
+        self._stub = pb_grpc.AgentStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+
+    def __enter__(self) -> AgentClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def _call(self, method: Callable[..., T], request: Any, timeout: float | None = None) -> T:
+        try:
+            return method(request, timeout=timeout or self.timeout)
+        except grpc.RpcError as e:
+            code = e.code() if hasattr(e, "code") else grpc.StatusCode.UNKNOWN
+            if code in _TRANSPORT_CODES:
+                raise AgentUnavailable(self.node_id, self.address, describe_rpc_error(e)) from None
+            details = e.details() if hasattr(e, "details") else str(e)
+            raise AgentCallError(self.node_id, self.address, code, details) from None
+
+    def status(self) -> pb.NodeStatus:
+        return self._call(self._stub.GetStatus, pb.GetStatusRequest())
+
+    def command(
+        self, module: str, cmd: pb.Command | str, who: str, fullsync: bool = False
+    ) -> pb.CommandReply:
+        """``cmd``: a ``pb.Command`` value or a name like ``"swap"``."""
+        if isinstance(cmd, str):
+            cmd = pb.Command.Value("COMMAND_" + cmd.upper())
+        request = pb.CommandRequest(module=module, command=cmd, fullsync=fullsync, issued_by=who)
+        return self._call(self._stub.RunCommand, request)
+
+    def logs(
+        self, module: str = "", limit: int = 0, min_level: str = "", text: str = ""
+    ) -> list[pb.LogEntry]:
+        request = pb.GetLogsRequest(module=module, limit=limit, min_level=min_level, text=text)
+        return list(self._call(self._stub.GetLogs, request).entries)
+
+    def config(self) -> pb.GetConfigReply:
+        return self._call(self._stub.GetConfig, pb.GetConfigRequest())
+
+    def health(self, service: str = "") -> str:
+        """The standard health status name ("SERVING", ...) of ``service``."""
+        reply = self._call(self._health.Check, health_pb2.HealthCheckRequest(service=service))
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+
+def tls_files(
+    config: ClusterConfig,
+    local_node: str | None,
+    ca: StrPath | None = None,
+    cert: StrPath | None = None,
+    key: StrPath | None = None,
+) -> TlsFiles:
+    """The client's TLS files: explicit paths win, else the config's [tls] paths with
+    ``{node}`` = the local node (an agent's own certificate also works as a client)."""
+    tls = config.tls
+    needs_node = any(
+        given is None and "{node}" in value
+        for given, value in ((ca, tls.ca), (cert, tls.cert), (key, tls.key))
+    )
+    if needs_node and not local_node:
+        raise ValueError(
+            "the config's [tls] paths contain {node} and this machine's node is unknown: "
+            "give --node (or MIRRORPAIR_NODE), or --cert/--key"
+        )
+    paths = config.paths_for(local_node or "")
+    return TlsFiles(
+        ca=Path(ca) if ca is not None else paths.ca,
+        cert=Path(cert) if cert is not None else paths.cert,
+        key=Path(key) if key is not None else paths.key,
+    )
+
+
+def connect_cluster(
+    config_or_args: ClusterConfig | argparse.Namespace,
+    tls: TlsFiles | None = None,
+    timeout: float = 5.0,
+) -> dict[str, AgentClient]:
+    """A client for each node of the cluster, keyed by node id.
+
+    Given parsed CLI args (``config``, ``ca``, ``cert``, ``key``, ``node``, ``timeout``),
+    the config is loaded and the TLS files resolved as the CLI does; given a
+    ``ClusterConfig``, ``tls`` must say which files to use.
+    """
+    if isinstance(config_or_args, argparse.Namespace):
+        args = config_or_args
+        config = load_config(args.config)
+        tls = tls or tls_files(config, getattr(args, "node", None), args.ca, args.cert, args.key)
+        timeout = getattr(args, "timeout", None) or timeout
+    else:
+        config = config_or_args
+    if tls is None:
+        raise ValueError("connect_cluster needs the TLS files when given a ClusterConfig")
+    return {
+        node: AgentClient(
+            config.nodes[node].api,
+            server_name(node),
+            tls.ca,
+            tls.cert,
+            tls.key,
+            timeout=timeout,
+            node_id=node,
+        )
+        for node in NODE_IDS
+    }
+
+
+def ask_all(
+    clients: dict[str, AgentClient], call: Callable[[AgentClient], T]
+) -> dict[str, T | AgentClientError]:
+    """``call`` on every client in parallel (one dead agent must not double the wait);
+    each node maps to its result or its error."""
+
+    def one(client: AgentClient) -> T | AgentClientError:
+        try:
+            return call(client)
+        except AgentClientError as e:
+            return e
+
+    with ThreadPoolExecutor(max_workers=max(1, len(clients))) as pool:
+        futures = {node: pool.submit(one, c) for node, c in clients.items()}
+        return {node: f.result() for node, f in futures.items()}

@@ -1,0 +1,213 @@
+"""Scenario tests of the automaton's rules (DESIGN §3), on the in-memory pair."""
+
+from __future__ import annotations
+
+import pytest
+
+from node_agent.core.generations import Relation, compare
+from node_agent.core.states import Readiness, State
+from tests.unit.pair import Pair
+
+
+def states(pair: Pair) -> tuple[str, str]:
+    s = pair.states()
+    return s["node1"], s["node2"]
+
+
+def settled(**kw) -> Pair:
+    pair = Pair(**kw)
+    pair.settle()
+    return pair
+
+
+def causes(pair: Pair, node: str) -> list[str]:
+    return [r.cause for r in pair.machine(node).drain_logs()]
+
+
+def test_both_start_preferred_becomes_primary_other_secondary_ready() -> None:
+    pair = settled()
+    assert states(pair) == ("PRIM", "SECOND")
+    assert pair.machine("node1").readiness is Readiness.READY
+    assert pair.machine("node2").readiness is Readiness.READY
+
+
+def test_preferred_node2_is_honoured() -> None:
+    assert states(settled(preferred="node2")) == ("SECOND", "PRIM")
+
+
+def test_primary_killed_secondary_goes_alone_with_new_generation() -> None:
+    pair = settled()
+    before = pair.machine("node2").facts.generations
+    pair.kill("node1")
+    pair.settle(4)  # 2 s < 3 s timeout: nothing yet
+    assert states(pair) == ("DOWN", "SECOND")
+    pair.settle(4)
+    assert states(pair) == ("DOWN", "ALONE")
+    after = pair.machine("node2").facts.generations
+    assert len(after) == len(before) + 1 and after[:-1] == before
+    assert "peer-lost" in causes(pair, "node2")
+
+
+def test_returning_node_comes_back_secondary_and_resyncs() -> None:
+    pair = settled()
+    pair.kill("node1")
+    pair.settle()
+    pair.boot("node1")
+    pair.settle()
+    assert states(pair) == ("SECOND", "PRIM")
+    m1, m2 = pair.machine("node1"), pair.machine("node2")
+    assert m1.readiness is Readiness.READY
+    assert compare(m1.facts.generations, m2.facts.generations) is Relation.SAME
+
+
+def test_one_link_cut_changes_nothing() -> None:
+    pair = settled()
+    pair.links_up.discard("direct")
+    pair.settle(30)
+    assert states(pair) == ("PRIM", "SECOND")
+
+
+def test_all_links_cut_no_witness_both_serve_then_split_brain_resolved() -> None:
+    pair = settled()
+    pair.links_up.clear()
+    pair.settle()
+    assert states(pair) == ("ALONE", "ALONE")
+    pair.links_up.add("lan")
+    pair.settle()
+    # node1 was primary first: it keeps serving; node2 waits with split brain.
+    assert states(pair) == ("ALONE", "WAIT")
+    m2 = pair.machine("node2")
+    assert m2.split_brain and "split brain" in m2.reason
+    out = pair.command("node2", "second")
+    assert out.accepted
+    pair.settle()
+    assert states(pair) == ("PRIM", "SECOND")
+
+
+def test_witness_reachable_only_from_node2() -> None:
+    pair = settled(witness=True)
+    pair.links_up.clear()
+    pair.nodes["node1"].witness_ok = False
+    pair.settle()
+    assert states(pair) == ("WAIT", "ALONE")
+    assert not pair.machine("node1").want_running
+
+
+def test_witness_unreachable_from_both_nobody_serves() -> None:
+    pair = settled(witness=True)
+    pair.links_up.clear()
+    for n in ("node1", "node2"):
+        pair.nodes[n].witness_ok = False
+    pair.settle()
+    assert states(pair) == ("WAIT", "WAIT")
+    assert not any(pair.machine(n).want_running for n in ("node1", "node2"))
+
+
+def test_swap_exchanges_roles_without_resync() -> None:
+    pair = settled()
+    out = pair.command("node1", "swap")
+    assert out.accepted, out.message
+    pair.settle()
+    assert states(pair) == ("SECOND", "PRIM")
+    assert "resync-done" not in causes(pair, "node1")
+    assert pair.machine("node1").readiness is Readiness.READY
+
+
+def test_swap_refused_without_ready_secondary() -> None:
+    pair = settled()
+    pair.kill("node2")
+    pair.settle()
+    out = pair.command("node1", "swap")
+    assert not out.accepted and "peer" in out.message
+
+
+def test_stop_on_primary_secondary_takes_over() -> None:
+    pair = settled()
+    assert pair.command("node1", "stop").accepted
+    pair.settle()
+    assert states(pair) == ("STOP", "ALONE")
+
+
+def test_stop_on_secondary_primary_goes_alone() -> None:
+    pair = settled()
+    assert pair.command("node2", "stop").accepted
+    pair.settle()
+    assert states(pair) == ("ALONE", "STOP")
+
+
+def test_not_uptodate_refused_by_start_allowed_by_prim() -> None:
+    pair = settled()
+    pair.kill("node2")  # the secondary dies; node1 goes on alone
+    pair.settle()
+    pair.kill("node1")
+    pair.boot("node2")  # node2 alone: its copy is stale
+    pair.settle()
+    m2 = pair.machine("node2")
+    assert m2.state is State.WAIT and m2.readiness is Readiness.NOT_READY
+    assert "not be up to date" in m2.reason
+    out = pair.command("node2", "prim")
+    assert out.accepted and "NOT up to date" in out.message
+    pair.settle()
+    assert m2.state is State.ALONE
+    prim_logs = [r for r in m2.drain_logs() if r.cause == "prim"]
+    assert prim_logs and all(r.who == "tester" for r in prim_logs)
+
+
+@pytest.mark.parametrize("maxloop", [0, 1, 3])
+def test_checker_restarts_locally_up_to_maxloop_then_fails_over(maxloop: int) -> None:
+    pair = settled(maxloop=maxloop)
+    m1 = pair.machine("node1")
+    for i in range(maxloop):
+        token = m1.restart_token
+        m1.checker_failed("restart", f"failure {i}", pair.env("node1"))
+        assert m1.restart_token == token + 1
+        pair.settle(2)
+        assert m1.state is State.PRIM
+    m1.checker_failed("restart", "once too often", pair.env("node1"))
+    pair.settle()
+    # node1 stopped and started again; node2 took over and node1 came back secondary.
+    assert states(pair) == ("SECOND", "PRIM")
+    assert "maxloop" in causes(pair, "node1")
+
+
+def test_checker_wait_on_secondary_until_cleared() -> None:
+    pair = settled()
+    m2 = pair.machine("node2")
+    m2.checker_failed("wait", "iface down", pair.env("node2"))
+    pair.settle()
+    assert states(pair) == ("ALONE", "WAIT")
+    m2.checker_cleared(pair.env("node2"))
+    pair.settle()
+    assert states(pair) == ("PRIM", "SECOND")
+
+
+def test_defaultprim_swaps_back_to_preferred_node() -> None:
+    pair = settled(defaultprim=True)
+    pair.kill("node1")
+    pair.settle()
+    assert states(pair) == ("DOWN", "ALONE")
+    pair.boot("node1")
+    pair.settle()
+    assert states(pair) == ("PRIM", "SECOND")
+
+
+def test_secondary_killed_during_resync_cannot_serve_alone() -> None:
+    pair = settled()
+    pair.kill("node2")
+    pair.settle()
+    pair.boot("node2", autostart=False)
+    # node2 starts as secondary, then node1 dies before node2 finishes its resync.
+    pair.machine("node2").command("second", "t", pair.env("node2"))
+    m2 = pair.machine("node2")
+    assert m2.state is State.SECOND and m2.readiness is Readiness.TRANSIENT
+    pair.kill("node1")
+    pair.settle()
+    assert pair.machine("node2").state is State.WAIT
+    assert not pair.machine("node2").want_running
+
+
+def test_every_transition_is_logged_with_its_cause() -> None:
+    pair = settled()
+    recs = [r for r in pair.machine("node1").drain_logs() if r.new_state is not None]
+    assert recs and all(r.cause for r in recs)
+    assert all(r.old_state is not None for r in recs)
