@@ -14,6 +14,7 @@ import signal
 import sys
 
 from node_agent.config.load import ConfigError, load_config
+from node_agent.tls.ca import TlsError
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         asyncio.run(serve(args.config, args.node))
-    except ConfigError as exc:
+    except (ConfigError, TlsError) as exc:
         print(f"mirrorpair-agent: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

@@ -181,7 +181,7 @@ class NodeStatus(_message.Message):
     def __init__(self, cluster_name: _Optional[str] = ..., node_id: _Optional[str] = ..., peer_id: _Optional[str] = ..., api_address: _Optional[str] = ..., peer_api_address: _Optional[str] = ..., peer_alive: bool = ..., witness_configured: bool = ..., witness_reachable: bool = ..., links: _Optional[_Iterable[_Union[LinkStatus, _Mapping]]] = ..., modules: _Optional[_Iterable[_Union[ModuleStatus, _Mapping]]] = ..., version: _Optional[str] = ..., time: _Optional[float] = ..., heartbeats_rejected: _Optional[int] = ...) -> None: ...
 
 class LogEntry(_message.Message):
-    __slots__ = ("time", "node_id", "module", "level", "message", "old_state", "new_state", "cause", "who", "seq")
+    __slots__ = ("time", "node_id", "module", "level", "message", "old_state", "new_state", "cause", "who", "seq", "old_readiness", "new_readiness")
     TIME_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     MODULE_FIELD_NUMBER: _ClassVar[int]
@@ -192,6 +192,8 @@ class LogEntry(_message.Message):
     CAUSE_FIELD_NUMBER: _ClassVar[int]
     WHO_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
+    OLD_READINESS_FIELD_NUMBER: _ClassVar[int]
+    NEW_READINESS_FIELD_NUMBER: _ClassVar[int]
     time: float
     node_id: str
     module: str
@@ -202,17 +204,21 @@ class LogEntry(_message.Message):
     cause: str
     who: str
     seq: int
-    def __init__(self, time: _Optional[float] = ..., node_id: _Optional[str] = ..., module: _Optional[str] = ..., level: _Optional[str] = ..., message: _Optional[str] = ..., old_state: _Optional[_Union[ModuleState, str]] = ..., new_state: _Optional[_Union[ModuleState, str]] = ..., cause: _Optional[str] = ..., who: _Optional[str] = ..., seq: _Optional[int] = ...) -> None: ...
+    old_readiness: Readiness
+    new_readiness: Readiness
+    def __init__(self, time: _Optional[float] = ..., node_id: _Optional[str] = ..., module: _Optional[str] = ..., level: _Optional[str] = ..., message: _Optional[str] = ..., old_state: _Optional[_Union[ModuleState, str]] = ..., new_state: _Optional[_Union[ModuleState, str]] = ..., cause: _Optional[str] = ..., who: _Optional[str] = ..., seq: _Optional[int] = ..., old_readiness: _Optional[_Union[Readiness, str]] = ..., new_readiness: _Optional[_Union[Readiness, str]] = ...) -> None: ...
 
 class GetStatusRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class WatchRequest(_message.Message):
-    __slots__ = ("log_level",)
+    __slots__ = ("log_level", "keepalive_s")
     LOG_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    KEEPALIVE_S_FIELD_NUMBER: _ClassVar[int]
     log_level: str
-    def __init__(self, log_level: _Optional[str] = ...) -> None: ...
+    keepalive_s: float
+    def __init__(self, log_level: _Optional[str] = ..., keepalive_s: _Optional[float] = ...) -> None: ...
 
 class StatusEvent(_message.Message):
     __slots__ = ("seq", "status", "logs")

@@ -6,6 +6,7 @@ masks the cluster secret; every decision is the engine's.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -25,11 +26,12 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 DEFAULT_LOG_LIMIT = 200
 MAX_LOG_LIMIT = 10_000
 SECRET_MASK = "***"
+MIN_KEEPALIVE_S = 0.2
 
 # `secret = <any TOML string>`, also inside comments (an old secret left in a comment is
 # still a secret). Multi-line forms first so `"""` is not read as an empty string + quote.
 _SECRET_RE = re.compile(
-    r"""(?<![\w.-])(["']?secret["']?\s*=\s*)"""
+    r"""(?<![\w-])(["']?secret["']?\s*=\s*)"""
     r"""(\"\"\"[\s\S]*?\"\"\"(?!")|'''[\s\S]*?'''(?!')|"(?:[^"\\\n]|\\.)*"|'[^'\n]*')"""
 )
 
@@ -81,12 +83,43 @@ class AgentServicer(pb_grpc.AgentServicer):
         level = request.log_level.strip().upper()
         if level and level not in LOG_LEVELS:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, _bad_level(request.log_level))
-        events = self._engine.watch(level)
-        # aclosing: when the client cancels, grpc cancels this task; the engine's generator
-        # must still be closed at once so it drops its subscription.
-        async with _aclosing(events):
-            async for event in events:
+        keepalive = min(max(request.keepalive_s, MIN_KEEPALIVE_S), 3600.0)
+        events = aiter(self._engine.watch(level))
+        pending: asyncio.Future[pb.StatusEvent] | None = None
+        seq = 0  # renumbered per stream: keepalive snapshots are events too
+        try:
+            while True:
+                if pending is None:
+                    pending = asyncio.ensure_future(anext(events))
+                done, _ = await asyncio.wait(
+                    {pending}, timeout=keepalive if request.keepalive_s > 0 else None
+                )
+                event = pb.StatusEvent()
+                try:
+                    if done:
+                        # A copy: the engine may hand the same event to every watcher.
+                        event.CopyFrom(pending.result())
+                        pending = None
+                    else:  # quiet: a fresh snapshot tells the client we are alive
+                        event.status.CopyFrom(self._engine.status())
+                except StopAsyncIteration:  # the engine is shutting down
+                    return
+                except Exception as e:
+                    await _internal(context, "WatchStatus", e)
+                seq += 1
+                event.seq = seq
                 yield event
+        finally:
+            # The client cancelled (grpc cancels this task) or the stream ended: stop the
+            # engine's generator at once so it drops its subscription.
+            if pending is not None and not pending.done():
+                pending.cancel()
+                with contextlib.suppress(BaseException):
+                    await pending
+            aclose = getattr(events, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
 
     async def RunCommand(
         self, request: pb.CommandRequest, context: grpc.aio.ServicerContext
@@ -151,17 +184,6 @@ class AgentServicer(pb_grpc.AgentServicer):
         return pb.GetConfigReply(
             toml=mask_secret(text, _secret_of(text)), version=version, path=path
         )
-
-
-@contextlib.asynccontextmanager
-async def _aclosing(gen: AsyncIterator[pb.StatusEvent]) -> AsyncIterator[None]:
-    try:
-        yield
-    finally:
-        aclose = getattr(gen, "aclose", None)
-        if aclose is not None:
-            with contextlib.suppress(Exception):
-                await aclose()
 
 
 async def _internal(context: grpc.aio.ServicerContext, call: str, error: Exception) -> None:

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from node_agent.cli.select import local_node
 from node_agent.config.load import load_config
 from node_agent.config.model import NODE_IDS, ClusterConfig
 from node_agent.tls.credentials import channel_credentials, secure_channel, server_name
@@ -163,24 +164,23 @@ class AgentClient:
 
 def tls_files(
     config: ClusterConfig,
-    local_node: str | None,
     ca: StrPath | None = None,
     cert: StrPath | None = None,
     key: StrPath | None = None,
+    node: str | None = None,
 ) -> TlsFiles:
     """The client's TLS files: explicit paths win, else the config's [tls] paths with
-    ``{node}`` = the local node (an agent's own certificate also works as a client)."""
+    ``{node}`` = this machine's node (an agent's own certificate works as a client too).
+
+    ``node`` (--node), $MIRRORPAIR_NODE or address detection say which node this is;
+    they are only consulted when a path needs ``{node}``.
+    """
     tls = config.tls
     needs_node = any(
         given is None and "{node}" in value
         for given, value in ((ca, tls.ca), (cert, tls.cert), (key, tls.key))
     )
-    if needs_node and not local_node:
-        raise ValueError(
-            "the config's [tls] paths contain {node} and this machine's node is unknown: "
-            "give --node (or MIRRORPAIR_NODE), or --cert/--key"
-        )
-    paths = config.paths_for(local_node or "")
+    paths = config.paths_for(local_node(config, node) if needs_node else "")
     return TlsFiles(
         ca=Path(ca) if ca is not None else paths.ca,
         cert=Path(cert) if cert is not None else paths.cert,
@@ -195,14 +195,15 @@ def connect_cluster(
 ) -> dict[str, AgentClient]:
     """A client for each node of the cluster, keyed by node id.
 
-    Given parsed CLI args (``config``, ``ca``, ``cert``, ``key``, ``node``, ``timeout``),
+    Given parsed CLI args (``config``, ``ca``, ``cert``, ``key``, ``local_node``, ``timeout``),
     the config is loaded and the TLS files resolved as the CLI does; given a
     ``ClusterConfig``, ``tls`` must say which files to use.
     """
     if isinstance(config_or_args, argparse.Namespace):
         args = config_or_args
         config = load_config(args.config)
-        tls = tls or tls_files(config, getattr(args, "node", None), args.ca, args.cert, args.key)
+        node = getattr(args, "local_node", None) or getattr(args, "node", None)
+        tls = tls or tls_files(config, args.ca, args.cert, args.key, node)
         timeout = getattr(args, "timeout", None) or timeout
     else:
         config = config_or_args

@@ -32,9 +32,16 @@ class Env:
     now: float  # wall-clock seconds; the automaton has no clock of its own
     peer: PeerView | None  # None: every heartbeat link silent for the timeout
     witness_configured: bool = False
-    witness_ok: bool = False
+    witness_ok: bool = False  # not lost: failures, if any, span less than the grace
+    witness_answering: bool = False  # the last probe succeeded
 
     @property
     def witness_blocks(self) -> bool:
-        """A configured witness that we cannot reach forbids serving without the peer."""
+        """A configured witness lost for the grace period: stop serving without the peer."""
         return self.witness_configured and not self.witness_ok
+
+    @property
+    def witness_allows_takeover(self) -> bool:
+        """Taking over needs a witness that answers now, not one merely within its grace
+        (a cut that took both the peer and the witness must not start a new primary)."""
+        return not self.witness_configured or self.witness_answering

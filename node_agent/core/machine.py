@@ -69,6 +69,7 @@ class ModuleMachine(RulesMixin, CommandsMixin):
         self.swap_request_since = 0.0
         self.checker_wait = False
         self.forced_primary = False  # `prim`: serve even without peer and witness
+        self.resume_on_witness = False  # stepped down from ALONE only for the witness
         self.lost_peer_wait = False  # WAIT after losing the peer: never ALONE on silence
         self.waiting_since = now
         self.resource_up = False
@@ -136,14 +137,14 @@ class ModuleMachine(RulesMixin, CommandsMixin):
 
     def resource_started(self, ok: bool, detail: str, env: Env) -> None:
         if not self.want_running:
-            return  # a start that finished after we decided to stop: the driver stops it
-        if ok:
-            self.resource_up = True
+            # A start that finished after we decided to stop: the driver stops it.
             self.step(env)
             return
-        self.resource_up = False
-        self._log(env.now, "ERROR", f"resource failed to start: {detail}", "resource")
-        self._local_failure(env, "resource-start-failed")
+        self.resource_up = ok
+        if not ok:
+            self._log(env.now, "ERROR", f"resource failed to start: {detail}", "resource")
+            self._local_failure(env, "resource-start-failed")
+        self.step(env)
 
     def resource_stopped(self, ok: bool, detail: str, env: Env) -> None:
         if ok:
@@ -152,6 +153,7 @@ class ModuleMachine(RulesMixin, CommandsMixin):
             return
         # If in doubt, wait: the peer must not start a resource that may still run here.
         self._log(env.now, "ERROR", f"resource failed to stop: {detail}", "resource")
+        self.step(env)
         self.reason = f"stop failed ({detail}); run `forcestop`"
 
     def resync_done(self, env: Env) -> None:
@@ -165,6 +167,10 @@ class ModuleMachine(RulesMixin, CommandsMixin):
         self.step(env)
 
     def checker_failed(self, action: str, detail: str, env: Env) -> None:
+        self._checker_failed(action, detail, env)
+        self.step(env)  # every input re-evaluates the rules against the current env
+
+    def _checker_failed(self, action: str, detail: str, env: Env) -> None:
         self._log(env.now, "WARNING", f"checker failed: {detail}", "checker")
         if self.want_running:
             if action == "restart":
@@ -185,7 +191,7 @@ class ModuleMachine(RulesMixin, CommandsMixin):
         if self.checker_wait:
             self.checker_wait = False
             self._log(env.now, "INFO", "checkers clear again", "checker")
-            self.step(env)
+        self.step(env)
 
     # ----- helpers shared with the rules -------------------------------------------
     def _snapshot(self) -> tuple:
@@ -226,7 +232,7 @@ class ModuleMachine(RulesMixin, CommandsMixin):
                 self.primary_since = 0.0
                 self.stopping = self.handing_over = False
             if state is not State.WAIT:
-                self.lost_peer_wait = False
+                self.lost_peer_wait = self.resume_on_witness = False
                 self.checker_wait = self.checker_wait and state is State.STOP
             if state is State.SECOND:
                 self._set_facts(uptodate=False)

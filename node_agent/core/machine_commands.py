@@ -39,8 +39,7 @@ class CommandsMixin(_Base):
         level = "INFO" if result.accepted else "WARNING"
         verdict = "accepted" if result.accepted else "refused"
         self._log(env.now, level, f"command {name} {verdict}: {result.message}", name, who)
-        if result.accepted:
-            self.step(env)
+        self.step(env)  # every input re-evaluates the rules against the current env
         return result
 
     def _start(self, env: Env, cause: str, who: str) -> None:
@@ -63,7 +62,10 @@ class CommandsMixin(_Base):
             return Outcome(False, "already stopped")
         if self.state.is_primary:
             self._begin_stop(env, "stop", who)
-            return Outcome(True, "stopping the resource; a ready secondary takes over")
+            p = env.peer
+            if p is not None and p.state is State.SECOND and p.readiness is Readiness.READY:
+                return Outcome(True, "stopping the resource; the ready secondary takes over")
+            return Outcome(True, "stopping the resource; no ready secondary: the module stops")
         self.split_brain = self.handover = self.checker_wait = False
         self._set(State.STOP, Readiness.NOT_READY, "stop", env.now, "stopped", who)
         return Outcome(True, "stopped")

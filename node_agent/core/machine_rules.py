@@ -46,10 +46,22 @@ class RulesMixin(_Base):
             return
         if p is None:
             if env.witness_blocks and not self.forced_primary:
+                # Alone already (the peer was gone before the witness): nobody else can
+                # have taken over since, so serve again once the witness answers.
+                resume = self.state is State.ALONE and not self.stopping
                 self.lost_peer_wait = True
                 self._step_down(env, "witness", "lost the peer and the witness: not serving")
-            elif self.state is State.PRIM:
+                self.resume_on_witness = resume
+            elif self.state is State.PRIM and env.witness_allows_takeover:
                 self._go_alone(env, "peer-lost", "peer silent on every heartbeat link")
+            elif self.state is State.PRIM:
+                self._set(
+                    State.PRIM,
+                    Readiness.TRANSIENT,
+                    "witness",
+                    now,
+                    "peer silent; waiting for the witness to answer",
+                )
             else:
                 self._refresh_primary_readiness(env)
             return
@@ -138,8 +150,9 @@ class RulesMixin(_Base):
         ready = self.readiness is Readiness.READY
         if p is None:
             if not ready and now - self.waiting_since < self.policy.detection_timeout_s:
-                self._set(State.SECOND, Readiness.TRANSIENT, "second", now,
-                          "looking for the primary")
+                self._set(
+                    State.SECOND, Readiness.TRANSIENT, "second", now, "looking for the primary"
+                )
                 return
             self.lost_peer_wait = True
             if not ready:
@@ -158,6 +171,8 @@ class RulesMixin(_Base):
                     now,
                     "peer lost and witness unreachable: not taking over",
                 )
+            elif not env.witness_allows_takeover:
+                return  # the witness is in doubt: decide when it answers or is lost
             else:
                 self._go_alone(env, "peer-lost", "peer silent on every heartbeat link")
             return
@@ -274,6 +289,8 @@ class RulesMixin(_Base):
 
         now = env.now
         if self.lost_peer_wait:
+            if self.resume_on_witness and env.witness_allows_takeover and self.facts.uptodate:
+                self._go_alone(env, "witness-back", "witness answers again; peer still silent")
             return
         if now - self.waiting_since < self.policy.detection_timeout_s:
             self._set(State.WAIT, Readiness.TRANSIENT, "start", now, "looking for the peer")
@@ -286,6 +303,14 @@ class RulesMixin(_Base):
                 "witness",
                 now,
                 "peer silent and witness unreachable: not serving",
+            )
+        elif not env.witness_allows_takeover:
+            self._set(
+                State.WAIT,
+                Readiness.TRANSIENT,
+                "witness",
+                now,
+                "peer silent; waiting for the witness to answer",
             )
         else:
             self._go_alone(env, "start-alone", "peer silent; this copy is up to date")
@@ -310,6 +335,8 @@ class RulesMixin(_Base):
                     now,
                     "peer lost during a swap and witness unreachable",
                 )
+            elif p is None and not env.witness_allows_takeover:
+                return
             else:
                 self._go_alone(env, "swap-cancelled", "the peer did not take over")
 
@@ -323,11 +350,11 @@ class RulesMixin(_Base):
     # ----- shared actions ------------------------------------------------------------
     def _go_alone(self, env: Env, cause: str, reason: str, who: str = "") -> None:
         """Become (or stay) primary without a secondary: a new data generation starts."""
-        if not self.state.is_primary and cause != "prim":
-            # The two safety rules no other rule may break (checked here, in one place).
-            if not self.current:
+        if self.state is not State.ALONE and cause != "prim":
+            # The safety rules no other rule may break (checked here, in one place).
+            if not self.state.is_primary and not self.current:
                 raise InvalidTransition(f"{cause}: a copy that is not up to date became primary")
-            if env.peer is None and env.witness_blocks:
+            if env.peer is None and not env.witness_allows_takeover:
                 raise InvalidTransition(f"{cause}: took over without peer and witness")
         self.forced_primary = cause == "prim"
         self._new_generation(env.now)

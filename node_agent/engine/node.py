@@ -73,7 +73,7 @@ class NodeEngine:
             self._build_heartbeat,
             boot_id=next_boot_id(data_dir / "boot_id"),
         )
-        self.witness = WitnessProbe(config.witness)
+        self.witness = WitnessProbe(config.witness, grace_s=config.timeout_s)
         self.modules: dict[str, ModuleDriver] = {}
         for mcfg in config.modules:
             self.modules[mcfg.name] = ModuleDriver(
@@ -109,6 +109,7 @@ class NodeEngine:
             peer=self.peer_view(module),
             witness_configured=self.witness.configured,
             witness_ok=self.witness.reachable,
+            witness_answering=self.witness.answering,
         )
 
     def _build_heartbeat(self) -> hpb.Heartbeat:

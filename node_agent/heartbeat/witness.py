@@ -34,9 +34,21 @@ def split_host_port(target: str) -> tuple[str, int]:
 
 
 class WitnessProbe:
-    def __init__(self, config: WitnessConfig) -> None:
+    def __init__(
+        self,
+        config: WitnessConfig,
+        grace_s: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """grace_s: failures must span this long before the witness counts as lost,
+        so one lost ping cannot take down a primary (the engine passes the heartbeat
+        timeout)."""
         self.config = config
+        self.grace_s = grace_s
+        self._clock = clock
+        self._last_ok = -math.inf
         self._reachable = False
+        self._answering = False
         self._ping = shutil.which("ping") or shutil.which("ping", path=_SBIN_PATH)
 
     @property
@@ -44,8 +56,14 @@ class WitnessProbe:
         return self.config.configured
 
     @property
+    def answering(self) -> bool:
+        """The last probe succeeded."""
+        return self._answering
+
+    @property
     def reachable(self) -> bool:
-        """Result of the last probe; False before the first success and when not configured."""
+        """False before the first success, when not configured, and after failures
+        lasting grace_s."""
         return self._reachable
 
     async def probe_once(self) -> bool:
@@ -64,8 +82,14 @@ class WitnessProbe:
                 task.cancel()
             # Reap the cancelled probes (ping children included) before returning.
             await asyncio.gather(*tasks, return_exceptions=True)
-        self._reachable = result
-        return result
+        now = self._clock()
+        self._answering = result
+        if result:
+            self._last_ok = now
+            self._reachable = True
+        elif now - self._last_ok >= self.grace_s:
+            self._reachable = False
+        return self._reachable
 
     async def run(self, on_change: Callable[[bool], object]) -> None:
         """Probe every interval until cancelled; call ``on_change(reachable)`` on changes.

@@ -23,6 +23,7 @@ class SimNode:
     peer_view: PeerView | None = None
     last_heard: float = -1e9
     witness_ok: bool = True
+    witness_answering: bool = True
     resource_running: bool = False
     seen_restart_token: int = 0
     boots: int = 0
@@ -94,6 +95,7 @@ class Pair:
             peer=node.peer_view if fresh else None,
             witness_configured=self.witness,
             witness_ok=node.witness_ok,
+            witness_answering=node.witness_answering,
         )
 
     def machine(self, node_id: str) -> ModuleMachine:
@@ -151,9 +153,19 @@ class Pair:
 
     def command(self, node_id: str, name: str, fullsync: bool = False):
         m = self.machine(node_id)
-        out = m.command(name, "tester", self.env(node_id), fullsync)
+        env = self.nodes[node_id].last_env = self.env(node_id)
+        out = m.command(name, "tester", env, fullsync)
         self._persist(self.nodes[node_id])
         return out
+
+    def checker(self, node_id: str, failed: bool, action: str = "restart") -> None:
+        m = self.machine(node_id)
+        env = self.nodes[node_id].last_env = self.env(node_id)
+        if failed:
+            m.checker_failed(action, "injected", env)
+        else:
+            m.checker_cleared(env)
+        self._persist(self.nodes[node_id])
 
     def states(self) -> dict[str, str]:
         return {

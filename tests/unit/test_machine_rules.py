@@ -87,7 +87,7 @@ def test_all_links_cut_no_witness_both_serve_then_split_brain_resolved() -> None
 def test_witness_reachable_only_from_node2() -> None:
     pair = settled(witness=True)
     pair.links_up.clear()
-    pair.nodes["node1"].witness_ok = False
+    pair.nodes["node1"].witness_ok = pair.nodes["node1"].witness_answering = False
     pair.settle()
     assert states(pair) == ("WAIT", "ALONE")
     assert not pair.machine("node1").want_running
@@ -97,7 +97,7 @@ def test_witness_unreachable_from_both_nobody_serves() -> None:
     pair = settled(witness=True)
     pair.links_up.clear()
     for n in ("node1", "node2"):
-        pair.nodes[n].witness_ok = False
+        pair.nodes[n].witness_ok = pair.nodes[n].witness_answering = False
     pair.settle()
     assert states(pair) == ("WAIT", "WAIT")
     assert not any(pair.machine(n).want_running for n in ("node1", "node2"))
@@ -211,3 +211,46 @@ def test_every_transition_is_logged_with_its_cause() -> None:
     recs = [r for r in pair.machine("node1").drain_logs() if r.new_state is not None]
     assert recs and all(r.cause for r in recs)
     assert all(r.old_state is not None for r in recs)
+
+
+def test_alone_primary_steps_down_on_witness_loss_and_resumes_when_it_returns() -> None:
+    pair = settled(witness=True)
+    pair.kill("node2")
+    pair.settle()
+    assert states(pair) == ("ALONE", "DOWN")
+    pair.nodes["node1"].witness_ok = pair.nodes["node1"].witness_answering = False
+    pair.settle()
+    assert states(pair) == ("WAIT", "DOWN") and not pair.machine("node1").want_running
+    pair.nodes["node1"].witness_ok = pair.nodes["node1"].witness_answering = True
+    pair.settle()
+    assert states(pair) == ("ALONE", "DOWN")
+    assert "witness-back" in causes(pair, "node1")
+
+
+def test_isolated_primary_does_not_resume_when_only_the_witness_returns() -> None:
+    pair = settled(witness=True)
+    pair.links_up.clear()
+    pair.nodes["node1"].witness_ok = pair.nodes["node1"].witness_answering = False
+    pair.settle()
+    assert states(pair) == ("WAIT", "ALONE")
+    pair.nodes["node1"].witness_ok = pair.nodes["node1"].witness_answering = True
+    pair.settle()
+    assert states(pair) == ("WAIT", "ALONE")
+
+
+def test_witness_in_doubt_delays_takeover_until_it_answers_or_is_lost() -> None:
+    pair = settled(witness=True)
+    pair.links_up.clear()
+    n1 = pair.nodes["node1"]
+    n1.witness_answering = False  # failing, but not for the whole grace period yet
+    pair.nodes["node2"].witness_answering = False
+    pair.settle()
+    # Neither starts a new generation while the witness is in doubt.
+    assert states(pair) == ("PRIM", "SECOND")
+    n1.witness_ok = False  # node1: lost for good
+    pair.nodes["node2"].witness_answering = True  # node2: answers
+    pair.settle()
+    assert states(pair) == ("WAIT", "ALONE")
+    n1.witness_ok = n1.witness_answering = True
+    pair.settle()
+    assert states(pair) == ("WAIT", "ALONE")  # node1 was isolated, not alone: no resume

@@ -53,9 +53,11 @@ class TwoNodes(RuleBasedStateMachine):
         if not self.pair.nodes[node].alive:
             self.pair.boot(node, autostart)
 
-    @rule(node=node_ids, ok=st.booleans())
-    def witness(self, node: str, ok: bool) -> None:
-        self.pair.nodes[node].witness_ok = ok
+    @rule(node=node_ids, mode=st.sampled_from(["answers", "in-doubt", "lost"]))
+    def witness(self, node: str, mode: str) -> None:
+        # in-doubt: the last probe failed but the failures are within the grace period.
+        self.pair.nodes[node].witness_ok = mode != "lost"
+        self.pair.nodes[node].witness_answering = mode == "answers"
 
     @rule(node=node_ids, name=st.sampled_from(COMMANDS), fullsync=st.booleans())
     def command(self, node: str, name: str, fullsync: bool) -> None:
@@ -65,12 +67,12 @@ class TwoNodes(RuleBasedStateMachine):
     @rule(node=node_ids, action=st.sampled_from(["restart", "stopstart", "wait"]))
     def checker_fails(self, node: str, action: str) -> None:
         if self.pair.nodes[node].alive:
-            self.pair.machine(node).checker_failed(action, "injected", self.pair.env(node))
+            self.pair.checker(node, True, action)
 
     @rule(node=node_ids)
     def checker_clears(self, node: str) -> None:
         if self.pair.nodes[node].alive:
-            self.pair.machine(node).checker_cleared(self.pair.env(node))
+            self.pair.checker(node, False)
 
     @invariant()
     def invariants_hold(self) -> None:

@@ -1,0 +1,196 @@
+"""Text and JSON output of the CLI (pure: statuses in, strings/dicts out)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from google.protobuf.json_format import MessageToDict
+
+from node_agent.config.model import NODE_IDS
+from protos import mirrorpair_pb2 as pb
+
+Result = pb.NodeStatus | Exception  # per node: its status, or why it did not answer
+
+_READINESS = {
+    pb.READINESS_NOT_READY: "not ready",
+    pb.READINESS_TRANSIENT: "transient",
+    pb.READINESS_READY: "ready",
+}
+
+
+def state_name(state: int) -> str:
+    return pb.ModuleState.Name(state).removeprefix("STATE_") if state else "?"
+
+
+def readiness_name(readiness: int) -> str:
+    return _READINESS.get(readiness, "?")
+
+
+def table(rows: Sequence[Sequence[str]], indent: str = "") -> list[str]:
+    """Left-aligned columns separated by two spaces; the first row is the header."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return [
+        indent + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+
+
+def _links(status: pb.NodeStatus) -> str:
+    if not status.links:
+        return "-"
+    return ", ".join(f"{link.name} {'up' if link.up else 'DOWN'}" for link in status.links)
+
+
+def _witness(status: pb.NodeStatus) -> str:
+    if not status.witness_configured:
+        return "not configured"
+    return "reachable" if status.witness_reachable else "UNREACHABLE"
+
+
+def _flags(m: pb.ModuleStatus) -> str:
+    flags = []
+    if m.split_brain:
+        flags.append("SPLIT-BRAIN")
+    if m.degraded:
+        flags.append("degraded")
+    if m.resync.active:
+        flags.append(f"resync {resync_text(m.resync)}")
+    flags += [f"checker {c.name} failing" for c in m.checkers if not c.ok]
+    return ", ".join(flags) or "-"
+
+
+def resync_text(r: pb.ResyncProgress) -> str:
+    pct = 100.0 * r.bytes_done / r.bytes_total if r.bytes_total else 0.0
+    eta = f" ETA {r.eta_s:.0f}s" if r.eta_s > 0 else ""
+    return f"{pct:.0f}%{eta}"
+
+
+def module_names(results: Mapping[str, Result]) -> list[str]:
+    """Every module known to any node that answered, in config order."""
+    names: dict[str, None] = {}
+    for node in NODE_IDS:
+        res = results.get(node)
+        if isinstance(res, pb.NodeStatus):
+            names.update((m.name, None) for m in res.modules)
+    return list(names)
+
+
+def find_module(status: pb.NodeStatus, name: str) -> pb.ModuleStatus | None:
+    return next((m for m in status.modules if m.name == name), None)
+
+
+def _vip_line(name: str, results: Mapping[str, Result]) -> str:
+    mods = {n: find_module(r, name) for n, r in results.items() if isinstance(r, pb.NodeStatus)}
+    vip = next((m.vip for m in mods.values() if m is not None and m.vip), "")
+    if not vip:
+        return "no VIP"
+    holders = [n for n in NODE_IDS if (m := mods.get(n)) is not None and m.vip_held]
+    if not holders:
+        return f"VIP {vip} not held"
+    where = " AND ".join(holders) + (" (both!)" if len(holders) > 1 else "")
+    return f"VIP {vip} held by {where}"
+
+
+def render_status(
+    results: Mapping[str, Result], addresses: Mapping[str, str], cluster: str = ""
+) -> str:
+    """The `mirrorpair status` text: nodes (links, witness), then one table per module."""
+    first = next((r for r in results.values() if isinstance(r, pb.NodeStatus)), None)
+    name = cluster or (first.cluster_name if first else "?")
+    out = [f"Cluster {name}", ""]
+    rows = [["NODE", "ADDRESS", "AGENT", "PEER", "LINKS", "WITNESS"]]
+    errors = []
+    for node in NODE_IDS:
+        res = results.get(node)
+        if isinstance(res, pb.NodeStatus):
+            peer = "alive" if res.peer_alive else "NOT HEARD"
+            rows.append(
+                [
+                    node,
+                    addresses.get(node, res.api_address),
+                    res.version or "?",
+                    peer,
+                    _links(res),
+                    _witness(res),
+                ]
+            )
+        else:
+            rows.append([node, addresses.get(node, "?"), "ERROR", "", "", ""])
+            errors.append(f"  {node}: ERROR {res}")
+    out += table(rows) + errors
+    for mod in module_names(results):
+        out += ["", f"Module {mod}  ({_vip_line(mod, results)})"]
+        rows = [["NODE", "STATE", "READINESS", "DATA", "FLAGS", "LAST RULE", "REASON"]]
+        for node in NODE_IDS:
+            res = results.get(node)
+            m = find_module(res, mod) if isinstance(res, pb.NodeStatus) else None
+            if not isinstance(res, pb.NodeStatus):
+                rows.append([node, "ERROR", "", "", "", "", "agent not answering"])
+            elif m is None:
+                rows.append([node, "NOT CONFIGURED", "", "", "", "", ""])
+            else:
+                data = "uptodate" if m.uptodate else "not uptodate"
+                rows.append(
+                    [
+                        node,
+                        state_name(m.state),
+                        readiness_name(m.readiness),
+                        data,
+                        _flags(m),
+                        m.last_rule or "-",
+                        m.reason or "-",
+                    ]
+                )
+        out += table(rows, "  ")
+    if first is not None and not module_names(results):
+        out += ["", "No modules configured."]
+    return "\n".join(out)
+
+
+def status_document(
+    results: Mapping[str, Result], addresses: Mapping[str, str], cluster: str = ""
+) -> dict[str, Any]:
+    """The `status --json` document: stable keys, enums by name, every field present."""
+    nodes: dict[str, Any] = {}
+    for node in NODE_IDS:
+        res = results.get(node)
+        entry: dict[str, Any] = {"address": addresses.get(node, "")}
+        if isinstance(res, pb.NodeStatus):
+            entry |= {"reachable": True, "error": "", "status": message_dict(res)}
+        else:
+            entry |= {"reachable": False, "error": str(res), "status": None}
+        nodes[node] = entry
+    return {"cluster": cluster, "nodes": nodes, "modules": module_names(results)}
+
+
+def message_dict(message: Any) -> dict[str, Any]:
+    return MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+
+
+def merge_logs(per_node: Mapping[str, Iterable[pb.LogEntry]], limit: int = 0) -> list[pb.LogEntry]:
+    """Entries of every node in time order (ties: node, then sequence); the newest ``limit``."""
+    merged = sorted(
+        (e for entries in per_node.values() for e in entries),
+        key=lambda e: (e.time, e.node_id, e.seq),
+    )
+    return merged[-limit:] if limit > 0 else merged
+
+
+def format_log_entry(e: pb.LogEntry) -> str:
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.time))
+    ms = int((e.time % 1) * 1000)
+    where = f"{e.module}: " if e.module else ""
+    extra = []
+    old, new = state_name(e.old_state), state_name(e.new_state)
+    if e.new_state and e.old_state != e.new_state and not (old in e.message and new in e.message):
+        extra.append(f"{old} -> {new}")
+    if e.cause and e.cause not in e.message:
+        extra.append(f"cause {e.cause}")
+    if e.who and e.who not in e.message:
+        extra.append(f"by {e.who}")
+    tail = f" [{'; '.join(extra)}]" if extra else ""
+    return f"{stamp}.{ms:03d} {e.node_id or '?':5} {e.level or 'INFO':7} {where}{e.message}{tail}"

@@ -1,0 +1,152 @@
+"""The CLI's text and JSON output (pure)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from node_agent.cli import render
+from protos import mirrorpair_pb2 as pb
+
+ADDRS = {"node1": "10.0.0.1:7700", "node2": "10.0.0.2:7700"}
+
+
+def node(node_id: str, *modules: pb.ModuleStatus, **kw: object) -> pb.NodeStatus:
+    return pb.NodeStatus(
+        cluster_name="demo",
+        node_id=node_id,
+        version="0.1.0",
+        peer_alive=True,
+        links=[pb.LinkStatus(name="lan", up=True), pb.LinkStatus(name="direct", up=False)],
+        modules=list(modules),
+        **kw,
+    )
+
+
+def web(state: int, readiness: int = pb.READINESS_READY, **kw: object) -> pb.ModuleStatus:
+    return pb.ModuleStatus(name="web", kind="app", state=state, readiness=readiness, **kw)
+
+
+def test_status_table_both_nodes() -> None:
+    results = {
+        "node1": node(
+            "node1",
+            web(
+                pb.STATE_PRIM,
+                uptodate=True,
+                vip="10.0.0.100/24",
+                vip_held=True,
+                last_rule="elected",
+                reason="serving",
+            ),
+        ),
+        "node2": node(
+            "node2",
+            web(
+                pb.STATE_SECOND,
+                pb.READINESS_TRANSIENT,
+                vip="10.0.0.100/24",
+                resync=pb.ResyncProgress(active=True, bytes_done=1, bytes_total=4, eta_s=12),
+            ),
+        ),
+    }
+    text = render.render_status(results, ADDRS, "demo")
+    assert text.startswith("Cluster demo")
+    assert "lan up, direct DOWN" in text and "not configured" in text
+    assert "Module web  (VIP 10.0.0.100/24 held by node1)" in text
+    rows = {line.split()[0]: line for line in text.splitlines() if line.startswith("  node")}
+    assert rows["node1"].split()[1:4] == ["PRIM", "ready", "uptodate"]
+    assert "elected" in rows["node1"] and "serving" in rows["node1"]
+    assert "transient" in rows["node2"] and "not uptodate" in rows["node2"]
+    assert "resync 25% ETA 12s" in rows["node2"]
+
+
+def test_status_with_an_unreachable_node_and_a_missing_module() -> None:
+    other = pb.ModuleStatus(name="db", kind="vm", state=pb.STATE_ALONE)
+    results = {
+        "node1": node("node1", web(pb.STATE_ALONE), other, witness_configured=True),
+        "node2": RuntimeError("agent node2 at 10.0.0.2:7700 is unavailable: connection refused"),
+    }
+    text = render.render_status(results, ADDRS)
+    assert "node2  10.0.0.2:7700  ERROR" in text
+    assert "node2: ERROR agent node2 at 10.0.0.2:7700 is unavailable" in text
+    assert "UNREACHABLE" in text  # the witness
+    assert text.count("agent not answering") == 2  # one row per module
+    assert "Module db  (no VIP)" in text
+
+
+def test_status_flags() -> None:
+    m = web(
+        pb.STATE_ALONE,
+        degraded=True,
+        split_brain=True,
+        checkers=[pb.CheckerStatus(name="port", ok=False)],
+    )
+    results = {"node1": node("node1", m), "node2": node("node2")}
+    text = render.render_status(results, ADDRS)
+    assert "SPLIT-BRAIN, degraded, checker port failing" in text
+    assert "NOT CONFIGURED" in text  # node2 does not have web
+
+
+def test_vip_held_by_both_is_shouted() -> None:
+    both = {
+        n: node(n, web(pb.STATE_ALONE, vip="10.0.0.100/24", vip_held=True))
+        for n in ("node1", "node2")
+    }
+    assert "held by node1 AND node2 (both!)" in render.render_status(both, ADDRS)
+
+
+def test_status_document_is_stable_json() -> None:
+    results = {"node1": node("node1", web(pb.STATE_PRIM)), "node2": OSError("down")}
+    doc = render.status_document(results, ADDRS, "demo")
+    assert json.loads(json.dumps(doc)) == doc
+    assert doc["cluster"] == "demo" and doc["modules"] == ["web"]
+    n1, n2 = doc["nodes"]["node1"], doc["nodes"]["node2"]
+    assert n1["reachable"] and n1["status"]["modules"][0]["state"] == "STATE_PRIM"
+    assert n1["status"]["modules"][0]["uptodate"] is False  # defaults are present
+    assert n2 == {"address": ADDRS["node2"], "reachable": False, "error": "down", "status": None}
+
+
+def entry(t: float, node_id: str, seq: int, message: str = "m", **kw: object) -> pb.LogEntry:
+    return pb.LogEntry(time=t, node_id=node_id, seq=seq, message=message, level="INFO", **kw)
+
+
+def test_merge_logs_by_time_and_limit() -> None:
+    per_node = {
+        "node1": [entry(1.0, "node1", 1), entry(3.0, "node1", 2)],
+        "node2": [entry(2.0, "node2", 1), entry(3.0, "node2", 2)],
+    }
+    merged = render.merge_logs(per_node)
+    assert [(e.time, e.node_id) for e in merged] == [
+        (1.0, "node1"),
+        (2.0, "node2"),
+        (3.0, "node1"),
+        (3.0, "node2"),
+    ]
+    assert [e.time for e in render.merge_logs(per_node, limit=2)] == [3.0, 3.0]
+
+
+def test_format_log_entry() -> None:
+    t = time.mktime((2026, 1, 2, 3, 4, 5, 0, 0, -1)) + 0.25
+    e = entry(
+        t,
+        "node1",
+        7,
+        "peer lost",
+        module="web",
+        old_state=pb.STATE_PRIM,
+        new_state=pb.STATE_ALONE,
+        cause="peer-lost",
+        who="admin (cert admin)",
+    )
+    line = render.format_log_entry(e)
+    assert line.startswith("2026-01-02 03:04:05.250 node1 INFO    web: peer lost")
+    assert line.endswith("[PRIM -> ALONE; cause peer-lost; by admin (cert admin)]")
+    # A message that already tells the transition is not repeated.
+    e.message = "PRIM/READY -> ALONE/READY: peer lost"
+    assert "[cause peer-lost" in render.format_log_entry(e)
+
+
+def test_table_alignment() -> None:
+    lines = render.table([["A", "BB"], ["ccc", "d"]], indent="  ")
+    assert lines == ["  A    BB", "  ccc  d"]
