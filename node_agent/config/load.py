@@ -217,9 +217,16 @@ def _cluster(t: _Table, base_dir: Path | None) -> dict[str, Any]:
 
 def _nodes(data: Any) -> dict[str, model.NodeConfig]:
     t = _Table(data, "nodes", NODE_IDS)
-    tables = {n: _Table(t.get(n), t.key(n), ["api"]) for n in NODE_IDS}
+    tables = {n: _Table(t.get(n), t.key(n), ["api", "replication"]) for n in NODE_IDS}
     return {
-        n: model.NodeConfig(n, _hostport(x.get("api"), x.key("api"))) for n, x in tables.items()
+        n: model.NodeConfig(
+            n,
+            _hostport(x.get("api"), x.key("api")),
+            _hostport(x.get("replication"), x.key("replication"))
+            if x.get("replication", None) is not None
+            else "",
+        )
+        for n, x in tables.items()
     }
 
 

@@ -96,10 +96,23 @@ class TlsConfig:
     key: str  # may contain {node}
 
 
+DEFAULT_REPLICATION_PORT = 7702
+
+
 @dataclass(frozen=True)
 class NodeConfig:
     node_id: str
     api: str  # "host:port" the agent's gRPC server listens on and the peer/console dial
+    # "host:port" of the replication stream receiver; default: the api host, port 7702.
+    replication: str = ""
+
+    @property
+    def replication_address(self) -> tuple[str, int]:
+        if self.replication:
+            host, _, port = self.replication.rpartition(":")
+            return host.strip("[]"), int(port)
+        host = self.api.rpartition(":")[0].strip("[]")
+        return host, DEFAULT_REPLICATION_PORT
 
 
 @dataclass(frozen=True)

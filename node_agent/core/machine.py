@@ -31,6 +31,7 @@ class Policy:
     defaultprim: bool = False
     detection_timeout_s: float = 3.0  # how long `start` looks for the peer
     handover_timeout_s: float = 30.0  # a swap the peer does not complete is cancelled
+    rejoin_delay_s: float = 5.0  # a secondary left behind waits this long before resyncing
 
     @property
     def preferred_here(self) -> bool:
@@ -78,6 +79,7 @@ class ModuleMachine(RulesMixin, CommandsMixin):
         self.restart_times: list[float] = []
         self.resync_wanted = False
         self.resync_fullsync = False
+        self.rejoin_after = 0.0
         self.defaultprim_done = False
         self._nonce = nonce_seed
         self._logs: list[LogRecord] = []
@@ -164,6 +166,14 @@ class ModuleMachine(RulesMixin, CommandsMixin):
         self.resync_fullsync = False
         self._set_facts(generations=peer.generations, synctime=env.now)
         self._set(State.SECOND, Readiness.READY, "resync-done", env.now, "identical to primary")
+        self.step(env)
+
+    def replication_failed(self, reason: str, env: Env) -> None:
+        """The stream to the secondary failed; the writes it did not acknowledge are
+        already in the bitmap. Go on alone (a new generation), flagged degraded."""
+        if self.state is State.PRIM and not self.stopping and not self.handing_over:
+            self.degraded = True
+            self._go_alone(env, "replication-failed", f"degraded: replication failed: {reason}")
         self.step(env)
 
     def checker_failed(self, action: str, detail: str, env: Env) -> None:

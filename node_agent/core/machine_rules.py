@@ -78,9 +78,15 @@ class RulesMixin(_Base):
         if self.swap_request:
             self.swap_request = False
         if p.state is State.SECOND:
-            if self.state is State.ALONE:
+            same = compare(self.facts.generations, p.generations) is Relation.SAME
+            # A Ready secondary still on an older generation has not noticed that we went
+            # on alone: it is not our secondary until it resyncs.
+            joined = p.readiness is not Readiness.READY or same
+            if self.state is State.ALONE and joined:
                 self._set(State.PRIM, Readiness.TRANSIENT, "peer-second", now, "peer is secondary")
             self._refresh_primary_readiness(env)
+            if self.state is State.PRIM and self.readiness is Readiness.READY:
+                self.degraded = False
             self._maybe_hand_over(env, p)
             return
         if self.state is State.PRIM and p.handover:
@@ -95,7 +101,12 @@ class RulesMixin(_Base):
         p = env.peer
         ready = self.resource_up
         if self.state is State.PRIM:
-            ready = ready and p is not None and p.readiness is Readiness.READY
+            ready = (
+                ready
+                and p is not None
+                and p.readiness is Readiness.READY
+                and compare(self.facts.generations, p.generations) is Relation.SAME
+            )
             reason = "replicating to a ready secondary" if ready else "secondary not ready"
         else:
             reason = "serving without a secondary"
@@ -184,7 +195,16 @@ class RulesMixin(_Base):
             if ready and rel is Relation.SAME:
                 return
             if ready and rel is Relation.PEER_NEWER:
-                self._begin_resync(env, "peer-newer", "primary moved on without us: resync")
+                # The primary went on without us (its replication to us failed): this
+                # copy is no longer current. Wait a moment, then resync.
+                self.rejoin_after = now + self.policy.rejoin_delay_s
+                self._set(
+                    State.WAIT,
+                    Readiness.NOT_READY,
+                    "peer-newer",
+                    now,
+                    "the primary went on without us (replication failed): not up to date",
+                )
             elif ready:
                 self.split_brain = True
                 self._set(State.WAIT, Readiness.NOT_READY, "split-brain", now, SPLIT_BRAIN_MSG)
@@ -231,6 +251,8 @@ class RulesMixin(_Base):
         rel = compare(self.facts.generations, p.generations)
         if p.state.is_primary:
             if rel in (Relation.SAME, Relation.PEER_NEWER):
+                if now < self.rejoin_after:
+                    return  # back off after a replication failure before resyncing
                 self._join_as_secondary(env, rel, "peer-primary")
             else:
                 self.split_brain = True

@@ -158,6 +158,12 @@ class Pair:
         self._persist(self.nodes[node_id])
         return out
 
+    def replication_failed(self, node_id: str) -> None:
+        m = self.machine(node_id)
+        env = self.nodes[node_id].last_env = self.env(node_id)
+        m.replication_failed("injected", env)
+        self._persist(self.nodes[node_id])
+
     def checker(self, node_id: str, failed: bool, action: str = "restart") -> None:
         m = self.machine(node_id)
         env = self.nodes[node_id].last_env = self.env(node_id)

@@ -70,6 +70,11 @@ class TwoNodes(RuleBasedStateMachine):
             self.pair.checker(node, True, action)
 
     @rule(node=node_ids)
+    def replication_fails(self, node: str) -> None:
+        if self.pair.nodes[node].alive:
+            self.pair.replication_failed(node)
+
+    @rule(node=node_ids)
     def checker_clears(self, node: str) -> None:
         if self.pair.nodes[node].alive:
             self.pair.checker(node, False)
