@@ -326,6 +326,40 @@ Press Ctrl-C to stop the agents and remove the folder.
 """
 
 
+def console_command(cluster: DemoCluster) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "console.app",
+        "--cluster-config",
+        str(cluster.config_path),
+        "--cert",
+        str(cluster.admin_cert),
+        "--key",
+        str(cluster.admin_key),
+    ]
+
+
+def start_console(cluster: DemoCluster) -> subprocess.Popen | None:
+    """Open the desktop console on the demo cluster, or say clearly why not."""
+    shown = " ".join(console_command(cluster))
+    has_display = any(os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY"))
+    if not has_display and os.environ.get("QT_QPA_PLATFORM", "") != "offscreen":
+        print(
+            "no display found (DISPLAY and WAYLAND_DISPLAY are unset): running the agents "
+            f"only. To watch them, run on a desktop:\n  {shown}",
+            flush=True,
+        )
+        return None
+    try:
+        import PySide6  # noqa: F401
+    except ImportError:
+        print(f"PySide6 is not installed: running the agents only.\n  {shown}", flush=True)
+        return None
+    print("opening the console ...", flush=True)
+    return subprocess.Popen(console_command(cluster), stdin=subprocess.DEVNULL)
+
+
 def run_demo(directory: Path | None = None, *, keep: bool = False, console: bool = False) -> int:
     """`mirrorpair demo`: build, start both agents, wait for Ctrl-C/SIGTERM, clean up."""
     if directory is not None:
@@ -348,6 +382,7 @@ def run_demo(directory: Path | None = None, *, keep: bool = False, console: bool
 
     old_term = signal.signal(signal.SIGTERM, on_term)
     agents: list[AgentProcess] = []
+    console_proc: subprocess.Popen | None = None
     try:
         cluster = build_demo_cluster(root)
         agents = [AgentProcess(cluster, n) for n in NODE_IDS]
@@ -356,7 +391,8 @@ def run_demo(directory: Path | None = None, *, keep: bool = False, console: bool
         print(f"starting two agents in {root} ...", flush=True)
         wait_ready(cluster, agents)
         print(_banner(cluster, agents), flush=True)
-        # console: the desktop console joins later; until then --no-console is implied.
+        if console:
+            console_proc = start_console(cluster)
         reported: set[str] = set()
         while not stop:
             for a in agents:
@@ -366,6 +402,12 @@ def run_demo(directory: Path | None = None, *, keep: bool = False, console: bool
                         f"agent {a.node} exited (code {a.returncode}); see {a.log_path}", flush=True
                     )
             time.sleep(0.5)
+            if console_proc is not None and console_proc.poll() is not None:
+                print(
+                    "the console was closed; the agents keep running (Ctrl-C ends the demo)",
+                    flush=True,
+                )
+                console_proc = None
     except KeyboardInterrupt:
         pass
     except DemoError as e:
@@ -373,6 +415,8 @@ def run_demo(directory: Path | None = None, *, keep: bool = False, console: bool
         return 1
     finally:
         signal.signal(signal.SIGTERM, old_term)
+        if console_proc is not None and console_proc.poll() is None:
+            console_proc.terminate()
         print("\nstopping the agents ...", flush=True)
         for a in agents:
             if a.proc is not None and a.proc.poll() is None:

@@ -70,6 +70,8 @@ class LogBook:
             seq=self._seq,
             old_state=rec.old_state.value if rec.old_state else 0,
             new_state=rec.new_state.value if rec.new_state else 0,
+            old_readiness=rec.old_readiness.value if rec.old_readiness else 0,
+            new_readiness=rec.new_readiness.value if rec.new_readiness else 0,
         )
         self._store(entry)
         return entry

@@ -1,0 +1,113 @@
+"""``mirrorpair-console``: the desktop console (DESIGN §8).
+
+mirrorpair-console                       # the clusters of ~/.config/mirrorpair/console.toml
+mirrorpair-console --cluster-config cluster.toml --cert admin.pem --key admin.key
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+from console.settings.clusters import (
+    ClusterEntry,
+    SettingsError,
+    default_config_path,
+    entry_from_cluster_toml,
+    load_clusters,
+)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="mirrorpair-console",
+        description="Watch and operate MirrorPair clusters. Without --cluster-config, the "
+        "clusters listed in the console's settings file are opened.",
+    )
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help=f"the console's cluster list (default {default_config_path()})",
+    )
+    p.add_argument(
+        "--cluster-config",
+        type=Path,
+        metavar="FILE",
+        help="open only this cluster (an agents' cluster.toml); nothing is saved",
+    )
+    p.add_argument("--cert", type=Path, help="the console's certificate (with --cluster-config)")
+    p.add_argument("--key", type=Path, help="its key (with --cluster-config)")
+    p.add_argument("--ca", type=Path, help="the cluster CA (default: [tls].ca of the file)")
+    args = p.parse_args(argv)
+    if args.cluster_config and not (args.cert and args.key):
+        p.error("--cluster-config needs --cert and --key (the console's own certificate)")
+    return args
+
+
+def load_entries(args: argparse.Namespace) -> tuple[list[ClusterEntry], Path | None]:
+    """The clusters to open and the settings file to save changes to (None: do not)."""
+    if args.cluster_config:
+        entry = entry_from_cluster_toml(args.cluster_config, args.cert, args.key, args.ca)
+        return [entry], None
+    path = args.config or default_config_path()
+    return load_clusters(path), path
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        entries, settings_path = load_entries(args)
+    except SettingsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+    # Qt is imported only now: `--help` and argument errors stay fast and display-free.
+    import qasync
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from console.settings.secrets import SecretStore
+    from console.ui.main_window import MainWindow
+    from console.ui.theme import app_icon, apply_theme
+
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    assert isinstance(app, QApplication)
+    app.setApplicationName("MirrorPair Console")
+    app.setDesktopFileName("mirrorpair-console")
+    app.setQuitOnLastWindowClosed(False)  # the loop ends when the window says so
+    apply_theme(app)
+    app.setWindowIcon(app_icon())
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+
+    window = MainWindow(entries, SecretStore(), settings_path=settings_path)
+    closed = asyncio.Event()
+    window.closed.connect(closed.set)
+    signal.signal(signal.SIGINT, lambda *_: window.close())
+    signal.signal(signal.SIGTERM, lambda *_: window.close())
+    # Python runs signal handlers only when it gets control: wake it now and then.
+    wake = QTimer()
+    wake.start(300)
+    wake.timeout.connect(lambda: None)
+
+    async def run() -> None:
+        window.start()
+        window.show()
+        await closed.wait()
+        window.hide()
+        await window.shutdown()
+
+    with loop:
+        loop.run_until_complete(run())
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("QT_AUTO_SCREEN_SCALE_FACTOR", "1")
+    sys.exit(main())

@@ -1,0 +1,256 @@
+"""One cluster as the console knows it: each node's latest snapshot or why it does
+not answer, and the per-module, per-node views derived from them (DESIGN §3, §8)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from console.model.states import (
+    CONNECTING,
+    ERROR,
+    NOT_CONFIGURED,
+    Colour,
+    is_primary,
+    readiness_name,
+    state_colour,
+    state_name,
+    worst,
+)
+from console.model.views import (
+    Badge,
+    CheckerView,
+    LinkView,
+    ModuleView,
+    NodeModuleView,
+    NodeView,
+    ResyncView,
+)
+from protos import mirrorpair_pb2 as pb
+
+NODE_IDS = ("node1", "node2")
+
+
+def other_node(node_id: str) -> str:
+    return NODE_IDS[1] if node_id == NODE_IDS[0] else NODE_IDS[0]
+
+
+@dataclass
+class _Node:
+    address: str
+    status: pb.NodeStatus | None = None  # kept while unreachable: module names, last facts
+    reachable: bool = False
+    error: str = ""
+    attempted: bool = False  # answered or failed at least once
+    last_update: float = 0.0
+    down_since: float = 0.0  # when it stopped answering (0 while it answers)
+
+
+class ClusterModel:
+    """Latest knowledge of one two-node cluster. Feed it with ``apply_snapshot`` and
+    ``apply_unreachable``; read views with ``node``, ``modules``, ``module``."""
+
+    def __init__(self, name: str, addresses: dict[str, str]) -> None:
+        self.name = name
+        self._nodes = {n: _Node(addresses.get(n, "")) for n in NODE_IDS}
+        self.revision = 0
+        self._cache: tuple[int, list[ModuleView]] | None = None
+
+    # ----- input ---------------------------------------------------------------------
+    def apply_snapshot(self, node_id: str, status: pb.NodeStatus, when: float) -> None:
+        node = self._nodes[node_id]
+        node.status, node.reachable, node.error = status, True, ""
+        node.attempted, node.last_update, node.down_since = True, when, 0.0
+        self.revision += 1
+
+    def apply_unreachable(self, node_id: str, reason: str, when: float) -> None:
+        node = self._nodes[node_id]
+        changed = node.reachable or node.error != reason or not node.attempted
+        if node.reachable or not node.attempted:
+            node.down_since = when
+        node.reachable, node.error, node.attempted = False, reason, True
+        if changed:
+            self.revision += 1
+
+    # ----- nodes -----------------------------------------------------------------------
+    def reachable(self, node_id: str) -> bool:
+        return self._nodes[node_id].reachable
+
+    def status(self, node_id: str) -> pb.NodeStatus | None:
+        """The latest snapshot while the node answers, else None."""
+        node = self._nodes[node_id]
+        return node.status if node.reachable else None
+
+    def node(self, node_id: str) -> NodeView:
+        n = self._nodes[node_id]
+        st = n.status if n.reachable else None
+        links = tuple(
+            LinkView(lk.name, lk.up, lk.local_address, lk.peer_address, lk.last_heard_age_s)
+            for lk in (st.links if st is not None else ())
+        )
+        witness = ""
+        if st is not None and st.witness_configured:
+            witness = "reachable" if st.witness_reachable else "unreachable"
+        return NodeView(
+            node_id=node_id,
+            address=n.address,
+            reachable=n.reachable,
+            connecting=not n.attempted,
+            error=n.error,
+            peer_alive=st.peer_alive if st is not None else None,
+            links=links,
+            version=st.version if st is not None else "",
+            witness=witness,
+            last_update=n.last_update,
+            down_since=n.down_since,
+        )
+
+    # ----- modules ---------------------------------------------------------------------
+    def module_names(self) -> list[str]:
+        names: list[str] = []
+        for n in NODE_IDS:  # node1's order first; a module only node2 knows comes after
+            st = self._nodes[n].status
+            for m in st.modules if st is not None else ():
+                if m.name not in names:
+                    names.append(m.name)
+        return names
+
+    def modules(self) -> list[ModuleView]:
+        if self._cache is None or self._cache[0] != self.revision:
+            self._cache = (self.revision, [self._module_view(n) for n in self.module_names()])
+        return self._cache[1]
+
+    def module(self, name: str) -> ModuleView | None:
+        return next((m for m in self.modules() if m.name == name), None)
+
+    def module_status(self, node_id: str, module: str) -> pb.ModuleStatus | None:
+        st = self.status(node_id)
+        return _find(st, module) if st is not None else None
+
+    def summary_colour(self) -> Colour:
+        """The cluster's light: the worst colour of every module and node."""
+        colours = [m.colour for m in self.modules()]
+        colours += [self.node(n).colour for n in NODE_IDS if not self.node(n).connecting]
+        return worst(colours)
+
+    def _module_view(self, name: str) -> ModuleView:
+        per_node = {n: self._node_module(n, name) for n in NODE_IDS}
+        sample = next(
+            (m for n in NODE_IDS if (m := _find(self._nodes[n].status, name)) is not None), None
+        )
+        prims = [n for n, v in per_node.items() if v.primary]
+        primary = prims[0] if len(prims) == 1 else None
+        if not prims:
+            primary = self._primary_seen_by_peer(name)
+        holder = next((n for n, v in per_node.items() if v.reachable and v.vip_held), None)
+        preferred = sample.preferred_node if sample is not None else ""
+        home = primary or (prims[0] if prims else "")
+        if not home:
+            home = preferred if preferred in NODE_IDS else NODE_IDS[0]
+        return ModuleView(
+            name=name,
+            kind=sample.kind if sample is not None else "",
+            vip=sample.vip if sample is not None else "",
+            vip_holder=holder,
+            primary=primary,
+            preferred=preferred,
+            home=home,
+            nodes=per_node,
+            two_primaries=len(prims) > 1,
+        )
+
+    def _primary_seen_by_peer(self, name: str) -> str | None:
+        """An unreachable node that its answering peer still hears as primary."""
+        for n in NODE_IDS:
+            other = other_node(n)
+            m = self.module_status(n, name)
+            if m is not None and not self._nodes[other].reachable and is_primary(m.peer_state):
+                return other
+        return None
+
+    def _node_module(self, node_id: str, name: str) -> NodeModuleView:
+        n = self._nodes[node_id]
+        if not n.attempted:
+            return NodeModuleView(node_id, CONNECTING, "", Colour.GREY, False, True)
+        if not n.reachable:
+            return NodeModuleView(
+                node_id, ERROR, "", Colour.RED, False, True, reason=n.error or "not answering"
+            )
+        m = _find(n.status, name)
+        if m is None:
+            return NodeModuleView(
+                node_id,
+                NOT_CONFIGURED,
+                "",
+                Colour.GREY,
+                True,
+                False,
+                reason=f"{name} is not in {node_id}'s configuration",
+            )
+        resync = None
+        if m.resync.active or m.resync.bytes_total:
+            r = m.resync
+            resync = ResyncView(r.active, r.bytes_done, r.bytes_total, r.rate_bytes_per_s, r.eta_s)
+        checkers = tuple(
+            CheckerView(node_id, c.name, c.kind, c.ok, c.detail, c.consecutive_failures, c.action)
+            for c in m.checkers
+        )
+        return NodeModuleView(
+            node_id=node_id,
+            label=state_name(m.state),
+            readiness=readiness_name(m.readiness),
+            colour=state_colour(m.state, m.readiness),
+            reachable=True,
+            configured=True,
+            primary=is_primary(m.state),
+            uptodate=m.uptodate,
+            degraded=m.degraded,
+            split_brain=m.split_brain,
+            reason=m.reason,
+            last_rule=m.last_rule,
+            vip_held=m.vip_held,
+            resource_running=m.resource_running,
+            state_since=m.state_since,
+            resync=resync,
+            checkers=checkers,
+            badges=_badges(m, resync, checkers),
+        )
+
+
+def _find(status: pb.NodeStatus | None, name: str) -> pb.ModuleStatus | None:
+    if status is None:
+        return None
+    return next((m for m in status.modules if m.name == name), None)
+
+
+def _badges(
+    m: pb.ModuleStatus, resync: ResyncView | None, checkers: tuple[CheckerView, ...]
+) -> tuple[Badge, ...]:
+    out: list[Badge] = []
+    if m.split_brain:
+        out.append(
+            Badge("split brain", Colour.RED, "both nodes wrote independently; choose the survivor")
+        )
+    if m.degraded:
+        out.append(
+            Badge(
+                "degraded",
+                Colour.RED,
+                "replication to the secondary failed: running without a copy",
+            )
+        )
+    if resync is not None and resync.active:
+        out.append(Badge(resync.summary(), Colour.ORANGE, "resynchronizing from the primary"))
+    if m.uptodate:
+        out.append(Badge("up to date", Colour.GREEN, "this node's copy is complete and current"))
+    else:
+        out.append(
+            Badge(
+                "not up to date",
+                Colour.ORANGE,
+                "this node's copy is not current: it cannot become primary alone",
+            )
+        )
+    for c in checkers:
+        if not c.ok:
+            out.append(Badge(f"{c.name} failing", Colour.ORANGE, c.detail))
+    return tuple(out)

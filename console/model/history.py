@@ -1,0 +1,190 @@
+"""What the console remembers over time: log entries (with the state transitions
+among them, for the timeline) and resync progress series (for the graph)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from console.model.cluster import NODE_IDS, ClusterModel
+from console.model.states import readiness_name, state_colour, state_name
+from protos import mirrorpair_pb2 as pb
+
+LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
+# Agents that do not fill old/new_readiness yet say it in the message: "WAIT/TRANSIENT -> ..."
+_TRANSITION_RE = re.compile(r"^\s*(\w+)/(\w+)\s*->\s*(\w+)/(\w+)")
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    time: float
+    node_id: str
+    module: str
+    level: str
+    message: str
+    cause: str = ""
+    who: str = ""
+    seq: int = 0
+    old_state: int = 0
+    new_state: int = 0
+    old_readiness: int = 0
+    new_readiness: int = 0
+
+    @property
+    def key(self) -> tuple[str, int, float]:
+        # seq restarts with the agent; with the time it stays unique across restarts.
+        return (self.node_id, self.seq, self.time)
+
+    @property
+    def level_number(self) -> int:
+        return LEVELS.get(self.level, 20)
+
+    @property
+    def is_transition(self) -> bool:
+        return self.new_state != pb.STATE_UNSPECIFIED
+
+    def transition_text(self) -> str:
+        def part(state: int, readiness: int) -> str:
+            r = readiness_name(readiness)
+            return f"{state_name(state)} {r}" if r else state_name(state)
+
+        return (
+            f"{part(self.old_state, self.old_readiness)} → "
+            f"{part(self.new_state, self.new_readiness)}"
+        )
+
+    @property
+    def colour(self) -> str:
+        """The colour of the state entered (for the timeline)."""
+        return state_colour(self.new_state, self.new_readiness).value
+
+
+def _readiness_value(name: str) -> int:
+    try:
+        return pb.Readiness.Value(f"READINESS_{name.upper()}")
+    except ValueError:
+        return pb.READINESS_UNSPECIFIED
+
+
+def record_from_pb(e: pb.LogEntry, node_id: str = "") -> LogRecord:
+    old_r, new_r = e.old_readiness, e.new_readiness
+    if e.new_state and not (old_r and new_r):
+        m = _TRANSITION_RE.match(e.message)
+        if m:
+            old_r, new_r = _readiness_value(m[2]), _readiness_value(m[4])
+    return LogRecord(
+        time=e.time,
+        node_id=e.node_id or node_id,
+        module=e.module,
+        level=e.level or "INFO",
+        message=e.message,
+        cause=e.cause,
+        who=e.who,
+        seq=e.seq,
+        old_state=e.old_state,
+        new_state=e.new_state,
+        old_readiness=old_r,
+        new_readiness=new_r,
+    )
+
+
+class LogStore:
+    """Both nodes' log entries, oldest first, without duplicates (a reconnect re-reads
+    recent history), bounded to ``capacity``."""
+
+    def __init__(self, capacity: int = 5000) -> None:
+        self.capacity = capacity
+        self._records: list[LogRecord] = []
+        self._keys: set[tuple[str, int, float]] = set()
+
+    def add(self, records: Iterable[LogRecord]) -> tuple[list[LogRecord], bool]:
+        """Store new records; (the new ones, whether they were all appended at the end
+        — False means the order changed or old ones were dropped: re-read everything)."""
+        new = [r for r in records if r.key not in self._keys]
+        if not new:
+            return [], True
+        new.sort(key=lambda r: r.time)
+        appended = not self._records or new[0].time >= self._records[-1].time
+        for r in new:
+            self._keys.add(r.key)
+        self._records.extend(new)
+        if not appended:
+            self._records.sort(key=lambda r: r.time)
+        if len(self._records) > self.capacity:
+            drop = len(self._records) - self.capacity
+            for r in self._records[:drop]:
+                self._keys.discard(r.key)
+            del self._records[:drop]
+            appended = False
+        return new, appended
+
+    def records(self) -> list[LogRecord]:
+        return list(self._records)
+
+    def transitions(self, module: str) -> list[LogRecord]:
+        return [r for r in self._records if r.module == module and r.is_transition]
+
+
+@dataclass(frozen=True)
+class ResyncPoint:
+    t: float  # console clock
+    bytes_done: int
+    bytes_total: int
+    rate: float  # bytes/s
+    eta_s: float
+
+    @property
+    def percent(self) -> float | None:
+        if self.bytes_total <= 0:
+            return None
+        return min(100.0, 100.0 * self.bytes_done / self.bytes_total)
+
+
+class ResyncHistory:
+    """Per module and node, the points of the current (or last) resynchronization."""
+
+    def __init__(self, max_points: int = 3600, min_interval_s: float = 0.5) -> None:
+        self.max_points = max_points
+        self.min_interval_s = min_interval_s
+        self._series: dict[tuple[str, str], list[ResyncPoint]] = {}
+        self._active: dict[tuple[str, str], bool] = {}
+
+    def observe(self, model: ClusterModel, now: float) -> set[str]:
+        """Add a point for every module resynchronizing now; the modules whose series
+        changed or whose resynchronization just ended."""
+        changed: set[str] = set()
+        for node_id in NODE_IDS:
+            st = model.status(node_id)
+            for m in st.modules if st is not None else ():
+                if self._observe_one(m.name, node_id, m.resync, now):
+                    changed.add(m.name)
+        return changed
+
+    def _observe_one(self, module: str, node_id: str, r: pb.ResyncProgress, now: float) -> bool:
+        key = (module, node_id)
+        was_active = self._active.get(key, False)
+        self._active[key] = r.active
+        if not r.active:
+            return was_active  # it just ended: the graph's summary changes
+        series = self._series.setdefault(key, [])
+        if not was_active or (series and r.bytes_done < series[-1].bytes_done):
+            series.clear()  # a new resynchronization starts a new graph
+        point = ResyncPoint(now, r.bytes_done, r.bytes_total, r.rate_bytes_per_s, r.eta_s)
+        last = series[-1] if series else None
+        if (
+            last is not None
+            and now - last.t < self.min_interval_s
+            and (last.bytes_done, last.bytes_total) == (r.bytes_done, r.bytes_total)
+        ):
+            return False  # nothing new since a moment ago
+        series.append(point)
+        if len(series) > self.max_points:
+            del series[: len(series) - self.max_points]
+        return True
+
+    def series(self, module: str, node_id: str) -> list[ResyncPoint]:
+        return list(self._series.get((module, node_id), ()))
+
+    def active(self, module: str, node_id: str) -> bool:
+        return self._active.get((module, node_id), False)
