@@ -283,3 +283,57 @@ class GetConfigReply(_message.Message):
     version: int
     path: str
     def __init__(self, toml: _Optional[str] = ..., version: _Optional[int] = ..., path: _Optional[str] = ...) -> None: ...
+
+class DigestRequest(_message.Message):
+    __slots__ = ("module", "zone_size", "algorithm")
+    MODULE_FIELD_NUMBER: _ClassVar[int]
+    ZONE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    ALGORITHM_FIELD_NUMBER: _ClassVar[int]
+    module: str
+    zone_size: int
+    algorithm: str
+    def __init__(self, module: _Optional[str] = ..., zone_size: _Optional[int] = ..., algorithm: _Optional[str] = ...) -> None: ...
+
+class FileDigest(_message.Message):
+    __slots__ = ("directory", "path", "kind", "size", "mode", "uid", "gid", "target", "zone_hashes", "first_zone", "error")
+    DIRECTORY_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    UID_FIELD_NUMBER: _ClassVar[int]
+    GID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    ZONE_HASHES_FIELD_NUMBER: _ClassVar[int]
+    FIRST_ZONE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    directory: int
+    path: str
+    kind: str
+    size: int
+    mode: int
+    uid: int
+    gid: int
+    target: str
+    zone_hashes: _containers.RepeatedScalarFieldContainer[bytes]
+    first_zone: int
+    error: str
+    def __init__(self, directory: _Optional[int] = ..., path: _Optional[str] = ..., kind: _Optional[str] = ..., size: _Optional[int] = ..., mode: _Optional[int] = ..., uid: _Optional[int] = ..., gid: _Optional[int] = ..., target: _Optional[str] = ..., zone_hashes: _Optional[_Iterable[bytes]] = ..., first_zone: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+
+class DigestChunk(_message.Message):
+    __slots__ = ("node_id", "algorithm", "zone_size", "files", "last", "state_note", "directories")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    ALGORITHM_FIELD_NUMBER: _ClassVar[int]
+    ZONE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    LAST_FIELD_NUMBER: _ClassVar[int]
+    STATE_NOTE_FIELD_NUMBER: _ClassVar[int]
+    DIRECTORIES_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    algorithm: str
+    zone_size: int
+    files: _containers.RepeatedCompositeFieldContainer[FileDigest]
+    last: bool
+    state_note: str
+    directories: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, node_id: _Optional[str] = ..., algorithm: _Optional[str] = ..., zone_size: _Optional[int] = ..., files: _Optional[_Iterable[_Union[FileDigest, _Mapping]]] = ..., last: bool = ..., state_note: _Optional[str] = ..., directories: _Optional[_Iterable[str]] = ...) -> None: ...

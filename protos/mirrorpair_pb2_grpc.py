@@ -59,6 +59,11 @@ class AgentStub(object):
                 request_serializer=protos_dot_mirrorpair__pb2.GetConfigRequest.SerializeToString,
                 response_deserializer=protos_dot_mirrorpair__pb2.GetConfigReply.FromString,
                 _registered_method=True)
+        self.DigestModule = channel.unary_stream(
+                '/mirrorpair.v1.Agent/DigestModule',
+                request_serializer=protos_dot_mirrorpair__pb2.DigestRequest.SerializeToString,
+                response_deserializer=protos_dot_mirrorpair__pb2.DigestChunk.FromString,
+                _registered_method=True)
 
 
 class AgentServicer(object):
@@ -94,6 +99,14 @@ class AgentServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DigestModule(self, request, context):
+        """Zone hashes of a module's local copy (NOT_FOUND: unknown module; FAILED_PRECONDITION:
+        no replicated directories; INVALID_ARGUMENT: zone size or algorithm not usable here).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -121,6 +134,11 @@ def add_AgentServicer_to_server(servicer, server):
                     servicer.GetConfig,
                     request_deserializer=protos_dot_mirrorpair__pb2.GetConfigRequest.FromString,
                     response_serializer=protos_dot_mirrorpair__pb2.GetConfigReply.SerializeToString,
+            ),
+            'DigestModule': grpc.unary_stream_rpc_method_handler(
+                    servicer.DigestModule,
+                    request_deserializer=protos_dot_mirrorpair__pb2.DigestRequest.FromString,
+                    response_serializer=protos_dot_mirrorpair__pb2.DigestChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -258,6 +276,33 @@ class Agent(object):
             '/mirrorpair.v1.Agent/GetConfig',
             protos_dot_mirrorpair__pb2.GetConfigRequest.SerializeToString,
             protos_dot_mirrorpair__pb2.GetConfigReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DigestModule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/mirrorpair.v1.Agent/DigestModule',
+            protos_dot_mirrorpair__pb2.DigestRequest.SerializeToString,
+            protos_dot_mirrorpair__pb2.DigestChunk.FromString,
             options,
             channel_credentials,
             insecure,

@@ -19,6 +19,22 @@ class CommandOutcome:
     message: str
 
 
+class DigestRefused(Exception):
+    """Why the engine will not digest a module; the servicer maps each subclass to a code."""
+
+
+class UnknownModule(DigestRefused):  # NOT_FOUND
+    pass
+
+
+class NoReplicatedDirectories(DigestRefused):  # FAILED_PRECONDITION
+    pass
+
+
+class BadDigestRequest(DigestRefused):  # INVALID_ARGUMENT (zone size, hash algorithm)
+    pass
+
+
 class EngineApi(Protocol):
     def status(self) -> pb.NodeStatus:
         """A full snapshot of this node, its links and every module."""
@@ -36,3 +52,10 @@ class EngineApi(Protocol):
 
     def config_text(self) -> tuple[str, int, str]:
         """(toml text, version, path)."""
+
+    def digest(
+        self, module: str, zone_size: int = 0, algorithm: str = ""
+    ) -> AsyncIterator[pb.DigestChunk]:
+        """Zone hashes of the module's local copy: a header chunk at once, then files.
+
+        Raises a ``DigestRefused`` subclass (before the header) when it cannot."""

@@ -15,7 +15,12 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from node_agent.api.engine_api import EngineApi
+from node_agent.api.engine_api import (
+    BadDigestRequest,
+    DigestRefused,
+    EngineApi,
+    UnknownModule,
+)
 from node_agent.tls.credentials import peer_common_name
 from protos import mirrorpair_pb2 as pb
 from protos import mirrorpair_pb2_grpc as pb_grpc
@@ -184,6 +189,47 @@ class AgentServicer(pb_grpc.AgentServicer):
         return pb.GetConfigReply(
             toml=mask_secret(text, _secret_of(text)), version=version, path=path
         )
+
+    async def DigestModule(
+        self, request: pb.DigestRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.DigestChunk]:
+        if not request.module:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "module is required")
+        names = _module_names(self._engine.status())
+        if request.module not in names:
+            await context.abort(grpc.StatusCode.NOT_FOUND, _unknown_module(request.module, names))
+        chunks = aiter(self._engine.digest(request.module, request.zone_size, request.algorithm))
+        refused: DigestRefused | None = None
+        failed: Exception | None = None
+        try:
+            # abort() raises, so it must not be called inside this try (it would be caught).
+            async for chunk in chunks:
+                yield chunk
+        except DigestRefused as e:
+            refused = e
+        except Exception as e:
+            log.exception("DigestModule failed")
+            failed = e
+        finally:
+            # A cancelled stream (client gone) closes the engine's generator at once: the
+            # scan stops after its current bounded step.
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
+        if refused is not None:
+            await context.abort(_digest_code(refused), str(refused))
+        if failed is not None:
+            msg = f"DigestModule failed in the agent: {failed}"
+            await context.abort(grpc.StatusCode.INTERNAL, msg)
+
+
+def _digest_code(error: DigestRefused) -> grpc.StatusCode:
+    if isinstance(error, UnknownModule):
+        return grpc.StatusCode.NOT_FOUND
+    if isinstance(error, BadDigestRequest):
+        return grpc.StatusCode.INVALID_ARGUMENT
+    return grpc.StatusCode.FAILED_PRECONDITION  # NoReplicatedDirectories and the like
 
 
 async def _internal(context: grpc.aio.ServicerContext, call: str, error: Exception) -> None:

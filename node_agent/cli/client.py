@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,10 +158,69 @@ class AgentClient:
     def config(self) -> pb.GetConfigReply:
         return self._call(self._stub.GetConfig, pb.GetConfigRequest())
 
+    def digest(
+        self, module: str, zone_size: int = 0, algorithm: str = "", idle_timeout: float = 0.0
+    ) -> DigestStream:
+        """Stream the zone hashes of the module's copy on this node (`mirrorpair verify`).
+
+        No overall deadline (a big tree takes long); the agent sends a chunk at least
+        every few seconds, so silence for ``idle_timeout`` (default: max(timeout, 30 s))
+        means it hung and the stream fails with AgentUnavailable."""
+        request = pb.DigestRequest(module=module, zone_size=zone_size, algorithm=algorithm)
+        idle = idle_timeout or max(self.timeout, DIGEST_IDLE_S)
+        return DigestStream(self, self._stub.DigestModule(request), idle)
+
     def health(self, service: str = "") -> str:
         """The standard health status name ("SERVING", ...) of ``service``."""
         reply = self._call(self._health.Check, health_pb2.HealthCheckRequest(service=service))
         return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+
+DIGEST_IDLE_S = 30.0
+
+
+class DigestStream:
+    """The DigestModule stream of one agent: iterate for the chunks; ``cancel()`` from
+    any thread stops it (the iteration then ends quietly)."""
+
+    def __init__(self, client: AgentClient, call: Any, idle_timeout: float) -> None:
+        self._client, self._call, self._idle = client, call, idle_timeout
+        self._last = time.monotonic()
+        self._done = threading.Event()
+        self._stalled = self._cancelled = False
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        self._call.cancel()
+
+    def _watchdog(self) -> None:
+        while not self._done.wait(min(1.0, self._idle)):
+            if time.monotonic() - self._last > self._idle:
+                self._stalled = True
+                self._call.cancel()
+                return
+
+    def __iter__(self) -> Iterator[pb.DigestChunk]:
+        c = self._client
+        threading.Thread(target=self._watchdog, daemon=True, name="digest-watchdog").start()
+        try:
+            for chunk in self._call:
+                self._last = time.monotonic()
+                yield chunk
+        except grpc.RpcError as e:
+            if self._cancelled:
+                return
+            if self._stalled:
+                detail = f"no data for {self._idle:g}s (agent hung?)"
+                raise AgentUnavailable(c.node_id, c.address, detail) from None
+            code = e.code() if hasattr(e, "code") else grpc.StatusCode.UNKNOWN
+            if code in _TRANSPORT_CODES:
+                raise AgentUnavailable(c.node_id, c.address, describe_rpc_error(e)) from None
+            details = e.details() if hasattr(e, "details") else str(e)
+            raise AgentCallError(c.node_id, c.address, code, details) from None
+        finally:
+            self._done.set()
+            self._call.cancel()  # no-op when finished; frees the stream if abandoned
 
 
 def tls_files(

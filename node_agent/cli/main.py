@@ -13,7 +13,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from node_agent.cli import ca_cmd, demo_cmd
+from node_agent.cli import ca_cmd, demo_cmd, verify_cmd
 from node_agent.cli.commands import (
     EXIT_SETUP,
     Context,
@@ -152,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     log.set_defaults(handler=cmd_log)
 
+    verify_cmd.add_parsers(sub)
     ca_cmd.add_parsers(sub)
     demo_cmd.add_parsers(sub)
     return p

@@ -173,7 +173,9 @@ class ModuleMachine(RulesMixin, CommandsMixin):
         already in the bitmap. Go on alone (a new generation), flagged degraded."""
         if self.state is State.PRIM and not self.stopping and not self.handing_over:
             self.degraded = True
-            self._go_alone(env, "replication-failed", f"degraded: replication failed: {reason}")
+            if env.peer is not None:
+                self._go_alone(env, "replication-failed", f"degraded: replication failed: {reason}")
+            # Peer silent too: the peer-loss rules (and the witness) decide what comes next.
         self.step(env)
 
     def checker_failed(self, action: str, detail: str, env: Env) -> None:

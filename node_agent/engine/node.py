@@ -309,3 +309,10 @@ class NodeEngine:
 
     def config_text(self) -> tuple[str, int, str]:
         return self.config.source_text, self.config.version, self.config.source_path
+
+    def digest(
+        self, module: str, zone_size: int = 0, algorithm: str = ""
+    ) -> AsyncIterator[pb.DigestChunk]:
+        from node_agent.engine.digest import digest_module  # `mirrorpair verify` (issue 3)
+
+        return digest_module(self.modules.get(module), module, zone_size, algorithm)

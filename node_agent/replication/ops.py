@@ -121,13 +121,43 @@ class Fsync:
 
 
 Op = (
-    Write | Truncate | Fallocate | Create | Mknod | Mkdir | Unlink | Rmdir | Rename | Link
-    | Symlink | Chmod | Chown | Utimens | SetXattr | RemoveXattr | Fsync
+    Write
+    | Truncate
+    | Fallocate
+    | Create
+    | Mknod
+    | Mkdir
+    | Unlink
+    | Rmdir
+    | Rename
+    | Link
+    | Symlink
+    | Chmod
+    | Chown
+    | Utimens
+    | SetXattr
+    | RemoveXattr
+    | Fsync
 )
 
 ALL_OPS: tuple[type, ...] = (
-    Write, Truncate, Fallocate, Create, Mknod, Mkdir, Unlink, Rmdir, Rename, Link, Symlink,
-    Chmod, Chown, Utimens, SetXattr, RemoveXattr, Fsync,
+    Write,
+    Truncate,
+    Fallocate,
+    Create,
+    Mknod,
+    Mkdir,
+    Unlink,
+    Rmdir,
+    Rename,
+    Link,
+    Symlink,
+    Chmod,
+    Chown,
+    Utimens,
+    SetXattr,
+    RemoveXattr,
+    Fsync,
 )
 
 
