@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class PeerModuleView(_message.Message):
-    __slots__ = ("name", "state", "readiness", "uptodate", "generations", "primary_since", "handover", "swap_request", "split_brain", "stop_request", "config_version", "candidate", "resource_up")
+    __slots__ = ("name", "state", "readiness", "uptodate", "generations", "primary_since", "handover", "swap_request", "split_brain", "stop_request", "config_version", "candidate", "resource_up", "fullsync")
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     READINESS_FIELD_NUMBER: _ClassVar[int]
@@ -22,6 +22,7 @@ class PeerModuleView(_message.Message):
     CONFIG_VERSION_FIELD_NUMBER: _ClassVar[int]
     CANDIDATE_FIELD_NUMBER: _ClassVar[int]
     RESOURCE_UP_FIELD_NUMBER: _ClassVar[int]
+    FULLSYNC_FIELD_NUMBER: _ClassVar[int]
     name: str
     state: _mirrorpair_pb2.ModuleState
     readiness: _mirrorpair_pb2.Readiness
@@ -35,7 +36,8 @@ class PeerModuleView(_message.Message):
     config_version: int
     candidate: bool
     resource_up: bool
-    def __init__(self, name: _Optional[str] = ..., state: _Optional[_Union[_mirrorpair_pb2.ModuleState, str]] = ..., readiness: _Optional[_Union[_mirrorpair_pb2.Readiness, str]] = ..., uptodate: bool = ..., generations: _Optional[_Iterable[str]] = ..., primary_since: _Optional[float] = ..., handover: bool = ..., swap_request: bool = ..., split_brain: bool = ..., stop_request: bool = ..., config_version: _Optional[int] = ..., candidate: bool = ..., resource_up: bool = ...) -> None: ...
+    fullsync: bool
+    def __init__(self, name: _Optional[str] = ..., state: _Optional[_Union[_mirrorpair_pb2.ModuleState, str]] = ..., readiness: _Optional[_Union[_mirrorpair_pb2.Readiness, str]] = ..., uptodate: bool = ..., generations: _Optional[_Iterable[str]] = ..., primary_since: _Optional[float] = ..., handover: bool = ..., swap_request: bool = ..., split_brain: bool = ..., stop_request: bool = ..., config_version: _Optional[int] = ..., candidate: bool = ..., resource_up: bool = ..., fullsync: bool = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ("cluster", "node_id", "boot_id", "seq", "link", "sent_time", "modules", "witness_reachable")

@@ -21,6 +21,7 @@ class PeerView:
     split_brain: bool = False
     candidate: bool = False  # WAIT, started, free to be elected primary
     resource_up: bool = False
+    fullsync: bool = False  # a resyncing secondary asked for a full compare
 
 
 # What a peer that does not have the module configured looks like.

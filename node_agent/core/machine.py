@@ -102,6 +102,7 @@ class ModuleMachine(RulesMixin, CommandsMixin):
             split_brain=self.split_brain,
             candidate=self.candidate,
             resource_up=self.resource_up,
+            fullsync=self.resync_wanted and self.resync_fullsync,
         )
 
     @property

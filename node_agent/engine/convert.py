@@ -22,6 +22,7 @@ def view_to_pb(name: str, view: PeerView, config_version: int) -> hpb.PeerModule
         config_version=config_version,
         candidate=view.candidate,
         resource_up=view.resource_up,
+        fullsync=view.fullsync,
     )
 
 
@@ -42,6 +43,7 @@ def view_from_pb(msg: hpb.PeerModuleView) -> PeerView | None:
         split_brain=msg.split_brain,
         candidate=msg.candidate,
         resource_up=msg.resource_up,
+        fullsync=msg.fullsync,
     )
 
 

@@ -10,12 +10,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from node_agent.config.model import CheckerConfig, CheckerKind, ModuleConfig
+from node_agent.config.model import CheckerConfig, CheckerKind, ClusterConfig, ModuleConfig
 from node_agent.core.env import Env
 from node_agent.core.facts import load_facts, save_facts
 from node_agent.core.machine import ModuleMachine, Policy
 from node_agent.core.states import State
 from node_agent.engine.logbook import LogBook
+from node_agent.engine.replication_driver import ReplicationDriver
 from node_agent.resources.app import AppResource
 from node_agent.resources.checkers import CheckerTracker, make_checker
 from node_agent.resources.common import ResourceError
@@ -37,6 +38,7 @@ class ModuleDriver:
         env_fn: Callable[[], Env],
         on_change: Callable[[], None],
         detection_timeout_s: float,
+        config: ClusterConfig | None = None,
     ) -> None:
         self.cfg = cfg
         self.node_id = node_id
@@ -68,6 +70,12 @@ class ModuleDriver:
             (c, make_checker(c, self.app, log=self._app_log), CheckerTracker(c))
             for c in self._checker_configs()
         ]
+        self.repl = (
+            ReplicationDriver(cfg, config, node_id, self.dir, self.machine, env_fn,
+                              self._app_log, self.after_step)
+            if cfg.directories and config is not None
+            else None
+        )  # fmt: skip
         self.running = False  # the truth about the resource on this node
         self.vip_held = False
         self._op: asyncio.Task | None = None
@@ -126,8 +134,10 @@ class ModuleDriver:
             and time.monotonic() - self._stop_failed_at >= STOP_RETRY_S
         ):
             self._launch(self._stop())
-        if m.resync_wanted and m.state is State.SECOND:
-            # No replicated directories yet (issue 3): nothing to copy.
+        if self.repl is not None:
+            self.repl.reconcile()
+        elif m.resync_wanted and m.state is State.SECOND:
+            # No replicated directories: nothing to copy.
             m.resync_done(self._env())
             self.after_step()
 
@@ -138,12 +148,15 @@ class ModuleDriver:
     async def _start(self) -> None:
         ok, detail = True, ""
         try:
+            if self.repl is not None:
+                # Mount the replicated directories before the application can use them.
+                await self.repl.start_primary()
             if self.vip is not None:
                 await self.vip.acquire()
                 self.vip_held = True
             result = await self.app.start()
             ok, detail = result.ok, result.detail
-        except ResourceError as exc:
+        except (ResourceError, OSError, RuntimeError) as exc:  # MountError is a RuntimeError
             ok, detail = False, str(exc)
         self.running = ok
         for _cfg, _checker, tracker in self.checkers:
@@ -161,7 +174,9 @@ class ModuleDriver:
             if self.vip is not None:
                 await self.vip.release()
                 self.vip_held = False
-        except ResourceError as exc:
+            if ok and self.repl is not None:
+                await self.repl.stop_primary()  # unmount once nothing uses the mount
+        except (ResourceError, OSError, RuntimeError) as exc:
             ok, detail = False, str(exc)
         if ok:
             self.running = False
@@ -189,7 +204,9 @@ class ModuleDriver:
             if self.vip is not None:
                 await self.vip.release()
                 self.vip_held = False
-        except ResourceError as exc:
+            if self.repl is not None:
+                await self.repl.stop_primary()
+        except (ResourceError, OSError, RuntimeError) as exc:
             self.logbook.add("ERROR", f"cleanup after failed start: {exc}", self.cfg.name)
 
     async def shutdown(self) -> None:

@@ -22,6 +22,7 @@ from node_agent.engine.status import module_status
 from node_agent.heartbeat.liveness import Liveness, Pulse
 from node_agent.heartbeat.udp import HeartbeatSender, HeartbeatTransport
 from node_agent.heartbeat.witness import WitnessProbe
+from node_agent.replication.receiver import StreamReceiver
 from protos import heartbeat_pb2 as hpb
 from protos import mirrorpair_pb2 as pb
 
@@ -84,6 +85,7 @@ class NodeEngine:
                 env_fn=lambda name=mcfg.name: self.env(name),
                 on_change=self.wake,
                 detection_timeout_s=config.timeout_s,
+                config=config,
             )
         self._wake = asyncio.Event()
         self._changed = asyncio.Condition()
@@ -92,6 +94,7 @@ class NodeEngine:
         self._peer_seen: tuple | None = None
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
+        self.receiver: StreamReceiver | None = None
 
     # ----- environment -------------------------------------------------------------
     def peer_view(self, module: str) -> PeerView | None:
@@ -135,6 +138,7 @@ class NodeEngine:
     async def run(self) -> None:
         """Run until cancelled; on cancellation stop local resources cleanly."""
         await self.transport.start()
+        await self._start_receiver()
         self.logbook.add("INFO", f"agent {self.node_id} started (version {VERSION})")
         for name, d in self.modules.items():
             if d.cfg.autostart:
@@ -150,6 +154,32 @@ class NodeEngine:
             await self._decision_loop()
         finally:
             await self._shutdown()
+
+    async def _start_receiver(self) -> None:
+        """The secondary side of replication: one TLS listener for every module."""
+        replicated = {n: d for n, d in self.modules.items() if d.repl is not None}
+        if not replicated:
+            return
+        loop = asyncio.get_running_loop()
+        for d in replicated.values():
+            d.repl.attach(loop)
+
+        def resolve(module: str):
+            d = replicated.get(module)
+            return d.repl.repl.secondary_applier() if d is not None else None
+
+        def handle_request(module: str, payload: bytes) -> bytes:
+            d = replicated.get(module)
+            if d is None:
+                raise KeyError(f"unknown module {module!r}")
+            return d.repl.repl.handle_request(payload)
+
+        host, port = self.config.nodes[self.node_id].replication_address
+        self.receiver = StreamReceiver(
+            node_id=self.node_id, peer=self.peer_id, tls=self.paths, resolve=resolve,
+            host=host, port=port, handle_request=handle_request,
+        )  # fmt: skip
+        await self.receiver.start()
 
     def _on_witness(self, reachable: bool) -> None:
         self.logbook.add(
@@ -228,6 +258,9 @@ class NodeEngine:
             with contextlib.suppress(Exception):
                 await d.shutdown()
         self.logbook.add("INFO", f"agent {self.node_id} stopped")
+        if self.receiver is not None:
+            with contextlib.suppress(Exception):
+                await self.receiver.close()
         self.transport.close()
         self.logbook.close()
 

@@ -29,7 +29,9 @@ def module_status(d: ModuleDriver, peer: PeerView | None) -> pb.ModuleStatus:
         vip_held=d.vip_held,
         resource_running=d.running,
         checkers=d.checker_status(),
-        resync=pb.ResyncProgress(active=m.resync_wanted),
+        resync=d.repl.progress()
+        if d.repl is not None
+        else pb.ResyncProgress(active=m.resync_wanted),
         preferred_node=d.cfg.preferred,
         state_since=m.state_since,
         peer_state=peer.state.value if peer else pb.STATE_UNSPECIFIED,

@@ -1,0 +1,391 @@
+"""One module's replication on one node: roles, mounts, the stream, the resync.
+
+Primary: ``become_primary`` mounts every directory (FUSE over ``copy_root/I``) in TRACK
+mode; ``peer_is_secondary`` connects in a background thread and goes straight to REPLICATE
+(peer Ready, nothing tracked, bitmap base = its generation, its activity log empty) or runs
+a ResyncSession first; ``peer_gone`` -> TRACK; ``stop_primary`` unmounts and disconnects.
+Secondary: ``become_secondary`` / ``leave_secondary``; the node's StreamReceiver calls
+``secondary_applier()`` (resolve) and ``handle_request(payload)`` (resync requests).
+
+Threading -- the engine must know:
+- Blocking, call via ``asyncio.to_thread``: become_primary, stop_primary, peer_gone,
+  peer_is_secondary, become_secondary, leave_secondary (one lock serializes them;
+  stop_primary/peer_gone may wait for the pairing thread and for ACKs).
+- Fine on the event loop: progress, status, generation_changed, secondary_applier.
+- handle_request runs in the receiver's apply thread (a listing scans the whole copy).
+- Callbacks run in background threads (or via ``loop.call_soon_threadsafe`` if ``loop``
+  is given): on_degraded(reason): a synchronous pair (REPLICATE/CONNECTING) fell back to
+  TRACK (automaton: replication_failed); on_replicating(): REPLICATE reached, the peer is
+  SECOND Ready; on_resync_failed(reason): still TRACK, call peer_is_secondary to retry;
+  on_resync_done(generation, history), secondary side: the copy is identical and synced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from node_agent.replication import link_tls
+from node_agent.replication import requests as rq
+from node_agent.replication.activity_log import ActivityLog
+from node_agent.replication.apply import Applier
+from node_agent.replication.bitmap import ZoneBitmap
+from node_agent.replication.journal import JournalError
+from node_agent.replication.mount import Mount
+from node_agent.replication.primary import Mode, PrimaryReplicator, changeset_ops
+from node_agent.replication.resync_server import CopyApplier, ResyncServer
+from node_agent.replication.resync_session import ResyncSession, ask
+from node_agent.replication.sender import StreamSender
+from node_agent.replication.wire import Mode as WireMode
+from node_agent.replication.zones import DEFAULT_ZONE_SIZE
+
+log = logging.getLogger(__name__)
+LogFn = Callable[[str, str], None]  # (level, message), as node_agent.resources
+
+
+class Role(StrEnum):
+    NONE = "none"
+    PRIMARY = "primary"
+    SECONDARY = "secondary"
+
+
+class Progress(NamedTuple):
+    active: bool
+    bytes_done: int
+    bytes_total: int
+    rate: float  # bytes/s
+    eta: float | None  # seconds; None while the rate is unknown
+
+
+class ModuleReplication:
+    def __init__(
+        self, module_name: str, directories: Sequence[str | os.PathLike[str]], copy_root: Path,
+        track_root: Path, node_id: str, peer_id: str, peer_host: str, port: int,
+        tls_paths: link_tls.TlsPaths, log: LogFn | None = None, *,
+        zone_size: int = DEFAULT_ZONE_SIZE, bandwidth_cap: float | None = None,
+        mode: WireMode = WireMode.SYNC, ack_timeout_s: float = 5.0,
+        connect_timeout_s: float = 5.0, request_timeout_s: float = 120.0,
+        mount_options: dict[str, Any] | None = None,
+        on_degraded: Callable[[str], None] | None = None,
+        on_replicating: Callable[[], None] | None = None,
+        on_resync_failed: Callable[[str], None] | None = None,
+        on_resync_done: Callable[[str, tuple[str, ...]], None] | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:  # fmt: skip
+        self.name, self.node_id, self.peer_id = module_name, node_id, peer_id
+        self.directories = [Path(d) for d in directories]
+        self.copy_root, self.track_root = Path(copy_root), Path(track_root)
+        self.tops = [str(i) for i in range(len(self.directories))]
+        for top in self.tops:
+            (self.copy_root / top).mkdir(parents=True, exist_ok=True)
+        self._peer_host, self._port, self._tls_paths = peer_host, port, tls_paths
+        self._log_fn = log
+        self.bandwidth_cap, self._wire_mode = bandwidth_cap, WireMode(mode)
+        self._ack_timeout, self._connect_timeout, self._request_timeout = (
+            ack_timeout_s, connect_timeout_s, request_timeout_s)  # fmt: skip
+        self._mount_options = dict(mount_options or {})
+        self.on_degraded, self.on_replicating = on_degraded, on_replicating
+        self.on_resync_failed, self.on_resync_done = on_resync_failed, on_resync_done
+        self._loop = loop
+        self.session_options: dict[str, Any] = {}  # extra ResyncSession arguments (tests)
+        self.bitmap = ZoneBitmap(self.track_root / "bitmap", zone_size)
+        try:
+            self.bitmap.changes()  # load now: a stored zone size wins over the configured one
+        except JournalError as e:  # unreadable record: start afresh, trusted for nothing
+            self._log("error", f"change bitmap unreadable ({e}); the next resync compares hashes")
+            self.bitmap.clear(None)  # type: ignore[arg-type]
+        self.activity = ActivityLog(self.track_root / "al", self.bitmap.zone_size)
+        self.primary = PrimaryReplicator(self.bitmap, self.activity, self._stream_failed)
+        self._server = ResyncServer(
+            self.copy_root, self.tops, self.bitmap, self.activity, on_done=self._resync_done,
+            generation=lambda: self._sec_history[-1] if self._sec_history else None,
+        )  # fmt: skip
+        self._lock = threading.RLock()  # role changes (may wait for threads and ACKs)
+        self._mu = threading.Lock()  # short field updates; never held while waiting
+        self._role = Role.NONE
+        self._history: tuple[str, ...] = ()
+        self._sec_history: tuple[str, ...] = ()
+        self._sec_epoch = 0
+        self._mounts: list[Mount] = []
+        self._tls_ctx: Any = None
+        self._sender: StreamSender | None = None
+        self._session: ResyncSession | None = None
+        self._thread: threading.Thread | None = None
+        self._cancel = threading.Event()
+
+    def _log(self, level: str, message: str) -> None:
+        log.log(getattr(logging, level.upper(), logging.INFO), "%s: %s", self.name, message)
+        if self._log_fn is not None:
+            with contextlib.suppress(Exception):
+                self._log_fn(level, message)
+
+    def _notify(self, fn: Callable[..., None] | None, *args: Any) -> None:
+        if fn is None:
+            return
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # loop closed: nobody listens
+                self._loop.call_soon_threadsafe(fn, *args)
+            return
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("%s: replication callback %r raised", self.name, fn)
+
+    @property
+    def role(self) -> Role:
+        return self._role
+
+    def become_primary(self, generation: str, history: tuple[str, ...]) -> None:
+        """Mount every directory in TRACK mode (blocking; MountError if one fails)."""
+        with self._lock:
+            self.generation_changed(generation, history)
+            if self._role is Role.PRIMARY:
+                return
+            self.leave_secondary()
+            try:  # zones in flight when we last crashed as a primary: the peer may lack them
+                self.bitmap.mark_many(changeset_ops(self.activity.load()))
+            except JournalError as e:  # unknown: trust no record for the next resync
+                self._log("error", f"activity log unreadable ({e}); the next resync compares")
+                self.bitmap.clear(None)  # type: ignore[arg-type]
+            self.activity.clear()
+            self.primary.track()
+            mounts: list[Mount] = []
+            try:
+                for top, mp in zip(self.tops, self.directories, strict=True):
+                    m = Mount(self.copy_root / top, mp, self.primary.directory(int(top)),
+                              **self._mount_options)  # fmt: skip
+                    m.start()
+                    mounts.append(m)
+            except BaseException:
+                for m in reversed(mounts):
+                    m.stop()
+                raise
+            self._mounts, self._role = mounts, Role.PRIMARY
+            self._log("info", f"mounted {len(mounts)} replicated directories, tracking changes")
+
+    def generation_changed(self, generation: str, history: tuple[str, ...]) -> None:
+        hist = tuple(history)
+        with self._mu:
+            self._history = hist if hist[-1:] == (generation,) else (*hist, generation)
+
+    def peer_is_secondary(
+        self, peer_latest_generation: str | None, transient: bool, fullsync: bool = False
+    ) -> None:
+        """Start pairing in the background (no-op if pairing or replicating already)."""
+        with self._lock:
+            if self._role is not Role.PRIMARY:
+                raise RuntimeError(f"module {self.name} is not primary on {self.node_id}")
+            if (self._thread and self._thread.is_alive()) or self.primary.mode is Mode.REPLICATE:
+                return
+            direct = not transient and not fullsync and self._record_matches(peer_latest_generation)
+            if direct:  # the pair is synchronous already: writes wait for the stream
+                self.primary.connecting(self._connect_timeout + self._ack_timeout)
+            self._cancel = cancel = threading.Event()
+            self._thread = threading.Thread(target=self._pair, args=(direct, fullsync, cancel),
+                                            name=f"repl-pair-{self.name}", daemon=True)  # fmt: skip
+            self._thread.start()
+
+    def _record_matches(self, peer_latest: str | None) -> bool:
+        try:
+            base = self.bitmap.base_generation
+            return base is not None and base == peer_latest and self.bitmap.changes().is_empty()
+        except OSError:
+            return False
+
+    def _connect(self, cancel: threading.Event, deadline: float) -> StreamSender:
+        if self._tls_ctx is None:
+            self._tls_ctx = link_tls.client_context(self._tls_paths)
+        while True:
+            wait = max(0.5, min(self._connect_timeout, deadline - time.monotonic()))
+            args = dict(module=self.name, node_id=self.node_id, peer=self.peer_id,
+                        host=self._peer_host, port=self._port, tls=self._tls_ctx,
+                        generation=self._history[-1], mode=self._wire_mode,
+                        ack_timeout_s=self._ack_timeout, connect_timeout_s=wait)  # fmt: skip
+            sender = self.primary.make_sender(functools.partial(StreamSender, **args))
+            try:
+                sender.connect()
+                return sender
+            except (link_tls.LinkError, OSError):
+                sender.close()
+                if cancel.wait(0.5) or time.monotonic() + 0.5 > deadline:
+                    raise
+
+    def _pair(self, direct: bool, fullsync: bool, cancel: threading.Event) -> None:
+        session = None
+        try:
+            deadline = time.monotonic() + self._connect_timeout * (1 if direct else 3)
+            sender = self._connect(cancel, deadline)
+            with self._mu:
+                self._sender = sender
+            if cancel.is_set():
+                raise ConnectionAbortedError("pairing cancelled")
+            if direct:
+                hello = rq.Begin(self.node_id, self._history[-1], (), self.bitmap.zone_size)
+                begin = ask(sender, hello, self._ack_timeout)
+                assert isinstance(begin, rq.BeginReply)
+                al = begin.activity  # the peer's writes in doubt (it crashed as a primary)
+                clean = al is not None and not al.get("files") and not al.get("orphaned")
+                if clean and begin.generation == self.bitmap.base_generation:
+                    hist = self._history  # the peer adopts it, as after a resync
+                    ask(sender, rq.Done(hist[-1], hist), self._ack_timeout)
+                    if self.primary.replicate_via(sender, hist[-1]):
+                        self._log("info", f"replicating to {self.peer_id} (no resync needed)")
+                        return self._notify(self.on_replicating)
+                self.primary.track()
+            session = ResyncSession(
+                self.primary, sender, self.copy_root, node_id=self.node_id,
+                history=lambda: self._history, pause=self._paused_writers, fullsync=fullsync,
+                bandwidth=self.bandwidth_cap, request_timeout_s=self._request_timeout,
+                **self.session_options,
+            )  # fmt: skip
+            with self._mu:
+                self._session = session
+            self._log("info", f"resynchronizing {self.peer_id}" + (" (fullsync)" * fullsync))
+            session.run()
+            self._log("info", f"{self.peer_id} is up to date ({session.record}, "
+                      f"{session.bytes_sent} bytes sent); replicating")  # fmt: skip
+            self._notify(self.on_replicating)
+        except Exception as e:
+            self._pairing_failed(e, direct, session, cancel)
+
+    def _pairing_failed(
+        self, e: Exception, direct: bool, session: ResyncSession | None, cancel: threading.Event
+    ) -> None:
+        reason = f"{type(e).__name__}: {e}" if not isinstance(e, ConnectionError) else str(e)
+        if session is not None:
+            session.phase = "failed"
+        old = self._drop_stream()
+        if cancel.is_set():
+            return
+        self._log("warning", f"pairing with {self.peer_id} failed: {reason}")
+        if old is Mode.CONNECTING or (session is not None and session.done_acked):
+            self._notify(self.on_degraded, reason)  # the peer believes it is up to date
+        elif not (direct and old is Mode.TRACK) and old is not Mode.REPLICATE:
+            # (those two: _stream_failed has reported it already)
+            self._notify(self.on_resync_failed, reason)
+
+    def _stream_failed(self, reason: str, old: Mode, sender: StreamSender | None) -> None:
+        """From PrimaryReplicator, in a thread of its own (or a FUSE thread if CONNECTING
+        timed out): the mode is TRACK already."""
+        if old is Mode.RESYNC:
+            return  # the session fails on its own and reports it
+        self._log("error", f"replication to {self.peer_id} failed: {reason}; tracking changes")
+        if sender is not None:
+            with self._mu:
+                if self._sender is sender:
+                    self._sender = None
+            sender.close(timeout_s=0)
+        self._notify(self.on_degraded, reason)
+
+    @contextlib.contextmanager
+    def _paused_writers(self) -> Iterator[None]:
+        """Hold every mount's FUSE order lock: fusefs applies a change locally and submits it
+        under that lock, so while we hold it no change is applied but not yet submitted."""
+        with contextlib.ExitStack() as stack:
+            for m in self._mounts:
+                if m.fs is not None:
+                    stack.enter_context(m.fs._order_lock)
+            yield
+
+    def _drop_stream(self) -> Mode:
+        """TRACK, and close the stream at once (unacked ops are marked in the bitmap)."""
+        old, _ = self.primary.track()
+        with self._mu:
+            sender, self._sender = self._sender, None
+        if sender is not None:
+            sender.close(timeout_s=0)
+        return old
+
+    def _stop_pairing(self) -> None:
+        self._cancel.set()
+        if self._session is not None:
+            self._session.cancel()
+        self._drop_stream()  # also unblocks the pairing thread
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(30.0)
+            if thread.is_alive():
+                log.error("%s: pairing thread did not stop", self.name)
+
+    def peer_gone(self) -> None:
+        """The peer is down: TRACK (no callback)."""
+        with self._lock:
+            self._stop_pairing()
+
+    def stop_primary(self) -> None:
+        """After the resource stopped: unmount (dirty pages are replicated on the way),
+        wait for the stream's ACKs, TRACK."""
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                self._stop_pairing()
+            for m in reversed(self._mounts):
+                m.stop()
+            self._mounts = []
+            _, sender = self.primary.track()
+            with self._mu:
+                self._sender = None
+            if sender is not None:
+                sender.close()
+            self.activity.clear()  # every op is ACKed or marked: nothing in doubt
+            self._role = Role.NONE
+
+    def become_secondary(self, history: tuple[str, ...]) -> None:
+        with self._lock:
+            if self._role is Role.PRIMARY:
+                raise RuntimeError(f"module {self.name} is still primary: stop_primary first")
+            with self._mu:
+                self._sec_history, self._role = tuple(history), Role.SECONDARY
+                self._sec_epoch += 1
+
+    def leave_secondary(self) -> None:
+        """Appliers already handed out refuse every further op (their stream then ends)."""
+        with self._mu:
+            if self._role is Role.SECONDARY:
+                self._role = Role.NONE
+            self._sec_epoch += 1
+
+    def secondary_applier(self) -> Applier | None:
+        """For the receiver's ``resolve``: a fresh applier while SECOND here, else None."""
+        with self._mu:
+            if self._role is not Role.SECONDARY:
+                return None
+            epoch = self._sec_epoch
+        live = lambda: self._role is Role.SECONDARY and self._sec_epoch == epoch  # noqa: E731
+        return CopyApplier(self.copy_root, self.tops, live)
+
+    def handle_request(self, payload: bytes) -> bytes:
+        """For the receiver's ``handle_request`` (its apply thread)."""
+        if self._role is not Role.SECONDARY:
+            raise RuntimeError(f"module {self.name} is not SECOND on {self.node_id}")
+        return self._server.handle(payload)
+
+    def _resync_done(self, done: rq.Done) -> None:
+        with self._mu:
+            self._sec_history = done.history
+        self._log("info", f"resync complete: identical to {self.peer_id} at {done.generation}")
+        self._notify(self.on_resync_done, done.generation, done.history)
+
+    def progress(self) -> Progress:
+        session = self._session
+        if session is None:
+            return Progress(False, 0, 0, 0.0, None)
+        return Progress(*session.progress_tuple())
+
+    def status(self) -> dict[str, Any]:
+        s, sender = self._session, self._sender
+        out: dict[str, Any] = {"role": str(self._role), "mode": str(self.primary.mode)}
+        if sender is not None:
+            out["stream_bytes_sent"] = sender.stats().bytes_sent
+        if s is not None:
+            out.update(phase=s.phase, record=s.record, bytes_sent=s.bytes_sent,
+                       zones_sent=s.zones_sent, hash_bytes=s.hash_bytes)  # fmt: skip
+        return out

@@ -1,0 +1,396 @@
+"""Real FUSE mounts: workloads through the replicating passthrough, secondary compared.
+
+The replicator is a real component chain (every op applied by an Applier to a second
+directory, "the secondary copy"), not a mock. After each workload the backing directory
+and the secondary copy must be identical.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import mmap
+import os
+import queue
+import shutil
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from node_agent.replication import ops
+from node_agent.replication.apply import Applier, fallocate, renameat2
+from node_agent.replication.mount import Mount, MountError
+from tests.conftest import require, require_binary, require_root
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _require_fuse() -> None:
+    require_root()
+    require(os.path.exists("/dev/fuse"), "needs /dev/fuse")
+    require_binary("fusermount3")
+
+
+@dataclass
+class ApplierReplicator:
+    """Applies every op to the secondary copy; ``fail(op)`` may return an exception."""
+
+    applier: Applier
+    log: list[ops.Op] = field(default_factory=list)
+    fail: Callable[[ops.Op], BaseException | None] = lambda op: None
+
+    def replicate(self, op: ops.Op) -> None:
+        exc = self.fail(op)
+        if exc is not None:
+            raise exc
+        self.log.append(op)
+        self.applier.apply(op)
+
+
+class QueueReplicator(ApplierReplicator):
+    """Offers the optional submit(): a sender thread applies ops in submission order."""
+
+    def __init__(self, applier: Applier) -> None:
+        super().__init__(applier)
+        self._queue: queue.Queue[tuple[ops.Op, threading.Event]] = queue.Queue()
+        threading.Thread(target=self._sender, daemon=True).start()
+
+    def submit(self, op: ops.Op) -> Callable[[], bool]:
+        done = threading.Event()
+        self._queue.put((op, done))
+        return done.wait
+
+    def _sender(self) -> None:
+        while True:
+            op, done = self._queue.get()
+            self.replicate(op)
+            done.set()
+
+
+@dataclass
+class Env:
+    mnt: Path
+    backing: Path
+    secondary: Path
+    rep: ApplierReplicator
+    mount: Mount
+
+
+@pytest.fixture(params=[True, False], ids=["writeback", "nowriteback"])
+def env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Env]:
+    _require_fuse()
+    backing, secondary, mnt = tmp_path / "backing", tmp_path / "secondary", tmp_path / "mnt"
+    for d in (backing, secondary, mnt):
+        d.mkdir()
+    applier = Applier(secondary)
+    rep = ApplierReplicator(applier)
+    mount = Mount(backing, mnt, rep, writeback_cache=request.param)
+    mount.start()
+    yield Env(mnt, backing, secondary, rep, mount)
+    mount.stop()
+    applier.close()
+    assert not os.path.ismount(mnt)
+    assert os.listdir(mnt) == []
+
+
+def snapshot(root: Path, mtimes: bool = True) -> dict[str, tuple]:
+    """Everything replication must reproduce; directory mtimes excluded (each side's
+    own namespace changes move them)."""
+    out: dict[str, tuple] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [".", *dirnames, *filenames] if dirpath == str(root) else dirnames + filenames:
+            p = os.path.normpath(os.path.join(dirpath, name))
+            st = os.lstat(p)
+            xattrs = sorted(
+                (n, os.getxattr(p, n, follow_symlinks=False))
+                for n in os.listxattr(p, follow_symlinks=False)
+            )
+            entry: tuple = (st.st_mode, st.st_uid, st.st_gid, st.st_nlink, tuple(xattrs))
+            if stat.S_ISREG(st.st_mode):
+                entry += (st.st_size, hashlib.sha256(Path(p).read_bytes()).hexdigest())
+            elif stat.S_ISLNK(st.st_mode):
+                entry += (os.readlink(p),)
+            if mtimes and not stat.S_ISDIR(st.st_mode):
+                entry += (st.st_mtime_ns,)
+            out[os.path.relpath(p, root)] = entry
+    return out
+
+
+def assert_replicated(e: Env, mtimes: bool = False, skip: tuple[str, ...] = ()) -> None:
+    deadline = time.monotonic() + 5  # RELEASE, which removes .fuse_hidden*, is asynchronous
+    while any(".fuse_hidden" in p.name for p in e.backing.rglob("*")):
+        assert time.monotonic() < deadline, "a .fuse_hidden file outlived its last close"
+        time.sleep(0.01)
+    a = {k: v for k, v in snapshot(e.backing, mtimes).items() if k not in skip}
+    assert a == {k: v for k, v in snapshot(e.secondary, mtimes).items() if k not in skip}
+
+
+def test_python_workload(env: Env) -> None:
+    m = env.mnt
+    (m / "d/sub").mkdir(parents=True)
+    (m / "d/sub/f.txt").write_bytes(b"hello" * 1000)
+    with open(m / "d/sub/f.txt", "r+b") as f:
+        f.seek(100)
+        f.write(b"PATCH")
+        f.seek(1 << 20)
+        f.write(b"tail")  # sparse extension
+    for _ in range(3):
+        with open(m / "log", "a") as f:  # O_APPEND: data must land at the end on both sides
+            f.write("line\n")
+    (m / "old").write_bytes(b"old")
+    os.rename(m / "old", m / "d/new")
+    (m / "victim").write_bytes(b"v")
+    os.rename(m / "d/new", m / "victim")  # over an existing file
+    os.rename(m / "d/sub", m / "moved")  # a directory
+    os.symlink("moved/f.txt", m / "rel-link")
+    os.symlink("/etc/passwd", m / "abs-link")
+    os.link(m / "moved/f.txt", m / "hard")
+    os.chmod(m / "victim", 0o4640)
+    os.chown(m / "victim", 1234, 4321)
+    os.lchown(m / "abs-link", 55, 66)
+    os.utime(m / "victim", ns=(1_500_000_000_123456789, 1_600_000_000_987654321))
+    os.utime(m / "rel-link", ns=(1_000_000_000, 2_000_000_000), follow_symlinks=False)
+    os.setxattr(m / "victim", "user.k", b"v\0x")
+    os.setxattr(m / "moved", "user.dir", b"d")
+    os.setxattr(m / "hard", "user.gone", b"g")
+    os.removexattr(m / "hard", "user.gone")
+    os.truncate(m / "hard", 3000)
+    with open(m / "big", "wb") as f:
+        os.posix_fallocate(f.fileno(), 0, 3 << 20)
+        fallocate(f.fileno(), 3, 4096, 65536)  # KEEP_SIZE | PUNCH_HOLE
+    (m / "trunc").write_bytes(b"x" * 5000)
+    (m / "trunc").write_bytes(b"short")  # open(O_TRUNC) of a non-empty file
+    os.mkfifo(m / "fifo", 0o600)
+    (m / "rmme").mkdir()
+    os.rmdir(m / "rmme")
+    os.unlink(m / "abs-link")
+    (m / "a").write_bytes(b"A")
+    (m / "b").write_bytes(b"B")
+    renameat2(-100, str(m / "a"), -100, str(m / "b"), 2)  # RENAME_EXCHANGE
+    with pytest.raises(FileExistsError):
+        renameat2(-100, str(m / "a"), -100, str(m / "b"), 1)  # RENAME_NOREPLACE
+    with open(m / "open-unlinked", "wb") as f:  # unlinked while open: .fuse_hidden*
+        f.write(b"1")
+        os.unlink(m / "open-unlinked")
+        f.write(b"2")
+    assert (m / "log").read_text() == "line\n" * 3
+    assert (m / "b").read_bytes() == b"A"
+    assert (env.secondary / "moved/f.txt").read_bytes()[100:105] == b"PATCH"
+    assert_replicated(env)
+    snap = snapshot(env.secondary)
+    assert snap["victim"][1:3] == (1234, 4321) and snap["victim"][-1] == 1_600_000_000_987654321
+    assert snap["rel-link"][-1] == 2_000_000_000 and snap["hard"][3] == 2
+
+
+def test_dd_o_direct(env: Env) -> None:
+    dd = require_binary("dd")
+    img = env.mnt / "disk.img"
+    for args in (
+        "if=/dev/urandom bs=64k count=64 oflag=direct conv=fsync status=none",
+        "if=/dev/zero bs=4k count=5 seek=7 oflag=direct conv=notrunc,fsync status=none",
+    ):
+        subprocess.run([dd, f"of={img}", *args.split()], check=True)
+    assert img.stat().st_size == 64 * 65536
+    assert any(isinstance(o, ops.Fsync) and o.path == "disk.img" for o in env.rep.log)
+    assert_replicated(env)
+
+
+def test_cp_a_tree(env: Env, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "etc/deep/er").mkdir(parents=True)
+    (src / "etc/conf").write_text("a=1\n")
+    (src / "etc/deep/er/blob").write_bytes(os.urandom(300_000))
+    (src / "empty").touch()
+    (src / "etc/deep").chmod(0o700)
+    (src / "etc/conf").chmod(0o600)
+    os.symlink("etc/conf", src / "link")
+    os.link(src / "etc/conf", src / "hardlink")
+    os.setxattr(src / "etc/conf", "user.tag", b"t")
+    os.utime(src / "empty", ns=(10**18, 10**18))
+    subprocess.run([require_binary("cp"), "-a", str(src), str(env.mnt / "copy")], check=True)
+    assert snapshot(src) == snapshot(env.mnt / "copy")  # cp -a through us is faithful
+    assert_replicated(env, mtimes=True)
+
+
+SQLITE_APP = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.execute(f"PRAGMA journal_mode={sys.argv[2]}")
+db.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")
+for i in range(20):
+    with db:
+        db.executemany("INSERT INTO t (v) VALUES (?)", [(f"r{i}-{j}" * 20,) for j in range(50)])
+db.execute("DELETE FROM t WHERE k % 3 = 0")
+db.commit()
+db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+db.close()
+"""
+
+
+def test_sqlite(env: Env, tmp_path: Path) -> None:
+    # The application is another process, as in production: an in-process client that
+    # holds the GIL inside a C call doing I/O on the mount (sqlite3's close) deadlocks
+    # against our own Python FUSE handlers.
+    for mode in ("DELETE", "WAL"):
+        db = env.mnt / f"{mode}.db"
+        subprocess.run([sys.executable, "-c", SQLITE_APP, str(db), mode], check=True, timeout=120)
+        assert_replicated(env)
+        copy = tmp_path / f"{mode}-copy.db"  # never open the secondary itself
+        shutil.copy(env.secondary / f"{mode}.db", copy)
+        check = sqlite3.connect(copy)
+        assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert check.execute("SELECT count(*) FROM t").fetchone() == (667,)
+        check.close()
+
+
+def test_concurrent_writers(env: Env) -> None:
+    """4 threads, disjoint O_DIRECT ranges of one file plus one file each."""
+    fd = os.open(env.mnt / "shared", os.O_RDWR | os.O_CREAT | os.O_DIRECT, 0o644)
+
+    def worker(n: int) -> None:
+        buf = mmap.mmap(-1, 65536)  # page-aligned for O_DIRECT
+        own = env.mnt / f"own{n}"
+        for i in range(40):
+            buf[:] = bytes([n * 40 + i & 0xFF]) * 65536
+            os.pwrite(fd, buf, (i * 4 + n) * 65536)
+            with open(own, "ab") as f:
+                f.write(buf[:1000])
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    os.fsync(fd)
+    os.close(fd)
+    assert_replicated(env)
+
+
+def test_replicator_oserror_reaches_the_app(env: Env) -> None:
+    def fail(op: ops.Op) -> OSError | None:
+        bad = isinstance(op, ops.Write | ops.Fsync | ops.Mkdir | ops.Create)
+        return OSError(errno.EIO, "peer") if bad and "fail" in ops.op_paths(op)[0] else None
+
+    (env.mnt / "fail.bin").touch()
+    env.rep.fail = fail
+    with pytest.raises(OSError) as ei:
+        (env.mnt / "fail-create").touch()
+    assert ei.value.errno == errno.EIO
+    fds = os.listdir("/proc/self/fd")
+    leaked = [f for f in fds if "fail-create" in os.path.realpath(f"/proc/self/fd/{f}")]
+    assert leaked == []  # the app got no handle: our backing fd must be closed
+    buf = mmap.mmap(-1, 4096)  # page-aligned for O_DIRECT: the write itself is synchronous
+    fd = os.open(env.mnt / "fail.bin", os.O_WRONLY | os.O_DIRECT)
+    with pytest.raises(OSError) as ei:
+        os.write(fd, buf)
+    os.close(fd)
+    assert ei.value.errno == errno.EIO
+    with pytest.raises(OSError) as ei:
+        os.mkdir(env.mnt / "faildir")
+    assert ei.value.errno == errno.EIO
+    env.rep.fail = lambda op: None
+    (env.mnt / "after").write_bytes(b"still alive")  # the mount survived
+    assert (env.secondary / "after").read_bytes() == b"still alive"
+    assert_replicated(env, skip=(".", "fail-create", "fail.bin", "faildir"))  # diverged
+
+
+def test_handler_exception_does_not_kill_the_mount(env: Env) -> None:
+    env.rep.fail = lambda op: RuntimeError("bug") if isinstance(op, ops.Mkdir) else None
+    with pytest.raises(OSError) as ei:
+        os.mkdir(env.mnt / "boom")
+    assert ei.value.errno == errno.EIO
+    env.rep.fail = lambda op: None
+    os.mkdir(env.mnt / "fine")
+    assert (env.secondary / "fine").is_dir()
+
+
+def test_non_root_caller_owns_its_files(env: Env) -> None:
+    os.chmod(env.mnt, 0o777)
+    sh = "umask 0; echo x > f; mkdir -m 777 d; ln -s f l; mkfifo -m 660 p"
+    subprocess.run(["/bin/sh", "-c", sh], cwd=env.mnt, user=4242, group=4343, check=True)
+    snap = snapshot(env.backing)
+    assert snap["f"][:3] == (stat.S_IFREG | 0o666, 4242, 4343)  # not our umask, not root
+    assert snap["d"][:3] == (stat.S_IFDIR | 0o777, 4242, 4343)
+    assert snap["l"][1:3] == (4242, 4343) and snap["p"][1:3] == (4242, 4343)
+    assert_replicated(env)
+
+
+def test_submit_total_order(tmp_path: Path) -> None:
+    _require_fuse()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "s").mkdir()
+    rep = QueueReplicator(Applier(tmp_path / "s"))
+    with Mount(tmp_path / "b", tmp_path / "m", rep) as mount:
+        e = Env(tmp_path / "m", tmp_path / "b", tmp_path / "s", rep, mount)
+        test_concurrent_writers(e)
+        test_sqlite(e, tmp_path)
+
+
+def test_mount_lifecycle(tmp_path: Path) -> None:
+    _require_fuse()
+    b, s, m = tmp_path / "b", tmp_path / "s", tmp_path / "m"
+    b.mkdir()
+    s.mkdir()
+    rep = ApplierReplicator(Applier(s))
+    mounts = [Mount(b, m, rep)] + [Mount(b, tmp_path / f"m{i}", rep) for i in range(2)]
+    for mount in mounts:  # several mounts in one process (one per module)
+        mount.start()
+    status = Path("/proc/self/status").read_text().splitlines()
+    caught = next(ln for ln in status if ln.startswith("SigCgt:"))
+    assert not int(caught.split()[1], 16) >> (signal.SIGTERM - 1) & 1  # libfuse's undone
+    (m / "x").write_bytes(b"1")
+    assert (tmp_path / "m1/x").read_bytes() == b"1" and (s / "x").read_bytes() == b"1"
+    with pytest.raises(MountError, match="already a mount point"):
+        Mount(b, m, rep).start()
+    busy = open(m / "busy", "w")  # noqa: SIM115
+    mounts[0].stop(timeout=2)  # busy: lazy unmount, then the connection is aborted
+    assert not mounts[0].mounted and not os.path.ismount(m)
+    with pytest.raises(OSError) as ei:
+        busy.close()  # a straggler can write nothing more once stop() returned
+    assert ei.value.errno == errno.ENOTCONN
+    for mount in mounts:
+        mount.stop()
+        mount.stop()  # twice is fine
+    assert not any(os.path.ismount(mt.mountpoint) for mt in mounts)
+    (m / "stray").touch()
+    with pytest.raises(MountError, match="not empty"):
+        Mount(b, m, rep).start()
+    with pytest.raises(MountError, match="contain"):
+        Mount(b, b / "inner", rep).start()
+
+
+def test_stale_mount_is_cleared(tmp_path: Path) -> None:
+    _require_fuse()
+    b, m = tmp_path / "b", tmp_path / "m"
+    b.mkdir()
+    code = (
+        "import sys, time; from pathlib import Path; "
+        "from node_agent.replication.mount import Mount\n"
+        "class R:\n def replicate(self, op): pass\n"
+        f"Mount(Path({str(b)!r}), Path({str(m)!r}), R()).start(); print('up', flush=True); "
+        "time.sleep(60)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "up"
+    finally:
+        proc.kill()  # the FUSE server dies: the mount is left dead
+        proc.wait()
+    with pytest.raises(OSError) as ei:
+        os.listdir(m)
+    assert ei.value.errno == errno.ENOTCONN
+    (b / "kept").write_bytes(b"k")
+    with Mount(b, m, ApplierReplicator(Applier(tmp_path))):
+        assert (m / "kept").read_bytes() == b"k"
+    assert not os.path.ismount(m)

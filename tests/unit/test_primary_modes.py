@@ -1,0 +1,308 @@
+"""PrimaryReplicator modes and the ResyncTracker rules, with a fake stream (no sockets).
+
+The bitmap and the activity log are the real, persistent ones (in tmp_path).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from node_agent.replication import ops
+from node_agent.replication.activity_log import ActivityLog
+from node_agent.replication.bitmap import ZoneBitmap
+from node_agent.replication.primary import (
+    Mode,
+    PrimaryReplicator,
+    ResyncTracker,
+    changeset_ops,
+    prefixed,
+)
+from node_agent.replication.resync_session import Pacer
+from node_agent.replication.sender import SenderState
+from node_agent.replication.zones import Change, ChangeSet
+
+ZS = 1 << 20
+
+
+def w(path: str, zone: int, n: int = 10) -> ops.Write:
+    return ops.Write(path, zone * ZS + 5, b"x" * n)
+
+
+class FakeSender:
+    """enqueue() like StreamSender: ops wait until ack(); fail() like a lost stream."""
+
+    def __init__(self, on_failure: Callable, fallback: Callable) -> None:
+        self.on_failure, self.fallback = on_failure, fallback
+        self.state = SenderState.RUNNING
+        self.sent: list[ops.Op] = []
+        self._events: list[threading.Event] = []
+        self.auto_ack = False
+
+    def enqueue(self, op: ops.Op) -> Callable[[], None]:
+        if self.state is not SenderState.RUNNING:
+            self.fallback(op)
+            return lambda: None
+        ev = threading.Event()
+        self.sent.append(op)
+        self._events.append(ev)
+        if self.auto_ack:
+            ev.set()
+        return lambda: ev.wait(10) or pytest.fail("never acknowledged")
+
+    def ack(self) -> None:
+        for ev in self._events:
+            ev.set()
+
+    def fail(self, reason: str) -> None:
+        self.state = SenderState.FAILED
+        unacked = [op for op, ev in zip(self.sent, self._events, strict=True) if not ev.is_set()]
+        self.on_failure(reason, unacked)  # before any waiter is released
+        self.ack()
+
+
+class Rig:
+    def __init__(self, tmp: Path) -> None:
+        self.bitmap = ZoneBitmap(tmp / "bitmap")
+        self.activity = ActivityLog(tmp / "al")
+        self.failures: list[tuple[str, Mode]] = []
+        self.primary = PrimaryReplicator(self.bitmap, self.activity, self._failed)
+        self.failed = threading.Event()
+
+    def _failed(self, reason: str, old: Mode, sender: object) -> None:
+        self.failures.append((reason, old))
+        self.failed.set()
+
+    def sender(self) -> FakeSender:
+        return self.primary.make_sender(FakeSender)  # type: ignore[arg-type]
+
+    def dirty(self, path: str, zone: int) -> bool:
+        return self.bitmap.changes().is_dirty(path, zone)
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[Rig]:
+    r = Rig(tmp_path)
+    yield r
+    r.bitmap.close()
+    r.activity.close()
+
+
+def in_thread(fn: Callable[[], object]) -> threading.Thread:
+    t = threading.Thread(target=fn, daemon=True)
+    t.start()
+    return t
+
+
+def test_track_marks_durably_and_sends_nothing(rig: Rig, tmp_path: Path) -> None:
+    rig.primary.submit(w("0/a", 3))()
+    rig.primary.replicate(ops.Create("0/b", 0o100644))
+    again = ZoneBitmap(tmp_path / "bitmap").load()  # what survives a crash
+    assert again.is_dirty("0/a", 3) and again.namespace_dirty("0/b")
+    assert rig.primary.mode is Mode.TRACK
+
+
+def test_replicate_returns_only_after_the_ack(rig: Rig) -> None:
+    s = rig.sender()
+    rig.primary.connecting(5)
+    assert rig.primary.replicate_via(s, "g1")  # type: ignore[arg-type]
+    wait = rig.primary.submit(w("0/a", 7))
+    assert s.sent == [w("0/a", 7)] and rig.activity.active().is_dirty("0/a", 7)
+    t = in_thread(wait)
+    t.join(0.2)
+    assert t.is_alive()  # no ACK yet
+    s.ack()
+    t.join(5)
+    assert not t.is_alive() and not rig.dirty("0/a", 7)
+
+
+def test_stream_failure_tracks_unacked_and_active_zones_before_release(rig: Rig) -> None:
+    s = rig.sender()
+    rig.primary.connecting(5)
+    rig.primary.replicate_via(s, "g1")  # type: ignore[arg-type]
+    rig.primary.submit(w("0/old", 1))
+    s.ack()  # acknowledged, but its zone is still active in the activity log
+    seen: list[bool] = []
+    wait = rig.primary.submit(w("0/a", 2))
+
+    def app() -> None:
+        wait()
+        seen.append(rig.dirty("0/a", 2))  # tracked by the time the write returns
+
+    t = in_thread(app)
+    s.fail("connection lost")
+    t.join(5)
+    assert seen == [True] and rig.dirty("0/old", 1)
+    assert rig.failed.wait(5) and rig.failures == [("connection lost", Mode.REPLICATE)]
+    assert rig.primary.mode is Mode.TRACK
+    rig.primary.submit(w("0/b", 4))()
+    assert rig.dirty("0/b", 4) and s.sent[-1] == w("0/a", 2)
+
+
+def test_a_dropped_sender_failing_later_changes_nothing(rig: Rig) -> None:
+    s = rig.sender()
+    rig.primary.start_resync(s)  # type: ignore[arg-type]
+    old, sender = rig.primary.track()
+    assert (old, sender) == (Mode.RESYNC, s)
+    s.fail("closed")
+    time.sleep(0.1)
+    assert not rig.failures and rig.primary.mode is Mode.TRACK
+
+
+def test_connecting_blocks_new_ops_until_the_stream_is_up(rig: Rig) -> None:
+    rig.primary.connecting(10)
+    done: list[str] = []
+    t = in_thread(lambda: done.append(rig.primary.submit(w("0/a", 0)) and "submitted"))
+    t.join(0.2)
+    assert t.is_alive() and not done
+    s = rig.sender()
+    assert rig.primary.replicate_via(s, "g1")  # type: ignore[arg-type]
+    t.join(5)
+    assert done and s.sent == [w("0/a", 0)] and not rig.dirty("0/a", 0)
+
+
+def test_connecting_times_out_into_track(rig: Rig) -> None:
+    rig.primary.connecting(0.1)
+    rig.primary.submit(w("0/a", 0))()
+    assert rig.primary.mode is Mode.TRACK and rig.dirty("0/a", 0)
+    assert rig.failures and rig.failures[0][1] is Mode.CONNECTING
+    assert not rig.primary.replicate_via(rig.sender(), "g1")  # type: ignore[arg-type]
+
+
+def test_replicate_via_refuses_when_something_was_tracked(rig: Rig) -> None:
+    rig.primary.submit(w("0/a", 0))()
+    rig.primary.connecting(5)
+    assert not rig.primary.replicate_via(rig.sender(), "g1")  # type: ignore[arg-type]
+
+
+def resync(rig: Rig) -> tuple[FakeSender, ResyncTracker]:
+    s = rig.sender()
+    s.auto_ack = True
+    return s, rig.primary.start_resync(s)  # type: ignore[arg-type]
+
+
+def test_before_install_every_op_is_only_marked_and_recorded(rig: Rig) -> None:
+    s, tracker = resync(rig)
+    rig.primary.submit(w("0/a", 3))()
+    rig.primary.submit(ops.Chmod("0/a", 0o600))()
+    assert not s.sent and rig.dirty("0/a", 3)
+    assert tracker.during.is_dirty("0/a", 3) and tracker.during.get("0/a").flags
+
+
+def test_install_orders_plan_ops_first_and_folds_changes_since_the_scan(rig: Rig) -> None:
+    s, tracker = resync(rig)
+    rig.primary.submit(w("0/f", 9))()  # after the scan, before install: settled file
+    rig.primary.submit(ops.Create("0/new", 0o100644))()  # not in the plan: stays unsettled
+    under_lock: list[bool] = []
+
+    def enqueue() -> None:
+        under_lock.append(tracker.lock.locked())
+        s.enqueue(ops.Mkdir("0/d", 0o755))
+
+    sizes = {"0/f": 20 * ZS, "0/g": 4 * ZS}
+    added = tracker.install([("0/f", [1])], {"0/g": 4 * ZS}, sizes.get, enqueue)
+    assert under_lock == [True] and s.sent == [ops.Mkdir("0/d", 0o755)]
+    assert tracker.pending == {"0/f": {1, 9}} and added == ZS
+    assert tracker.unresolved == {"0/g": {0, 1, 2, 3}}
+    assert tracker.unsettled("0/new") and not tracker.unsettled("0/f")
+    fc = tracker.during.get("0/f")
+    assert fc is not None and not fc.has_data() and fc.flags & Change.METADATA
+
+
+def test_after_install_pending_zones_are_marked_others_sent(rig: Rig) -> None:
+    s, tracker = resync(rig)
+    tracker.install([("0/f", [1, 2])], {}, lambda p: None, lambda: None)
+    rig.primary.submit(w("0/f", 1))()  # pending: the resync reads it later
+    rig.primary.submit(w("0/f", 5))()  # not pending: replicated now (no ACK needed here)
+    rig.primary.submit(ops.Write("0/f", 2 * ZS - 2, b"abcd"))  # zones 1 and 2: both pending
+    rig.primary.submit(ops.Write("0/f", 2 * ZS - 2 + ZS, b"abcd"))  # zones 2 and 3: send
+    rig.primary.submit(ops.Truncate("0/f", 100 * ZS))
+    assert s.sent == [w("0/f", 5), ops.Write("0/f", 3 * ZS - 2, b"abcd"),
+                      ops.Truncate("0/f", 100 * ZS)]  # fmt: skip
+    assert rig.dirty("0/f", 1) and not rig.dirty("0/f", 5)
+    assert tracker.take("0/f", 1) and not tracker.take("0/f", 1)
+
+
+def test_namespace_changes_unsettle_the_path_and_what_is_under_it(rig: Rig) -> None:
+    s, tracker = resync(rig)
+    tracker.install([("0/d/f", [0])], {}, lambda p: None, lambda: None)
+    rig.primary.submit(ops.Rename("0/d", "0/e"))()
+    rig.primary.submit(w("0/e/f", 4))()
+    rig.primary.submit(ops.Create("0/x", 0o100644))()
+    rig.primary.submit(w("0/x", 0))()
+    rig.primary.submit(ops.Fallocate("0/y", 0x08, 0, ZS))()  # collapse range
+    assert not s.sent and not tracker.take("0/d/f", 0)  # dropped: the final pass does it
+    assert tracker.unsettled("0/e/f") and tracker.unsettled("0/x") and tracker.unsettled("0/y")
+    record = tracker.swap()
+    assert record.is_dirty("0/e/f", 4) and record.is_dirty("0/x", 0)
+    assert record.get("0/y").flags & Change.RENAMED
+
+
+def test_hash_compared_zones_written_meanwhile_are_sent_whatever_the_hashes(rig: Rig) -> None:
+    s, tracker = resync(rig)
+    tracker.install([], {"0/g": 3 * ZS}, lambda p: None, lambda: None)
+    rig.primary.submit(w("0/g", 1))()  # unresolved: only marked
+    assert not s.sent
+    assert tracker.resolve("0/g", 1, differs=False)  # written meanwhile: send it anyway
+    assert not tracker.resolve("0/g", 0, differs=False)
+    assert tracker.resolve("0/g", 2, differs=True)
+    assert tracker.pending == {"0/g": {1, 2}}
+    rig.primary.submit(w("0/g", 0))()  # resolved and equal: replicated from now on
+    assert s.sent == [w("0/g", 0)]
+
+
+def test_drop_after_compare_keeps_written_zones_pending(rig: Rig) -> None:
+    _, tracker = resync(rig)
+    tracker.install([], {"0/g": 2 * ZS}, lambda p: None, lambda: None)
+    rig.primary.submit(w("0/g", 1))()
+    tracker.drop("0/g", written_pending=True)
+    assert tracker.pending == {"0/g": {1}} and not tracker.unresolved
+
+
+def test_quiesced_holds_new_ops_and_finish_goes_replicate(rig: Rig) -> None:
+    s, tracker = resync(rig)
+    tracker.install([], {}, lambda p: None, lambda: None)
+    rig.primary.submit(w("0/a", 0))()
+    done: list[int] = []
+    with rig.primary.quiesced():
+        t = in_thread(lambda: done.append(1) if rig.primary.submit(w("0/b", 0)) else None)
+        t.join(0.2)
+        assert t.is_alive()
+        assert rig.primary.finish_resync(s, "g7")  # type: ignore[arg-type]
+    t.join(5)
+    assert done and rig.primary.mode is Mode.REPLICATE
+    assert rig.bitmap.base_generation == "g7" and rig.bitmap.changes().is_empty()
+    assert s.sent[-1] == w("0/b", 0)
+
+
+def test_prefixed_moves_every_path_under_the_directory() -> None:
+    assert prefixed(ops.Rename("a", "b/c"), "1") == ops.Rename("1/a", "1/b/c")
+    assert prefixed(ops.Chmod("", 0o755), "0") == ops.Chmod("0", 0o755)
+    assert prefixed(ops.Fsync(""), "2") == ops.Fsync("")
+    assert prefixed(ops.Symlink("../t", "l"), "0") == ops.Symlink("../t", "0/l")
+
+
+def test_changeset_ops_mark_the_same_zones(rig: Rig) -> None:
+    cs = ChangeSet()
+    cs.apply(["z", "0/a", [0, 5, 6]])
+    cs.apply(["t", "0/b", 3])
+    rig.bitmap.mark_many(changeset_ops(cs))
+    got = rig.bitmap.changes()
+    for z in (0, 5, 6):
+        assert got.is_dirty("0/a", z)
+    assert got.get("0/b").tail == 3 and not got.is_dirty("0/a", 1)
+
+
+def test_pacer_spaces_sends_to_the_cap() -> None:
+    pacer, now, slept = Pacer(10 << 20, 0.0, burst=1 << 20), 0.0, 0.0
+    for _ in range(40):  # 40 MiB at 10 MiB/s on an infinitely fast link
+        pause = pacer.delay(1 << 20, now)
+        slept += pause
+        now += pause
+    assert slept == pytest.approx(39 / 10, rel=0.01)
+    slow = Pacer(10 << 20, 0.0)
+    assert slow.delay(1 << 20, 0.0) == 0 and slow.delay(1 << 20, 5.0) == 0  # link slower
