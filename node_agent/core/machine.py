@@ -80,6 +80,7 @@ class ModuleMachine(RulesMixin, CommandsMixin):
         self.resync_wanted = False
         self.resync_fullsync = False
         self.rejoin_after = 0.0
+        self.quarantine_wanted = False
         self.defaultprim_done = False
         self._nonce = nonce_seed
         self._logs: list[LogRecord] = []

@@ -162,6 +162,8 @@ class CommandsMixin(_Base):
             return Outcome(False, "this node is primary: use swap or stop first")
         if self.state is State.SECOND and not fullsync:
             return Outcome(False, "already secondary")
+        # A split-brain loser keeps what it wrote alone (the driver quarantines it first).
+        self.quarantine_wanted = self.split_brain
         self.split_brain = self.handover = self.checker_wait = False
         self.resync_fullsync = fullsync
         if self.state is State.STOP:

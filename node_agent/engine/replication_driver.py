@@ -17,6 +17,7 @@ from node_agent.core.env import Env, PeerView
 from node_agent.core.machine import ModuleMachine
 from node_agent.core.states import Readiness, State
 from node_agent.replication.module_repl import ModuleReplication, Role
+from node_agent.replication.quarantine import quarantine
 from protos import mirrorpair_pb2 as pb
 
 RETRY_PAIRING_S = 5.0  # after a failed resync/pairing, try again this much later
@@ -48,6 +49,7 @@ class ReplicationDriver:
             on_degraded=self._degraded, on_replicating=self._replicating,
             on_resync_failed=self._resync_failed, on_resync_done=self._resync_done,
         )  # fmt: skip
+        self._quarantine_root = module_dir / "quarantine"
         self._task: asyncio.Task | None = None
         self._paired_with: tuple | None = None  # the peer view we last paired for
         self._retry_at = 0.0
@@ -81,11 +83,24 @@ class ReplicationDriver:
             if gens:
                 self.repl.generation_changed(gens[-1], gens)
             self._reconcile_primary(env.peer)
+        elif m.state is State.SECOND and role is Role.NONE and m.quarantine_wanted:
+            m.quarantine_wanted = False
+            self._run(self._quarantine_then_second, m.facts.generations)
         elif m.state is State.SECOND and role is Role.NONE:
             # Immediate (no primary role to undo): the primary may connect any moment.
             self.repl.become_secondary(m.facts.generations)
         elif m.state is not State.SECOND and role is Role.SECONDARY:
             self.repl.leave_secondary()
+
+    def _quarantine_then_second(self, history: tuple[str, ...]) -> None:
+        """Worker thread: keep the split-brain loser's own changes, then accept the resync."""
+        try:
+            changes = self.repl.bitmap.changes() if self.repl.bitmap.base_generation else None
+        except OSError:
+            changes = None  # no trustworthy record: keep the whole copy
+        dest = quarantine(self.repl.copy_root, changes, self._quarantine_root)
+        self._log("warning", f"split brain: this node's own changes are kept in {dest}")
+        self.repl.become_secondary(history)
 
     def _reconcile_primary(self, p: PeerView | None) -> None:
         m = self.machine

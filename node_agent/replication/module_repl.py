@@ -9,9 +9,10 @@ Secondary: ``become_secondary`` / ``leave_secondary``; the node's StreamReceiver
 
 Threading -- the engine must know:
 - Blocking, call via ``asyncio.to_thread``: become_primary, stop_primary, peer_gone,
-  peer_is_secondary, become_secondary, leave_secondary (one lock serializes them;
-  stop_primary/peer_gone may wait for the pairing thread and for ACKs).
-- Fine on the event loop: progress, status, generation_changed, secondary_applier.
+  peer_is_secondary (one lock serializes them; stop_primary/peer_gone may wait for the
+  pairing thread and for ACKs).
+- Fine on the event loop: become_secondary, leave_secondary, progress, status,
+  generation_changed, secondary_applier.
 - handle_request runs in the receiver's apply thread (a listing scans the whole copy).
 - Callbacks run in background threads (or via ``loop.call_soon_threadsafe`` if ``loop``
   is given): on_degraded(reason): a synchronous pair (REPLICATE/CONNECTING) fell back to
@@ -169,7 +170,8 @@ class ModuleReplication:
                 for m in reversed(mounts):
                     m.stop()
                 raise
-            self._mounts, self._role = mounts, Role.PRIMARY
+            with self._mu:
+                self._mounts, self._role = mounts, Role.PRIMARY
             self._log("info", f"mounted {len(mounts)} replicated directories, tracking changes")
 
     def generation_changed(self, generation: str, history: tuple[str, ...]) -> None:
@@ -339,12 +341,12 @@ class ModuleReplication:
             self._role = Role.NONE
 
     def become_secondary(self, history: tuple[str, ...]) -> None:
-        with self._lock:
+        """Accept the primary's stream from now on (quick: fine on the event loop)."""
+        with self._mu:
             if self._role is Role.PRIMARY:
                 raise RuntimeError(f"module {self.name} is still primary: stop_primary first")
-            with self._mu:
-                self._sec_history, self._role = tuple(history), Role.SECONDARY
-                self._sec_epoch += 1
+            self._sec_history, self._role = tuple(history), Role.SECONDARY
+            self._sec_epoch += 1
 
     def leave_secondary(self) -> None:
         """Appliers already handed out refuse every further op (their stream then ends)."""

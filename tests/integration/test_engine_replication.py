@@ -83,3 +83,66 @@ def test_writes_reach_the_secondary_and_survive_failover(tmp_path: Path) -> None
             await pair.close()
 
     asyncio.run(asyncio.wait_for(scenario(), 120))
+
+
+def test_split_brain_loser_quarantines_its_changes_then_resyncs(tmp_path: Path) -> None:
+    require(os.path.exists("/dev/fuse"), "needs /dev/fuse (apt-get install fuse3)")
+    require_binary("fusermount3")
+    config = replicated_config(tmp_path)
+    from protos import mirrorpair_pb2 as pb
+
+    def put(path: Path, text: str) -> None:
+        with open(path, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    async def scenario() -> None:
+        pair = EnginePair(config)
+        e1, e2 = pair.start("node1"), pair.start("node2")
+        mnt1, mnt2 = tmp_path / "node1/mnt", tmp_path / "node2/mnt"
+        try:
+            await pair.wait(lambda: state_of(e2) == ("SECOND", "READY"), "paired", 30)
+            await asyncio.to_thread(put, mnt1 / "common.txt", "before the split\n")
+            await pair.stop("node2")  # node1 goes on alone and writes A
+            await pair.wait(lambda: state_of(e1) == ("ALONE", "READY"), "node1 alone", 30)
+            await asyncio.to_thread(put, mnt1 / "common.txt", "A: written by node1 alone\n")
+            await pair.stop("node1")
+            e2 = pair.start("node2")  # node2 alone: not up to date, forced with prim
+            await pair.wait(lambda: state_of(e2)[0] == "WAIT", "node2 waits", 30)
+            out = await e2.command("web", pb.COMMAND_PRIM, "tester")
+            assert out.accepted, out.message
+            await pair.wait(lambda: state_of(e2) == ("ALONE", "READY"), "node2 forced", 30)
+            await asyncio.to_thread(put, mnt2 / "common.txt", "B: written by node2 alone\n")
+            await asyncio.to_thread(put, mnt2 / "only-b.txt", "B's own file\n")
+            await pair.stop("node2")
+            e1, e2 = pair.start("node1"), pair.start("node2")
+            # node1 was primary first: it serves; node2 waits with split brain.
+            await pair.wait(
+                lambda: (
+                    state_of(e1)[0] == "ALONE"
+                    and state_of(e2)[0] == "WAIT"
+                    and e2.status().modules[0].split_brain
+                ),
+                "split brain",
+                30,
+            )
+            assert (mnt1 / "common.txt").read_text().startswith("A:")
+            out = await e2.command("web", pb.COMMAND_SECOND, "tester")
+            assert out.accepted, out.message
+            await pair.wait(
+                lambda: state_of(e2) == ("SECOND", "READY") and state_of(e1) == ("PRIM", "READY"),
+                "loser resynced",
+                60,
+            )
+            copy2 = tmp_path / "node2/modules/web/copy/0"
+            assert (copy2 / "common.txt").read_text().startswith("A:")
+            assert not (copy2 / "only-b.txt").exists()
+            kept = list((tmp_path / "node2/modules/web/quarantine").glob("*/copy/0/*"))
+            by_name = {p.name: p.read_text() for p in kept}
+            assert by_name.get("common.txt", "").startswith("B:"), by_name
+            assert by_name.get("only-b.txt") == "B's own file\n"
+        finally:
+            await pair.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 150))
