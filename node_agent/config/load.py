@@ -317,7 +317,7 @@ _MODULE_NUMBERS = ("start_timeout_s", "stop_timeout_s", "check_timeout_s", "loop
 _COMMANDS = ("start", "stop")
 _MODULE_KEYS = [
     *("name", "kind", "preferred", *_COMMANDS, "check", *_MODULE_NUMBERS, "maxloop"),
-    *("defaultprim", "autostart", "directories", "vip", "checker"),
+    *("defaultprim", "autostart", "directories", "vip", "checker", "resync_mbps", "async"),
 ]
 
 
@@ -345,6 +345,9 @@ def _module(data: Any, index: int) -> model.ModuleConfig:
         vip=_vip(t.data["vip"], t.key("vip")) if "vip" in t.data else None,
         checkers=tuple(checkers),
         directories=t.items("directories", _abspath),
+        # 0 = unlimited; a cap keeps a resync from saturating a shared link.
+        resync_mbps=t.number("resync_mbps", None) if "resync_mbps" in t.data else 0.0,
+        async_mode=t.choice("async", ["sync", "second"], "sync"),
         **kw,
     )
 

@@ -67,7 +67,10 @@ class ModuleConfig:
     autostart: bool = True  # start the module when the agent starts
     vip: VipConfig | None = None
     checkers: tuple[CheckerConfig, ...] = ()
-    directories: tuple[str, ...] = ()  # replicated directories (issue 3)
+    directories: tuple[str, ...] = ()  # replicated directories (mount paths)
+    resync_mbps: float = 0.0  # resync bandwidth cap in MB/s; 0 = unlimited
+    # "sync": a write returns once the secondary applied it; "second": once it received it.
+    async_mode: str = "sync"
 
 
 @dataclass(frozen=True)

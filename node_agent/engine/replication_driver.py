@@ -18,6 +18,7 @@ from node_agent.core.machine import ModuleMachine
 from node_agent.core.states import Readiness, State
 from node_agent.replication.module_repl import ModuleReplication, Role
 from node_agent.replication.quarantine import quarantine
+from node_agent.replication.wire import Mode as WireMode
 from protos import mirrorpair_pb2 as pb
 
 RETRY_PAIRING_S = 5.0  # after a failed resync/pairing, try again this much later
@@ -48,6 +49,8 @@ class ReplicationDriver:
             port, config.paths_for(node_id), log,
             on_degraded=self._degraded, on_replicating=self._replicating,
             on_resync_failed=self._resync_failed, on_resync_done=self._resync_done,
+            bandwidth_cap=cfg.resync_mbps * 1e6 if cfg.resync_mbps else None,
+            mode=WireMode(cfg.async_mode),
         )  # fmt: skip
         self._quarantine_root = module_dir / "quarantine"
         self._task: asyncio.Task | None = None

@@ -295,7 +295,7 @@ class ModuleReplication:
         with contextlib.ExitStack() as stack:
             for m in self._mounts:
                 if m.fs is not None:
-                    stack.enter_context(m.fs._order_lock)
+                    stack.enter_context(m.fs.order_lock)
             yield
 
     def _drop_stream(self) -> Mode:

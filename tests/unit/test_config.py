@@ -276,3 +276,15 @@ def test_file_errors_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(bad)
     assert str(info.value).startswith(f"{bad}: config error at cluster.pulse_ms:")
+
+
+def test_replication_options_parse_and_are_checked() -> None:
+    from node_agent.config.load import ConfigError, load_config
+
+    cfg = load_config(EXAMPLE)
+    web = cfg.modules[0]
+    assert web.resync_mbps == 100 and web.async_mode == "sync"
+    text = Path(EXAMPLE).read_text().replace('async = "sync"', 'async = "fast"')
+    with pytest.raises(ConfigError) as err:
+        parse_config(text)
+    assert err.value.key.endswith(".async") and "fast" in str(err.value)
