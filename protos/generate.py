@@ -1,7 +1,7 @@
 """Regenerate the Python modules of protos/*.proto (the one way to produce them).
 
-    python -m protos.generate            # write into protos/
-    python -m protos.generate --out DIR  # write elsewhere (used by the freshness test)
+python -m protos.generate            # write into protos/
+python -m protos.generate --out DIR  # write elsewhere (used by the freshness test)
 """
 
 from __future__ import annotations
