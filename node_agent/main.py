@@ -46,8 +46,16 @@ async def serve(config_path: str, node_id: str) -> None:
     print(f"mirrorpair-agent {node_id} ready on {address}", file=sys.stderr, flush=True)
     loop = asyncio.get_running_loop()
     task = loop.create_task(engine.run())
+
+    def stop_once() -> None:
+        # A second signal must not interrupt the clean stop the first one started.
+        if not stopping:
+            stopping.append(True)
+            task.cancel()
+
+    stopping: list[bool] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, task.cancel)
+        loop.add_signal_handler(sig, stop_once)
     with contextlib.suppress(asyncio.CancelledError):
         await task
     await server.stop(grace=1.0)

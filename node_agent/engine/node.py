@@ -202,8 +202,11 @@ class NodeEngine:
                 )
             self.step_all()
             self._wake.clear()
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+            # (SIGTERM) that arrives as the event is set, and the agent would never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), period)
+                async with asyncio.timeout(period):
+                    await self._wake.wait()
 
     def step_all(self) -> None:
         changed = False
@@ -321,7 +324,8 @@ class NodeEngine:
             del key
             async with self._changed:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), WATCH_KEEPALIVE_S)
+                    async with asyncio.timeout(WATCH_KEEPALIVE_S):
+                        await self._changed.wait()
 
     async def command(
         self, module: str, command: pb.Command, who: str, fullsync: bool = False

@@ -310,4 +310,5 @@ class HeartbeatSender:
             delay = self.pulse.delay(self._clock())
             if delay > 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), delay)
+                    async with asyncio.timeout(delay):  # wait_for may swallow a cancel
+                        await self._wake.wait()

@@ -353,6 +353,9 @@ def plan_resync(
     return _Planner(primary, secondary, dirty, zone_size, fullsync).run()
 
 
+MIN_RATE_SAMPLE_S = 0.2
+
+
 class ResyncProgress:
     """Rate (EWMA over time) and ETA from (time, bytes done) samples; time is passed in."""
 
@@ -362,6 +365,7 @@ class ResyncProgress:
         self.rate = 0.0  # bytes/s
         self._tau = time_constant
         self._last = now
+        self._rate_bytes = 0  # bytes done at the last rate sample
         self._samples = 0
 
     def add_total(self, nbytes: int) -> None:
@@ -369,15 +373,17 @@ class ResyncProgress:
         self.bytes_total += nbytes
 
     def update(self, now: float, bytes_done: int) -> None:
+        self.bytes_done = max(self.bytes_done, bytes_done)
         dt = now - self._last
-        if dt <= 0:
-            self.bytes_done = max(self.bytes_done, bytes_done)
+        if dt < MIN_RATE_SAMPLE_S:
+            # Too short to measure a rate (the first zone goes out before the pacer
+            # sleeps): keep accumulating until the interval means something.
             return
-        instant = max(0, bytes_done - self.bytes_done) / dt
+        instant = max(0, self.bytes_done - self._rate_bytes) / dt
         # The first sample sets the rate outright; later ones decay by elapsed time.
         alpha = 1.0 if self._samples == 0 else 1.0 - math.exp(-dt / self._tau)
         self.rate += alpha * (instant - self.rate)
-        self.bytes_done = max(self.bytes_done, bytes_done)
+        self._rate_bytes = self.bytes_done
         self._last = now
         self._samples += 1
 
