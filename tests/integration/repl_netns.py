@@ -224,7 +224,7 @@ def _write(file: Path, log_path: Path) -> None:
                 os.fsync(fd)
                 log.write(f"A {seq} {slot} {crc}\n")
                 if seq % 64 == 63:
-                    name, small = f"f{seq}.bin", record(seed, -seq - 1 & 0xFFFF, 3000)
+                    name, small = f"f{seq}.bin", record(seed + b"f", seq, 3000)
                     with open(file.parent / name, "wb") as fh:
                         fh.write(small)
                         fh.flush()
