@@ -7,10 +7,8 @@ import time
 from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QModelIndex,
     QObject,
-    QPersistentModelIndex,
     QSortFilterProxyModel,
     Qt,
 )
@@ -18,9 +16,9 @@ from PySide6.QtGui import QBrush, QColor
 
 from console.model.history import LEVELS, LogRecord
 from console.model.views import CheckerView
+from console.ui.table_base import Index, RowsTableModel
 from console.ui.theme import colour_hex
 
-Index = QModelIndex | QPersistentModelIndex
 LEVEL_COLOURS = {"DEBUG": "#7f8c99", "INFO": "#c9d3dd", "WARNING": "#f0b44c", "ERROR": "#ff7b7b"}
 RECORD_ROLE = Qt.ItemDataRole.UserRole + 1
 
@@ -33,17 +31,11 @@ def stamp(t: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", local)
 
 
-class LogTableModel(QAbstractTableModel):
+class LogTableModel(RowsTableModel[LogRecord]):
     HEADERS = ("Time", "Node", "Module", "Level", "Message")
 
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._rows: list[LogRecord] = []
-
     def set_records(self, records: list[LogRecord]) -> None:
-        self.beginResetModel()
-        self._rows = list(records)
-        self.endResetModel()
+        self._reset(list(records))
 
     def append(self, records: list[LogRecord]) -> None:
         if not records:
@@ -52,22 +44,6 @@ class LogTableModel(QAbstractTableModel):
         self.beginInsertRows(QModelIndex(), first, first + len(records) - 1)
         self._rows.extend(records)
         self.endInsertRows()
-
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008, N802 (Qt API)
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008, N802
-        return 0 if parent.isValid() else len(self.HEADERS)
-
-    def headerData(
-        self,
-        section: int,
-        orientation: Qt.Orientation,  # noqa: N802
-        role: int = Qt.ItemDataRole.DisplayRole,
-    ) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.HEADERS[section]
-        return None
 
     def record(self, row: int) -> LogRecord:
         return self._rows[row]
@@ -126,35 +102,13 @@ class LogFilterProxy(QSortFilterProxyModel):
         return True
 
 
-class TransitionTableModel(QAbstractTableModel):
+class TransitionTableModel(RowsTableModel[LogRecord]):
     """One module's state transitions, newest first."""
 
     HEADERS = ("Time", "Node", "Transition", "Why")
 
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._rows: list[LogRecord] = []
-
     def set_records(self, records: list[LogRecord]) -> None:
-        self.beginResetModel()
-        self._rows = sorted(records, key=lambda r: r.time, reverse=True)
-        self.endResetModel()
-
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008, N802
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008, N802
-        return 0 if parent.isValid() else len(self.HEADERS)
-
-    def headerData(
-        self,
-        section: int,
-        orientation: Qt.Orientation,  # noqa: N802
-        role: int = Qt.ItemDataRole.DisplayRole,
-    ) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.HEADERS[section]
-        return None
+        self._reset(sorted(records, key=lambda r: r.time, reverse=True))
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
@@ -170,35 +124,13 @@ class TransitionTableModel(QAbstractTableModel):
         return None
 
 
-class CheckerTableModel(QAbstractTableModel):
+class CheckerTableModel(RowsTableModel[CheckerView]):
     HEADERS = ("Node", "Checker", "Kind", "State", "Failures", "On failure", "Detail")
-
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._rows: list[CheckerView] = []
 
     def set_checkers(self, checkers: list[CheckerView]) -> None:
         if checkers == self._rows:
             return
-        self.beginResetModel()
-        self._rows = list(checkers)
-        self.endResetModel()
-
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008, N802
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008, N802
-        return 0 if parent.isValid() else len(self.HEADERS)
-
-    def headerData(
-        self,
-        section: int,
-        orientation: Qt.Orientation,  # noqa: N802
-        role: int = Qt.ItemDataRole.DisplayRole,
-    ) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.HEADERS[section]
-        return None
+        self._reset(list(checkers))
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():

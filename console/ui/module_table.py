@@ -6,29 +6,22 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
-    QModelIndex,
     QObject,
-    QPersistentModelIndex,
     QSortFilterProxyModel,
     Qt,
 )
 
 from console.model.cluster import NODE_IDS
 from console.model.views import ModuleView
+from console.ui.table_base import Index, RowsTableModel
 from console.ui.theme import light_icon
 
-Index = QModelIndex | QPersistentModelIndex
 SORT_ROLE = Qt.ItemDataRole.UserRole + 2
 _RANK = {"red": 0, "orange": 1, "grey": 2, "green": 3}  # worst first when sorted ascending
 
 
-class ModuleTableModel(QAbstractTableModel):
+class ModuleTableModel(RowsTableModel[ModuleView]):
     HEADERS = ("Module", "Kind", *NODE_IDS, "Runs on", "Virtual IP", "Badges")
-
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._rows: list[ModuleView] = []
 
     def set_views(self, views: list[ModuleView]) -> None:
         if [v.name for v in views] == [v.name for v in self._rows]:
@@ -37,25 +30,10 @@ class ModuleTableModel(QAbstractTableModel):
                 last = self.index(len(views) - 1, len(self.HEADERS) - 1)
                 self.dataChanged.emit(self.index(0, 0), last)
             return
-        self.beginResetModel()
-        self._rows = list(views)
-        self.endResetModel()
+        self._reset(list(views))
 
     def module_at(self, row: int) -> str:
         return self._rows[row].name
-
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008, N802 (Qt API)
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008, N802
-        return 0 if parent.isValid() else len(self.HEADERS)
-
-    def headerData(  # noqa: N802
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.HEADERS[section]
-        return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():

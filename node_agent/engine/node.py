@@ -89,7 +89,7 @@ class NodeEngine:
             )
         self._wake = asyncio.Event()
         self._changed = asyncio.Condition()
-        self._change_seq = 0
+        self._node_fingerprint: tuple = ()
         self._fingerprints: dict[str, tuple] = {}
         self._peer_seen: tuple | None = None
         self._tasks: list[asyncio.Task] = []
@@ -219,12 +219,19 @@ class NodeEngine:
                 changed = True
         if changed:
             self.sender.urgent()
-        self._notify()
-
-    def _notify(self) -> None:
-        # Watchers compare log seq and fingerprints; a cheap counter tells them to look.
-        self._change_seq += 1
-        asyncio.get_running_loop().create_task(self._notify_watchers())
+        # Wake the API watchers only when something they show moved: modules, new log
+        # entries, links, peer, witness or a resync's progress (keepalive covers the rest).
+        now = time.monotonic()
+        node_fp = (
+            tuple(d.repl.repl.progress()[:3] for d in self.modules.values() if d.repl),
+            self.logbook.seq,
+            self.liveness.peer_alive(now),
+            tuple(st.up for st in self.liveness.link_states(now)),
+            self.witness.reachable,
+        )
+        if changed or node_fp != self._node_fingerprint:
+            self._node_fingerprint = node_fp
+            asyncio.get_running_loop().create_task(self._notify_watchers())
 
     async def _notify_watchers(self) -> None:
         async with self._changed:
@@ -307,7 +314,6 @@ class NodeEngine:
         last = None
         while not self._stopping:
             status = self.status()
-            key = status.SerializeToString(deterministic=True)
             logs = self.logbook.since(log_seq, floor) if floor <= 40 else []
             log_seq = self.logbook.seq
             # Ignore the clock and link ages when deciding whether anything changed.
@@ -321,7 +327,6 @@ class NodeEngine:
                 last = fingerprint
                 seq += 1
                 yield pb.StatusEvent(seq=seq, status=status, logs=logs)
-            del key
             async with self._changed:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(WATCH_KEEPALIVE_S):
