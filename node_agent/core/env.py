@@ -22,6 +22,13 @@ class PeerView:
     candidate: bool = False  # WAIT, started, free to be elected primary
     resource_up: bool = False
     fullsync: bool = False  # a resyncing secondary asked for a full compare
+    # The outdate handshake (docs/replication.md, "Holding writes"): a primary whose
+    # synchronous replication broke asks its peer to stop claiming a current copy
+    # (``outdate``: a token fresh for each break); the peer echoes the token in
+    # ``outdated`` once its copy no longer counts as current. Only then may the primary
+    # acknowledge writes the peer lacks.
+    outdate: str = ""
+    outdated: str = ""
 
 
 # What a peer that does not have the module configured looks like.

@@ -82,6 +82,18 @@ class ModuleMachine(RulesMixin, CommandsMixin):
         self.rejoin_after = 0.0
         self.quarantine_wanted = False
         self.defaultprim_done = False
+        # Outdate handshake (see PeerView.outdate). Primary side: the token we advertise
+        # until the peer echoes it, whether the break was asked for (a fullsync: no
+        # degraded, no new generation), and the last token the peer acknowledged (what
+        # opens the write gate). Secondary side: the last token we acknowledged.
+        self.outdate_token = ""
+        self.outdate_requested = False
+        self.peer_outdated = ""
+        self.outdated_ack = ""
+        # The break the automaton last took in (its token) and our generation then: the
+        # write gate opens on a silent peer only in a newer one (core/write_gate.py).
+        self.hold_seen = ""
+        self.hold_generation = ""
         self._nonce = nonce_seed
         self._logs: list[LogRecord] = []
 
@@ -104,6 +116,8 @@ class ModuleMachine(RulesMixin, CommandsMixin):
             candidate=self.candidate,
             resource_up=self.resource_up,
             fullsync=self.resync_wanted and self.resync_fullsync,
+            outdate=self.outdate_token if self.state.is_primary else "",
+            outdated=self.outdated_ack,
         )
 
     @property
@@ -137,7 +151,12 @@ class ModuleMachine(RulesMixin, CommandsMixin):
             before = self._snapshot()
             self._decide(env)
             if self._snapshot() == before:
-                return
+                break
+        p = env.peer
+        if p is not None and p.outdate and not self.current:
+            # Acknowledge only once the rules above made this copy non-current (and it
+            # stays so: a secondary persists uptodate=False), so the echo is a promise.
+            self.outdated_ack = p.outdate
 
     def resource_started(self, ok: bool, detail: str, env: Env) -> None:
         if not self.want_running:
@@ -170,14 +189,27 @@ class ModuleMachine(RulesMixin, CommandsMixin):
         self._set(State.SECOND, Readiness.READY, "resync-done", env.now, "identical to primary")
         self.step(env)
 
-    def replication_failed(self, reason: str, env: Env) -> None:
-        """The stream to the secondary failed; the writes it did not acknowledge are
-        already in the bitmap. Go on alone (a new generation), flagged degraded."""
-        if self.state is State.PRIM and not self.stopping and not self.handing_over:
-            self.degraded = True
-            if env.peer is not None:
-                self._go_alone(env, "replication-failed", f"degraded: replication failed: {reason}")
-            # Peer silent too: the peer-loss rules (and the witness) decide what comes next.
+    def replication_failed(
+        self, reason: str, env: Env, token: str, requested: bool = False
+    ) -> None:
+        """The synchronous stream to the secondary broke; the writes it lacks are in the
+        bitmap and the replicator holds them (``token`` names this break). The peer is
+        asked to acknowledge that its copy is outdated; once it has, this node goes on
+        alone (a new generation, flagged degraded) and the write gate opens. A silent
+        peer is left to the peer-loss rules and the witness. ``requested``: the secondary
+        asked for it (a full resync): the same handshake, but no degraded flag and no new
+        generation."""
+        if self.state.is_primary and token:
+            self.hold_seen, self.outdate_token, self.outdate_requested = token, token, requested
+            self.hold_generation = self.facts.generations[-1] if self.facts.generations else ""
+            if not requested:
+                self.degraded = True
+                self._log(env.now, "WARNING", f"replication failed: {reason}", "replication")
+            if self.state is State.ALONE and not requested:
+                # Alone already (the peer joined a moment ago): nothing written from now on
+                # is on the peer, so it belongs to a new generation -- if the peer serves
+                # its copy meanwhile, the histories diverge and show it.
+                self._go_alone(env, "replication-failed", f"degraded: {reason}")
         self.step(env)
 
     def checker_failed(self, action: str, detail: str, env: Env) -> None:
@@ -220,6 +252,7 @@ class ModuleMachine(RulesMixin, CommandsMixin):
             self.swap_request,
             self.lost_peer_wait,
             self.reason,
+            self.outdate_token,
         )
 
     def _set(
@@ -245,6 +278,7 @@ class ModuleMachine(RulesMixin, CommandsMixin):
             if not state.is_primary:
                 self.primary_since = 0.0
                 self.stopping = self.handing_over = False
+                self.outdate_token, self.outdate_requested = "", False
             if state is not State.WAIT:
                 self.lost_peer_wait = self.resume_on_witness = False
                 self.checker_wait = self.checker_wait and state is State.STOP

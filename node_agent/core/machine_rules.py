@@ -77,6 +77,25 @@ class RulesMixin(_Base):
             return
         if self.swap_request:
             self.swap_request = False
+        if self.outdate_token:
+            if p.outdated == self.outdate_token and not p.uptodate:
+                # The peer promised not to serve its copy: writes it lacks may be
+                # acknowledged (the write gate opens on peer_outdated).
+                self.peer_outdated, self.outdate_token = self.outdate_token, ""
+                if self.state is State.PRIM and not self.outdate_requested:
+                    self._go_alone(
+                        env, "replication-failed", "degraded: the peer knows its copy is outdated"
+                    )
+            elif self.state is State.PRIM:
+                self._set(
+                    State.PRIM,
+                    Readiness.TRANSIENT,
+                    "replication-failed",
+                    now,
+                    "replication interrupted: writes wait until the peer acknowledges "
+                    "that its copy is outdated",
+                )
+                return
         if p.state is State.SECOND:
             same = compare(self.facts.generations, p.generations) is Relation.SAME
             # A Ready secondary still on an older generation has not noticed that we went
@@ -186,6 +205,18 @@ class RulesMixin(_Base):
                 return  # the witness is in doubt: decide when it answers or is lost
             else:
                 self._go_alone(env, "peer-lost", "peer silent on every heartbeat link")
+            return
+        if ready and p.state.is_primary and p.outdate and p.outdate != self.outdated_ack:
+            # The primary could not replicate to us: from now on this copy is not current
+            # (step() then echoes the token, which lets the primary go on without us).
+            self.rejoin_after = now + self.policy.rejoin_delay_s
+            self._set(
+                State.WAIT,
+                Readiness.NOT_READY,
+                "outdated",
+                now,
+                "the primary could not replicate to us: this copy is outdated",
+            )
             return
         rel = compare(self.facts.generations, p.generations)
         if p.state.is_primary:

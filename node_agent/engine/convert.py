@@ -23,6 +23,8 @@ def view_to_pb(name: str, view: PeerView, config_version: int) -> hpb.PeerModule
         candidate=view.candidate,
         resource_up=view.resource_up,
         fullsync=view.fullsync,
+        outdate=view.outdate,
+        outdated=view.outdated,
     )
 
 
@@ -44,6 +46,8 @@ def view_from_pb(msg: hpb.PeerModuleView) -> PeerView | None:
         candidate=msg.candidate,
         resource_up=msg.resource_up,
         fullsync=msg.fullsync,
+        outdate=msg.outdate,
+        outdated=msg.outdated,
     )
 
 

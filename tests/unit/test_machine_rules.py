@@ -254,18 +254,3 @@ def test_witness_in_doubt_delays_takeover_until_it_answers_or_is_lost() -> None:
     n1.witness_ok = n1.witness_answering = True
     pair.settle()
     assert states(pair) == ("WAIT", "ALONE")  # node1 was isolated, not alone: no resume
-
-
-def test_replication_failure_degrades_primary_and_secondary_waits_then_resyncs() -> None:
-    pair = settled()
-    pair.replication_failed("node1")
-    m1, m2 = pair.machine("node1"), pair.machine("node2")
-    assert m1.state is State.ALONE and m1.degraded
-    pair.round()
-    pair.round()
-    assert m2.state is State.WAIT and m2.readiness is Readiness.NOT_READY
-    assert not m2.current and "replication failed" in m2.reason
-    pair.settle(30)  # after the rejoin delay: resync, then PRIM/SECOND again
-    assert states(pair) == ("PRIM", "SECOND")
-    assert m1.readiness is Readiness.READY and not m1.degraded
-    assert compare(m1.facts.generations, m2.facts.generations) is Relation.SAME

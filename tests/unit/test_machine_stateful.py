@@ -4,9 +4,14 @@ Invariants (DESIGN §3, issue 2):
 - never two primaries once the nodes have exchanged heartbeats over a link that is up;
 - a copy that is not up to date never becomes primary on its own (only `prim`);
 - the witness rule: without the peer and without a configured witness, no node serves
-  (unless an admin forced it with `prim`).
-The last two are also guarded inside the automaton (InvalidTransition), so any rule
-that breaks them fails here with the exact step.
+  (unless an admin forced it with `prim`);
+- never lose an acknowledged write: a node that acknowledges writes has every one the application
+  saw acknowledged (tests/unit/pair.py models the data, the replicator and its write
+  gate), unless an admin forced a primary or the two histories diverged (a split brain:
+  both nodes reached the witness but not each other, DESIGN §4; the loser's writes are
+  quarantined, not served).
+The second and third are also guarded inside the automaton (InvalidTransition), so any
+rule that breaks them fails here with the exact step.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from node_agent.core.generations import Relation, compare
 from node_agent.core.machine_commands import COMMANDS
-from tests.unit.pair import LINKS, NODES, Pair
+from tests.unit.pair import LINKS, NODES, Pair, Repl
 
 node_ids = st.sampled_from(NODES)
 
@@ -28,6 +34,7 @@ class TwoNodes(RuleBasedStateMachine):
         super().__init__()
         self.pair = Pair(witness=True)
         self.both_primary_at = -1.0
+        self.loss_allowed = ""
 
     @rule(n=st.integers(1, 8))
     def rounds(self, n: int) -> None:
@@ -62,7 +69,9 @@ class TwoNodes(RuleBasedStateMachine):
     @rule(node=node_ids, name=st.sampled_from(COMMANDS), fullsync=st.booleans())
     def command(self, node: str, name: str, fullsync: bool) -> None:
         if self.pair.nodes[node].alive:
-            self.pair.command(node, name, fullsync)
+            out = self.pair.command(node, name, fullsync)
+            if name == "prim" and out.accepted:
+                self.loss_allowed = self.loss_allowed or "prim"
 
     @rule(node=node_ids, action=st.sampled_from(["restart", "stopstart", "wait"]))
     def checker_fails(self, node: str, action: str) -> None:
@@ -103,6 +112,24 @@ class TwoNodes(RuleBasedStateMachine):
                 continue
             if env.peer is None and env.witness_blocks and not m.forced_primary:
                 assert not m.want_running, f"{n} serves without peer and witness"
+        self.check_data()
+
+    def check_data(self) -> None:
+        pair = self.pair
+        histories = [pair.nodes[n].stored_facts.generations for n in NODES]
+        if compare(*histories) is Relation.DIVERGED:
+            self.loss_allowed = self.loss_allowed or "split brain"
+        if self.loss_allowed:
+            return
+        for n in NODES:
+            node = pair.nodes[n]
+            m = node.machine
+            # Acknowledging writes, i.e. not holding them (a held primary on the far side
+            # of a partition waits for the gate; it answers nobody meanwhile).
+            serving = node.resource_running and node.repl in (Repl.TRACK, Repl.SYNC)
+            if m is not None and m.state.is_primary and serving:
+                lost = pair.acked - node.data
+                assert not lost, f"{n} serves without acknowledged writes {sorted(lost)[:5]}"
 
 
 TwoNodes.TestCase.settings = settings(
@@ -118,6 +145,7 @@ class TwoNodesNoWitness(TwoNodes):
         RuleBasedStateMachine.__init__(self)
         self.pair = Pair(witness=False, defaultprim=True, preferred="node2")
         self.both_primary_at = -1.0
+        self.loss_allowed = ""
 
 
 TwoNodesNoWitness.TestCase.settings = settings(
