@@ -82,7 +82,7 @@ class Secondary:
 
 
 class Primary:
-    def __init__(self, work: Path, port: int) -> None:
+    def __init__(self, work: Path, port: int, mount_options: dict[str, Any]) -> None:
         self.root, self.mnt = work / "n1" / "copy", work / "mnt"
         self._events: list[str] = []
         self._cond = threading.Condition()
@@ -91,7 +91,7 @@ class Primary:
             "127.0.0.1", port, paths(work / "pki", "node1"), request_timeout_s=600,
             on_replicating=lambda: self._event("replicating"),
             on_resync_failed=lambda r: self._event(f"failed: {r}"),
-            on_degraded=lambda r: self._event(f"degraded: {r}"),
+            on_degraded=self._held, mount_options=mount_options,
         )  # fmt: skip
         self.gen = 1
         self.mr.become_primary("g1", ("g1",))
@@ -100,6 +100,10 @@ class Primary:
         with self._cond:
             self._events.append(what)
             self._cond.notify_all()
+
+    def _held(self, reason: str, hold: str, requested: bool) -> None:
+        # The engine's write gate, once the peer acknowledged it is outdated.
+        self.mr.resolve_hold(hold, True)
 
     def pair(self, peer_gen: str | None, fullsync: bool = False) -> tuple[float, dict[str, Any]]:
         """Resync (as the engine would start it); (seconds until REPLICATE, status)."""
@@ -246,6 +250,12 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=1)
     ap.add_argument("--fio-runtime", type=int, default=10)
     ap.add_argument("--quick", action="store_true", help="256 MiB file, 3 s fio runs")
+    ap.add_argument("--secondary-on", choices=("disk", "tmpfs"), default="disk",
+                    help="where the secondary's copy lives: the same disk as the primary's "
+                    "(both copies share its bandwidth: 0.5x is the ceiling) or tmpfs (a "
+                    "device of its own, as on a real pair)")  # fmt: skip
+    ap.add_argument("--no-writeback", action="store_true",
+                    help="mount without the kernel writeback cache (every write() synchronous)")
     args = ap.parse_args()
     if args.secondary:
         return secondary_main(args.secondary)
@@ -255,6 +265,12 @@ def main() -> None:
         if shutil.which(tool) is None:
             sys.exit(f"needs {tool}")
     work = Path(tempfile.mkdtemp(prefix="mp-bench-", dir="/var/tmp"))
+    elsewhere = None
+    if args.secondary_on == "tmpfs":
+        elsewhere = Path(tempfile.mkdtemp(prefix="mp-bench-n2-", dir="/dev/shm"))
+        (work / "n2").symlink_to(elsewhere)
+    print(f"secondary's copy on {args.secondary_on}; kernel writeback cache "
+          f"{'off' if args.no_writeback else 'on'}")  # fmt: skip
     sec = p = None
     try:
         create_ca(work / "pki" / "ca", "bench")
@@ -262,12 +278,12 @@ def main() -> None:
             issue_certificate(work / "pki" / "ca", node, work / "pki" / "certs")
         size = args.size_mib * MiB
         for side in ("n1", "n2"):
-            (work / side / "copy" / "0").mkdir(parents=True)
+            (work / side / "copy" / "0").mkdir(parents=True, exist_ok=True)
         random_file(work / "n1" / "copy" / "0" / "big", size, seed=1)
         shutil.copy2(work / "n1" / "copy" / "0" / "big", work / "n2" / "copy" / "0" / "big")
         (work / "local").mkdir()
         sec = Secondary(work)
-        p = Primary(work, sec.port)
+        p = Primary(work, sec.port, {"writeback_cache": not args.no_writeback})
         took, st = p.pair(None)  # no record yet; same size and mtime: nothing to compare
         print(f"first pairing (identical {args.size_mib} MiB file, no record): {took:.2f} s, "
               f"{st['bytes_sent']} B sent")  # fmt: skip
@@ -279,6 +295,8 @@ def main() -> None:
         if sec is not None:
             sec.stop()
         shutil.rmtree(work, ignore_errors=True)
+        if elsewhere is not None:
+            shutil.rmtree(elsewhere, ignore_errors=True)
 
 
 if __name__ == "__main__":

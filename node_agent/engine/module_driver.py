@@ -115,6 +115,8 @@ class ModuleDriver:
                 return  # do not act on a decision we could not record
         for rec in m.drain_logs():
             self.logbook.add_record(rec)
+        if self.repl is not None:
+            self.repl.update_gate()
         self._reconcile()
 
     def _reconcile(self) -> None:

@@ -16,7 +16,10 @@ from node_agent.config.model import ClusterConfig, ModuleConfig, other_node
 from node_agent.core.env import Env, PeerView
 from node_agent.core.machine import ModuleMachine
 from node_agent.core.states import Readiness, State
+from node_agent.core.write_gate import Gate, write_gate
 from node_agent.replication.module_repl import ModuleReplication, Role
+from node_agent.replication.peer_doubt import kernel_boot_id
+from node_agent.replication.primary import Mode
 from node_agent.replication.quarantine import quarantine
 from node_agent.replication.wire import Mode as WireMode
 from protos import mirrorpair_pb2 as pb
@@ -50,7 +53,7 @@ class ReplicationDriver:
             on_degraded=self._degraded, on_replicating=self._replicating,
             on_resync_failed=self._resync_failed, on_resync_done=self._resync_done,
             bandwidth_cap=cfg.resync_mbps * 1e6 if cfg.resync_mbps else None,
-            mode=WireMode(cfg.async_mode),
+            mode=WireMode(cfg.async_mode), kernel=kernel_boot_id(),
         )  # fmt: skip
         self._quarantine_root = module_dir / "quarantine"
         self._task: asyncio.Task | None = None
@@ -68,7 +71,9 @@ class ReplicationDriver:
     async def start_primary(self) -> None:
         facts = self.machine.facts
         gen = facts.generations[-1] if facts.generations else "initial"
-        await asyncio.to_thread(self.repl.become_primary, gen, facts.generations or (gen,))
+        bound = self.machine.state is State.PRIM  # a swap: the peer's copy is current
+        await asyncio.to_thread(self.repl.become_primary, gen, facts.generations or (gen,),
+                                bound)  # fmt: skip
         self._paired_with = None
 
     async def stop_primary(self) -> None:
@@ -76,6 +81,16 @@ class ReplicationDriver:
         self._paired_with = None
 
     # ----- after every decision --------------------------------------------------------
+    def update_gate(self) -> None:
+        """Held writes: let the write gate decide (core/write_gate.py). Runs after every
+        step, even while the resource is starting or stopping."""
+        hold = self.repl.primary.hold_token
+        if not hold:
+            return
+        gate = write_gate(self.machine, self._env(), hold)
+        if gate is not Gate.HOLD:
+            self.repl.resolve_hold(hold, gate is Gate.OPEN)
+
     def reconcile(self) -> None:
         if self.busy:
             return
@@ -107,15 +122,15 @@ class ReplicationDriver:
 
     def _reconcile_primary(self, p: PeerView | None) -> None:
         m = self.machine
-        pairable = (
-            p is not None and p.state is State.SECOND and m.state.is_primary and m.want_running
-        )
+        pairable = p is not None and p.state is State.SECOND and m.state.is_primary
         if not pairable:
             if self._paired_with is not None:
                 self._paired_with = None
                 self._run(self.repl.peer_gone)
             return
         assert p is not None
+        if not m.want_running or self.repl.primary.mode in (Mode.HELD, Mode.FENCED):
+            return  # stopping: keep replicating what runs, start nothing; held: gate first
         key = (p.generations[-1:], p.readiness is Readiness.READY, p.fullsync)
         if key == self._paired_with or time.monotonic() < self._retry_at:
             return
@@ -136,10 +151,10 @@ class ReplicationDriver:
         self._after_step()
 
     # ----- callbacks from ModuleReplication (on the event loop) -------------------------
-    def _degraded(self, reason: str) -> None:
+    def _degraded(self, reason: str, hold: str, requested: bool) -> None:
         self._paired_with = None
-        self._retry_at = time.monotonic() + RETRY_PAIRING_S
-        self.machine.replication_failed(reason, self._env())
+        self._retry_at = 0.0 if requested else time.monotonic() + RETRY_PAIRING_S
+        self.machine.replication_failed(reason, self._env(), hold, requested)
         self._after_step()
 
     def _replicating(self) -> None:

@@ -128,6 +128,8 @@ class ReplicatingFS(NamespaceOps, mfusepy.Operations):
         ``apply`` returns (value for the application, operations to replicate); it runs
         only once the claim on ``keys`` is held. A local failure replicates nothing.
         """
+        if getattr(self.replicator, "fenced", False):
+            raise FuseOSError(errno.EIO)  # this node no longer serves: change nothing
         if self._submit is not None:
             with self.order_lock:
                 result, todo = apply()
@@ -361,26 +363,41 @@ class ReplicatingFS(NamespaceOps, mfusepy.Operations):
 
         return self._change((whole(rel),), apply)
 
+    def _sync(self, rel: str, datasync: int, local: Callable[[], None]) -> int:
+        """fsync/fdatasync: the peer's Fsync is ordered after every change handed over
+        before it; the local sync then runs outside the order lock (it covers what was
+        applied before, and other writers need not wait for the disk), concurrently with
+        the peer's; the application gets its answer once both are done."""
+        op = ops.Fsync(rel, bool(datasync))  # "" (the root) = syncfs there
+        if getattr(self.replicator, "fenced", False):
+            raise FuseOSError(errno.EIO)
+        if self._submit is not None:
+            with self.order_lock:
+                wait = self._submit(op)
+            try:
+                local()
+            finally:
+                wait()  # always: it also ends the op's activity-log entry
+            return 0
+        with self._gate.claim(whole(rel)):
+            local()
+            self.replicator.replicate(op)
+        return 0
+
     @guard
     def fsync(self, path: str | None, datasync: int, fh: int) -> int:
         rel = self._path_of(path, fh)
-
-        def apply() -> tuple[int, list[ops.Op]]:
-            (os.fdatasync if datasync else os.fsync)(fh)
-            return 0, [ops.Fsync(rel, bool(datasync))]
-
-        return self._change((whole(rel),), apply)
+        return self._sync(rel, datasync, lambda: (os.fdatasync if datasync else os.fsync)(fh))
 
     @guard
     def fsyncdir(self, path: str, datasync: int, fh: int) -> int:
         full, rel = self._full(path), self._rel(path)
 
-        def apply() -> tuple[int, list[ops.Op]]:
+        def local() -> None:
             fd = os.open(full, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             try:
                 (os.fdatasync if datasync else os.fsync)(fd)
             finally:
                 os.close(fd)
-            return 0, [ops.Fsync(rel, bool(datasync))]  # "" (the root) = syncfs there
 
-        return self._change((whole(rel),), apply)
+        return self._sync(rel, datasync, local)

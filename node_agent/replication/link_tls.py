@@ -141,7 +141,10 @@ async def open_stream(
         if isinstance(e, WireError):
             raise LinkError(f"{where} sent an invalid frame: {e.reason}") from None
         if isinstance(e, OSError) and not isinstance(e, LinkError):
-            raise LinkError(f"connection to {where} lost during HELLO: {e}") from None
+            # TLS 1.3: a server refusing our certificate may reset the connection before
+            # its alert is read; its own log says which it was.
+            raise LinkError(f"connection to {where} lost during HELLO: {e} (does it accept "
+                            "our certificate and node id?)") from None  # fmt: skip
         raise
     ack = frames[0].body
     if not isinstance(ack, HelloAck) or not ack.accepted:

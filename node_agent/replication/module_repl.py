@@ -1,9 +1,13 @@
 """One module's replication on one node: roles, mounts, the stream, the resync.
 
-Primary: ``become_primary`` mounts every directory (FUSE over ``copy_root/I``) in TRACK
-mode; ``peer_is_secondary`` connects in a background thread and goes straight to REPLICATE
-(peer Ready, nothing tracked, bitmap base = its generation, its activity log empty) or runs
-a ResyncSession first; ``peer_gone`` -> TRACK; ``stop_primary`` unmounts and disconnects.
+Primary: ``become_primary`` mounts every directory (FUSE over ``copy_root/I``), in TRACK
+mode -- or CONNECTING when the peer may hold a current copy (a swap made us PRIM).
+``peer_is_secondary`` pairs in a background thread: a Ready peer goes straight to
+REPLICATE if the records match (else the pair breaks: the outdate handshake, then a
+resync); a resynchronizing peer gets a ResyncSession first. ``peer_gone`` leaves the
+stream; ``stop_primary`` unmounts and disconnects. Leaving a synchronous stream, on
+purpose or by failure, holds the writes (primary.py) until the engine's write gate
+decides (``resolve_hold``).
 Secondary: ``become_secondary`` / ``leave_secondary``; the node's StreamReceiver calls
 ``secondary_applier()`` (resolve) and ``handle_request(payload)`` (resync requests).
 
@@ -12,12 +16,13 @@ Threading -- the engine must know:
   peer_is_secondary (one lock serializes them; stop_primary/peer_gone may wait for the
   pairing thread and for ACKs).
 - Fine on the event loop: become_secondary, leave_secondary, progress, status,
-  generation_changed, secondary_applier.
+  generation_changed, secondary_applier, resolve_hold.
 - handle_request runs in the receiver's apply thread (a listing scans the whole copy).
 - Callbacks run in background threads (or via ``loop.call_soon_threadsafe`` if ``loop``
-  is given): on_degraded(reason): a synchronous pair (REPLICATE/CONNECTING) fell back to
-  TRACK (automaton: replication_failed); on_replicating(): REPLICATE reached, the peer is
-  SECOND Ready; on_resync_failed(reason): still TRACK, call peer_is_secondary to retry;
+  is given): on_degraded(reason, hold, requested): a synchronous stream broke and writes
+  are held under the token ``hold`` (automaton: replication_failed; ``requested``: the
+  secondary asked for a resync); on_replicating(): REPLICATE reached, the peer is SECOND
+  Ready; on_resync_failed(reason): still TRACK, call peer_is_secondary to retry;
   on_resync_done(generation, history), secondary side: the copy is identical and synced.
 """
 
@@ -42,9 +47,11 @@ from node_agent.replication.apply import Applier
 from node_agent.replication.bitmap import ZoneBitmap
 from node_agent.replication.journal import JournalError
 from node_agent.replication.mount import Mount
-from node_agent.replication.primary import Mode, PrimaryReplicator, changeset_ops
-from node_agent.replication.resync_server import CopyApplier, ResyncServer
+from node_agent.replication.peer_doubt import PeerDoubt
+from node_agent.replication.primary import Mode, PrimaryReplicator, StreamBreak
 from node_agent.replication.resync_session import ResyncSession, ask
+from node_agent.replication.resync_tracker import changeset_ops
+from node_agent.replication.secondary_side import SecondarySide
 from node_agent.replication.sender import StreamSender
 from node_agent.replication.wire import Mode as WireMode
 from node_agent.replication.zones import DEFAULT_ZONE_SIZE
@@ -75,8 +82,8 @@ class ModuleReplication:
         zone_size: int = DEFAULT_ZONE_SIZE, bandwidth_cap: float | None = None,
         mode: WireMode = WireMode.SYNC, ack_timeout_s: float = 5.0,
         connect_timeout_s: float = 5.0, request_timeout_s: float = 120.0,
-        mount_options: dict[str, Any] | None = None,
-        on_degraded: Callable[[str], None] | None = None,
+        mount_options: dict[str, Any] | None = None, kernel: str | None = None,
+        on_degraded: Callable[[str, str, bool], None] | None = None,
         on_replicating: Callable[[], None] | None = None,
         on_resync_failed: Callable[[str], None] | None = None,
         on_resync_done: Callable[[str, tuple[str, ...]], None] | None = None,
@@ -105,17 +112,15 @@ class ModuleReplication:
             self._log("error", f"change bitmap unreadable ({e}); the next resync compares hashes")
             self.bitmap.clear(None)  # type: ignore[arg-type]
         self.activity = ActivityLog(self.track_root / "al", self.bitmap.zone_size)
-        self.primary = PrimaryReplicator(self.bitmap, self.activity, self._stream_failed)
-        self._server = ResyncServer(
-            self.copy_root, self.tops, self.bitmap, self.activity, on_done=self._resync_done,
-            generation=lambda: self._sec_history[-1] if self._sec_history else None,
-        )  # fmt: skip
+        self.doubt = PeerDoubt(self.track_root / "peer_doubt.json", self.bitmap.zone_size)
+        self.primary = PrimaryReplicator(self.bitmap, self.activity, self._stream_failed,
+                                         self.doubt)  # fmt: skip
+        self.secondary = SecondarySide(self.copy_root, self.tops, self.bitmap, self.activity,
+                                       self._resync_done, kernel)  # fmt: skip
         self._lock = threading.RLock()  # role changes (may wait for threads and ACKs)
         self._mu = threading.Lock()  # short field updates; never held while waiting
         self._role = Role.NONE
         self._history: tuple[str, ...] = ()
-        self._sec_history: tuple[str, ...] = ()
-        self._sec_epoch = 0
         self._mounts: list[Mount] = []
         self._tls_ctx: Any = None
         self._sender: StreamSender | None = None
@@ -145,8 +150,13 @@ class ModuleReplication:
     def role(self) -> Role:
         return self._role
 
-    def become_primary(self, generation: str, history: tuple[str, ...]) -> None:
-        """Mount every directory in TRACK mode (blocking; MountError if one fails)."""
+    # -- primary --------------------------------------------------------------------------
+    def become_primary(
+        self, generation: str, history: tuple[str, ...], bound: bool = False
+    ) -> None:
+        """Mount every directory (blocking; MountError if one fails). ``bound``: the peer
+        may hold a current copy (we are PRIM, not ALONE): no write is acknowledged before
+        the stream is up (CONNECTING), or before the write gate decides."""
         with self._lock:
             self.generation_changed(generation, history)
             if self._role is Role.PRIMARY:
@@ -158,7 +168,7 @@ class ModuleReplication:
                 self._log("error", f"activity log unreadable ({e}); the next resync compares")
                 self.bitmap.clear(None)  # type: ignore[arg-type]
             self.activity.clear()
-            self.primary.track()
+            self.primary.reset(bound, self._connect_timeout + self._ack_timeout)
             mounts: list[Mount] = []
             try:
                 for top, mp in zip(self.tops, self.directories, strict=True):
@@ -172,7 +182,8 @@ class ModuleReplication:
                 raise
             with self._mu:
                 self._mounts, self._role = mounts, Role.PRIMARY
-            self._log("info", f"mounted {len(mounts)} replicated directories, tracking changes")
+            mode = "waiting for the secondary" if bound else "tracking changes"
+            self._log("info", f"mounted {len(mounts)} replicated directories, {mode}")
 
     def generation_changed(self, generation: str, history: tuple[str, ...]) -> None:
         hist = tuple(history)
@@ -182,26 +193,28 @@ class ModuleReplication:
     def peer_is_secondary(
         self, peer_latest_generation: str | None, transient: bool, fullsync: bool = False
     ) -> None:
-        """Start pairing in the background (no-op if pairing or replicating already)."""
+        """Start pairing in the background (no-op if pairing or replicating already, or
+        while writes are held or fenced: the write gate decides first)."""
         with self._lock:
             if self._role is not Role.PRIMARY:
                 raise RuntimeError(f"module {self.name} is not primary on {self.node_id}")
-            if (self._thread and self._thread.is_alive()) or self.primary.mode is Mode.REPLICATE:
+            mode = self.primary.mode
+            if (self._thread and self._thread.is_alive()) or mode in (Mode.HELD, Mode.FENCED):
                 return
-            direct = not transient and not fullsync and self._record_matches(peer_latest_generation)
-            if direct:  # the pair is synchronous already: writes wait for the stream
+            if mode in (Mode.REPLICATE, Mode.CONNECTING) and (transient or fullsync):
+                # The secondary asked for a resync: it stops claiming a current copy only
+                # through the outdate handshake; the engine pairs again once the gate opens.
+                why = "the secondary asked for a full resync" if fullsync else "resync wanted"
+                return self._broke(self.primary.detach(why, requested=True))
+            if mode is Mode.REPLICATE:
+                return
+            direct = not transient and not fullsync
+            if direct:  # the peer claims a current copy: writes wait for the stream
                 self.primary.connecting(self._connect_timeout + self._ack_timeout)
             self._cancel = cancel = threading.Event()
             self._thread = threading.Thread(target=self._pair, args=(direct, fullsync, cancel),
                                             name=f"repl-pair-{self.name}", daemon=True)  # fmt: skip
             self._thread.start()
-
-    def _record_matches(self, peer_latest: str | None) -> bool:
-        try:
-            base = self.bitmap.base_generation
-            return base is not None and base == peer_latest and self.bitmap.changes().is_empty()
-        except OSError:
-            return False
 
     def _connect(self, cancel: threading.Event, deadline: float) -> StreamSender:
         if self._tls_ctx is None:
@@ -234,20 +247,23 @@ class ModuleReplication:
                 hello = rq.Begin(self.node_id, self._history[-1], (), self.bitmap.zone_size)
                 begin = ask(sender, hello, self._ack_timeout)
                 assert isinstance(begin, rq.BeginReply)
-                al = begin.activity  # the peer's writes in doubt (it crashed as a primary)
+                self._on_begin(begin)
+                al = begin.activity  # what the peer's copy may hold beyond ours
                 clean = al is not None and not al.get("files") and not al.get("orphaned")
-                if clean and begin.generation == self.bitmap.base_generation:
+                same = begin.generation == self.bitmap.base_generation
+                if clean and same and self.bitmap.changes().is_empty():
                     hist = self._history  # the peer adopts it, as after a resync
                     ask(sender, rq.Done(hist[-1], hist), self._ack_timeout)
                     if self.primary.replicate_via(sender, hist[-1]):
                         self._log("info", f"replicating to {self.peer_id} (no resync needed)")
                         return self._notify(self.on_replicating)
-                self.primary.track()
+                # The peer claims a current copy it does not have: outdate it, then resync.
+                return self._broke(self.primary.detach("the copies differ: a resync is needed"))
             session = ResyncSession(
                 self.primary, sender, self.copy_root, node_id=self.node_id,
                 history=lambda: self._history, pause=self._paused_writers, fullsync=fullsync,
                 bandwidth=self.bandwidth_cap, request_timeout_s=self._request_timeout,
-                **self.session_options,
+                on_begin=self._on_begin, **self.session_options,
             )  # fmt: skip
             with self._mu:
                 self._session = session
@@ -257,36 +273,72 @@ class ModuleReplication:
                       f"{session.bytes_sent} bytes sent); replicating")  # fmt: skip
             self._notify(self.on_replicating)
         except Exception as e:
-            self._pairing_failed(e, direct, session, cancel)
+            self._pairing_failed(e, session, cancel)
 
-    def _pairing_failed(
-        self, e: Exception, direct: bool, session: ResyncSession | None, cancel: threading.Event
-    ) -> None:
+    def _on_begin(self, begin: rq.BeginReply) -> None:
+        """Every resync-begin reply: settle the zones in doubt on the peer (peer_doubt.py)."""
+        self.primary.peer_kernel = begin.kernel
+        try:
+            lost = self.doubt.take(begin.kernel)
+        except OSError as e:
+            self._log("error", f"{e}; the resync compares hashes")
+            self.bitmap.clear(None)  # type: ignore[arg-type]
+            self.doubt.forget()
+            return
+        if lost is None:
+            return
+        if not lost.is_empty():
+            self._log("warning", f"{self.peer_id} restarted: the zones it had not synced "
+                      "to disk are resent")  # fmt: skip
+            self.bitmap.mark_many(changeset_ops(lost))
+        self.doubt.forget()
+
+    def _pairing_failed(self, e: Exception, session: ResyncSession | None,
+                        cancel: threading.Event) -> None:  # fmt: skip
         reason = f"{type(e).__name__}: {e}" if not isinstance(e, ConnectionError) else str(e)
         if session is not None:
             session.phase = "failed"
-        old = self._drop_stream()
+        brk = self.primary.detach(reason)
+        self._broke(brk)
         if cancel.is_set():
             return
         self._log("warning", f"pairing with {self.peer_id} failed: {reason}")
-        if old is Mode.CONNECTING or (session is not None and session.done_acked):
-            self._notify(self.on_degraded, reason)  # the peer believes it is up to date
-        elif not (direct and old is Mode.TRACK) and old is not Mode.REPLICATE:
-            # (those two: _stream_failed has reported it already)
-            self._notify(self.on_resync_failed, reason)
+        if (brk is None or not brk.hold) and self.primary.mode is Mode.TRACK:
+            self._notify(self.on_resync_failed, reason)  # (a hold was reported as degraded)
 
-    def _stream_failed(self, reason: str, old: Mode, sender: StreamSender | None) -> None:
+    def _stream_failed(self, brk: StreamBreak) -> None:
         """From PrimaryReplicator, in a thread of its own (or a FUSE thread if CONNECTING
-        timed out): the mode is TRACK already."""
-        if old is Mode.RESYNC:
-            return  # the session fails on its own and reports it
-        self._log("error", f"replication to {self.peer_id} failed: {reason}; tracking changes")
-        if sender is not None:
-            with self._mu:
-                if self._sender is sender:
-                    self._sender = None
-            sender.close(timeout_s=0)
-        self._notify(self.on_degraded, reason)
+        timed out): the mode is HELD or TRACK already."""
+        if not brk.hold:
+            return  # an unbound resync: the session fails on its own and reports it
+        self._log("error", f"replication to {self.peer_id} failed: {brk.reason}; writes "
+                  "wait until the peer is known not to serve without them")  # fmt: skip
+        self._broke(brk)
+
+    def _broke(self, brk: StreamBreak | None) -> None:
+        """After leaving a stream: close it at once (unacknowledged ops are marked) and
+        report a hold (the automaton must take it in before the gate can open)."""
+        if brk is None:
+            return
+        with self._mu:
+            if brk.sender is not None and self._sender is brk.sender:
+                self._sender = None
+        if brk.sender is not None:
+            brk.sender.close(timeout_s=0)
+        if brk.hold:
+            self._notify(self.on_degraded, brk.reason, brk.hold, brk.requested)
+
+    def resolve_hold(self, hold: str, gate_open: bool) -> None:
+        """The write gate's verdict (event loop): release the held writes, or fence them
+        and cut the mounts off at once (pending requests fail, nothing is served)."""
+        if not self.primary.resolve_hold(hold, gate_open):
+            return
+        if gate_open:
+            self._log("warning", "held writes acknowledged: changes are tracked for a resync")
+            return
+        self._log("error", "held writes fenced (EIO): this node no longer serves the module")
+        for m in self._mounts:
+            m.fence()
 
     @contextlib.contextmanager
     def _paused_writers(self) -> Iterator[None]:
@@ -298,20 +350,11 @@ class ModuleReplication:
                     stack.enter_context(m.fs.order_lock)
             yield
 
-    def _drop_stream(self) -> Mode:
-        """TRACK, and close the stream at once (unacked ops are marked in the bitmap)."""
-        old, _ = self.primary.track()
-        with self._mu:
-            sender, self._sender = self._sender, None
-        if sender is not None:
-            sender.close(timeout_s=0)
-        return old
-
-    def _stop_pairing(self) -> None:
+    def _stop_pairing(self, reason: str) -> None:
         self._cancel.set()
         if self._session is not None:
             self._session.cancel()
-        self._drop_stream()  # also unblocks the pairing thread
+        self._broke(self.primary.detach(reason))  # also unblocks the pairing thread
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(30.0)
@@ -319,20 +362,20 @@ class ModuleReplication:
                 log.error("%s: pairing thread did not stop", self.name)
 
     def peer_gone(self) -> None:
-        """The peer is down: TRACK (no callback)."""
+        """The peer is down or no longer secondary: leave the stream (held if bound)."""
         with self._lock:
-            self._stop_pairing()
+            self._stop_pairing(f"{self.peer_id} is no longer a reachable secondary")
 
     def stop_primary(self) -> None:
         """After the resource stopped: unmount (dirty pages are replicated on the way),
-        wait for the stream's ACKs, TRACK."""
+        wait for the stream's ACKs, leave the role."""
         with self._lock:
             if self._thread is not None and self._thread.is_alive():
-                self._stop_pairing()
+                self._stop_pairing("the module stops here")
             for m in reversed(self._mounts):
                 m.stop()
             self._mounts = []
-            _, sender = self.primary.track()
+            sender = self.primary.release()
             with self._mu:
                 self._sender = None
             if sender is not None:
@@ -340,42 +383,35 @@ class ModuleReplication:
             self.activity.clear()  # every op is ACKed or marked: nothing in doubt
             self._role = Role.NONE
 
+    # -- secondary ------------------------------------------------------------------------
     def become_secondary(self, history: tuple[str, ...]) -> None:
         """Accept the primary's stream from now on (quick: fine on the event loop)."""
         with self._mu:
             if self._role is Role.PRIMARY:
                 raise RuntimeError(f"module {self.name} is still primary: stop_primary first")
-            self._sec_history, self._role = tuple(history), Role.SECONDARY
-            self._sec_epoch += 1
+            self._role = Role.SECONDARY
+        self.secondary.become(history)
 
     def leave_secondary(self) -> None:
         """Appliers already handed out refuse every further op (their stream then ends)."""
         with self._mu:
             if self._role is Role.SECONDARY:
                 self._role = Role.NONE
-            self._sec_epoch += 1
+        self.secondary.leave()
 
     def secondary_applier(self) -> Applier | None:
         """For the receiver's ``resolve``: a fresh applier while SECOND here, else None."""
-        with self._mu:
-            if self._role is not Role.SECONDARY:
-                return None
-            epoch = self._sec_epoch
-        live = lambda: self._role is Role.SECONDARY and self._sec_epoch == epoch  # noqa: E731
-        return CopyApplier(self.copy_root, self.tops, live)
+        return self.secondary.applier()
 
     def handle_request(self, payload: bytes) -> bytes:
         """For the receiver's ``handle_request`` (its apply thread)."""
-        if self._role is not Role.SECONDARY:
-            raise RuntimeError(f"module {self.name} is not SECOND on {self.node_id}")
-        return self._server.handle(payload)
+        return self.secondary.handle_request(payload)
 
     def _resync_done(self, done: rq.Done) -> None:
-        with self._mu:
-            self._sec_history = done.history
         self._log("info", f"resync complete: identical to {self.peer_id} at {done.generation}")
         self._notify(self.on_resync_done, done.generation, done.history)
 
+    # -- what the API shows ---------------------------------------------------------------
     def progress(self) -> Progress:
         session = self._session
         if session is None:

@@ -215,6 +215,22 @@ class Mount:
             time.sleep(0.01)
         raise MountError(f"FUSE mount of {mp} not live after {timeout:.0f} s")
 
+    def fence(self) -> None:
+        """This node stopped serving the module (write gate FENCE): abort the connection
+        now, so that every pending and later request fails and nothing -- not even the
+        page cache -- is served any more. ``stop()`` then clears the dead mount."""
+        if self.mounted:
+            self._abort(str(self.mountpoint))
+
+    def _abort(self, mp: str) -> None:
+        if self._conn is None:
+            return
+        log.warning("%s: aborting FUSE connection %s", mp, self._conn)
+        try:
+            _abort_connection(self._conn)
+        except OSError as e:
+            log.error("cannot abort FUSE connection %s: %s", self._conn, e)
+
     # -- stop --------------------------------------------------------------------------
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -227,24 +243,25 @@ class Mount:
         if thread is None:
             return
         deadline = time.monotonic() + timeout
-        # A plain unmount fails (EBUSY) while something uses the mount: retry for half
-        # the time, then detach lazily (the loop ends when the last user lets go).
+        # A plain unmount fails (EBUSY) while something uses the mount: retry for half the
+        # time, then cut the remaining users off (abort: they get ENOTCONN). Never detach
+        # lazily: their next path lookup would land in the bare directory underneath and
+        # write there, unreplicated. The dead mount stays until the next start clears it.
         while thread.is_alive() and not _fusermount("-u", mp):
             if time.monotonic() > deadline - timeout / 2:
-                log.warning("%s busy: lazy unmount", mp)
-                _fusermount("-uz", mp)
+                log.warning("%s still in use after the resource stopped: cutting it off", mp)
+                self._abort(mp)
                 break
             time.sleep(0.05)
         thread.join(max(0.1, deadline - time.monotonic()))
-        if thread.is_alive() and self._conn is not None:
-            log.warning("FUSE loop for %s still running: aborting the connection", mp)
-            try:
-                _abort_connection(self._conn)
-            except OSError as e:
-                log.error("cannot abort FUSE connection %s: %s", self._conn, e)
+        if thread.is_alive():
+            self._abort(mp)
             thread.join(2.0)
         if thread.is_alive():
             log.error("FUSE loop for %s did not stop", mp)
+        elif (entry := mount_entry(mp)) is not None and entry[0] == FSTYPE:
+            if not _fusermount("-u", mp):  # aborted: gone if nobody holds it any more
+                log.warning("%s: a dead mount stays while something still holds it", mp)
         if self.fs is not None:
             self.fs.close_all()
         self._thread = None

@@ -1,49 +1,54 @@
-"""The primary's replicator: one per module, in one of four modes (docs/replication.md).
+"""The primary's replicator: one per module, in one of six modes (docs/replication.md).
 
 ``PrimaryReplicator`` implements Replicator *with* the optional ``submit(op) -> wait``, so
 fusefs applies each change locally and hands it to ``submit`` under its own global lock
 (one total order), then waits outside it. ``submit`` never blocks for a round trip:
 
 - TRACK: mark the op's zones in the persistent bitmap (durable); the wait is a no-op;
-- CONNECTING: new ops block until the stream is up, or degrade to TRACK at the deadline;
+- CONNECTING: new ops block until the stream is up, or the connect deadline breaks it;
 - REPLICATE: activity-log ``begin``, ``sender.enqueue``; the wait: ACK, activity-log ``end``;
 - RESYNC: ``ResyncTracker.classify`` under the op's zone locks: *mark only* (the resync
   still sends that zone, or the path's namespace is not reconciled yet) or *send* (as
-  REPLICATE; on the wire after the resync's copy of those zones).
+  REPLICATE; on the wire after the resync's copy of those zones);
+- HELD: the stream broke while the peer may hold a current copy ("bound": CONNECTING,
+  REPLICATE, or a resync past its resync-done): ops are marked and their waits block --
+  as do the waits of the ops the stream never acknowledged -- until ``resolve_hold``:
+  the write gate (core/write_gate.py) opened (-> TRACK: they return) or fenced;
+- FENCED: this node gave up the role: every wait and every later submit fails (EIO).
 
 Paths are relative to the module's copy root ("I/..." for directory I). A stream failure
-marks, before any waiter is released, the unacknowledged ops and the zones active in the
-activity log (a crashed secondary may lose unsynced writes there); then, in another
-thread, the mode becomes TRACK and ``on_stream_failure(reason, old_mode, sender)`` is called.
+marks, before any waiter is released, the unacknowledged ops in the bitmap; the zones the
+activity log held go to the peer-doubt record (peer_doubt.py: the peer applied them, but a
+crash of its machine could still lose them). Then the mode changes (HELD if bound, else
+TRACK) and ``on_stream_failure(StreamBreak)`` is called in a thread of its own.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
+import errno
 import logging
+import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from enum import StrEnum
 
-from node_agent.replication import ops
-from node_agent.replication import zones as zn
 from node_agent.replication.activity_log import ActivityLog
 from node_agent.replication.bitmap import ZoneBitmap
 from node_agent.replication.ops import Op, op_paths
-from node_agent.replication.sender import StreamSender
-from node_agent.replication.zones import Change, ChangeSet, zone_count, zones_of
+from node_agent.replication.peer_doubt import PeerDoubt
+from node_agent.replication.resync_tracker import (
+    ResyncTracker,
+    changeset_ops,
+    data_zones,
+    prefixed,
+)
+from node_agent.replication.sender import NotAcknowledged, StreamSender
 
 log = logging.getLogger(__name__)
 Wait = Callable[[], None]
-NS_FLAGS = Change.CREATED | Change.REMOVED | Change.RENAMED | Change.LINKED
-META = int(Change.METADATA)
-_NAMESPACE = (ops.Create, ops.Mknod, ops.Mkdir, ops.Unlink, ops.Rmdir, ops.Rename, ops.Link,
-              ops.Symlink)  # fmt: skip
-_SHIFT = zn.FALLOC_FL_COLLAPSE_RANGE | zn.FALLOC_FL_INSERT_RANGE
-_HOLE = zn.FALLOC_FL_PUNCH_HOLE | zn.FALLOC_FL_ZERO_RANGE
-STRIPES = 64
 
 
 class Mode(StrEnum):
@@ -51,174 +56,28 @@ class Mode(StrEnum):
     CONNECTING = "connecting"
     RESYNC = "resync"
     REPLICATE = "replicate"
+    HELD = "held"
+    FENCED = "fenced"
+
+
+@dataclass(frozen=True)
+class StreamBreak:
+    """What ``on_stream_failure`` is told: ``hold`` is the token of the break when writes
+    are now held (empty: TRACK, nothing held); ``requested``: the secondary asked for it."""
+
+    reason: str
+    old: Mode
+    sender: StreamSender | None
+    hold: str = ""
+    requested: bool = False
 
 
 def _noop() -> None:
     return None
 
 
-def prefixed(op: Op, top: str) -> Op:
-    """``op`` with its paths moved under the copy root's directory ``top``."""
-
-    def move(p: str) -> str:
-        return f"{top}/{p}" if p else top
-
-    if isinstance(op, ops.Rename | ops.Link):
-        return dataclasses.replace(op, src=move(op.src), dst=move(op.dst))
-    if isinstance(op, ops.Fsync) and not op.path:
-        return op  # "" = syncfs: the same filesystem for every directory
-    return dataclasses.replace(op, path=move(op.path))
-
-
-def data_zones(op: Op, zone_size: int) -> list[int]:
-    """Zones whose bytes ``op`` writes (what the resync could send instead)."""
-    if isinstance(op, ops.Write):
-        return list(zones_of(op.offset, len(op.data), zone_size))
-    if isinstance(op, ops.Fallocate) and op.mode & _HOLE:
-        return list(zones_of(op.offset, op.length, zone_size))
-    return []
-
-
-def changeset_ops(changes: ChangeSet) -> list[Op]:
-    """Synthetic ops that mark the same zones in a bitmap (merging a record into it)."""
-    zs, out = changes.zone_size, []
-    for path, fc in changes:
-        out.extend(ops.Write(path, z * zs, b"\0") for z in sorted(fc.zones))
-        if fc.tail is not None:
-            out.append(ops.Truncate(path, fc.tail * zs))
-    return out
-
-
-class ResyncTracker:
-    """What a running resync still has to send, and what changed meanwhile: ``pending``
-    zones to copy; ``unresolved`` zones to hash-compare (written ones go to ``written``:
-    sent whatever the hashes say); ``during``: every op since the resync began, in full if
-    only marked, as a METADATA flag if sent (the final pass plans from it). Lock order:
-    stripes (sorted), then ``lock``."""
-
-    def __init__(self, zone_size: int) -> None:
-        self.zone_size = zone_size
-        self.lock = threading.Lock()
-        self._stripes = [threading.Lock() for _ in range(STRIPES)]
-        self.installed = False  # before install every path counts as not reconciled
-        self.pending: dict[str, set[int]] = {}
-        self.unresolved: dict[str, set[int]] = {}
-        self.written: dict[str, set[int]] = {}
-        self.during = ChangeSet(zone_size)
-
-    @contextlib.contextmanager
-    def zones(self, path: str, zones: Iterable[int]) -> Iterator[None]:
-        locks = [self._stripes[i] for i in sorted({hash((path, z)) % STRIPES for z in zones})]
-        for lk in locks:
-            lk.acquire()
-        try:
-            yield
-        finally:
-            for lk in reversed(locks):
-                lk.release()
-
-    def _unsettled(self, path: str) -> bool:
-        if not self.installed:
-            return True
-        while True:  # the path or a directory above it changed names during the resync
-            fc = self.during.get(path)
-            if fc is not None and fc.flags & NS_FLAGS:
-                return True
-            if not path:
-                return False
-            path = path.rpartition("/")[0]
-
-    def unsettled(self, path: str) -> bool:
-        with self.lock:
-            return self._unsettled(path)
-
-    def classify(self, op: Op, zones: list[int]) -> bool:
-        """True: send ``op`` now; False: only mark it. The caller holds ``zones(...)``."""
-        paths = op_paths(op)
-        with self.lock:
-            shift = isinstance(op, ops.Fallocate) and op.mode & _SHIFT
-            if isinstance(op, _NAMESPACE) or shift or any(map(self._unsettled, paths)):
-                self.during.record(op)
-                if shift:  # data moved inside the file: the final pass hash-compares it
-                    self.during.apply(["f", op.path, int(Change.RENAMED)])
-                return False
-            path = paths[0]
-            pend, unres = self.pending.get(path, ()), self.unresolved.get(path, ())
-            if unres:
-                self.written.setdefault(path, set()).update(z for z in zones if z in unres)
-            if not isinstance(op, ops.Fsync):
-                for p in paths:
-                    self.during.apply(["f", p, META])  # its times differ now: final pass
-            return not (zones and all(z in pend or z in unres for z in zones))
-
-    def install(
-        self, send: Iterable[tuple[str, Iterable[int]]], compare: dict[str, int],
-        size_of: Callable[[str], int | None], enqueue: Callable[[], None],
-    ) -> int:  # fmt: skip
-        """Adopt the plan, fold in what changed since the scan; returns the bytes added.
-        ``enqueue`` (the plan's ops) runs under the lock: no app op overtakes them."""
-        zs = self.zone_size
-        with self.lock:
-            enqueue()
-            for path, zones in send:
-                self.pending.setdefault(path, set()).update(zones)
-            for path, size in compare.items():
-                self.unresolved[path] = set(range(zone_count(size, zs)))
-            self.installed, added = True, 0
-            for path, fc in self.during:
-                if self._unsettled(path):
-                    continue  # kept in full: the final pass reconciles it
-                size = size_of(path) if fc.has_data() else None
-                for z in fc.dirty_zones(size, zs) if size is not None else ():
-                    if z in self.unresolved.get(path, ()):
-                        self.written.setdefault(path, set()).add(z)
-                    elif z not in self.pending.setdefault(path, set()):
-                        self.pending[path].add(z)
-                        added += min(zs, size - z * zs)  # type: ignore[operator]
-                # its zones are pending now; the final pass only fixes its times
-                fc.zones, fc.tail, fc.flags = set(), None, fc.flags | Change.METADATA
-            return added
-
-    def take(self, path: str, zone: int) -> bool:
-        """Under the zone's stripe: True if the resync must copy it now (no longer pending)."""
-        with self.lock:
-            pend = self.pending.get(path)
-            if not pend or zone not in pend:
-                return False
-            pend.discard(zone)
-            if not pend:
-                del self.pending[path]
-            return not self._unsettled(path)
-
-    def resolve(self, path: str, zone: int, differs: bool) -> bool:
-        """A hash comparison's verdict: True if the zone is now pending (to be sent)."""
-        with self.lock:
-            unres = self.unresolved.get(path)
-            if unres is None or zone not in unres:
-                return False
-            unres.discard(zone)
-            if differs or zone in self.written.get(path, ()):
-                self.pending.setdefault(path, set()).add(zone)
-                return True
-            return False
-
-    def drop(self, path: str, written_pending: bool = False) -> None:
-        """Stop comparing ``path`` (renamed/removed: the final pass does it; or compared:
-        ``written_pending`` zones still get sent)."""
-        with self.lock:
-            left = self.unresolved.pop(path, set())
-            if written_pending and left & self.written.get(path, set()):
-                self.pending.setdefault(path, set()).update(left & self.written[path])
-
-    def snapshot(self) -> list[tuple[str, list[int]]]:
-        with self.lock:
-            return [(p, sorted(z)) for p, z in sorted(self.pending.items())]
-
-    def swap(self) -> ChangeSet:
-        """The record of everything since the resync began (for the final pass)."""
-        with self.lock:
-            out, self.during = self.during, ChangeSet(self.zone_size)
-            return out
+def fenced_error(reason: str) -> OSError:
+    return OSError(errno.EIO, f"writes fenced: {reason}")
 
 
 class _Directory:
@@ -233,14 +92,19 @@ class _Directory:
     def replicate(self, op: Op) -> None:
         self.submit(op)()
 
+    @property
+    def fenced(self) -> bool:
+        return self._primary.mode is Mode.FENCED
+
 
 class PrimaryReplicator:
     def __init__(
         self, bitmap: ZoneBitmap, activity: ActivityLog,
-        on_stream_failure: Callable[[str, Mode, StreamSender | None], None],
+        on_stream_failure: Callable[[StreamBreak], None], doubt: PeerDoubt | None = None,
     ) -> None:  # fmt: skip
-        self.bitmap, self.activity = bitmap, activity
+        self.bitmap, self.activity, self.doubt = bitmap, activity, doubt
         self.zone_size = bitmap.zone_size
+        self.peer_kernel: str | None = None  # the peer's kernel boot id, from resync-begin
         self._on_stream_failure = on_stream_failure
         self._cond = threading.Condition()
         self._mode = Mode.TRACK
@@ -248,11 +112,18 @@ class PrimaryReplicator:
         self._tracker: ResyncTracker | None = None
         self._deadline = 0.0
         self._busy = 0  # submits between their mode check and their enqueue
-        self._hold = False
+        self._quiesce = False
+        self._bound = False  # the peer may hold a current copy: a break holds writes
+        self._hold, self._hold_reason = "", ""
 
     @property
     def mode(self) -> Mode:
         return self._mode
+
+    @property
+    def hold_token(self) -> str:
+        """The token of the break whose writes are held ("" unless HELD)."""
+        return self._hold if self._mode is Mode.HELD else ""
 
     def directory(self, index: int) -> _Directory:
         return _Directory(self, str(index))
@@ -261,24 +132,25 @@ class PrimaryReplicator:
         self.submit(op)()
 
     def submit(self, op: Op) -> Wait:
-        timed_out = False
+        broke = None
         with self._cond:
-            while self._hold or self._mode is Mode.CONNECTING:
-                left = self._deadline - time.monotonic() if not self._hold else None
+            while self._quiesce or self._mode is Mode.CONNECTING:
+                left = None if self._quiesce else self._deadline - time.monotonic()
                 if left is not None and left <= 0:
-                    self._drop_locked()
-                    timed_out = True
+                    broke = self._break_locked("no replication stream within the connect timeout")
                     break
                 self._cond.wait(left)
             mode, sender, tracker = self._mode, self._sender, self._tracker
             self._busy += 1
-        if timed_out:
-            self._notify_failure("no replication stream within the connect timeout",
-                                 Mode.CONNECTING, None)  # fmt: skip
+        if broke is not None:
+            self._notify(broke)
         try:
-            if mode is Mode.TRACK:
+            if mode is Mode.FENCED:
+                self.bitmap.mark(op)  # applied locally already: the resync must undo it
+                raise fenced_error(self._hold_reason)
+            if mode in (Mode.TRACK, Mode.HELD):
                 self.bitmap.mark(op)
-                return _noop
+                return _noop if mode is Mode.TRACK else self._settle
             assert sender is not None
             if mode is Mode.REPLICATE:
                 return self._send(sender, op)
@@ -295,6 +167,14 @@ class PrimaryReplicator:
                 if not self._busy:
                     self._cond.notify_all()
 
+    def _settle(self) -> None:
+        """The wait of an op the peer lacks: returns once it may be acknowledged."""
+        with self._cond:
+            while self._mode is Mode.HELD:
+                self._cond.wait()
+            if self._mode is Mode.FENCED:
+                raise fenced_error(self._hold_reason)
+
     def _send(self, sender: StreamSender, op: Op) -> Wait:
         try:
             token = self.activity.begin(op)
@@ -307,52 +187,114 @@ class PrimaryReplicator:
         def done() -> None:
             try:
                 wait()
+            except NotAcknowledged:
+                self._settle()  # tracked already (on_failure or fallback)
             finally:
                 self.activity.end(token)
 
         return done
 
+    # -- the stream ------------------------------------------------------------------------
     def make_sender(self, build: Callable[..., StreamSender]) -> StreamSender:
         """``build(on_failure=, fallback=)`` -> a StreamSender wired to this replicator."""
         box: list[StreamSender] = []
 
         def on_failure(reason: str, unacked: list[Op]) -> None:
-            # Runs before any waiter is released: everything the peer may lack is tracked.
-            self.bitmap.mark_many([*unacked, *changeset_ops(self.activity.active())])
-            threading.Thread(target=self._failed, args=(box, reason), daemon=True).start()
+            # Runs before any waiter is released: everything the peer may lack is tracked,
+            # and the mode has changed (so the waiters see HELD or TRACK).
+            self.bitmap.mark_many(unacked)
+            self._record_doubt()
+            with self._cond:
+                broke = self._break_locked(reason) if self._sender is box[0] else None
+            if broke is not None:
+                threading.Thread(target=self._notify, args=(broke,), daemon=True).start()
 
         box.append(build(on_failure=on_failure, fallback=self.bitmap.mark))
         return box[0]
 
-    def _failed(self, box: list[StreamSender], reason: str) -> None:
-        with self._cond:
-            if self._sender is None or self._sender is not box[0]:
-                return
-            old, _ = self._drop_locked()
-        self._notify_failure(reason, old, box[0])
-
-    def _notify_failure(self, reason: str, old: Mode, sender: StreamSender | None) -> None:
+    def _record_doubt(self) -> None:
+        changes = self.activity.active()
+        if self.doubt is None or changes.is_empty():
+            return
         try:
-            self._on_stream_failure(reason, old, sender)
+            self.doubt.add(changes, self.peer_kernel)
+        except OSError as e:  # no record: the zones must be resent
+            log.error("peer-doubt record failed (%s): marking its zones in the bitmap", e)
+            self.bitmap.mark_many(changeset_ops(changes))
+
+    def _notify(self, broke: StreamBreak) -> None:
+        try:
+            self._on_stream_failure(broke)
         except Exception:
             log.exception("on_stream_failure raised")
 
-    def _drop_locked(self) -> tuple[Mode, StreamSender | None]:
-        old, sender, self._sender, self._tracker = self._mode, self._sender, None, None
-        self._mode = Mode.TRACK
+    def _break_locked(self, reason: str, requested: bool = False) -> StreamBreak | None:
+        """Leave the stream: HELD if the peer may be current, else TRACK. None if there was
+        no stream to leave."""
+        old, sender = self._mode, self._sender
+        if old in (Mode.TRACK, Mode.HELD, Mode.FENCED):
+            return None
+        self._sender, self._tracker = None, None
+        hold = ""
+        if self._bound:
+            hold = os.urandom(6).hex()
+            self._mode, self._hold, self._hold_reason = Mode.HELD, hold, reason
+            log.warning("replication broke (%s): holding writes (break %s)", reason, hold)
+        else:
+            self._mode = Mode.TRACK
+        self._bound = False
         self._cond.notify_all()
-        return old, sender
+        return StreamBreak(reason, old, sender, hold, requested)
 
-    def track(self) -> tuple[Mode, StreamSender | None]:
-        """TRACK now; (the mode it left, the sender it used: close it, its failures no longer
-        matter)."""
+    def detach(self, reason: str, requested: bool = False) -> StreamBreak | None:
+        """Leave the stream on purpose (peer gone, pairing stopped, a resync asked for):
+        like a failure, HELD if bound. The caller closes ``.sender`` and reports a hold."""
         with self._cond:
-            return self._drop_locked()
+            return self._break_locked(reason, requested)
 
-    def connecting(self, timeout_s: float) -> None:
-        """New ops block until ``replicate_via`` (or TRACK after ``timeout_s``)."""
+    def resolve_hold(self, hold: str, gate_open: bool) -> bool:
+        """The write gate's verdict on break ``hold``: OPEN -> TRACK (the held waits
+        return), otherwise FENCED. False if that break is not the one held."""
         with self._cond:
-            self._mode, self._deadline = Mode.CONNECTING, time.monotonic() + timeout_s
+            if self._mode is not Mode.HELD or self._hold != hold:
+                return False
+            self._mode = Mode.TRACK if gate_open else Mode.FENCED
+            verdict = "acknowledged (tracked)" if gate_open else "fenced (EIO)"
+            log.warning("held writes of break %s: %s", hold, verdict)
+            self._cond.notify_all()
+            return True
+
+    def reset(self, bound: bool, connect_timeout_s: float) -> None:
+        """A fresh role (mount): TRACK, or CONNECTING when the peer may be current (a swap
+        made us PRIM: nothing may be acknowledged before it has it)."""
+        with self._cond:
+            self._sender = self._tracker = None
+            self._hold = self._hold_reason = ""
+            self._bound = bound
+            self._mode = Mode.CONNECTING if bound else Mode.TRACK
+            self._deadline = time.monotonic() + connect_timeout_s
+            self._cond.notify_all()
+
+    def release(self) -> StreamSender | None:
+        """The role ends (everything unmounted): the sender to close. Held writes are
+        fenced; FENCED stays until the next ``reset`` (a straggler must not see TRACK)."""
+        with self._cond:
+            sender, self._sender, self._tracker = self._sender, None, None
+            held = self._mode in (Mode.HELD, Mode.FENCED)
+            self._mode = Mode.FENCED if held else Mode.TRACK
+            self._bound = False
+            self._cond.notify_all()
+            return sender
+
+    def connecting(self, timeout_s: float) -> bool:
+        """TRACK -> CONNECTING (bound): new ops block until ``replicate_via``, or break
+        after ``timeout_s``. False (nothing changed) unless in TRACK or CONNECTING."""
+        with self._cond:
+            if self._mode not in (Mode.TRACK, Mode.CONNECTING):
+                return False
+            self._mode, self._bound = Mode.CONNECTING, True
+            self._deadline = time.monotonic() + timeout_s
+            return True
 
     def replicate_via(self, sender: StreamSender, base_generation: str) -> bool:
         """CONNECTING -> REPLICATE (the record restarts from ``base_generation``) if nothing
@@ -366,34 +308,41 @@ class PrimaryReplicator:
             return True
 
     def start_resync(self, sender: StreamSender) -> ResyncTracker:
+        """TRACK -> RESYNC (the peer is not current: not bound until ``bind``)."""
         with self._cond:
+            if self._mode is not Mode.TRACK:
+                raise RuntimeError(f"a resync starts from TRACK, not {self._mode}")
             self._tracker = ResyncTracker(self.zone_size)
             self._mode, self._sender = Mode.RESYNC, sender
             self._cond.notify_all()
             return self._tracker
 
+    def bind(self) -> None:
+        """Just before resync-done: from now on the peer may hold a current copy."""
+        with self._cond:
+            self._bound = True
+
     @contextlib.contextmanager
     def quiesced(self) -> Iterator[None]:
         """No submit runs inside (call it *after* pausing the FUSE writers, never before)."""
         with self._cond:
-            self._hold = True
+            self._quiesce = True
             while self._busy:
                 self._cond.wait()
         try:
             yield
         finally:
             with self._cond:
-                self._hold = False
+                self._quiesce = False
                 self._cond.notify_all()
 
     def finish_resync(self, sender: StreamSender, base_generation: str) -> bool:
         """Inside ``quiesced``, after resync-done: restart the record, go REPLICATE."""
-        with self._cond:
+        with self._cond:  # atomic with a failure: REPLICATE must not overwrite HELD
             if self._mode is not Mode.RESYNC or self._sender is not sender:
                 return False
-        self.bitmap.clear(base_generation)
-        self.activity.clear()
-        with self._cond:
+            self.bitmap.clear(base_generation)
+            self.activity.clear()
             self._mode, self._tracker = Mode.REPLICATE, None
             self._cond.notify_all()
         return True

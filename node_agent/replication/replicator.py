@@ -18,8 +18,13 @@ class Replicator(Protocol):
         """Block until the operation is safe by the module's policy.
 
         Replicating (PRIM): until the secondary acknowledged it (or received it in
-        async="second" mode). Tracking (ALONE, or just degraded): until the zones it
-        touches are durably marked in the bitmap. Raises OSError only when nothing
-        can make the write safe (e.g. the bitmap cannot be written): the application
-        then gets an I/O error rather than a lie.
+        async="second" mode). Tracking (ALONE, or degraded once the peer is known not to
+        serve): until the zones it touches are durably marked in the bitmap. Held (the
+        stream broke while the peer may be current): until the write gate decides.
+        Raises OSError when nothing can make the write safe (the bitmap cannot be
+        written, or the write gate fenced this node): the application then gets an I/O
+        error rather than a lie.
+
+        An implementation may also offer ``fenced`` (bool): when true, the FUSE layer
+        refuses every change before applying it locally.
         """

@@ -15,8 +15,9 @@ request    fields                                                reply
 =========  ====================================================  ===============================
 begin      node (str), generation (str), hashes [str],           begin_r: generation (str|null),
            zone_size (int)                                       hashes [str], activity (ChangeSet
-                                                                 dict|null: the secondary's
-                                                                 activity log)
+                                                                 dict|null: its activity log
+                                                                 and bitmap), kernel (str|null:
+                                                                 its kernel boot id)
 list       start (int): index of the first entry; 0 rescans      list_r: entries [[path, kind,
                                                                  mode, uid, gid, size, mtime_ns,
                                                                  atime_ns, target, dev, ino,
@@ -65,7 +66,11 @@ class Begin:
 class BeginReply:
     generation: str | None
     hashes: tuple[str, ...]
-    activity: dict[str, Any] | None  # ChangeSet.to_dict() of the secondary's activity log
+    # ChangeSet.to_dict() of what the secondary's copy may hold that the primary's does
+    # not: its activity log (in flight when it last crashed as a primary) and its bitmap
+    # (what it tracked, or applied unacknowledged, since the generation both shared)
+    activity: dict[str, Any] | None
+    kernel: str | None = None  # the secondary's kernel boot id (peer_doubt.py)
 
 
 @dataclass(frozen=True)
@@ -212,7 +217,8 @@ def encode_list_reply(encoded_entries: list[str], next_start: int | None) -> byt
 def encode_reply(reply: Reply) -> bytes:
     if isinstance(reply, BeginReply):
         return _pack({"t": "begin_r", "generation": reply.generation,
-                      "hashes": list(reply.hashes), "activity": reply.activity})  # fmt: skip
+                      "hashes": list(reply.hashes), "activity": reply.activity,
+                      "kernel": reply.kernel})  # fmt: skip
     if isinstance(reply, ListReply):
         return encode_list_reply([entry_json(e) for e in reply.entries], reply.next)
     if isinstance(reply, HashesReply):
@@ -248,7 +254,7 @@ def decode_reply(req: Request, payload: bytes) -> Reply:
     if want == "begin_r":
         activity = _field(h, "activity", dict, null=True)
         return BeginReply(_field(h, "generation", str, null=True), _strings(h, "hashes", 16),
-                          activity)  # fmt: skip
+                          activity, _field(h, "kernel", str, null=True))  # fmt: skip
     if want == "list_r":
         entries = _field(h, "entries", list)
         return ListReply(tuple(_entry(e) for e in entries), _field(h, "next", int, null=True))

@@ -1,7 +1,8 @@
 """The secondary's side of a resync (docs/replication.md, "Resync session").
 
 ``ResyncServer.handle(payload)`` answers the primary's REQUESTs (node_agent.replication.
-requests): ``begin`` (our latest generation and activity log), ``list`` (our copy's tree,
+requests): ``begin`` (our latest generation, what our copy may hold beyond it -- activity
+log and bitmap -- and our kernel boot id), ``list`` (our copy's tree,
 paged by encoded size), ``hashes`` (per-zone digests of one file) and ``done`` (the copy is
 complete: synced to disk, our change record restarted from the primary's generation, then
 ``on_done`` -- all before the reply goes out). It runs in the receiver's apply thread, in
@@ -65,9 +66,10 @@ class ResyncServer:
     def __init__(
         self, root: Path, tops: Iterable[str], bitmap: ZoneBitmap, activity: ActivityLog, *,
         generation: Callable[[], str | None], on_done: Callable[[rq.Done], None],
-        page_bytes: int = PAGE_BYTES,
+        page_bytes: int = PAGE_BYTES, kernel: str | None = None,
     ) -> None:  # fmt: skip
         self.root, self._tops = Path(root), frozenset(tops)
+        self._kernel = kernel
         self._bitmap, self._activity = bitmap, activity
         self._generation, self._on_done = generation, on_done
         self._page_bytes = page_bytes
@@ -80,13 +82,9 @@ class ResyncServer:
         with self._lock:
             if isinstance(req, rq.Begin):
                 self._listing = None
-                try:
-                    activity: dict | None = self._activity.load().to_dict()
-                except OSError:  # unreadable: the primary must not trust its bitmap
-                    activity = None
-                return rq.encode_reply(
-                    rq.BeginReply(self._generation(), available_hashes(), activity)
-                )
+                return rq.encode_reply(rq.BeginReply(
+                    self._generation(), available_hashes(), self._own_changes(), self._kernel
+                ))  # fmt: skip
             if isinstance(req, rq.ListPage):
                 return self._page(req.start)
             if isinstance(req, rq.Hashes):
@@ -102,6 +100,22 @@ class ResyncServer:
             self._activity.clear()
             self._on_done(req)
             return rq.encode_reply(rq.DoneReply())
+
+    def _own_changes(self) -> dict | None:
+        """What our copy may hold that the primary's lacks, since the generation we
+        report: zones in flight when we last crashed as a primary (activity log) and what
+        we tracked since, or applied but were fenced before acknowledging (bitmap). None
+        (compare hashes) if either record is unreadable or the bitmap is of another
+        generation."""
+        try:
+            mine = self._activity.load()
+            if not self._bitmap.changes().is_empty():
+                if self._bitmap.base_generation != self._generation():
+                    return None
+                mine.merge(self._bitmap.changes())
+            return mine.to_dict()
+        except (OSError, ValueError):
+            return None
 
     def _page(self, start: int) -> bytes:
         if start == 0 or self._listing is None:

@@ -3,9 +3,11 @@
 ``ResyncSession.run()`` drives one resync over a connected StreamSender, in the thread
 that calls it:
 
-1. REQUEST begin: the secondary's latest generation and activity log. The bitmap is the
-   record to trust only if its base generation is that generation (and no fullsync);
-   dirty = bitmap ∪ the peer's activity log; otherwise hashes decide.
+1. REQUEST begin: the secondary's latest generation, what its copy may hold beyond it
+   (activity log and bitmap) and its kernel boot id (``on_begin`` settles the zones in
+   doubt there, peer_doubt.py). The bitmap is the record to trust only if its base
+   generation is that generation (and no fullsync); dirty = bitmap ∪ the peer's own
+   changes; otherwise hashes decide.
 2. The replicator goes RESYNC (every op from now on is recorded); both trees are listed
    (ours scanned while the peer's pages arrive) and ``plan_resync`` computed.
 3. ``ResyncTracker.install``: the plan's namespace ops are queued on the stream, its zones
@@ -16,8 +18,9 @@ that calls it:
    meanwhile) and only differing zones -- or zones written meanwhile -- are sent.
 5. Final pass, writers paused (FUSE locks, then ``quiesced``): both trees listed again,
    planned from the record of everything that happened during the resync, fixed, then
-   REQUEST done; the bitmap restarts from the current generation and the replicator
-   goes REPLICATE before the writers resume. Unpaced, and as long as what was created,
+   REQUEST done (the replicator is *bound* from just before: a break holds writes); the
+   bitmap restarts from the current generation and the replicator goes REPLICATE before
+   the writers resume. Unpaced, and as long as what was created,
    renamed or removed during the resync needs (files made meanwhile are copied here).
 
 Any failure raises (ResyncError, or the link's errors); the caller drops the stream and
@@ -47,7 +50,8 @@ from node_agent.replication.sender import SenderState, StreamSender
 from node_agent.replication.zones import ChangeSet, zone_count
 
 if TYPE_CHECKING:
-    from node_agent.replication.primary import PrimaryReplicator, ResyncTracker
+    from node_agent.replication.primary import PrimaryReplicator
+    from node_agent.replication.resync_tracker import ResyncTracker
 
 HASH_BATCH = 32  # zones per hashes request: bounds how long the peer's apply thread hashes
 
@@ -84,6 +88,7 @@ class ResyncSession:
         bandwidth: float | None = None, request_timeout_s: float = 120.0,
         window_bytes: int = 32 << 20, clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] | None = None,
+        on_begin: Callable[[rq.BeginReply], None] | None = None,
     ) -> None:  # fmt: skip
         self.primary, self.sender, self.root = primary, sender, Path(copy_root)
         self.zs = primary.zone_size
@@ -93,6 +98,7 @@ class ResyncSession:
         self._cancelled = threading.Event()
         self._clock, self._sleep = clock, sleep or self._cancelled.wait  # cancel cuts pauses
         self._pacer: Pacer | None = None
+        self._on_begin = on_begin
         self._window: deque[tuple[Callable[[], None], int]] = deque()
         self._outstanding = 0
         self._fresh: set[str] = set()  # files the plan creates: their holes need no bytes
@@ -121,6 +127,8 @@ class ResyncSession:
             rq.Begin(self._node, hist[-1] if hist else "", sc.available_hashes(), self.zs)
         )
         assert isinstance(begin, rq.BeginReply)
+        if self._on_begin is not None:
+            self._on_begin(begin)  # before the record is read: it may add to the bitmap
         self.algo = sc.negotiate_hash(begin.hashes)
         tracker = p.start_resync(self.sender)
         dirty = self._trusted_record(begin)
@@ -148,6 +156,7 @@ class ResyncSession:
         with self._pause(), p.quiesced():
             self._final(tracker.swap())
             hist = self._history()
+            p.bind()  # once Done is out, the peer may be current: a break now holds writes
             self._ask(rq.Done(hist[-1], hist))
             self.done_acked = True
             if not p.finish_resync(self.sender, hist[-1]):

@@ -10,9 +10,11 @@ and releases waiters. Many ops are in flight; nothing waits for a per-op round t
 Failure (connection lost, NACK/ERROR, a bad frame, no ACK or PONG within ack_timeout_s):
 the sender goes FAILED, calls ``on_failure(reason, ops)`` with every op the peer has not
 applied, in seq order (the module marks their zones dirty), and only then releases the
-waiters. Every later ``replicate`` goes to ``fallback`` (the tracking path). A sender is
-single-use: after FAILED or close(), the module builds a new one to reconnect; always
-call close(), which also ends the sender's thread.
+waiters -- with ``NotAcknowledged``: the op is tracked but the peer lacks it, and only the
+layer above knows whether that may be acknowledged (primary.py holds it until the write
+gate decides). Every later ``replicate`` goes to ``fallback`` (the tracking path) and
+raises the same. A sender is single-use: after FAILED or close(), the module builds a new
+one to reconnect; always call close(), which also ends the sender's thread.
 ``enqueue(op)`` = replicate in halves (order now, wait later); ``request()``: REQUEST/REPLY.
 """
 
@@ -49,8 +51,19 @@ from node_agent.replication.wire import (
     op_payload_parts,
 )
 
-__all__ = ["LinkError", "RequestFailed", "SenderState", "SenderStats", "StreamSender"]
+__all__ = [
+    "LinkError", "NotAcknowledged", "RequestFailed", "SenderState", "SenderStats", "StreamSender",
+]  # fmt: skip
 log = logging.getLogger(__name__)
+
+
+class NotAcknowledged(OSError):
+    """The peer never acknowledged the op (the stream failed or was closed first). It is
+    tracked locally; EIO for whoever does not handle it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(errno.EIO, f"not acknowledged by the peer: {reason}")
+        self.reason = reason
 
 
 class SenderState(StrEnum):
@@ -73,8 +86,11 @@ class SenderStats:
     failure: str
 
 
-def _noop() -> None:
-    return None
+def _unacknowledged(reason: str) -> Callable[[], None]:
+    def wait() -> None:
+        raise NotAcknowledged(reason)
+
+    return wait
 
 
 def _wait(p: _Pending) -> None:
@@ -187,7 +203,7 @@ class StreamSender:
         except ValueError as e:  # cannot happen via FUSE (PATH_MAX); degrade, never lose it
             self._fail(f"cannot encode {type(op).__name__}: {e}")
             self._fallback(op)
-            return _noop
+            return _unacknowledged(f"cannot encode {type(op).__name__}")
         sizes = [sum(map(len, pieces)) for pieces in payloads]
         with self._lock:
             if self._state is SenderState.NEW:
@@ -215,7 +231,7 @@ class StreamSender:
                 wake, self._wake_scheduled = not self._wake_scheduled, True
         if pending is None:
             self._fallback(op)
-            return _noop
+            return _unacknowledged(f"no stream to {self.peer}: {self._failure or self._state}")
         if wake:  # one loop wake-up per batch, not per op
             self._loop.call_soon_threadsafe(self._wake.set)
         return functools.partial(_wait, pending)
@@ -276,7 +292,7 @@ class StreamSender:
         log.warning("replication of %s to %s failed: %s (%d ops not applied there)",
                     self.module, self.peer, reason, len(lost))  # fmt: skip
         self._requests.fail_all(LinkError(f"stream to {self.peer} failed: {reason}"))
-        error = None
+        error: OSError = NotAcknowledged(reason)
         try:  # zones must be tracked BEFORE any waiter returns to the application
             self._on_failure(reason, [p.op for p in lost])
         except Exception as e:

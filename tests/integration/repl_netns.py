@@ -285,7 +285,7 @@ def fio_report(stdout: str) -> dict:
 def _rogue(base: Path, path: str) -> None:
     from node_agent.config.model import NodePaths
     from node_agent.replication import ops
-    from node_agent.replication.sender import StreamSender
+    from node_agent.replication.sender import NotAcknowledged, StreamSender
 
     pki = base / "pki"
     tls = NodePaths(base / "rogue", pki / "ca.pem", pki / "node1.pem", pki / "node1.key")
@@ -296,8 +296,13 @@ def _rogue(base: Path, path: str) -> None:
         fallback=lambda _op: None,
     )  # fmt: skip
     sender.connect()
-    sender.replicate(ops.Create(path, 0o100644))
-    print(json.dumps({"state": str(sender.state.name), "failures": failures}))
+    acknowledged = True
+    try:
+        sender.replicate(ops.Create(path, 0o100644))
+    except NotAcknowledged:
+        acknowledged = False
+    print(json.dumps({"state": str(sender.state.name), "failures": failures,
+                      "acknowledged": acknowledged}))  # fmt: skip
     sender.close(timeout_s=0)
 
 

@@ -26,7 +26,7 @@ from node_agent.config.model import NodePaths
 from node_agent.replication import link_tls, ops, wire
 from node_agent.replication.apply import Applier
 from node_agent.replication.receiver import StreamReceiver
-from node_agent.replication.sender import LinkError, SenderState, StreamSender
+from node_agent.replication.sender import LinkError, NotAcknowledged, SenderState, StreamSender
 from node_agent.replication.wire import FrameDecoder, FrameType, Hello, Mode, encode_frame
 from node_agent.tls.ca import create_ca, issue_certificate
 
@@ -209,7 +209,8 @@ def test_wrong_identity_or_module_is_refused(
         p.sender.connect()
     assert info.value.refused and reason.split(": ")[-1] in caplog.text
     assert p.sender.state is SenderState.FAILED
-    p.sender.replicate(ops.Create("x", 0o100644))  # never connected: straight to tracking
+    with pytest.raises(NotAcknowledged):  # never connected: tracked, and said so
+        p.sender.replicate(ops.Create("x", 0o100644))
     assert p.fallback and not any(secondary.root.iterdir()) and not secondary.applied
 
 
@@ -228,13 +229,15 @@ def test_path_escape_is_refused_and_the_sender_degrades(
     p = primary(pki, secondary.port)
     p.sender.connect()
     p.sender.replicate(ops.Create("ok", 0o100644))
-    p.sender.replicate(bad)  # returns: the op is tracked, not lost
+    with pytest.raises(NotAcknowledged, match="unsafe path"):  # tracked, not lost
+        p.sender.replicate(bad)
     assert p.sender.state is SenderState.FAILED
     assert len(p.failures) == 1 and p.failures[0][1] == [bad]
     assert "could not apply op 2" in p.failures[0][0] and "unsafe path" in p.failures[0][0]
     assert not any(outside.iterdir()) and secondary.applied == [ops.Create("ok", 0o100644)]
     after = ops.Create("after", 0o100644)
-    p.sender.replicate(after)
+    with pytest.raises(NotAcknowledged):
+        p.sender.replicate(after)
     assert p.fallback == [after] and not (secondary.root / "after").exists()
     p.sender.close()
 
@@ -332,8 +335,9 @@ def test_losing_the_receiver_midstream_degrades_within_ack_timeout(
         while not stop.is_set():
             op = ops.Write(f"f{t}", i * 4096, block(t, i))
             submitted.append(op)
-            p.sender.replicate(op)
-            if p.sender.state is not SenderState.RUNNING:
+            try:
+                p.sender.replicate(op)
+            except NotAcknowledged:
                 # on_failure must have tracked it before this waiter was released
                 assert op in p.tracked or op in p.fallback or applied(root, op)
                 returned_after.append(time.monotonic())

@@ -352,15 +352,23 @@ def test_mount_lifecycle(tmp_path: Path) -> None:
     with pytest.raises(MountError, match="already a mount point"):
         Mount(b, m, rep).start()
     busy = open(m / "busy", "w")  # noqa: SIM115
-    mounts[0].stop(timeout=2)  # busy: lazy unmount, then the connection is aborted
-    assert not mounts[0].mounted and not os.path.ismount(m)
+    mounts[0].stop(timeout=2)  # busy: its users are cut off (the connection is aborted)
+    assert not mounts[0].mounted
+    with pytest.raises(OSError) as ei:  # a lookup by path meets the dead mount...
+        (m / "late").write_bytes(b"unreplicated")
+    assert ei.value.errno == errno.ENOTCONN
     with pytest.raises(OSError) as ei:
         busy.close()  # a straggler can write nothing more once stop() returned
     assert ei.value.errno == errno.ENOTCONN
     for mount in mounts:
         mount.stop()
         mount.stop()  # twice is fine
+    again = Mount(b, m, rep)
+    again.start()  # clears the dead mount it finds
+    assert sorted(os.listdir(m)) == ["busy", "x"]
+    again.stop()
     assert not any(os.path.ismount(mt.mountpoint) for mt in mounts)
+    assert not (m / "late").exists()  # ...never the bare directory underneath
     (m / "stray").touch()
     with pytest.raises(MountError, match="not empty"):
         Mount(b, m, rep).start()

@@ -31,7 +31,12 @@ from node_agent.replication.module_repl import ModuleReplication
 from node_agent.replication.primary import Mode
 from node_agent.replication.receiver import StreamReceiver
 from node_agent.replication.scan import DIR, FILE, scan_tree
-from node_agent.replication.sender import RequestFailed, SenderState, StreamSender
+from node_agent.replication.sender import (
+    NotAcknowledged,
+    RequestFailed,
+    SenderState,
+    StreamSender,
+)
 from node_agent.tls.ca import create_ca, issue_certificate
 from tests.conftest import require, require_binary, require_root
 
@@ -123,17 +128,20 @@ class Node2:
 
 
 class Node1:
-    """The primary's ModuleReplication, its callbacks recorded."""
+    """The primary's ModuleReplication, its callbacks recorded. A hold is resolved at once
+    by ``gate`` (True: open, as once the peer acknowledged it is outdated; False: fence;
+    None: left to the test) -- the engine's write gate, in short."""
 
     def __init__(self, tmp: Path, pki: Pki, port: int, dirs: int = 1, **kw: Any) -> None:
         self.root, self.mnt = tmp / "n1" / "copy", tmp / "mnt"
         mounts = [self.mnt] + [tmp / f"mnt{i}" for i in range(1, dirs)]
         self.events: list[tuple[str, ...]] = []
         self._cond = threading.Condition()
+        self.gate: bool | None = True
         self.mr = ModuleReplication(
             "mod", mounts, self.root, tmp / "n1" / "track", "node1", "node2", "127.0.0.1",
             port, pki.paths("node1"), ack_timeout_s=3.0,
-            on_degraded=lambda r: self._event("degraded", r),
+            on_degraded=self._held,
             on_replicating=lambda: self._event("replicating"),
             on_resync_failed=lambda r: self._event("failed", r), **kw,
         )  # fmt: skip
@@ -142,6 +150,11 @@ class Node1:
         with self._cond:
             self.events.append(ev)
             self._cond.notify_all()
+
+    def _held(self, reason: str, hold: str, requested: bool) -> None:
+        if self.gate is not None:
+            self.mr.resolve_hold(hold, self.gate)
+        self._event("degraded", reason, hold)
 
     def wait_for(self, *kinds: str, timeout: float = 120.0) -> tuple[str, ...]:
         """The first event of one of ``kinds`` not yet consumed."""
@@ -285,8 +298,14 @@ def test_stream_failure_mid_write_loses_nothing_and_tracks(nodes: Callable) -> N
     with open(n1.root / "0" / "f", "rb") as f:
         for off, data in last.items():
             assert os.pread(f.fileno(), 4096, off) == data
+    # Written while alone: dirty. Before: applied on node2, but in doubt should node2's
+    # machine (not just its agent) have restarted (peer_doubt.py).
     dirty = n1.mr.bitmap.changes()
-    assert all(dirty.is_dirty("0/f", off // MiB) for off in last)
+    assert all(dirty.is_dirty("0/f", off // MiB) for off, _ in acked[seen:])
+    doubt = n1.mr.doubt.take(None)
+    assert doubt is not None
+    assert all(dirty.is_dirty("0/f", off // MiB) or doubt.is_dirty("0/f", off // MiB)
+               for off in last)  # fmt: skip
 
 
 # -- resync -------------------------------------------------------------------------------
@@ -491,7 +510,8 @@ def test_resync_requests_naming_paths_outside_the_copy_are_refused(
                 sender.request(req, 10)
         with pytest.raises(RequestFailed, match="RequestError"):
             sender.request(b"\0\0\0\2{}", 10)
-        sender.replicate(ops.Create("0/link/planted", 0o100644))  # an op: NACKed
+        with pytest.raises(NotAcknowledged, match="unsafe path"):  # an op: NACKed
+            sender.replicate(ops.Create("0/link/planted", 0o100644))
         assert sender.state is SenderState.FAILED and failures
     finally:
         sender.close()
@@ -522,6 +542,7 @@ def test_a_ready_peer_with_nothing_tracked_goes_straight_to_replicate(nodes: Cal
     n1.mr.become_primary("g1", ("g1",))
     n1.pair(n2, None)
     n1.mr.peer_gone()  # a heartbeat blip; nothing written meanwhile
+    assert n1.wait_for("degraded")  # held, then released by the (test's) gate
     assert n1.mr.primary.mode is Mode.TRACK
     n1.mr.generation_changed("g2", ("g1", "g2"))
     n1.mr.peer_is_secondary("g1", transient=False)
@@ -535,17 +556,27 @@ def test_a_ready_peer_with_nothing_tracked_goes_straight_to_replicate(nodes: Cal
     assert (n2.root / "0" / "a").read_bytes()[:3] == b"new"
 
 
-def test_a_ready_peer_missing_tracked_changes_is_resynced(nodes: Callable) -> None:
+def test_a_ready_peer_missing_tracked_changes_is_outdated_then_resynced(
+    nodes: Callable,
+) -> None:
     n1, n2 = nodes()
     random_file(n1.root / "0" / "a", 4 * MiB, 1)
     n1.mr.become_primary("g1", ("g1",))
     n1.pair(n2, None)
     n1.mr.peer_gone()
+    assert n1.wait_for("degraded")
     with open(n1.mnt / "a", "r+b") as f:
         f.seek(2 * MiB)
         f.write(b"tracked")
         os.fsync(f.fileno())
-    n1.mr.peer_is_secondary("g1", transient=False)
+    n1.gate = None
+    n1.mr.generation_changed("g2", ("g1", "g2"))
+    n1.mr.peer_is_secondary("g1", transient=False)  # claims a current copy: it is not
+    ev = n1.wait_for("replicating", "failed", "degraded")
+    assert ev[0] == "degraded" and n1.mr.primary.mode is Mode.HELD
+    assert n2.history == ("g1",), "resync-done must not reach a peer that lacks changes"
+    n1.mr.resolve_hold(ev[2], True)  # the engine: once the peer acknowledged the outdate
+    n1.mr.peer_is_secondary("g1", transient=True)  # it resyncs as a Transient secondary
     assert n1.wait_for("replicating", "failed", "degraded") == ("replicating",)
     st = n1.mr.status()
     assert st["record"] == "bitmap" and st["bytes_sent"] == MiB
@@ -557,6 +588,7 @@ def test_an_unreachable_ready_peer_blocks_writes_then_degrades(nodes: Callable) 
     n1.mr.become_primary("g1", ("g1",))
     n1.pair(n2, None)
     n1.mr.peer_gone()
+    assert n1.wait_for("degraded")
     n2.kill()
     n1.mr.peer_is_secondary("g1", transient=False)  # believed Ready: CONNECTING
 

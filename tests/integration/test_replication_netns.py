@@ -147,13 +147,6 @@ def test_kill9_of_primary_agent_acknowledged_writes_are_on_the_survivor(
     assert_identical(c)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: on peer silence the primary's replicator goes TRACK at once and keeps "
-    "acknowledging writes while it decides, then while it unmounts (~10 s) after losing the "
-    "witness; the peer serves without them and the resync discards them",
-)
 def test_both_links_cut_acknowledged_writes_are_on_the_survivor(
     make_cluster: MakeCluster, tmp_path: Path
 ) -> None:
@@ -165,6 +158,8 @@ def test_both_links_cut_acknowledged_writes_are_on_the_survivor(
     c.wait_state("node2", "ALONE", "READY", timeout=FAILOVER_S)
     c.wait_state("node1", "WAIT", "NOT_READY", via="node1", timeout=FAILOVER_S)
     assert w.wait_exit(60) == 0 and w.errors()
+    # node1 held what node2 never got, then failed it (EIO) once it stepped down.
+    assert "held writes fenced (EIO)" in c.agent_text("node1"), c.agent_text("node1")[-3000:]
     try:
         assert_log_on(c, c.mnt("node2"), w.log, 300)
     finally:
@@ -172,6 +167,22 @@ def test_both_links_cut_acknowledged_writes_are_on_the_survivor(
         c.topo.restore("direct")
         c.wait_pair("node2", timeout=PAIR_S)
         assert_identical(c)
+
+
+def test_swap_while_writing_acknowledged_writes_are_on_the_new_primary(
+    make_cluster: MakeCluster, tmp_path: Path
+) -> None:
+    # The old primary keeps replicating while its resource stops and its mount goes (a
+    # swap needs no resync: the new primary must have everything it acknowledged).
+    c = make_cluster()
+    w = Writer(c, c.mnt("node1") / "w.dat", tmp_path / "w.log")
+    c.wait_for(lambda: w.acked() >= 200, "200 acknowledged records", 60)
+    c.cli_ok("swap", MODULE, "--node", "node1", "--yes")
+    c.wait_pair("node2", timeout=PAIR_S)
+    assert w.wait_exit(60) == 0 and w.errors()  # its mount left with the role
+    assert "no resync needed" in c.agent_text("node2") and not c.resyncs("node2")
+    assert_log_on(c, c.mnt("node2"), w.log, 200)
+    assert_identical(c)
 
 
 def test_secondary_killed_mid_resync_resyncs_again(
@@ -222,19 +233,7 @@ def write_big(c: ReplCluster, size: int) -> None:
     assert r["rc"] == 0, r
 
 
-@pytest.mark.parametrize(
-    "written",
-    [
-        "before-the-outage",
-        pytest.param("while-paired", marks=pytest.mark.xfail(
-            strict=True,
-            raises=AssertionError,
-            reason="BUG: a failed stream marks every zone of the activity log (up to 1 GiB, "
-            "retired only under LRU pressure) in the bitmap, so the resync after a secondary "
-            "outage resends the primary's whole recently written data, not what changed",
-        )),
-    ],
-)  # fmt: skip
+@pytest.mark.parametrize("written", ["before-the-outage", "while-paired"])
 def test_resync_after_outage_sends_the_changed_percent(
     make_cluster: MakeCluster, written: str
 ) -> None:
@@ -276,8 +275,8 @@ def tamper(path: Path, offset: int, keep_mtime: bool) -> None:
 
 def test_file_changed_while_agent_stopped_is_found_by_hashes(make_cluster: MakeCluster) -> None:
     c = make_cluster()
-    # Written while node2 is away, then copied by a resync: nothing of it in the activity
-    # log (see the xfail above), so only what differs is sent afterwards.
+    # Written while node2 is away, then copied by a resync: only what differs is sent
+    # afterwards.
     c.kill_agent("node2")
     c.wait_state("node1", "ALONE", "READY", timeout=FAILOVER_S)
     data = os.urandom(64 * MiB)
@@ -307,22 +306,12 @@ def test_file_changed_while_agent_stopped_is_found_by_hashes(make_cluster: MakeC
     c.start("node2")
     c.wait_pair("node1", timeout=PAIR_S)
     done = len(c.resyncs("node1"))
-    # (stop first: a fullsync asked of a Ready secondary is never run, see the xfail below)
-    c.cli_ok("stop", MODULE, "--node", "node2", "--yes")
-    c.wait_state("node2", "STOP", "NOT_READY")
     c.cli_ok("second", MODULE, "--fullsync", "--node", "node2", "--yes")
     c.wait_pair("node1", timeout=PAIR_S)
     assert c.wait_resyncs("node1", done + 1, 10) == ("hashes", 1 * MiB)
     assert (c.copy("node2") / "f.bin").read_bytes() == data
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: peer_is_secondary returns at once while the replicator is in REPLICATE, so "
-    "a fullsync asked of a Ready secondary never runs; the pair stays PRIM/TRANSIENT + "
-    "SECOND/TRANSIENT (not failover-ready) indefinitely",
-)
 def test_fullsync_of_a_ready_secondary_compares_hashes(make_cluster: MakeCluster) -> None:
     c = make_cluster()
     with open(c.mnt("node1") / "f.bin", "wb") as fh:
@@ -345,7 +334,7 @@ def test_path_outside_the_copy_is_refused_and_nothing_applied(
     argv = [sys.executable, "-m", "tests.integration.repl_netns", "rogue", c.base, path]
     r = c.topo.exec("node1", *map(str, argv), cwd=REPO, check=False)
     reply = json.loads(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 else r.stderr
-    assert reply["state"] == "FAILED", reply
+    assert reply["state"] == "FAILED" and not reply["acknowledged"], reply
     assert any("unsafe path" in f for f in reply["failures"]), reply
     target = (c.module_dir("node2") / "copy" / path).resolve()  # paths are "<I>/..."
     assert not target.exists() and not os.path.lexists(target)

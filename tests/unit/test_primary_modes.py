@@ -5,6 +5,7 @@ The bitmap and the activity log are the real, persistent ones (in tmp_path).
 
 from __future__ import annotations
 
+import errno
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,15 +16,11 @@ import pytest
 from node_agent.replication import ops
 from node_agent.replication.activity_log import ActivityLog
 from node_agent.replication.bitmap import ZoneBitmap
-from node_agent.replication.primary import (
-    Mode,
-    PrimaryReplicator,
-    ResyncTracker,
-    changeset_ops,
-    prefixed,
-)
+from node_agent.replication.peer_doubt import PeerDoubt
+from node_agent.replication.primary import Mode, PrimaryReplicator, StreamBreak
 from node_agent.replication.resync_session import Pacer
-from node_agent.replication.sender import SenderState
+from node_agent.replication.resync_tracker import ResyncTracker, changeset_ops, prefixed
+from node_agent.replication.sender import NotAcknowledged, SenderState
 from node_agent.replication.zones import Change, ChangeSet
 
 ZS = 1 << 20
@@ -41,18 +38,30 @@ class FakeSender:
         self.state = SenderState.RUNNING
         self.sent: list[ops.Op] = []
         self._events: list[threading.Event] = []
+        self._failed_ops: list[bool] = []
         self.auto_ack = False
 
     def enqueue(self, op: ops.Op) -> Callable[[], None]:
         if self.state is not SenderState.RUNNING:
             self.fallback(op)
-            return lambda: None
+            return self._unacked
         ev = threading.Event()
         self.sent.append(op)
         self._events.append(ev)
+        self._failed_ops.append(False)
         if self.auto_ack:
             ev.set()
-        return lambda: ev.wait(10) or pytest.fail("never acknowledged")
+        i = len(self._events) - 1
+
+        def wait() -> None:
+            ev.wait(10) or pytest.fail("never acknowledged")
+            if self._failed_ops[i]:
+                self._unacked()
+
+        return wait
+
+    def _unacked(self) -> None:
+        raise NotAcknowledged("fake stream failed")
 
     def ack(self) -> None:
         for ev in self._events:
@@ -61,20 +70,25 @@ class FakeSender:
     def fail(self, reason: str) -> None:
         self.state = SenderState.FAILED
         unacked = [op for op, ev in zip(self.sent, self._events, strict=True) if not ev.is_set()]
+        self._failed_ops = [not ev.is_set() for ev in self._events]
         self.on_failure(reason, unacked)  # before any waiter is released
         self.ack()
+
+    def close(self, timeout_s: float | None = None) -> None:
+        self.state = SenderState.CLOSED
 
 
 class Rig:
     def __init__(self, tmp: Path) -> None:
         self.bitmap = ZoneBitmap(tmp / "bitmap")
         self.activity = ActivityLog(tmp / "al")
-        self.failures: list[tuple[str, Mode]] = []
-        self.primary = PrimaryReplicator(self.bitmap, self.activity, self._failed)
+        self.doubt = PeerDoubt(tmp / "doubt.json", ZS)
+        self.failures: list[tuple[str, Mode, str]] = []
+        self.primary = PrimaryReplicator(self.bitmap, self.activity, self._failed, self.doubt)
         self.failed = threading.Event()
 
-    def _failed(self, reason: str, old: Mode, sender: object) -> None:
-        self.failures.append((reason, old))
+    def _failed(self, brk: StreamBreak) -> None:
+        self.failures.append((brk.reason, brk.old, brk.hold))
         self.failed.set()
 
     def sender(self) -> FakeSender:
@@ -120,10 +134,16 @@ def test_replicate_returns_only_after_the_ack(rig: Rig) -> None:
     assert not t.is_alive() and not rig.dirty("0/a", 7)
 
 
-def test_stream_failure_tracks_unacked_and_active_zones_before_release(rig: Rig) -> None:
+def replicating(rig: Rig) -> FakeSender:
     s = rig.sender()
-    rig.primary.connecting(5)
-    rig.primary.replicate_via(s, "g1")  # type: ignore[arg-type]
+    assert rig.primary.connecting(5)
+    assert rig.primary.replicate_via(s, "g1")  # type: ignore[arg-type]
+    return s
+
+
+def test_stream_failure_holds_unacked_writes_until_the_gate_opens(rig: Rig) -> None:
+    s = replicating(rig)
+    rig.primary.peer_kernel = "k1"
     rig.primary.submit(w("0/old", 1))
     s.ack()  # acknowledged, but its zone is still active in the activity log
     seen: list[bool] = []
@@ -135,22 +155,97 @@ def test_stream_failure_tracks_unacked_and_active_zones_before_release(rig: Rig)
 
     t = in_thread(app)
     s.fail("connection lost")
+    assert rig.failed.wait(5)
+    [(reason, old, hold)] = rig.failures
+    assert (reason, old) == ("connection lost", Mode.REPLICATE) and hold
+    assert rig.primary.mode is Mode.HELD and rig.primary.hold_token == hold
+    t.join(0.3)
+    assert t.is_alive() and rig.dirty("0/a", 2)  # held: tracked, not acknowledged
+    held_new = in_thread(rig.primary.submit(w("0/b", 4)))  # later writes wait too
+    held_new.join(0.2)
+    assert held_new.is_alive() and rig.dirty("0/b", 4)
+    # The zone the peer applied is in doubt (its machine may crash), not dirty.
+    assert not rig.dirty("0/old", 1)
+    assert rig.doubt.take("k2").is_dirty("0/old", 1) and rig.doubt.take("k1").is_empty()
+    assert not rig.primary.resolve_hold("another break", True)
+    assert rig.primary.resolve_hold(hold, True)
     t.join(5)
-    assert seen == [True] and rig.dirty("0/old", 1)
-    assert rig.failed.wait(5) and rig.failures == [("connection lost", Mode.REPLICATE)]
+    held_new.join(5)
+    assert seen == [True] and not held_new.is_alive() and rig.primary.mode is Mode.TRACK
+    assert s.sent[-1] == w("0/a", 2)
+
+
+def test_fenced_writes_fail_with_eio_and_so_does_everything_after(rig: Rig) -> None:
+    s = replicating(rig)
+    wait = rig.primary.submit(w("0/a", 2))
+    errors: list[OSError] = []
+
+    def app() -> None:
+        try:
+            wait()
+        except OSError as e:
+            errors.append(e)
+
+    t = in_thread(app)
+    s.fail("no acknowledgement within 5 s")
+    assert rig.failed.wait(5)
+    assert rig.primary.resolve_hold(rig.failures[0][2], False)
+    t.join(5)
+    assert errors and errors[0].errno == errno.EIO and "fenced" in str(errors[0])
+    assert rig.primary.mode is Mode.FENCED and rig.primary.directory(0).fenced
+    with pytest.raises(OSError, match="fenced"):
+        rig.primary.submit(w("0/c", 0))
+    assert rig.dirty("0/a", 2) and rig.dirty("0/c", 0)  # the resync will undo them
+    rig.primary.release()
+    assert rig.primary.mode is Mode.FENCED  # until the next role
+    rig.primary.reset(bound=False, connect_timeout_s=1)
     assert rig.primary.mode is Mode.TRACK
-    rig.primary.submit(w("0/b", 4))()
-    assert rig.dirty("0/b", 4) and s.sent[-1] == w("0/a", 2)
+
+
+def test_release_fences_what_is_still_held(rig: Rig) -> None:
+    s = replicating(rig)
+    wait = rig.primary.submit(w("0/a", 2))
+    s.fail("closed")
+    assert rig.failed.wait(5) and rig.primary.mode is Mode.HELD
+    rig.primary.release()
+    with pytest.raises(OSError, match="fenced"):
+        wait()
 
 
 def test_a_dropped_sender_failing_later_changes_nothing(rig: Rig) -> None:
     s = rig.sender()
     rig.primary.start_resync(s)  # type: ignore[arg-type]
-    old, sender = rig.primary.track()
-    assert (old, sender) == (Mode.RESYNC, s)
+    brk = rig.primary.detach("peer gone")
+    assert brk is not None and (brk.old, brk.sender, brk.hold) == (Mode.RESYNC, s, "")
     s.fail("closed")
     time.sleep(0.1)
     assert not rig.failures and rig.primary.mode is Mode.TRACK
+
+
+def test_an_unbound_resync_failing_goes_track_and_its_waits_return(rig: Rig) -> None:
+    s = rig.sender()
+    tracker = rig.primary.start_resync(s)  # type: ignore[arg-type]
+    tracker.install([], {}, lambda p: None, lambda: None)
+    wait = rig.primary.submit(w("0/a", 1))
+    s.fail("closed")
+    wait()  # the peer is resynchronizing: it cannot serve, so this may be acknowledged
+    assert rig.primary.mode is Mode.TRACK and rig.dirty("0/a", 1)
+    assert rig.failed.wait(5) and rig.failures == [("closed", Mode.RESYNC, "")]
+
+
+def test_bound_once_resync_done_is_sent(rig: Rig) -> None:
+    s = rig.sender()
+    rig.primary.start_resync(s)  # type: ignore[arg-type]
+    rig.primary.bind()
+    brk = rig.primary.detach("peer gone")
+    assert brk is not None and brk.hold and rig.primary.mode is Mode.HELD
+
+
+def test_detach_while_replicating_holds(rig: Rig) -> None:
+    s = replicating(rig)
+    brk = rig.primary.detach("the secondary asked for a full resync", requested=True)
+    assert brk is not None and brk.hold and brk.requested and brk.sender is s
+    assert rig.primary.mode is Mode.HELD and rig.primary.detach("again") is None
 
 
 def test_connecting_blocks_new_ops_until_the_stream_is_up(rig: Rig) -> None:
@@ -165,12 +260,14 @@ def test_connecting_blocks_new_ops_until_the_stream_is_up(rig: Rig) -> None:
     assert done and s.sent == [w("0/a", 0)] and not rig.dirty("0/a", 0)
 
 
-def test_connecting_times_out_into_track(rig: Rig) -> None:
-    rig.primary.connecting(0.1)
-    rig.primary.submit(w("0/a", 0))()
-    assert rig.primary.mode is Mode.TRACK and rig.dirty("0/a", 0)
-    assert rig.failures and rig.failures[0][1] is Mode.CONNECTING
+def test_connecting_times_out_into_a_hold(rig: Rig) -> None:
+    rig.primary.reset(bound=True, connect_timeout_s=0.1)  # as after a swap
+    wait = rig.primary.submit(w("0/a", 0))
+    assert rig.primary.mode is Mode.HELD and rig.dirty("0/a", 0)
+    assert rig.failures and rig.failures[0][1] is Mode.CONNECTING and rig.failures[0][2]
     assert not rig.primary.replicate_via(rig.sender(), "g1")  # type: ignore[arg-type]
+    assert rig.primary.resolve_hold(rig.primary.hold_token, True)
+    wait()
 
 
 def test_replicate_via_refuses_when_something_was_tracked(rig: Rig) -> None:
