@@ -259,9 +259,9 @@ class Mount:
             thread.join(2.0)
         if thread.is_alive():
             log.error("FUSE loop for %s did not stop", mp)
-        elif (entry := mount_entry(mp)) is not None and entry[0] == FSTYPE:
-            if not _fusermount("-u", mp):  # aborted: gone if nobody holds it any more
-                log.warning("%s: a dead mount stays while something still holds it", mp)
+        elif (entry := mount_entry(mp)) and entry[0] == FSTYPE and not _fusermount("-u", mp):
+            # aborted: gone if nobody holds it any more
+            log.warning("%s: a dead mount stays while something still holds it", mp)
         if self.fs is not None:
             self.fs.close_all()
         self._thread = None
