@@ -15,9 +15,9 @@ import ssl
 
 from cryptography.exceptions import InvalidSignature
 
+from node_agent.replication.frame_decoder import FrameDecoder
 from node_agent.replication.wire import (
     Frame,
-    FrameDecoder,
     FrameType,
     Hello,
     HelloAck,

@@ -39,7 +39,8 @@ from dataclasses import dataclass
 
 from node_agent.replication import link_tls, ops, wire
 from node_agent.replication.apply import Applier, UnsafePath
-from node_agent.replication.wire import Frame, FrameDecoder, FrameType, Hello, Mode, encode_frame
+from node_agent.replication.frame_decoder import FrameDecoder
+from node_agent.replication.wire import Frame, FrameType, Hello, Mode, encode_frame
 
 log = logging.getLogger(__name__)
 RequestHandler = Callable[[str, bytes], bytes]

@@ -35,13 +35,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from node_agent.replication import link_tls, ops
+from node_agent.replication.frame_decoder import FrameDecoder
 from node_agent.replication.link_tls import READ_CHUNK, LinkError
 from node_agent.replication.ops import Op
 from node_agent.replication.requests import PendingRequests, RequestFailed
 from node_agent.replication.wire import (
     FLAG_FAILED,
     MAX_WRITE_DATA,
-    FrameDecoder,
     FrameType,
     Hello,
     Mode,

@@ -225,10 +225,11 @@ def encode_frame(ftype: FrameType, seq: int, body: Body = None, flags: int = 0) 
 class _Reader:
     """Bounds-checked cursor over one payload; every overrun is a WireError."""
 
-    __slots__ = ("buf", "pos", "end", "what")
+    __slots__ = ("buf", "pos", "end", "what", "owned")
 
-    def __init__(self, buf: memoryview, what: str) -> None:
+    def __init__(self, buf: memoryview, what: str, owned: bool = False) -> None:
         self.buf, self.pos, self.end, self.what = buf, 0, len(buf), what
+        self.owned = owned
 
     def take(self, n: int, field: str) -> memoryview:
         if self.end - self.pos < n:
@@ -250,23 +251,27 @@ class _Reader:
             raise WireError(f"{field} in {self.what} is not UTF-8") from None
 
     def rest(self) -> bytes:
-        data = self.buf[self.pos : self.end].tobytes()
+        # A frame read into a buffer of its own (FrameDecoder, big payloads) lends it
+        # read-only: Write data then reaches pwrite without a copy.
+        view = self.buf[self.pos : self.end]
+        data = view.toreadonly() if self.owned else view.tobytes()
         self.pos = self.end
-        return data
+        return data  # type: ignore[return-value]
 
     def done(self) -> None:
         if self.pos != self.end:
             raise WireError(f"{self.end - self.pos} trailing bytes in {self.what}")
 
 
-def decode_op(payload: memoryview) -> Op:
-    """The op in an OP frame's payload. Raises WireError."""
+def decode_op(payload: memoryview, owned: bool = False) -> Op:
+    """The op in an OP frame's payload (``owned``: nobody else writes that buffer, so
+    its raw tail may be kept without a copy). Raises WireError."""
     if not payload:
         raise WireError("empty OP payload")
     cls = _BY_CODE.get(payload[0])
     if cls is None:
         raise WireError(f"unknown op code {payload[0]}")
-    r = _Reader(payload[1:], cls.__name__)
+    r = _Reader(payload[1:], cls.__name__, owned)
     values: dict[str, object] = {}
     for name, code in _FIELDS[cls]:
         if code == "s":
@@ -286,10 +291,10 @@ def decode_op(payload: memoryview) -> Op:
     return cls(**values)
 
 
-def decode_body(ftype: FrameType, flags: int, payload: memoryview) -> Body:
+def decode_body(ftype: FrameType, flags: int, payload: memoryview, owned: bool = False) -> Body:
     if ftype is FrameType.OP:
-        return decode_op(payload)
-    r = _Reader(payload, ftype.name)
+        return decode_op(payload, owned)
+    r = _Reader(payload, ftype.name)  # REQUEST/REPLY bodies stay bytes
     body: Body = None
     if ftype is FrameType.ACK:
         body = r.num(_U64, "applied")
@@ -313,87 +318,3 @@ def decode_body(ftype: FrameType, flags: int, payload: memoryview) -> Body:
 
 
 _TYPES = {int(t): t for t in FrameType}
-
-
-class FrameDecoder:
-    """Incremental decoder: feed it bytes as they arrive, get whole frames back.
-
-    ``feed(data)``, or without a copy (asyncio.BufferedProtocol, so TLS decrypts straight
-    into the frame buffer): ``get_buffer(n)``, fill a prefix of it, ``buffer_updated(k)``;
-    drop the view before the next get_buffer. After a WireError the stream is unusable
-    (framing is lost): every later call raises the same error.
-    """
-
-    def __init__(self, max_payload: int = MAX_PAYLOAD) -> None:
-        self._buf = bytearray()
-        self._start = self._end = 0  # undecoded bytes are _buf[_start:_end]
-        self._need = HEADER_LEN  # bytes the frame in progress needs in all
-        self._max = max_payload
-        self._error: WireError | None = None
-
-    @property
-    def buffered(self) -> int:
-        return self._end - self._start
-
-    def feed(self, data: bytes | bytearray | memoryview) -> list[Frame]:
-        n = len(data)
-        with self.get_buffer(n) as view:
-            view[:n] = data
-        return self.buffer_updated(n)
-
-    def get_buffer(self, sizehint: int = -1) -> memoryview:
-        if self._error is not None:
-            raise self._error
-        want = max(sizehint, READ_SIZE, self._need - self.buffered)
-        if len(self._buf) - self._end < want:
-            live = self.buffered  # compact, then grow; capacity stays for later frames
-            self._buf[:live] = self._buf[self._start : self._end]
-            self._start, self._end = 0, live
-            if len(self._buf) < live + want:
-                self._buf += bytes(live + want - len(self._buf))
-        return memoryview(self._buf)[self._end : self._end + want]
-
-    def buffer_updated(self, nbytes: int) -> list[Frame]:
-        if self._error is not None:
-            raise self._error
-        self._end += nbytes
-        frames: list[Frame] = []
-        try:
-            with memoryview(self._buf) as mv:
-                while True:
-                    frame, size = self._one(mv, self._start, self._end)
-                    if frame is None:
-                        self._need = size
-                        break
-                    frames.append(frame)
-                    self._start += size
-        except WireError as e:
-            self._error = e
-            raise
-        if self._start == self._end:
-            self._start = self._end = 0
-        return frames
-
-    def _one(self, mv: memoryview, pos: int, end: int) -> tuple[Frame | None, int]:
-        """The frame at ``pos`` and its size, or (None, the size it needs)."""
-        if end - pos < HEADER_LEN:
-            return None, HEADER_LEN
-        magic, version, ftype, flags, seq, length = HEADER.unpack_from(mv, pos)
-        (crc,) = _U32.unpack_from(mv, pos + HEADER.size)
-        if magic != MAGIC:
-            raise WireError(f"bad magic {bytes(magic)!r}")
-        if crc != zlib.crc32(mv[pos : pos + HEADER.size]):
-            raise WireError("header checksum mismatch")
-        if version != VERSION:
-            raise WireError(f"unsupported frame version {version}")
-        if ftype not in _TYPES:
-            raise WireError(f"unknown frame type {ftype}")
-        if flags & ~(FLAG_FAILED if ftype == FrameType.REPLY else 0):
-            raise WireError(f"unknown flags {flags:#x} on {_TYPES[ftype].name}")
-        if length > self._max:
-            raise WireError(f"payload of {length} bytes exceeds {self._max}")
-        start = pos + HEADER_LEN
-        if end - start < length:
-            return None, HEADER_LEN + length
-        body = decode_body(_TYPES[ftype], flags, mv[start : start + length])
-        return Frame(_TYPES[ftype], seq, body, flags), HEADER_LEN + length

@@ -25,9 +25,10 @@ import pytest
 from node_agent.config.model import NodePaths
 from node_agent.replication import link_tls, ops, wire
 from node_agent.replication.apply import Applier
+from node_agent.replication.frame_decoder import FrameDecoder
 from node_agent.replication.receiver import StreamReceiver
 from node_agent.replication.sender import LinkError, NotAcknowledged, SenderState, StreamSender
-from node_agent.replication.wire import FrameDecoder, FrameType, Hello, Mode, encode_frame
+from node_agent.replication.wire import FrameType, Hello, Mode, encode_frame
 from node_agent.tls.ca import create_ca, issue_certificate
 
 

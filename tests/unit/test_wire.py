@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from node_agent.replication import ops, wire
+from node_agent.replication.frame_decoder import FrameDecoder
 from node_agent.replication.wire import (
     Fault,
     Frame,
-    FrameDecoder,
     FrameType,
     Hello,
     HelloAck,
@@ -233,6 +233,36 @@ def test_any_chunking_yields_the_same_frames(frames: list[Frame], cuts: list[int
     for a, b in zip(points, points[1:], strict=False):
         out += decoder.feed(data[a:b])
     assert out == frames and decoder.buffered == 0
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+@given(sizes=st.lists(st.sampled_from([0, 100, 65536, 65537, 300_000, 1 << 20]), min_size=1,
+                      max_size=6),
+       cuts=st.lists(st.integers(0, 10**7)), via_buffer=st.booleans())  # fmt: skip
+def test_big_writes_are_read_into_their_own_buffer_whatever_the_chunking(
+    sizes: list[int], cuts: list[int], via_buffer: bool
+) -> None:
+    frames = [Frame(FrameType.OP, i + 1, ops.Write("0/f", i, bytes([i]) * n))
+              for i, n in enumerate(sizes)]  # fmt: skip
+    frames.append(Frame(FrameType.PING, 9))
+    data = b"".join(encode_frame(f.type, f.seq, f.body) for f in frames)
+    points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
+    decoder, out = FrameDecoder(), []
+    for a, b in zip(points, points[1:], strict=False):
+        chunk = memoryview(data)[a:b]
+        if not via_buffer:
+            out += decoder.feed(chunk)
+            continue
+        while chunk:  # as asyncio.BufferedProtocol does: fill what get_buffer offers
+            with decoder.get_buffer(len(chunk)) as buf:
+                n = min(len(buf), len(chunk))
+                buf[:n] = chunk[:n]
+            out += decoder.buffer_updated(n)
+            chunk = chunk[n:]
+    assert out == frames and decoder.buffered == 0
+    for f in out[:-1]:  # a big payload not read at once: a read-only view, no copy
+        data_field = f.body.data  # type: ignore[union-attr]
+        assert isinstance(data_field, bytes) or (data_field.readonly and len(data_field) > 60000)
 
 
 def _roundtripped(frame: Frame) -> Frame:  # fault messages may be normalised (escapes)
