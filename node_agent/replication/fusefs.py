@@ -56,6 +56,7 @@ from node_agent.replication.apply import fallocate
 from node_agent.replication.fusefs_namespace import NamespaceOps, guard
 from node_agent.replication.fusefs_order import OrderGate, whole
 from node_agent.replication.replicator import Replicator
+from node_agent.replication.writeback import Writeback
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,7 @@ class ReplicatingFS(NamespaceOps, mfusepy.Operations):
         self.negotiated: dict[str, int] = {}  # filled by init (capable/want/...)
         self._gate = OrderGate()
         self._submit = getattr(replicator, "submit", None)
+        self._prepare = getattr(replicator, "prepare", None)
         # With submit(): held around "apply locally + submit". Public so that the module's
         # replication can pause all writers (no change applied but not yet submitted).
         self.order_lock = threading.Lock()
@@ -111,6 +113,7 @@ class ReplicatingFS(NamespaceOps, mfusepy.Operations):
         self._fh_paths: dict[int, str] = {}  # open backing fd -> relative path
         self._fh_lock = threading.Lock()
         self._euid, self._egid = os.geteuid(), os.getegid()
+        self._writeback = Writeback(self.backing)
 
     # -- plumbing ----------------------------------------------------------------------
 
@@ -122,18 +125,35 @@ class ReplicatingFS(NamespaceOps, mfusepy.Operations):
     def _rel(path: str) -> str:
         return path.lstrip("/")
 
-    def _change(self, keys: tuple[Any, ...], apply: Callable[[], tuple[T, list[ops.Op]]]) -> T:
+    def _change(
+        self, keys: tuple[Any, ...], apply: Callable[[], tuple[T, list[ops.Op]]],
+        background: bool = False, intent: ops.Op | None = None,
+    ) -> T:  # fmt: skip
         """Apply locally, then hand the resulting operations over, in a consistent order.
 
         ``apply`` returns (value for the application, operations to replicate); it runs
         only once the claim on ``keys`` is held. A local failure replicates nothing.
+        ``background``: nobody waits for this (kernel writeback): the replicator's waits
+        go to the writeback thread, settled by the next durability point. ``intent``: the
+        one op ``apply`` will produce (a Write, or a prefix of it), recorded before it
+        runs when the replicator can (``prepare``).
         """
         if getattr(self.replicator, "fenced", False):
             raise FuseOSError(errno.EIO)  # this node no longer serves: change nothing
         if self._submit is not None:
+            prepared = self._prepare(intent) if intent is not None and self._prepare else None
             with self.order_lock:
-                result, todo = apply()
-                waits = [self._submit(op) for op in todo]
+                try:
+                    result, todo = apply()
+                except BaseException:
+                    if prepared is not None:  # nothing written: drop its record
+                        self.replicator.abandon(prepared)  # type: ignore[attr-defined]
+                    raise
+                waits = [self._submit(op, prepared) if prepared is not None and i == 0
+                         else self._submit(op) for i, op in enumerate(todo)]  # fmt: skip
+            if background:
+                self._writeback.add(waits)
+                return result
             for wait in waits:
                 wait()
             return result
@@ -198,7 +218,9 @@ class ReplicatingFS(NamespaceOps, mfusepy.Operations):
                     self._fh_paths[fd] = new
 
     def close_all(self) -> None:
-        """Close backing fds the kernel never released (aborted connection)."""
+        """Close backing fds the kernel never released (aborted connection), and end the
+        writeback thread."""
+        self._writeback.close()
         with self._fh_lock:
             fds, self._fh_paths = list(self._fh_paths), {}
         for fd in fds:
@@ -283,7 +305,10 @@ class ReplicatingFS(NamespaceOps, mfusepy.Operations):
 
     @guard
     def flush(self, path: str, fh: int) -> int:
-        return 0  # see the module docstring
+        # close(): the kernel has written this file's dirty pages back; they are safe
+        # once the writeback thread settled them (see the module docstring).
+        self._writeback.barrier()
+        return 0
 
     @guard
     def release(self, path: str, fh: int) -> int:
@@ -337,14 +362,18 @@ class ReplicatingFS(NamespaceOps, mfusepy.Operations):
     # -- data --------------------------------------------------------------------------
 
     @guard
-    def write(self, path: str | None, data: bytes, offset: int, fh: int) -> int:
+    def write(
+        self, path: str | None, data: bytes, offset: int, fh: int, cached: bool = False
+    ) -> int:
+        """``cached``: a writeback of the kernel's page cache (see writeback.py)."""
         rel = self._path_of(path, fh)
 
         def apply() -> tuple[int, list[ops.Op]]:
             n = os.pwrite(fh, data, offset)
             return n, [ops.Write(rel, offset, data if n == len(data) else data[:n])]
 
-        return self._change(((rel, offset, offset + len(data)),), apply)
+        intent = ops.Write(rel, offset, data)
+        return self._change(((rel, offset, offset + len(data)),), apply, cached, intent)
 
     @guard
     def truncate(self, path: str, length: int, fh: int | None = None) -> int:
@@ -378,6 +407,7 @@ class ReplicatingFS(NamespaceOps, mfusepy.Operations):
                 local()
             finally:
                 wait()  # always: it also ends the op's activity-log entry
+            self._writeback.barrier()  # covered by the Fsync's ACK; errors reported here
             return 0
         with self._gate.claim(whole(rel)):
             local()

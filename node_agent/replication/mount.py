@@ -45,11 +45,19 @@ class MountError(RuntimeError):
 
 class _FUSE(mfusepy.FUSE):
     """mfusepy 3.1 drops rename's flags on libfuse3; pass them on (RENAME_NOREPLACE /
-    RENAME_EXCHANGE must not silently become a plain, overwriting rename)."""
+    RENAME_EXCHANGE must not silently become a plain, overwriting rename). And it hides
+    whether a write is the kernel's writeback (fusefs answers those at once)."""
 
     def rename_fuse_3(self, old: bytes, new: bytes, flags: int) -> int:
         dec = self.encoding, self.errors
         return self.operations.rename(old.decode(*dec), new.decode(*dec), flags)
+
+    def write(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
+        # As mfusepy's, plus fuse_file_info.writepage: a writeback from the page cache.
+        fi = fip.contents
+        name = None if path is None else path.decode(self.encoding, self.errors)
+        data = ctypes.string_at(buf, size)
+        return self.operations.write(name, data, offset, fi.fh, bool(fi.writepage))
 
 
 def mount_entry(mountpoint: str) -> tuple[str, str] | None:

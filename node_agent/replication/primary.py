@@ -76,6 +76,16 @@ def _noop() -> None:
     return None
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A write's record, made *before* it is applied locally (write-ahead: a crash between
+    the local write and its record would leave a difference nobody knows of): its zones
+    active in the activity log (``token``), or marked in the bitmap (``marked``)."""
+
+    token: tuple = ()
+    marked: bool = False
+
+
 def fenced_error(reason: str) -> OSError:
     return OSError(errno.EIO, f"writes fenced: {reason}")
 
@@ -86,8 +96,14 @@ class _Directory:
     def __init__(self, primary: PrimaryReplicator, top: str) -> None:
         self._primary, self._top = primary, top
 
-    def submit(self, op: Op) -> Wait:
-        return self._primary.submit(prefixed(op, self._top))
+    def prepare(self, op: Op) -> Prepared:
+        return self._primary.prepare(prefixed(op, self._top))
+
+    def submit(self, op: Op, prepared: Prepared | None = None) -> Wait:
+        return self._primary.submit(prefixed(op, self._top), prepared)
+
+    def abandon(self, prepared: Prepared) -> None:
+        self._primary.abandon(prepared)
 
     def replicate(self, op: Op) -> None:
         self.submit(op)()
@@ -131,7 +147,26 @@ class PrimaryReplicator:
     def replicate(self, op: Op) -> None:
         self.submit(op)()
 
-    def submit(self, op: Op) -> Wait:
+    def prepare(self, op: Op) -> Prepared:
+        """Before a Write is applied locally, outside fusefs' order lock (so that many
+        writers share one journal sync): record its zones where the current mode will
+        look for them. ``submit(op, prepared)`` then completes the record."""
+        if self._mode in (Mode.TRACK, Mode.HELD, Mode.FENCED):
+            self.bitmap.mark(op)
+            return Prepared(marked=True)
+        try:
+            return Prepared(token=self.activity.begin(op))
+        except OSError as e:
+            log.error("activity log failed (%s): tracking the write in the bitmap", e)
+            self.bitmap.mark(op)
+            return Prepared(marked=True)
+
+    def abandon(self, prepared: Prepared) -> None:
+        """The write failed locally: nothing to submit (a bitmap mark stays: harmless)."""
+        if prepared.token:
+            self.activity.end(prepared.token)
+
+    def submit(self, op: Op, prepared: Prepared | None = None) -> Wait:
         broke = None
         with self._cond:
             while self._quiesce or self._mode is Mode.CONNECTING:
@@ -145,21 +180,20 @@ class PrimaryReplicator:
         if broke is not None:
             self._notify(broke)
         try:
-            if mode is Mode.FENCED:
-                self.bitmap.mark(op)  # applied locally already: the resync must undo it
-                raise fenced_error(self._hold_reason)
-            if mode in (Mode.TRACK, Mode.HELD):
-                self.bitmap.mark(op)
+            if mode in (Mode.TRACK, Mode.HELD, Mode.FENCED):
+                self._mark(op, prepared)  # FENCED: applied locally, the resync undoes it
+                if mode is Mode.FENCED:
+                    raise fenced_error(self._hold_reason)
                 return _noop if mode is Mode.TRACK else self._settle
             assert sender is not None
             if mode is Mode.REPLICATE:
-                return self._send(sender, op)
+                return self._send(sender, op, prepared)
             assert tracker is not None
             zones = data_zones(op, self.zone_size)
             with tracker.zones(op_paths(op)[0], zones):
                 if tracker.classify(op, zones):
-                    return self._send(sender, op)
-            self.bitmap.mark(op)
+                    return self._send(sender, op, prepared)
+            self._mark(op, prepared)
             return _noop
         finally:
             with self._cond:
@@ -175,13 +209,22 @@ class PrimaryReplicator:
             if self._mode is Mode.FENCED:
                 raise fenced_error(self._hold_reason)
 
-    def _send(self, sender: StreamSender, op: Op) -> Wait:
-        try:
-            token = self.activity.begin(op)
-        except OSError as e:  # no crash protection for this op: track it as well
-            log.error("activity log failed (%s): tracking the op in the bitmap", e)
+    def _mark(self, op: Op, prepared: Prepared | None) -> None:
+        if prepared is None or not prepared.marked:
             self.bitmap.mark(op)
-            token = ()
+        if prepared is not None and prepared.token:
+            self.activity.end(prepared.token)  # the bitmap holds it now
+
+    def _send(self, sender: StreamSender, op: Op, prepared: Prepared | None = None) -> Wait:
+        if prepared is not None:
+            token = prepared.token  # recorded before the local write (or in the bitmap)
+        else:
+            try:
+                token = self.activity.begin(op)
+            except OSError as e:  # no crash protection for this op: track it as well
+                log.error("activity log failed (%s): tracking the op in the bitmap", e)
+                self.bitmap.mark(op)
+                token = ()
         wait = sender.enqueue(op)
 
         def done() -> None:

@@ -118,6 +118,10 @@ class StreamReceiver:
         assert self._sock is not None
         while True:
             conn, addr = await loop.sock_accept(self._sock)
+            # ACK frames are small: without this, Nagle holds one back until the previous
+            # one is acknowledged, which the primary's delayed ACK makes a 40 ms stall
+            # (asyncio sets it only on sockets whose proto field says TCP; ours says 0).
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             task = loop.create_task(self._handshake(conn, addr))
             self._conns.add(task)
             task.add_done_callback(self._conns.discard)
