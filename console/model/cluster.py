@@ -187,9 +187,10 @@ class ClusterModel:
                 reason=f"{name} is not in {node_id}'s configuration",
             )
         resync = None
-        if m.resync.active or m.resync.bytes_total:
-            r = m.resync
-            resync = ResyncView(r.active, r.bytes_done, r.bytes_total, r.rate_bytes_per_s, r.eta_s)
+        source, r = resync_of(self, node_id, name, m)
+        if r is not None:
+            resync = ResyncView(r.active, r.bytes_done, r.bytes_total, r.rate_bytes_per_s, r.eta_s,
+                                source)  # fmt: skip
         checkers = tuple(
             CheckerView(node_id, c.name, c.kind, c.ok, c.detail, c.consecutive_failures, c.action)
             for c in m.checkers
@@ -216,6 +217,22 @@ class ClusterModel:
         )
 
 
+def resync_of(
+    model: ClusterModel, node_id: str, name: str, m: pb.ModuleStatus
+) -> tuple[str, pb.ResyncProgress | None]:
+    """The resynchronization of ``node_id``'s copy of ``name``: (the node it copies from,
+    its progress). The primary publishes the progress of the resync it sends; it is shown
+    on the node being resynchronized. (A node that reports one while not primary reports
+    its own.)"""
+    if not is_primary(m.state) and (m.resync.active or m.resync.bytes_total):
+        return other_node(node_id), m.resync
+    peer = other_node(node_id)
+    pm = _find(model.status(peer), name) if model.reachable(peer) else None
+    if pm is not None and is_primary(pm.state) and (pm.resync.active or pm.resync.bytes_total):
+        return peer, pm.resync
+    return "", None
+
+
 def _find(status: pb.NodeStatus | None, name: str) -> pb.ModuleStatus | None:
     if status is None:
         return None
@@ -239,7 +256,7 @@ def _badges(
             )
         )
     if resync is not None and resync.active:
-        out.append(Badge(resync.summary(), Colour.ORANGE, "resynchronizing from the primary"))
+        out.append(Badge(resync.summary(), Colour.ORANGE, f"resynchronizing from {resync.source}"))
     if m.uptodate:
         out.append(Badge("up to date", Colour.GREEN, "this node's copy is complete and current"))
     else:

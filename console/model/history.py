@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from console.model.cluster import NODE_IDS, ClusterModel
+from console.model.cluster import NODE_IDS, ClusterModel, resync_of
 from console.model.states import readiness_name, state_colour, state_name
 from protos import mirrorpair_pb2 as pb
 
@@ -149,17 +149,25 @@ class ResyncHistory:
         self.min_interval_s = min_interval_s
         self._series: dict[tuple[str, str], list[ResyncPoint]] = {}
         self._active: dict[tuple[str, str], bool] = {}
+        self._sources: dict[tuple[str, str], str] = {}
 
     def observe(self, model: ClusterModel, now: float) -> set[str]:
-        """Add a point for every module resynchronizing now; the modules whose series
-        changed or whose resynchronization just ended."""
+        """Add a point for every module resynchronizing now, under the node whose copy is
+        being resynchronized; the modules whose series changed or whose resync just ended."""
         changed: set[str] = set()
         for node_id in NODE_IDS:
-            st = model.status(node_id)
+            st = model.status(node_id) if model.reachable(node_id) else None
             for m in st.modules if st is not None else ():
-                if self._observe_one(m.name, node_id, m.resync, now):
+                source, r = resync_of(model, node_id, m.name, m)
+                if r is not None and r.active:
+                    self._sources[(m.name, node_id)] = source  # kept with the last series
+                if self._observe_one(m.name, node_id, r or pb.ResyncProgress(), now):
                     changed.add(m.name)
         return changed
+
+    def source(self, module: str, node_id: str) -> str:
+        """The node ``node_id``'s copy of ``module`` is (or was last) resynced from."""
+        return self._sources.get((module, node_id), "")
 
     def _observe_one(self, module: str, node_id: str, r: pb.ResyncProgress, now: float) -> bool:
         key = (module, node_id)

@@ -21,6 +21,7 @@ class ResyncView:
     bytes_total: int
     rate_bytes_per_s: float
     eta_s: float
+    source: str = ""  # the node it copies from (the primary)
 
     @property
     def percent(self) -> float | None:

@@ -191,5 +191,6 @@ class ModuleDetail(QWidget):
             key=lambda n: (s.resync.active(self.module, n), len(s.resync.series(self.module, n))),
         )
         self.graph.set_series(
-            s.resync.series(self.module, best), s.resync.active(self.module, best), best
-        )
+            s.resync.series(self.module, best), s.resync.active(self.module, best), best,
+            s.resync.source(self.module, best),
+        )  # fmt: skip

@@ -55,7 +55,10 @@ class ResyncGraph(QWidget):
         self.rate_view.setGeometry(self.plot.getPlotItem().vb.sceneBoundingRect())
         self.rate_view.linkedViewChanged(self.plot.getPlotItem().vb, self.rate_view.XAxis)
 
-    def set_series(self, points: list[ResyncPoint], active: bool, node_id: str = "") -> None:
+    def set_series(
+        self, points: list[ResyncPoint], active: bool, node_id: str = "", source: str = ""
+    ) -> None:
+        """``node_id``: the node being resynchronized; ``source``: the one it copies from."""
         self._points = list(points)
         if not points:
             self.percent_curve.setData([], [])
@@ -73,16 +76,18 @@ class ResyncGraph(QWidget):
         self.rate_view.setYRange(0, max(top * 1.15, 1.0), padding=0)
         last = points[-1]
         pct = f"{last.percent:.1f}%" if last.percent is not None else "size unknown"
-        where = f" on {node_id}" if node_id else ""
+        origin = f" from {source}" if node_id and source else ""
         if active:
             eta = format_duration(last.eta_s) if last.eta_s > 0 else "estimating…"
             self.summary.setText(
-                f"Resynchronizing{where}: {pct} — {format_bytes(last.bytes_done)} of "
+                f"Resynchronizing{' ' + node_id if node_id else ''}{origin}: {pct} — "
+                f"{format_bytes(last.bytes_done)} of "
                 f"{format_bytes(last.bytes_total)} at {format_bytes(last.rate)}/s — ETA {eta}"
             )
         else:
             self.summary.setText(
-                f"Last resynchronization{where}: reached {pct} "
+                f"Last resynchronization{' of ' + node_id if node_id else ''}{origin}: "
+                f"reached {pct} "
                 f"({format_bytes(last.bytes_done)}) in "
                 f"{format_duration(last.t - t0)}."
             )

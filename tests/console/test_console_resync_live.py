@@ -150,6 +150,8 @@ class Resync:
     samples: list[Sample] = field(default_factory=list)
     sent: list[tuple[str, pb.ResyncProgress]] = field(default_factory=list)  # agents' values
     seconds: float = 0.0  # start command -> PRIM/SECOND Ready in the console
+    primary: str = ""
+    secondary: str = ""
 
     @property
     def running(self) -> list[Sample]:
@@ -213,7 +215,7 @@ def resync_in_console(
     detail.tabs.setCurrentWidget(detail.graph)
     assert detail.graph.isVisible()
 
-    result = Resync()
+    result = Resync(primary=primary, secondary=secondary)
 
     def on_resync(modules: set[str]) -> None:
         if MODULE not in modules:
@@ -287,7 +289,9 @@ def test_resync_graph_receives_points_while_a_resync_runs(
     assert percents == sorted(percents) and percents[-1] > percents[0], why  # type: ignore[type-var]
     assert running[-1].curve_y == pytest.approx(percents), why  # what the curve plots
     assert any(p.rate > 0 for p in series), why  # a throughput point
-    assert all(s.summary.startswith("Resynchronizing on ") for s in running), why
+    # Shown on the node whose copy is resynchronized, with the node it copies from.
+    target = f"{r.secondary} from {r.primary}"
+    assert all(s.summary.startswith(f"Resynchronizing {target}: ") for s in running), why
     assert any(
         "ETA " in s.summary and "estimating" not in s.summary.split("ETA ", 1)[1] for s in running
     ), why
@@ -295,7 +299,7 @@ def test_resync_graph_receives_points_while_a_resync_runs(
     assert series[-1].bytes_total == DIRTY_ZONES * MIB, why
 
     # Over: the graph keeps the series and says it finished; the agent reports it complete.
-    assert r.samples[-1].summary.startswith("Last resynchronization on "), why
+    assert r.samples[-1].summary.startswith(f"Last resynchronization of {target}: "), why
     assert r.samples[-1].series == series, why
     last = r.sent[-1][1]
     assert not last.active and last.bytes_done == last.bytes_total == DIRTY_ZONES * MIB, why

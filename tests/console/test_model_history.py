@@ -89,3 +89,23 @@ def test_resync_series_follow_progress_and_restart() -> None:
     )
     h.observe(m, 5.0)
     assert [p.bytes_done for p in h.series("web", "node2")] == [10]  # a new run, a new graph
+
+
+def test_the_primary_s_resync_progress_belongs_to_the_node_it_resynchronizes() -> None:
+    # What agents do: the primary (node1) publishes the progress of the resync it sends.
+    m, h = ClusterModel("c", ADDR), ResyncHistory(min_interval_s=0.0)
+    m.apply_snapshot("node2", node("node2", module(state="SECOND", readiness="Transient")), 0.0)
+    for i, t in enumerate((1.0, 2.0)):
+        sending = module(state="PRIM", readiness="Transient", resync=((i + 1) * 100, 400, 50, 4))
+        m.apply_snapshot("node1", node("node1", sending), t)
+        assert h.observe(m, t) == {"web"}
+    assert h.active("web", "node2") and not h.active("web", "node1")
+    assert [p.percent for p in h.series("web", "node2")] == [25.0, 50.0]
+    assert h.source("web", "node2") == "node1" and not h.series("web", "node1")
+    web = m.module("web")
+    assert web is not None
+    target, source = web.nodes["node2"], web.nodes["node1"]
+    assert target.resync is not None and target.resync.source == "node1"
+    assert target.badges[0].text.startswith("resync 50%")
+    assert target.badges[0].tooltip == "resynchronizing from node1"
+    assert source.resync is None and not any(b.text.startswith("resync") for b in source.badges)

@@ -55,7 +55,7 @@ def test_graph_follows_resync_progress(qtbot: Any, aio: Any, tmp_path: Path) -> 
     assert [round(float(x), 3) for x in xs] == [0.0, 1.0, 2.0]
     assert detail.graph.point_count() == 3
     text = detail.graph.summary.text()
-    assert "Resynchronizing on node2: 70.0%" in text and "ETA 28s" in text
+    assert "Resynchronizing node2 from node1: 70.0%" in text and "ETA 28s" in text
     assert "30.0 MiB/s" in text
     card_badges = [b.text for b in session.model.module("web").nodes["node2"].badges]
     assert card_badges[0] == "resync 70% · ETA 28s · 30.0 MiB/s"
@@ -63,4 +63,6 @@ def test_graph_follows_resync_progress(qtbot: Any, aio: Any, tmp_path: Path) -> 
     # Done: the series stays, the summary says it is over.
     session.handle_event(NodeSnapshot("c", "node2", node("node2", module(state="SECOND")), now + 3))
     assert detail.graph.point_count() == 3
-    assert detail.graph.summary.text().startswith("Last resynchronization on node2: reached 70.0%")
+    assert detail.graph.summary.text().startswith(
+        "Last resynchronization of node2 from node1: reached 70.0%"
+    )
