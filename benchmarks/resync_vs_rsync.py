@@ -38,8 +38,8 @@ from node_agent.replication.resync_plan import (  # noqa: E402
     plan_resync,
 )
 from node_agent.replication.scan import (  # noqa: E402
-    DEFAULT_HASH,
     available_hashes,
+    negotiate_hash,
     scan_tree,
     zone_hashes,
 )
@@ -236,7 +236,9 @@ def main() -> None:
     ap.add_argument("--size-mib", type=int, default=1024)
     ap.add_argument("--files", type=int, default=100_000)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--hash", default=DEFAULT_HASH, choices=available_hashes())
+    # Default: what two agents negotiate (scan.PREFERRED_HASHES), i.e. what a resync uses.
+    ap.add_argument("--hash", default=negotiate_hash(available_hashes()),
+                    choices=available_hashes())  # fmt: skip
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()))
     args = ap.parse_args()
     if shutil.which("rsync") is None:

@@ -318,6 +318,7 @@ _COMMANDS = ("start", "stop")
 _MODULE_KEYS = [
     *("name", "kind", "preferred", *_COMMANDS, "check", *_MODULE_NUMBERS, "maxloop"),
     *("defaultprim", "autostart", "directories", "vip", "checker", "resync_mbps", "async"),
+    "write_cache",
 ]
 
 
@@ -335,7 +336,7 @@ def _module(data: Any, index: int) -> model.ModuleConfig:
         checkers.append(checker)
     kw: dict[str, Any] = {k: t.string(k, cmd_default, empty=kind != "app") for k in _COMMANDS}
     kw |= {k: t.number(k, _MODULE_DEFAULTS[k]) for k in _MODULE_NUMBERS}
-    kw |= {k: t.flag(k, _MODULE_DEFAULTS[k]) for k in ("defaultprim", "autostart")}
+    kw |= {k: t.flag(k, _MODULE_DEFAULTS[k]) for k in ("defaultprim", "autostart", "write_cache")}
     return model.ModuleConfig(
         name,
         kind,

@@ -71,6 +71,10 @@ class ModuleConfig:
     resync_mbps: float = 0.0  # resync bandwidth cap in MB/s; 0 = unlimited
     # "sync": a write returns once the secondary applied it; "second": once it received it.
     async_mode: str = "sync"
+    # The kernel's writeback cache on the mount: buffered writes return from the page
+    # cache, as on a local disk, and are safe on both nodes at the durability points
+    # (fsync, fdatasync, O_SYNC, O_DIRECT, close). False: every write() waits.
+    write_cache: bool = True
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,7 @@ class ReplicationDriver:
             on_resync_failed=self._resync_failed, on_resync_done=self._resync_done,
             bandwidth_cap=cfg.resync_mbps * 1e6 if cfg.resync_mbps else None,
             mode=WireMode(cfg.async_mode), kernel=kernel_boot_id(),
+            mount_options={"writeback_cache": cfg.write_cache},
         )  # fmt: skip
         self._quarantine_root = module_dir / "quarantine"
         self._task: asyncio.Task | None = None

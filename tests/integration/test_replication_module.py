@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import mmap
 import os
 import random
 import shutil
@@ -75,6 +76,7 @@ class Node2:
         self.pki, self.root = pki, tmp / "n2" / "copy"
         self.history: tuple[str, ...] = ()
         self.applied: list[ops.Op] = []
+        self.apply_delay_s = 0.0  # a slow secondary: ACKs lag behind
         self.mr = ModuleReplication(
             "mod", [tmp / f"n2-unused{i}" for i in range(dirs)], self.root, tmp / "n2" / "track",
             "node2", "node1",
@@ -95,6 +97,7 @@ class Node2:
             apply = applier.apply
 
             def recording(op: ops.Op) -> None:
+                time.sleep(self.apply_delay_s)
                 apply(op)
                 self.applied.append(op)
 
@@ -263,6 +266,45 @@ def test_a_write_returns_only_once_the_secondary_applied_it(nodes: Callable) -> 
     assert not t.is_alive() and results == [True] * 101
     assert ops.Fsync("0/g") in n2.applied  # the secondary synced too
     assert not n1.events and n1.mr.bitmap.changes().is_empty()
+
+
+@pytest.mark.parametrize("write_cache", [True, False])
+def test_durability_points_with_and_without_the_write_cache(
+    nodes: Callable, write_cache: bool
+) -> None:
+    n1, n2 = nodes(mount_options={"writeback_cache": write_cache})
+    n1.mr.become_primary("g1", ("g1",))
+    n1.pair(n2, None)
+    n2.apply_delay_s = 0.02  # so nothing can be there by luck
+    secondary = n2.root / "0"
+    seen: dict[str, bool] = {}
+
+    def app() -> None:
+        with open(n1.mnt / "plain", "wb", buffering=0) as f:  # no O_SYNC, no fsync
+            for i in range(20):
+                f.write(bytes([i]) * 8192)
+                if not write_cache:  # every write() waits: there at once
+                    got = (secondary / "plain").read_bytes()[i * 8192 : (i + 1) * 8192]
+                    seen.setdefault("each write", True)
+                    seen["each write"] &= got == bytes([i]) * 8192
+        # close() (FLUSH, after the kernel wrote the dirty pages back): all there
+        seen["close"] = (secondary / "plain").read_bytes() == b"".join(
+            bytes([i]) * 8192 for i in range(20)
+        )
+        buf = mmap.mmap(-1, 1 << 20)  # O_DIRECT needs an aligned buffer
+        buf.write(b"d" * (1 << 20))
+        fd = os.open(n1.mnt / "direct", os.O_CREAT | os.O_WRONLY | os.O_DIRECT, 0o644)
+        try:
+            os.write(fd, buf)  # QEMU cache=none: synchronous whatever the cache
+            with open(secondary / "direct", "rb") as sec:
+                seen["O_DIRECT"] = sec.read() == b"d" * (1 << 20)
+        finally:
+            os.close(fd)
+
+    t = in_thread(app)
+    t.join(60)
+    assert not t.is_alive()
+    assert all(seen.values()) and len(seen) == (2 if write_cache else 3), seen
 
 
 def test_stream_failure_mid_write_loses_nothing_and_tracks(nodes: Callable) -> None:

@@ -91,7 +91,9 @@ def test_valid_config_round_trip() -> None:
     web = cfg.module("web")
     assert (web.start, web.stop, web.check, web.preferred) == ("start-web", "stop-web", "", "node1")
     assert web.vip is not None and web.vip.interface == {"node1": "eth0", "node2": "eth1"}
-    assert web.directories == ("/srv/www",)
+    assert web.directories == ("/srv/www",) and web.write_cache
+    strict = parse_config(mutate("defaultprim = false", "defaultprim = false\nwrite_cache = false"))
+    assert not strict.module("web").write_cache
     (checker,) = web.checkers
     assert checker.kind is CheckerKind.TCP and checker.action is CheckerAction.RESTART
     assert (checker.interval_s, checker.timeout_s) == (5.0, 2.0)
@@ -195,6 +197,8 @@ INVALID = [
      "module.web.directories[0]", ["absolute"]),
     ("module-bool", "defaultprim = false", 'defaultprim = "yes"', "module.web.defaultprim",
      ["true or false", '"yes"']),
+    ("module-write-cache", "defaultprim = false", 'defaultprim = false\nwrite_cache = "off"',
+     "module.web.write_cache", ["true or false", '"off"']),
     ("module-bad-name", 'name = "web"', 'name = "we b"', "module[0].name", ['"we b"']),
     ("module-dup-name", 'name = "db"', 'name = "web"', "module.web.name", ["duplicate"]),
     ("module-typo", "maxloop = 3", "max_loop = 3", "module.web.max_loop", ['"maxloop"']),
