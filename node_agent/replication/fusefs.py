@@ -111,7 +111,6 @@ class ReplicatingFS(DataOps, NamespaceOps, mfusepy.Operations):
         # With submit(): held around "apply locally + submit". Public so that the module's
         # replication can pause all writers (no change applied but not yet submitted).
         self.order_lock = threading.Lock()
-        self._order_lock = self.order_lock  # older name, still used by module_repl
         self._fh_paths: dict[int, str] = {}  # open backing fd -> relative path
         self._fh_lock = threading.Lock()
         self._euid, self._egid = os.geteuid(), os.getegid()

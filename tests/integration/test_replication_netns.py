@@ -180,7 +180,9 @@ def test_swap_while_writing_acknowledged_writes_are_on_the_new_primary(
     c.cli_ok("swap", MODULE, "--node", "node1", "--yes")
     c.wait_pair("node2", timeout=PAIR_S)
     assert w.wait_exit(60) == 0 and w.errors()  # its mount left with the role
-    assert "no resync needed" in c.agent_text("node2") and not c.resyncs("node2")
+    # PRIM Ready follows the peer's view; the stream comes up a moment later
+    c.wait_for(lambda: "no resync needed" in c.agent_text("node2"), "direct pairing", 10)
+    assert not c.resyncs("node2")  # roles exchanged, no resync
     assert_log_on(c, c.mnt("node2"), w.log, 200)
     assert_identical(c)
 
