@@ -240,7 +240,7 @@ def test_resync_after_outage_sends_the_changed_percent(
     make_cluster: MakeCluster, written: str
 ) -> None:
     c = make_cluster()
-    size, zone = 512 * MiB, 1 * MiB
+    size, zone = 1024 * MiB, 1 * MiB  # the issue: 1 % of a 1 GiB file
     if written == "while-paired":  # synchronously replicated
         write_big(c, size)
     else:  # while node2 was away: its first return copies it by resync
@@ -325,7 +325,46 @@ def test_fullsync_of_a_ready_secondary_compares_hashes(make_cluster: MakeCluster
     c.wait_pair("node1", timeout=10)
 
 
-# -- 4. a hostile peer ----------------------------------------------------------------------
+# -- 4. split brain ------------------------------------------------------------------------
+def put(path: Path, text: str) -> None:
+    with open(path, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def test_split_brain_both_write_while_partitioned_the_loser_s_changes_are_quarantined(
+    make_cluster: MakeCluster,
+) -> None:
+    c = make_cluster()  # no witness: a total partition lets both serve
+    put(c.mnt("node1") / "common.txt", "before the split\n")
+    c.topo.cut("direct")
+    c.topo.cut("lan:node2")  # node2 alone on its side
+    c.wait_state("node1", "ALONE", "READY", timeout=FAILOVER_S)  # primary first
+    c.wait_state("node2", "ALONE", "READY", via="node2", timeout=FAILOVER_S)
+    put(c.mnt("node1") / "common.txt", "A: written by node1\n")
+    put(c.mnt("node1") / "only-a.txt", "A's own file\n")
+    put(c.mnt("node2") / "common.txt", "B: written by node2\n")
+    put(c.mnt("node2") / "only-b.txt", "B's own file\n")
+    c.topo.restore("lan:node2")
+    c.topo.restore("direct")
+    m2 = c.wait_state("node2", "WAIT", "NOT_READY", timeout=FAILOVER_S)
+    assert m2["split_brain"], m2  # node1 was primary first: it keeps serving
+    c.wait_state("node1", "ALONE", "READY")
+    assert (c.mnt("node1") / "common.txt").read_text().startswith("A:")
+    assert not (c.mnt("node1") / "only-b.txt").exists()  # nothing merged
+    c.cli_ok("second", MODULE, "--node", "node2", "--yes")
+    c.wait_pair("node1", timeout=PAIR_S)
+    assert not (c.copy("node1") / "only-b.txt").exists()
+    assert (c.copy("node2") / "common.txt").read_text().startswith("A:")
+    assert not (c.copy("node2") / "only-b.txt").exists()
+    assert_identical(c)
+    quarantine = c.module_dir("node2") / "quarantine"
+    kept = {p.name: p.read_text() for p in quarantine.glob("*/copy/0/*")}
+    assert kept.get("common.txt", "").startswith("B:") and kept.get("only-b.txt"), kept
+
+
+# -- 5. a hostile peer ----------------------------------------------------------------------
 @pytest.mark.parametrize("path", ["0/../../escaped", "/tmp/mirrorpair-escaped"])
 def test_path_outside_the_copy_is_refused_and_nothing_applied(
     make_cluster: MakeCluster, path: str
