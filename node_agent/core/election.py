@@ -48,11 +48,17 @@ def primary_first(
     my_primary_since: float,
     peer_primary_since: float,
     i_am_preferred: bool,
+    concurrent_s: float = 0.0,
 ) -> bool:
-    """True when we were primary first: on a split brain that node keeps the role."""
+    """True when we were primary first: on a split brain that node keeps the role.
+
+    The node whose history diverged first (it went on alone earlier). Histories that
+    diverged within ``concurrent_s`` of each other (the peer timeout: a partition makes
+    both nodes decide at once) are concurrent: then the node primary for longer -- the
+    one that was serving, not the secondary that took over -- keeps the role."""
     my_start = divergence_start(mine, theirs)
     peer_start = divergence_start(theirs, mine)
-    if my_start != peer_start:
+    if my_start != peer_start and abs(my_start - peer_start) > concurrent_s:
         return my_start < peer_start
     if my_primary_since != peer_primary_since:
         return my_primary_since < peer_primary_since

@@ -154,6 +154,7 @@ class RulesMixin(_Base):
             self.primary_since,
             p.primary_since,
             self.policy.preferred_here,
+            concurrent_s=self.policy.detection_timeout_s,
         )
 
     def _continue_stopping(self, env: Env) -> None:

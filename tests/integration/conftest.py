@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from node_agent.tls.ca import create_ca, issue_certificate
 from tests.conftest import require_binary, require_root
 from tests.integration.netns import Topology, cleanup_stale
+from tests.integration.repl_rig import Node1, Node2, Pki, require_fuse
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +32,31 @@ def topology(netns_session: None) -> Iterator[Topology]:
     require_binary("ip")
     with Topology() as topo:
         yield topo
+
+
+# -- the ModuleReplication rig (tests/integration/repl_rig.py) ---------------------------
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    d = tmp_path_factory.mktemp("pki")
+    create_ca(d / "ca", "test")
+    for node in ("node1", "node2"):
+        issue_certificate(d / "ca", node, d / "certs")
+    return Pki(d)
+
+
+@pytest.fixture
+def nodes(tmp_path: Path, pki: Pki) -> Iterator[Callable[..., tuple[Node1, Node2]]]:
+    require_fuse()
+    made: list[tuple[Node1, Node2]] = []
+
+    def make(dirs: int = 1, **kw: Any) -> tuple[Node1, Node2]:
+        n2 = Node2(tmp_path, pki, dirs)
+        n2.start()
+        n1 = Node1(tmp_path, pki, n2.port, dirs, **kw)
+        made.append((n1, n2))
+        return n1, n2
+
+    yield make
+    for n1, n2 in made:
+        n1.mr.stop_primary()
+        n2.close()

@@ -81,10 +81,28 @@ def test_election_is_symmetric(hist, a_ok: bool, b_ok: bool, a_pref: bool) -> No
         assert a_ok, "a copy that is not up to date was elected"
 
 
-@given(two_histories(), st.floats(0, 1e9), st.floats(0, 1e9), st.booleans())
-def test_exactly_one_node_was_primary_first(hist, ta: float, tb: float, a_pref: bool) -> None:
+@given(two_histories(), st.floats(0, 1e9), st.floats(0, 1e9), st.booleans(),
+       st.sampled_from([0.0, 3.0, 1e12]))  # fmt: skip
+def test_exactly_one_node_was_primary_first(
+    hist, ta: float, tb: float, a_pref: bool, window: float
+) -> None:
     a, b = hist
-    assert primary_first(a, b, ta, tb, a_pref) != primary_first(b, a, tb, ta, not a_pref)
+    assert primary_first(a, b, ta, tb, a_pref, window) != primary_first(
+        b, a, tb, ta, not a_pref, window
+    )
+
+
+def test_concurrent_divergence_keeps_the_node_that_was_serving() -> None:
+    # A partition: the secondary took over (its timer fired 1 ms earlier) while the
+    # primary, serving since long before, went on alone: the primary keeps the role.
+    base = (new_generation_id(100.0, "node1", 1),)
+    prim = (*base, new_generation_id(5000.002, "node1", 2))  # primary since t=100
+    took = (*base, new_generation_id(5000.001, "node2", 1))  # primary since t=5000.001
+    assert primary_first(prim, took, 100.0, 5000.001, False, concurrent_s=3.0)
+    assert not primary_first(took, prim, 5000.001, 100.0, True, concurrent_s=3.0)
+    # Far apart: who went on alone first keeps it, whatever its primary_since.
+    later = (*base, new_generation_id(5010.0, "node1", 2))
+    assert not primary_first(later, took, 100.0, 5000.001, False, concurrent_s=3.0)
 
 
 def test_generation_ids_encode_their_start_time_and_history_is_bounded() -> None:
