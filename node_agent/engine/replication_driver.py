@@ -72,7 +72,10 @@ class ReplicationDriver:
     async def start_primary(self) -> None:
         facts = self.machine.facts
         gen = facts.generations[-1] if facts.generations else "initial"
-        bound = self.machine.state is State.PRIM  # a swap: the peer's copy is current
+        # PRIM from the start (a swap): the peer's copy is current (or, if silent, may
+        # be): nothing may be acknowledged before it has it.
+        peer = self._env().peer
+        bound = self.machine.state is State.PRIM and (peer is None or peer.uptodate)
         await asyncio.to_thread(self.repl.become_primary, gen, facts.generations or (gen,),
                                 bound)  # fmt: skip
         self._paired_with = None
