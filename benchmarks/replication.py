@@ -51,10 +51,11 @@ def paths(pki: Path, name: str) -> NodePaths:
 
 
 # -- the secondary, in its own process -------------------------------------------------------
-def secondary_main(work: Path) -> None:
+def secondary_main(work: Path, early_flush: bool) -> None:
     n2 = work / "n2"
     mr = ModuleReplication("bench", [work / "unused"], n2 / "copy", n2 / "track", "node2",
-                           "node1", "127.0.0.1", 0, paths(work / "pki", "node2"))  # fmt: skip
+                           "node1", "127.0.0.1", 0, paths(work / "pki", "node2"),
+                           early_flush=early_flush)  # fmt: skip
     mr.become_secondary(())
     rx = StreamReceiver(
         node_id="node2", peer="node1", tls=paths(work / "pki", "node2"), host="127.0.0.1",
@@ -67,10 +68,12 @@ def secondary_main(work: Path) -> None:
 
 
 class Secondary:
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, early_flush: bool) -> None:
+        flags = [] if early_flush else ["--no-early-flush"]
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--secondary", str(work)], stdout=subprocess.PIPE, text=True
-        )
+            [sys.executable, __file__, "--secondary", str(work), *flags],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
         line = self.proc.stdout.readline()  # type: ignore[union-attr]
         if not line.startswith("PORT "):
             raise RuntimeError(f"secondary did not start: {line!r}")
@@ -82,7 +85,9 @@ class Secondary:
 
 
 class Primary:
-    def __init__(self, work: Path, port: int, mount_options: dict[str, Any]) -> None:
+    def __init__(
+        self, work: Path, port: int, mount_options: dict[str, Any], early_flush: bool
+    ) -> None:
         self.root, self.mnt = work / "n1" / "copy", work / "mnt"
         self._events: list[str] = []
         self._cond = threading.Condition()
@@ -91,7 +96,7 @@ class Primary:
             "127.0.0.1", port, paths(work / "pki", "node1"), request_timeout_s=600,
             on_replicating=lambda: self._event("replicating"),
             on_resync_failed=lambda r: self._event(f"failed: {r}"),
-            on_degraded=self._held, mount_options=mount_options,
+            on_degraded=self._held, mount_options=mount_options, early_flush=early_flush,
         )  # fmt: skip
         self.gen = 1
         self.mr.become_primary("g1", ("g1",))
@@ -254,11 +259,17 @@ def main() -> None:
                     help="where the secondary's copy lives: the same disk as the primary's "
                     "(both copies share its bandwidth: 0.5x is the ceiling) or tmpfs (a "
                     "device of its own, as on a real pair)")  # fmt: skip
-    ap.add_argument("--no-writeback", action="store_true",
-                    help="mount without the kernel writeback cache (every write() synchronous)")
+    ap.add_argument(
+        "--no-writeback",
+        action="store_true",
+        help="mount without the kernel writeback cache (every write() synchronous)",
+    )
+    ap.add_argument("--no-early-flush", action="store_true",
+                    help="let both copies' page caches hold the data until fsync, instead "
+                    "of starting writeback as it arrives")  # fmt: skip
     args = ap.parse_args()
     if args.secondary:
-        return secondary_main(args.secondary)
+        return secondary_main(args.secondary, not args.no_early_flush)
     if args.quick:
         args.size_mib, args.fio_runtime = 256, 3
     for tool in ("dd", "fio", "rsync"):
@@ -270,7 +281,8 @@ def main() -> None:
         elsewhere = Path(tempfile.mkdtemp(prefix="mp-bench-n2-", dir="/dev/shm"))
         (work / "n2").symlink_to(elsewhere)
     print(f"secondary's copy on {args.secondary_on}; kernel writeback cache "
-          f"{'off' if args.no_writeback else 'on'}")  # fmt: skip
+          f"{'off' if args.no_writeback else 'on'}; early flush "
+          f"{'off' if args.no_early_flush else 'on'}")  # fmt: skip
     sec = p = None
     try:
         create_ca(work / "pki" / "ca", "bench")
@@ -282,8 +294,9 @@ def main() -> None:
         random_file(work / "n1" / "copy" / "0" / "big", size, seed=1)
         shutil.copy2(work / "n1" / "copy" / "0" / "big", work / "n2" / "copy" / "0" / "big")
         (work / "local").mkdir()
-        sec = Secondary(work)
-        p = Primary(work, sec.port, {"writeback_cache": not args.no_writeback})
+        sec = Secondary(work, not args.no_early_flush)
+        p = Primary(work, sec.port, {"writeback_cache": not args.no_writeback},
+                    not args.no_early_flush)  # fmt: skip
         took, st = p.pair(None)  # no record yet; same size and mtime: nothing to compare
         print(f"first pairing (identical {args.size_mib} MiB file, no record): {took:.2f} s, "
               f"{st['bytes_sent']} B sent")  # fmt: skip

@@ -23,7 +23,6 @@ else:
     _Base = object
 
 
-
 class RulesMixin(WaitRulesMixin):
     def _decide(self, env: Env) -> None:
         if self.state is State.STOP:

@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from node_agent.replication import ops
+from node_agent.replication.early_flush import EarlyFlush
 from node_agent.replication.ops import Op, op_paths
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -107,13 +108,14 @@ class Applier:
     Thread-safe (one lock); OS failures propagate as OSError, refused paths as UnsafePath.
     """
 
-    def __init__(self, root: Path, fd_cache_size: int = 256) -> None:
+    def __init__(self, root: Path, fd_cache_size: int = 256, early_flush: bool = True) -> None:
         self.root = Path(root)
         # A real (non-O_PATH) fd: it also serves fsync/syncfs of the root.
         self._root_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         self._fds: OrderedDict[str, int] = OrderedDict()  # rel path -> O_WRONLY fd (LRU)
         self._fd_cache_size = fd_cache_size
         self._lock = threading.RLock()
+        self._early = EarlyFlush() if early_flush else None  # see early_flush.py
 
     # -- path checks -------------------------------------------------------------------
 
@@ -218,22 +220,27 @@ class Applier:
     def _remember(self, rel: str, fd: int) -> None:
         old = self._fds.pop(rel, None)
         if old is not None and old != fd:
-            os.close(old)
+            self._close_cached(old)
         self._fds[rel] = fd
         while len(self._fds) > self._fd_cache_size:
-            os.close(self._fds.popitem(last=False)[1])
+            self._close_cached(self._fds.popitem(last=False)[1])
 
     def _forget(self, rel: str) -> None:
         """Drop cached fds for ``rel`` and everything below it (its name now means
         something else)."""
         prefix = rel + "/"
         for key in [k for k in self._fds if k == rel or k.startswith(prefix)]:
-            os.close(self._fds.pop(key))
+            self._close_cached(self._fds.pop(key))
+
+    def _close_cached(self, fd: int) -> None:
+        if self._early is not None:
+            self._early.forget(fd)
+        os.close(fd)
 
     def close(self) -> None:
         with self._lock:
             while self._fds:
-                os.close(self._fds.popitem()[1])
+                self._close_cached(self._fds.popitem()[1])
             if self._root_fd >= 0:
                 os.close(self._root_fd)
                 self._root_fd = -1
@@ -263,6 +270,8 @@ class Applier:
             n = os.pwrite(fd, view, offset)
             view = view[n:]
             offset += n
+        if self._early is not None:
+            self._early.wrote(fd, op.offset, len(op.data))
 
     def _op_truncate(self, op: ops.Truncate) -> None:
         os.ftruncate(self._file_fd(op.path), op.size)

@@ -54,6 +54,7 @@ import mfusepy
 from mfusepy import FuseOSError
 
 from node_agent.replication import ops
+from node_agent.replication.early_flush import EarlyFlush
 from node_agent.replication.fusefs_data import DataOps
 from node_agent.replication.fusefs_namespace import NamespaceOps, guard
 from node_agent.replication.fusefs_order import OrderGate
@@ -96,6 +97,7 @@ class ReplicatingFS(DataOps, NamespaceOps, mfusepy.Operations):
         max_write: int = 1 << 20,
         attr_timeout: float = 1.0,
         entry_timeout: float = 1.0,
+        early_flush: bool = True,
     ) -> None:
         self.backing = os.path.realpath(backing)
         self.replicator = replicator
@@ -115,6 +117,7 @@ class ReplicatingFS(DataOps, NamespaceOps, mfusepy.Operations):
         self._fh_lock = threading.Lock()
         self._euid, self._egid = os.geteuid(), os.getegid()
         self._writeback = Writeback(self.backing)
+        self._early = EarlyFlush() if early_flush else None  # see early_flush.py
 
     # -- plumbing ----------------------------------------------------------------------
 
@@ -315,5 +318,7 @@ class ReplicatingFS(DataOps, NamespaceOps, mfusepy.Operations):
     def release(self, path: str, fh: int) -> int:
         with self._fh_lock:
             self._fh_paths.pop(fh, None)
+        if self._early is not None:
+            self._early.forget(fh)
         os.close(fh)
         return 0

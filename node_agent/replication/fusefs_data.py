@@ -87,7 +87,10 @@ class DataOps(_Base):
             return n, [ops.Write(rel, offset, data if n == len(data) else data[:n])]
 
         intent = ops.Write(rel, offset, data)
-        return self._change(((rel, offset, offset + len(data)),), apply, cached, intent)
+        n = self._change(((rel, offset, offset + len(data)),), apply, cached, intent)
+        if self._early is not None:
+            self._early.wrote(fh, offset, n)
+        return n
 
     @guard
     def truncate(self, path: str, length: int, fh: int | None = None) -> int:

@@ -82,6 +82,7 @@ class ModuleReplication(PairingMixin):
         mode: WireMode = WireMode.SYNC, ack_timeout_s: float = 5.0,
         connect_timeout_s: float = 5.0, request_timeout_s: float = 120.0,
         mount_options: dict[str, Any] | None = None, kernel: str | None = None,
+        early_flush: bool = True,
         on_degraded: Callable[[str, str, bool], None] | None = None,
         on_replicating: Callable[[], None] | None = None,
         on_resync_failed: Callable[[str], None] | None = None,
@@ -99,7 +100,8 @@ class ModuleReplication(PairingMixin):
         self.bandwidth_cap, self._wire_mode = bandwidth_cap, WireMode(mode)
         self._ack_timeout, self._connect_timeout, self._request_timeout = (
             ack_timeout_s, connect_timeout_s, request_timeout_s)  # fmt: skip
-        self._mount_options = dict(mount_options or {})
+        # early_flush: both copies start writeback as data arrives (see early_flush.py)
+        self._mount_options = {"early_flush": early_flush} | dict(mount_options or {})
         self.on_degraded, self.on_replicating = on_degraded, on_replicating
         self.on_resync_failed, self.on_resync_done = on_resync_failed, on_resync_done
         self._loop = loop
@@ -115,7 +117,7 @@ class ModuleReplication(PairingMixin):
         self.primary = PrimaryReplicator(self.bitmap, self.activity, self._stream_failed,
                                          self.doubt)  # fmt: skip
         self.secondary = SecondarySide(self.copy_root, self.tops, self.bitmap, self.activity,
-                                       self._resync_done, kernel)  # fmt: skip
+                                       self._resync_done, kernel, early_flush)  # fmt: skip
         self._lock = threading.RLock()  # role changes (may wait for threads and ACKs)
         self._mu = threading.Lock()  # short field updates; never held while waiting
         self._role = Role.NONE

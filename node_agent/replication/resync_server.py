@@ -44,8 +44,10 @@ _DIR = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 class CopyApplier(Applier):
     """An Applier over a module's copy root whose paths are "I/..." (see module doc)."""
 
-    def __init__(self, root: Path, tops: Iterable[str], live: Callable[[], bool]) -> None:
-        super().__init__(root)
+    def __init__(
+        self, root: Path, tops: Iterable[str], live: Callable[[], bool], early_flush: bool = True
+    ) -> None:
+        super().__init__(root, early_flush=early_flush)
         self._tops, self._live = frozenset(tops), live
 
     def validate(self, op: Op) -> None:

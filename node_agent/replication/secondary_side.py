@@ -22,9 +22,10 @@ from node_agent.replication.resync_server import CopyApplier, ResyncServer
 class SecondarySide:
     def __init__(
         self, copy_root: Path, tops: Sequence[str], bitmap: ZoneBitmap, activity: ActivityLog,
-        on_done: Callable[[rq.Done], None], kernel: str | None,
+        on_done: Callable[[rq.Done], None], kernel: str | None, early_flush: bool = True,
     ) -> None:  # fmt: skip
         self.copy_root, self.tops = copy_root, list(tops)
+        self._early_flush = early_flush
         self._on_done = on_done
         self._mu = threading.Lock()
         self.active = False
@@ -51,7 +52,7 @@ class SecondarySide:
                 return None
             epoch = self._epoch
         live = lambda: self.active and self._epoch == epoch  # noqa: E731
-        return CopyApplier(self.copy_root, self.tops, live)
+        return CopyApplier(self.copy_root, self.tops, live, self._early_flush)
 
     def handle_request(self, payload: bytes) -> bytes:
         if not self.active:
