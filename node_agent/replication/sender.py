@@ -31,14 +31,20 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from enum import StrEnum
 
 from node_agent.replication import link_tls, ops
 from node_agent.replication.frame_decoder import FrameDecoder
 from node_agent.replication.link_tls import READ_CHUNK, LinkError
 from node_agent.replication.ops import Op
 from node_agent.replication.requests import PendingRequests, RequestFailed
+from node_agent.replication.sender_types import (
+    NotAcknowledged,
+    Pending,
+    SenderState,
+    SenderStats,
+    unacknowledged,
+    wait_pending,
+)
 from node_agent.replication.wire import (
     FLAG_FAILED,
     MAX_WRITE_DATA,
@@ -55,61 +61,6 @@ __all__ = [
     "LinkError", "NotAcknowledged", "RequestFailed", "SenderState", "SenderStats", "StreamSender",
 ]  # fmt: skip
 log = logging.getLogger(__name__)
-
-
-class NotAcknowledged(OSError):
-    """The peer never acknowledged the op (the stream failed or was closed first). It is
-    tracked locally; EIO for whoever does not handle it."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(errno.EIO, f"not acknowledged by the peer: {reason}")
-        self.reason = reason
-
-
-class SenderState(StrEnum):
-    NEW = "new"
-    RUNNING = "running"
-    CLOSING = "closing"
-    FAILED = "failed"
-    CLOSED = "closed"
-
-
-@dataclass(frozen=True)
-class SenderStats:
-    state: SenderState
-    ops_sent: int
-    bytes_sent: int
-    in_flight: int  # ops not yet applied by the peer
-    acked_seq: int  # cumulative release point (applied, or received in "second" mode)
-    applied_seq: int
-    last_rtt_s: float | None  # from writing a batch to the ACK covering it
-    failure: str
-
-
-def _unacknowledged(reason: str) -> Callable[[], None]:
-    def wait() -> None:
-        raise NotAcknowledged(reason)
-
-    return wait
-
-
-def _wait(p: _Pending) -> None:
-    p.done.acquire()  # type: ignore[union-attr]
-    if p.error is not None:
-        raise p.error
-
-
-class _Pending:
-    __slots__ = ("seq", "op", "size", "t0", "done", "released", "error")
-
-    def __init__(self, seq: int, op: Op, size: int, t0: float, waited: bool) -> None:
-        self.seq, self.op, self.size, self.t0 = seq, op, size, t0
-        self.done: threading.Lock | None = None
-        if waited:  # only the last chunk of a split Write has a waiter
-            self.done = threading.Lock()
-            self.done.acquire()
-        self.released = False
-        self.error: OSError | None = None
 
 
 class StreamSender:
@@ -144,7 +95,7 @@ class StreamSender:
         self._state = SenderState.NEW
         self._failure = ""
         self._seq = self._acked = self._applied = 0
-        self._inflight: dict[int, _Pending] = {}  # insertion order = seq order
+        self._inflight: dict[int, Pending] = {}  # insertion order = seq order
         self._unapplied_bytes = 0
         self._outbox: list[bytes] = []
         self._outbox_hi = self._outbox_ops = 0
@@ -203,7 +154,7 @@ class StreamSender:
         except ValueError as e:  # cannot happen via FUSE (PATH_MAX); degrade, never lose it
             self._fail(f"cannot encode {type(op).__name__}: {e}")
             self._fallback(op)
-            return _unacknowledged(f"cannot encode {type(op).__name__}")
+            return unacknowledged(f"cannot encode {type(op).__name__}")
         sizes = [sum(map(len, pieces)) for pieces in payloads]
         with self._lock:
             if self._state is SenderState.NEW:
@@ -221,7 +172,7 @@ class StreamSender:
                 now = time.monotonic()
                 for i, (part, pieces, size) in enumerate(zip(parts, payloads, sizes, strict=True)):
                     self._seq += 1
-                    pending = _Pending(self._seq, part, size, now, i == len(parts) - 1)
+                    pending = Pending(self._seq, part, size, now, i == len(parts) - 1)
                     self._inflight[self._seq] = pending
                     self._outbox.append(frame_header(FrameType.OP, self._seq, size) + pieces[0])
                     self._outbox.extend(pieces[1:])  # Write data: never copied here
@@ -231,10 +182,10 @@ class StreamSender:
                 wake, self._wake_scheduled = not self._wake_scheduled, True
         if pending is None:
             self._fallback(op)
-            return _unacknowledged(f"no stream to {self.peer}: {self._failure or self._state}")
+            return unacknowledged(f"no stream to {self.peer}: {self._failure or self._state}")
         if wake:  # one loop wake-up per batch, not per op
             self._loop.call_soon_threadsafe(self._wake.set)
-        return functools.partial(_wait, pending)
+        return functools.partial(wait_pending, pending)
 
     def request(self, payload: bytes, timeout_s: float) -> bytes:
         """REQUEST in order with the ops before it; the REPLY, or RequestFailed / LinkError /
