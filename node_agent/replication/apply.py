@@ -15,7 +15,6 @@ legitimate operation never names a path through a symlink.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import stat
@@ -28,19 +27,8 @@ from pathlib import Path
 from node_agent.replication import ops
 from node_agent.replication.early_flush import EarlyFlush
 from node_agent.replication.ops import Op, op_paths
+from node_agent.replication.syscalls import fallocate, renameat2, syncfs
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.renameat2.argtypes = [
-    ctypes.c_int,
-    ctypes.c_char_p,
-    ctypes.c_int,
-    ctypes.c_char_p,
-    ctypes.c_uint,
-]
-_libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
-_libc.syncfs.argtypes = [ctypes.c_int]
-
-AT_FDCWD = -100
 _DIR_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # Namespace operations need a parent and a name: the root itself can never be their target.
 _NEEDS_NAME = (
@@ -60,30 +48,6 @@ _NEEDS_NAME = (
 
 class UnsafePath(ValueError):
     """A path the secondary refuses to touch (never an OS error: a protocol violation)."""
-
-
-def _raise_errno(what: str) -> None:
-    err = ctypes.get_errno()
-    raise OSError(err, f"{what}: {os.strerror(err)}")
-
-
-def renameat2(
-    src_dir_fd: int, src: str | bytes, dst_dir_fd: int, dst: str | bytes, flags: int
-) -> None:
-    """renameat2(2) (RENAME_NOREPLACE=1, RENAME_EXCHANGE=2); Python has no wrapper."""
-    if _libc.renameat2(src_dir_fd, os.fsencode(src), dst_dir_fd, os.fsencode(dst), flags):
-        _raise_errno("renameat2")
-
-
-def fallocate(fd: int, mode: int, offset: int, length: int) -> None:
-    """fallocate(2) with any mode (punch hole, zero range, keep size...)."""
-    if _libc.fallocate(fd, mode, offset, length):
-        _raise_errno("fallocate")
-
-
-def syncfs(fd: int) -> None:
-    if _libc.syncfs(fd):
-        _raise_errno("syncfs")
 
 
 def check_syntax(rel: str) -> str:

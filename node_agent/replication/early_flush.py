@@ -13,22 +13,21 @@ reported again by the fsync that follows, so it is ignored.
 
 from __future__ import annotations
 
-import ctypes
+import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-SYNC_FILE_RANGE_WRITE = 2
-DEFAULT_THRESHOLD = 8 << 20  # large enough for big sequential I/O, small for the cache
+from node_agent.replication.syscalls import SYNC_FILE_RANGE_WRITE, sync_file_range
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.sync_file_range.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+DEFAULT_THRESHOLD = 8 << 20  # large enough for big sequential I/O, small for the cache
 
 
 def start_writeback(fd: int, offset: int, length: int) -> None:
     """Ask the kernel to start writing [offset, offset+length) of ``fd`` (no waiting
     for the I/O to complete). Errors are left to the next fsync (see module doc)."""
-    _libc.sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE)
+    with contextlib.suppress(OSError):
+        sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE)
 
 
 @dataclass

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 from mfusepy import FuseOSError
 
 from node_agent.replication import ops
-from node_agent.replication.apply import fallocate
 from node_agent.replication.fusefs_namespace import guard
 from node_agent.replication.fusefs_order import whole
+from node_agent.replication.syscalls import fallocate
 
 if TYPE_CHECKING:
     from node_agent.replication.fusefs import ReplicatingFS

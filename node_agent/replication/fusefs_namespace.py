@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 from mfusepy import FuseOSError
 
 from node_agent.replication import ops
-from node_agent.replication.apply import AT_FDCWD, renameat2
 from node_agent.replication.fusefs_order import whole
+from node_agent.replication.syscalls import AT_FDCWD, renameat2
 
 log = logging.getLogger("node_agent.replication.fusefs")
 

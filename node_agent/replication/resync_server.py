@@ -30,10 +30,11 @@ from pathlib import Path
 from node_agent.replication import ops
 from node_agent.replication import requests as rq
 from node_agent.replication.activity_log import ActivityLog
-from node_agent.replication.apply import Applier, UnsafePath, check_syntax, syncfs
+from node_agent.replication.apply import Applier, UnsafePath, check_syntax
 from node_agent.replication.bitmap import ZoneBitmap
 from node_agent.replication.ops import Op, op_paths
 from node_agent.replication.scan import available_hashes, scan_tree, zone_hashes
+from node_agent.replication.syscalls import syncfs
 
 PAGE_BYTES = 1 << 20  # a listing page: well under wire.MAX_PAYLOAD
 _NEEDS_NAME = (ops.Write, ops.Truncate, ops.Fallocate, ops.Create, ops.Mknod, ops.Mkdir,

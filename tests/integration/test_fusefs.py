@@ -27,8 +27,9 @@ from pathlib import Path
 import pytest
 
 from node_agent.replication import ops
-from node_agent.replication.apply import Applier, fallocate, renameat2
+from node_agent.replication.apply import Applier
 from node_agent.replication.mount import Mount, MountError
+from node_agent.replication.syscalls import fallocate, renameat2
 from tests.conftest import require, require_binary, require_root
 
 REPO = Path(__file__).resolve().parents[2]
