@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
@@ -16,6 +17,8 @@ os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
 import keyring  # noqa: E402
 import pytest  # noqa: E402
 from keyring.backend import KeyringBackend  # noqa: E402
+
+from tests.conftest import require_binary  # noqa: E402
 
 T = TypeVar("T")
 
@@ -96,3 +99,24 @@ def run(aio: Any, qtbot: Any) -> Callable[..., Any]:
         return future.result()
 
     return runner
+
+
+@pytest.fixture
+def display() -> Iterator[str]:
+    """A virtual X server (Xvfb) of its own; its DISPLAY name. For the tests that need
+    what the offscreen platform lacks (drag and drop, a system tray)."""
+    require_binary("Xvfb")
+    read, write = os.pipe()
+    xvfb = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+        pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    os.close(write)
+    with os.fdopen(read) as f:
+        number = f.readline().strip()
+    assert number, "Xvfb did not report a display"
+    try:
+        yield f":{number}"
+    finally:
+        xvfb.terminate()
+        xvfb.wait(10)

@@ -24,26 +24,6 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def display() -> Iterator[str]:
-    require_binary("Xvfb")
-    require_binary("xdotool")
-    read, write = os.pipe()
-    xvfb = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
-        pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    os.close(write)
-    with os.fdopen(read) as f:
-        number = f.readline().strip()
-    assert number, "Xvfb did not report a display"
-    try:
-        yield f":{number}"
-    finally:
-        xvfb.terminate()
-        xvfb.wait(10)
-
-
-@pytest.fixture
 def lc(tmp_path: Path) -> Iterator[LocalCluster]:
     with LocalCluster(tmp_path / "cluster") as cluster:
         cluster.wait_settled("web")
@@ -51,6 +31,7 @@ def lc(tmp_path: Path) -> Iterator[LocalCluster]:
 
 
 def test_a_real_mouse_drag_onto_the_other_column_migrates(display: str, lc: LocalCluster) -> None:
+    require_binary("xdotool")
     primary, secondary = lc.wait_settled("web")
     demo = lc.cluster
     env = {**os.environ, "DISPLAY": display, "QT_QPA_PLATFORM": "xcb"}
