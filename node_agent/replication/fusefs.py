@@ -228,6 +228,8 @@ class ReplicatingFS(DataOps, NamespaceOps, mfusepy.Operations):
         with self._fh_lock:
             fds, self._fh_paths = list(self._fh_paths), {}
         for fd in fds:
+            if self._early is not None:
+                self._early.forget(fd)
             with contextlib.suppress(OSError):
                 os.close(fd)
 
