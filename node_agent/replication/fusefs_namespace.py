@@ -182,7 +182,10 @@ class NamespaceOps:
             st = os.lstat(full)  # replicate what the fs stored (its time granularity)
             return 0, [ops.Utimens(rel, st.st_atime_ns, st.st_mtime_ns)]
 
-        return self._change((whole(rel),), apply)
+        # Not a durability point (on a local disk neither): handed over in order, settled
+        # by the next one, like a writeback. The kernel's writeback cache sends one with
+        # every fsync, which then no longer costs an extra round trip.
+        return self._change((whole(rel),), apply, background=True)
 
     @guard
     def setxattr(self, path: str, name: str, value: bytes, options: int, position: int = 0) -> int:
