@@ -31,3 +31,9 @@ def require_binary(name: str) -> str:
     path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/bin:/bin")
     require(path is not None, f"needs the {name!r} program")
     return path or name
+
+
+def require_fuse() -> None:
+    require_root()
+    require(os.path.exists("/dev/fuse"), "needs /dev/fuse")
+    require_binary("fusermount3")

@@ -24,7 +24,8 @@ Not replicated, on purpose:
 With the writeback cache (default) a buffered ``write()`` returns once it is in the
 kernel's page cache, exactly like on a local disk; it is replicated when the kernel writes
 it back -- that WRITE is answered at once and settled by the writeback thread
-(writeback.py) -- and at the latest before fsync/fdatasync/close return. O_DIRECT, O_SYNC
+(writeback.py) -- and at the latest before fsync/fdatasync/close return. utimens, not a
+durability point either, is settled the same way. O_DIRECT, O_SYNC
 and O_DSYNC writes stay synchronous end to end. A Write is recorded (``prepare``) before
 it is applied locally.
 

@@ -30,15 +30,8 @@ from node_agent.replication.module_repl import ModuleReplication
 from node_agent.replication.primary import Mode
 from node_agent.replication.receiver import StreamReceiver
 from node_agent.replication.scan import DIR, FILE, scan_tree
-from tests.conftest import require, require_binary, require_root
 
 MiB = 1 << 20
-
-
-def require_fuse() -> None:
-    require_root()
-    require(os.path.exists("/dev/fuse"), "needs /dev/fuse")
-    require_binary("fusermount3")
 
 
 @dataclass(frozen=True)
@@ -196,6 +189,17 @@ def random_file(path: Path, size: int, seed: int) -> None:
     with open(path, "wb") as f:
         for _ in range(size // MiB):
             f.write(rnd.randbytes(MiB))
+
+
+def write_behind(path: Path, offset: int, data: bytes, keep_times: bool = True) -> None:
+    """Change a copy as if while its agent was stopped: no record of it; with
+    ``keep_times`` its size and mtime do not show it either."""
+    st = path.stat()
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        f.write(data)
+    if keep_times:
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
 def twin(src: Path, dst: Path) -> None:

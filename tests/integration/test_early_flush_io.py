@@ -15,7 +15,8 @@ import pytest
 from node_agent.replication import early_flush, ops
 from node_agent.replication.apply import Applier
 from node_agent.replication.mount import Mount
-from tests.integration.test_fusefs import ApplierReplicator, _require_fuse
+from tests.conftest import require_fuse
+from tests.integration.test_fusefs import ApplierReplicator
 
 MiB = 1 << 20
 
@@ -61,7 +62,7 @@ def test_applier_starts_writeback_of_what_it_wrote(
 def test_primary_mount_starts_writeback_of_the_backing_file(
     tmp_path: Path, calls: list[tuple[str, int, int]]
 ) -> None:
-    _require_fuse()
+    require_fuse()
     backing, secondary, mnt = tmp_path / "backing", tmp_path / "secondary", tmp_path / "mnt"
     for d in (backing, secondary, mnt):
         d.mkdir()

@@ -30,15 +30,9 @@ from node_agent.replication import ops
 from node_agent.replication.apply import Applier
 from node_agent.replication.mount import Mount, MountError
 from node_agent.replication.syscalls import fallocate, renameat2
-from tests.conftest import require, require_binary, require_root
+from tests.conftest import require_binary, require_fuse
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _require_fuse() -> None:
-    require_root()
-    require(os.path.exists("/dev/fuse"), "needs /dev/fuse")
-    require_binary("fusermount3")
 
 
 @dataclass
@@ -88,7 +82,7 @@ class Env:
 
 @pytest.fixture(params=[True, False], ids=["writeback", "nowriteback"])
 def env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Env]:
-    _require_fuse()
+    require_fuse()
     backing, secondary, mnt = tmp_path / "backing", tmp_path / "secondary", tmp_path / "mnt"
     for d in (backing, secondary, mnt):
         d.mkdir()
@@ -326,7 +320,7 @@ def test_non_root_caller_owns_its_files(env: Env) -> None:
 
 
 def test_submit_total_order(tmp_path: Path) -> None:
-    _require_fuse()
+    require_fuse()
     (tmp_path / "b").mkdir()
     (tmp_path / "s").mkdir()
     rep = QueueReplicator(Applier(tmp_path / "s"))
@@ -337,7 +331,7 @@ def test_submit_total_order(tmp_path: Path) -> None:
 
 
 def test_mount_lifecycle(tmp_path: Path) -> None:
-    _require_fuse()
+    require_fuse()
     b, s, m = tmp_path / "b", tmp_path / "s", tmp_path / "m"
     b.mkdir()
     s.mkdir()
@@ -378,7 +372,7 @@ def test_mount_lifecycle(tmp_path: Path) -> None:
 
 
 def test_stale_mount_is_cleared(tmp_path: Path) -> None:
-    _require_fuse()
+    require_fuse()
     b, m = tmp_path / "b", tmp_path / "m"
     b.mkdir()
     code = (

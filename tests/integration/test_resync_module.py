@@ -22,6 +22,7 @@ from tests.integration.repl_rig import (
     random_file,
     tree,
     twin,
+    write_behind,
 )
 
 
@@ -66,12 +67,8 @@ def test_hash_compare_finds_a_change_made_behind_the_agents_back(nodes: Callable
     n2.kill()
     n1.wait_for("degraded", timeout=30)
     theirs = n2.root / "0" / "data"
-    st = theirs.stat()
-    with open(theirs, "r+b") as f:  # the agent was stopped: no record of this
-        f.seek(7 * MiB + 123)
-        f.write(b"corrupted by hand")
-    if how == "fullsync":  # size and mtime kept: only fullsync can find it
-        os.utime(theirs, ns=(st.st_atime_ns, st.st_mtime_ns))
+    # "fullsync": size and mtime kept as well, so only a fullsync can find it
+    write_behind(theirs, 7 * MiB + 123, b"corrupted by hand", keep_times=how == "fullsync")
     if how == "foreign generation":
         n2.history = ("g0",)
     n2.start()
@@ -213,11 +210,7 @@ def test_zones_a_crashed_primary_had_in_flight_are_resynced(nodes: Callable) -> 
     # log says so, and its zone 5 holds bytes node1 never got (size and mtime unchanged)
     n2.mr.activity.begin(ops.Write("0/big", 5 * MiB, b"x"))
     theirs = n2.root / "0" / "big"
-    st = theirs.stat()
-    with open(theirs, "r+b") as f:
-        f.seek(5 * MiB)
-        f.write(b"in flight when it crashed")
-    os.utime(theirs, ns=(st.st_atime_ns, st.st_mtime_ns))
+    write_behind(theirs, 5 * MiB, b"in flight when it crashed")
     n2.start()
     res = n1.pair(n2, "g1")
     assert res["record"] == "bitmap" and res["bytes_sent"] == MiB

@@ -58,7 +58,7 @@ def test_every_written_byte_is_flushed_or_still_pending(writes: list[tuple[int, 
         assert any(lo <= off and off + n <= hi for lo, hi in spans), (fd, off, n)
 
 
-def test_the_driver_starts_writeback_of_due_spans(tmp_path: Path) -> None:
+def test_the_driver_starts_writeback_of_due_spans() -> None:
     calls: list[tuple[int, int, int]] = []
     ef = EarlyFlush(threshold=2 * MiB, start=lambda *a: calls.append(a))
     ef.wrote(7, 0, MiB)
@@ -68,7 +68,7 @@ def test_the_driver_starts_writeback_of_due_spans(tmp_path: Path) -> None:
     ef.forget(7)
 
 
-def test_start_writeback_is_a_real_call_that_does_not_wait(tmp_path: Path) -> None:
+def test_start_writeback_changes_no_data_and_never_raises(tmp_path: Path) -> None:
     # The kernel's own call: starts I/O of dirty pages; the data is unchanged and still
     # cached (it is not a durability point: fsync stays one).
     path = tmp_path / "f"
