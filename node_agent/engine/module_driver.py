@@ -79,6 +79,7 @@ class ModuleDriver:
         self.running = False  # the truth about the resource on this node
         self.vip_held = False
         self._op: asyncio.Task | None = None
+        self._launched = 0  # counts start/stop/restart operations, to date a probe's answer
         self._seen_restart = 0
         self._stop_failed_at = 0.0
 
@@ -144,6 +145,7 @@ class ModuleDriver:
             self.after_step()
 
     def _launch(self, coro) -> None:
+        self._launched += 1
         self._op = asyncio.get_running_loop().create_task(coro)
         self._op.add_done_callback(lambda _t: self._on_change())
 
@@ -220,21 +222,33 @@ class ModuleDriver:
 
     # ----- checkers ----------------------------------------------------------------
     async def run_checks_once(self) -> None:
-        m = self.machine
-        now = time.monotonic()
-        busy = self._op is not None and not self._op.done()
         for cfg, checker, tracker in self.checkers:
-            applies = self.running if cfg.kind is CheckerKind.PROCESS else m.state is not State.STOP
-            if not applies or busy or not tracker.due(now):
+            if not self._check_applies(cfg) or not tracker.due(time.monotonic()):
                 continue
+            launched = self._launched
             result = await checker.check()
+            if self._launched != launched or not self._check_applies(cfg):
+                # The resource was started or stopped while the probe ran (a swap, say):
+                # its answer is about a world that is gone, so it must not trip an action.
+                continue
             verdict = tracker.record(result.ok, time.monotonic(), result.detail)
+            m = self.machine
             if verdict.trip:
                 m.checker_failed(cfg.action.value, f"{cfg.name}: {result.detail}", self._env())
                 self.after_step()
             elif verdict.cleared and not any(t.failing for _c, _k, t in self.checkers):
                 m.checker_cleared(self._env())
                 self.after_step()
+
+    def _check_applies(self, cfg: CheckerConfig) -> bool:
+        """A process checker asks about the resource, so only while it runs here; the
+        others about the node's surroundings, so while the module is started at all.
+        Never during a start or stop."""
+        if self._op is not None and not self._op.done():
+            return False
+        if cfg.kind is CheckerKind.PROCESS:
+            return self.running
+        return self.machine.state is not State.STOP
 
     def checker_status(self) -> list[pb.CheckerStatus]:
         return [

@@ -23,7 +23,7 @@ maxloop = {maxloop}
 loop_interval_s = 60
 start = "sleep 1000 > /dev/null 2>&1 & echo $! > pid"
 stop = "kill $(cat pid) 2>/dev/null; rm -f pid"
-check = "kill -0 $(cat pid)"
+check = "{check}"
 """
 
 
@@ -33,7 +33,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def cluster_config(root: Path, maxloop: int = 2, timeout_ms: int = 1000) -> ClusterConfig:
+ALIVE = "kill -0 $(cat pid)"
+
+
+def cluster_config(
+    root: Path, maxloop: int = 2, timeout_ms: int = 1000, check: str = ALIVE
+) -> ClusterConfig:
     p1, p2 = free_port(), free_port()
     text = f"""
 [cluster]
@@ -60,7 +65,7 @@ name = "direct"
 node1 = "127.0.1.1"
 node2 = "127.0.1.2"
 port = {p2}
-""" + APP.format(maxloop=maxloop)
+""" + APP.format(maxloop=maxloop, check=check)
     return parse_config(text, "engine-test")
 
 

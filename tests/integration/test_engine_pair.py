@@ -139,3 +139,34 @@ def test_app_dying_is_restarted_locally_then_fails_over(tmp_path: Path) -> None:
             await pair.close()
 
     run(scenario())
+
+
+def test_a_probe_in_flight_during_a_swap_does_not_fail_the_new_secondary(tmp_path: Path) -> None:
+    # The check outlives the swap's stop: it answers "not running" about a resource
+    # that was stopped on purpose meanwhile, and that answer must be dropped.
+    slow = "touch probing; sleep 1; kill -0 $(cat pid) 2>/dev/null; rc=$?; rm -f probing; exit $rc"
+
+    async def scenario() -> None:
+        pair = EnginePair(cluster_config(tmp_path, timeout_ms=3000, check=slow))
+        e1, e2 = pair.start("node1"), pair.start("node2")
+        probing = tmp_path / "node1/modules/web/probing"
+        try:
+            await pair.wait(
+                lambda: state_of(e1) == ("PRIM", "READY") and state_of(e2) == ("SECOND", "READY"),
+                "PRIM/SECOND",
+            )
+            await pair.wait(probing.exists, "a check in flight on the primary")
+            out = await e2.command("web", pb.COMMAND_SWAP, "tester")
+            assert out.accepted, out.message
+            await pair.wait(
+                lambda: state_of(e1) == ("SECOND", "READY") and state_of(e2) == ("PRIM", "READY"),
+                "swapped",
+            )
+            await pair.wait(lambda: not probing.exists(), "the probe has answered")
+            await asyncio.sleep(0.5)  # its answer, had it been taken, acts at once
+            assert state_of(e1) == ("SECOND", "READY")
+            assert not e1.logs("web", 500, "", "checker failed")
+        finally:
+            await pair.close()
+
+    run(scenario())
