@@ -196,6 +196,11 @@ class Mount:
                 str(self.mountpoint),
                 foreground=True,  # never let libfuse fork: we are a thread of the agent
                 nothreads=False,  # multithreaded loop
+                # Without a value, libfuse 3.14.0 checks its "unlimited" idle default
+                # against the thread cap and prints "Ignoring invalid max threads value
+                # 4294967295" on every mount; at the cap (10) no idle thread exits, as
+                # with the default.
+                max_idle_threads=10,
                 allow_other=True,
                 default_permissions=True,  # the kernel checks modes (we run as root)
                 fsname=fsname,
