@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     from console.settings.secrets import SecretStore
     from console.ui.main_window import MainWindow
     from console.ui.theme import apply_theme
-    from node_agent.demo import AgentProcess, build_demo_cluster, kill_demo_apps, wait_ready
+    from node_agent.demo import AgentProcess, kill_demo_apps, wait_ready
+    from node_agent.demo_cluster import build_demo_cluster
 
     root = Path(tempfile.mkdtemp(prefix="mirrorpair-shot-"))
     agents: list[AgentProcess] = []

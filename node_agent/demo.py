@@ -1,211 +1,26 @@
 """A complete two-node cluster on one machine, for trying MirrorPair and for tests.
 
-``build_demo_cluster`` writes everything into one folder: a cluster CA, node1/node2
-and admin certificates, a ``cluster.toml`` (node1's API on 127.0.0.1, node2's on
-127.0.0.2 -- all of 127/8 is local on Linux -- two heartbeat networks on loopback
-addresses) and one or more sample ``app`` modules (``demo_app.py``: a web page that
-names the node serving it). No virtual IP: adding addresses needs root.
-
-``AgentProcess`` runs one ``mirrorpair-agent`` for it; ``run_demo`` is `mirrorpair demo`.
+``build_demo_cluster`` (node_agent.demo_cluster) writes its files; ``AgentProcess``
+runs one ``mirrorpair-agent`` for it; ``run_demo`` is `mirrorpair demo`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import secrets
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from node_agent.cli.client import AgentClient, AgentClientError
-from node_agent.config.load import parse_config
+from node_agent.cli.client import AgentClientError
 from node_agent.config.model import NODE_IDS
-from node_agent.tls.ca import create_ca, issue_certificate, server_name
-
-API_HOSTS = {"node1": "127.0.0.1", "node2": "127.0.0.2"}
-LAN = {"node1": "127.0.0.1", "node2": "127.0.0.2"}
-DIRECT = {"node1": "127.0.1.1", "node2": "127.0.1.2"}
-APP_SCRIPT = "demo_app.py"
-
-
-class DemoError(RuntimeError):
-    """The demo cluster could not be built or its agents did not come up."""
-
-
-@dataclass(frozen=True)
-class DemoCluster:
-    root: Path
-    config_path: Path
-    ca: Path
-    admin_cert: Path
-    admin_key: Path
-    api: dict[str, str]  # node id -> "host:port" of its agent
-    web_ports: dict[str, int]  # module name -> port its page is served on (127.0.0.1)
-    data_dirs: dict[str, Path] = field(default_factory=dict)
-
-    def cli_args(self) -> list[str]:
-        """Global `mirrorpair` options to reach this cluster as the admin."""
-        return [
-            "--config",
-            str(self.config_path),
-            "--cert",
-            str(self.admin_cert),
-            "--key",
-            str(self.admin_key),
-        ]
-
-    def agent_command(self, node: str, log_level: str = "INFO") -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "node_agent.main",
-            "--config",
-            str(self.config_path),
-            "--node",
-            node,
-            "--log-level",
-            log_level,
-        ]
-
-    def client(self, node: str, timeout: float = 5.0) -> AgentClient:
-        """An AgentClient for ``node`` with the admin certificate."""
-        return AgentClient(
-            self.api[node],
-            server_name(node),
-            self.ca,
-            self.admin_cert,
-            self.admin_key,
-            timeout=timeout,
-            node_id=node,
-        )
-
-    def url(self, module: str) -> str:
-        return f"http://127.0.0.1:{self.web_ports[module]}/"
-
-
-def free_ports(count: int, kind: int = socket.SOCK_STREAM) -> list[int]:
-    """Ports free on every address right now (bound on the wildcard, all at once so
-    they differ). Another process may still take one before it is used: tests retry."""
-    socks = [socket.socket(socket.AF_INET, kind) for _ in range(count)]
-    try:
-        for s in socks:
-            s.bind(("0.0.0.0", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def _toml(value: str) -> str:
-    return json.dumps(value)  # a JSON string (ASCII, escaped) is a valid TOML basic string
-
-
-def _app_module(name: str, port: int, root: Path, preferred: str) -> str:
-    app = f"{shlex.quote(sys.executable)} {shlex.quote(str(root / APP_SCRIPT))}"
-    return f"""
-[[module]]
-name = {_toml(name)}
-kind = "app"
-preferred = "{preferred}"
-start = {_toml(f"{app} start {name} {port}")}
-stop = {_toml(f"{app} stop {name}")}
-check = {_toml(f"{app} check {name}")}
-start_timeout_s = 20
-stop_timeout_s = 20
-
-  [[module.checker]]
-  name = "http"
-  kind = "tcp"
-  target = "127.0.0.1:{port}"
-  interval_s = 2
-  timeout_s = 1
-  failures = 2
-"""
-
-
-def build_demo_cluster(
-    root: Path,
-    *,
-    modules: Sequence[str] = ("web",),
-    pulse_ms: int = 500,
-    timeout_ms: int = 3000,
-    extra_toml: str = "",
-    name: str = "demo",
-) -> DemoCluster:
-    """Write a demo cluster into ``root`` (created if missing) and return where things are.
-
-    ``modules`` names sample app modules (each its own web port, preferred node
-    alternating node1/node2 from the first); ``extra_toml`` is appended verbatim
-    (more [[module]] tables, a [witness]...). The config is validated before returning.
-    """
-    root = Path(root).resolve()
-    root.mkdir(parents=True, exist_ok=True)
-    create_ca(root, name)
-    for node in NODE_IDS:
-        issue_certificate(root, node, root, ips=[API_HOSTS[node], LAN[node]])
-    admin_cert, admin_key = issue_certificate(root, "admin", root, server=False)
-    shutil.copyfile(Path(__file__).with_name(APP_SCRIPT), root / APP_SCRIPT)
-
-    api_ports = free_ports(2)
-    hb_ports = free_ports(2, socket.SOCK_DGRAM)
-    web_ports = dict(zip(modules, free_ports(len(modules)), strict=True))
-    api = {n: f"{API_HOSTS[n]}:{p}" for n, p in zip(NODE_IDS, api_ports, strict=True)}
-    data_dirs = {n: root / n for n in NODE_IDS}
-    for d in data_dirs.values():
-        d.mkdir(exist_ok=True)
-
-    text = f"""# MirrorPair demo cluster: two agents on this machine (see `mirrorpair demo`).
-[cluster]
-name = {_toml(name)}
-version = 1
-secret = {_toml(secrets.token_hex(16))}
-pulse_ms = {pulse_ms}
-timeout_ms = {timeout_ms}
-data_dir = {_toml(str(root / "{node}"))}
-
-[tls]
-ca = {_toml(str(root / "ca.pem"))}
-cert = {_toml(str(root / "{node}.pem"))}
-key = {_toml(str(root / "{node}.key"))}
-
-[nodes.node1]
-api = "{api["node1"]}"
-
-[nodes.node2]
-api = "{api["node2"]}"
-
-[[heartbeat]]
-name = "lan"
-node1 = "{LAN["node1"]}"
-node2 = "{LAN["node2"]}"
-port = {hb_ports[0]}
-
-[[heartbeat]]
-name = "direct"
-node1 = "{DIRECT["node1"]}"
-node2 = "{DIRECT["node2"]}"
-port = {hb_ports[1]}
-"""
-    for i, module in enumerate(modules):
-        text += _app_module(module, web_ports[module], root, NODE_IDS[i % 2])
-    text += extra_toml
-    config_path = root / "cluster.toml"
-    parse_config(text, str(config_path))  # a demo that cannot load must fail here, clearly
-    config_path.write_text(text, encoding="utf-8")
-    config_path.chmod(0o600)  # it holds the cluster secret
-    return DemoCluster(
-        root, config_path, root / "ca.pem", admin_cert, admin_key, api, web_ports, data_dirs
-    )
+from node_agent.demo_cluster import APP_SCRIPT, DemoCluster, DemoError, build_demo_cluster
 
 
 class AgentProcess:

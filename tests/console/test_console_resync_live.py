@@ -24,7 +24,8 @@ from console.model.history import ResyncPoint
 from console.ui.main_window import MainWindow
 from node_agent.config.load import parse_config
 from node_agent.config.model import NODE_IDS
-from node_agent.demo import AgentProcess, build_demo_cluster, free_ports, wait_ready
+from node_agent.demo import AgentProcess, wait_ready
+from node_agent.demo_cluster import build_demo_cluster, free_ports
 from protos import mirrorpair_pb2 as pb
 from tests.conftest import require, require_binary
 from tests.console.live import entry_for, open_console, wait_for

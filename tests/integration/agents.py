@@ -23,13 +23,8 @@ from pathlib import Path
 from node_agent.cli.client import AgentClient, AgentClientError
 from node_agent.cli.main import main as cli_main
 from node_agent.config.model import NODE_IDS
-from node_agent.demo import (
-    AgentProcess,
-    DemoCluster,
-    build_demo_cluster,
-    kill_demo_apps,
-    wait_ready,
-)
+from node_agent.demo import AgentProcess, kill_demo_apps, wait_ready
+from node_agent.demo_cluster import DemoCluster, build_demo_cluster
 from protos import mirrorpair_pb2 as pb
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from node_agent.cli.main import build_parser, main
-from node_agent.demo import build_demo_cluster
+from node_agent.demo_cluster import build_demo_cluster
 
 
 def run(*argv: str) -> tuple[int, str, str]:
