@@ -108,6 +108,18 @@ class EnginePair:
                 raise AssertionError(f"timed out waiting for {what}; states: {states}")
             await asyncio.sleep(0.05)
 
+    async def wait_roles(
+        self, primary: str, secondary: str, what: str, timeout: float = 15.0
+    ) -> None:
+        """Until ``primary`` is PRIM/READY and ``secondary`` SECOND/READY (as started now)."""
+
+        def paired() -> bool:
+            return state_of(self.engines[primary]) == ("PRIM", "READY") and state_of(
+                self.engines[secondary]
+            ) == ("SECOND", "READY")
+
+        await self.wait(paired, what, timeout)
+
     async def close(self) -> None:
         for node in list(self.tasks):
             await self.stop(node)

@@ -31,18 +31,12 @@ def test_election_swap_and_clean_stop_hand_over_at_once(tmp_path: Path) -> None:
         pair = EnginePair(cluster_config(tmp_path, timeout_ms=3000))
         e1, e2 = pair.start("node1"), pair.start("node2")
         try:
-            await pair.wait(
-                lambda: state_of(e1) == ("PRIM", "READY") and state_of(e2) == ("SECOND", "READY"),
-                "PRIM/SECOND",
-            )
+            await pair.wait_roles("node1", "node2", "PRIM/SECOND")
             pid1 = tmp_path / "node1/modules/web/pid"
             assert pid_alive(pid1)
             out = await e2.command("web", pb.COMMAND_SWAP, "tester")
             assert out.accepted, out.message
-            await pair.wait(
-                lambda: state_of(e1) == ("SECOND", "READY") and state_of(e2) == ("PRIM", "READY"),
-                "swapped",
-            )
+            await pair.wait_roles("node2", "node1", "swapped")
             assert pid_alive(tmp_path / "node2/modules/web/pid") and not pid_alive(pid1)
             # A clean agent stop hands over at once, well before the 3 s timeout.
             loop = asyncio.get_running_loop()
@@ -61,17 +55,15 @@ def test_election_swap_and_clean_stop_hand_over_at_once(tmp_path: Path) -> None:
 def test_crash_of_primary_fails_over_and_it_returns_secondary(tmp_path: Path) -> None:
     async def scenario() -> None:
         pair = EnginePair(cluster_config(tmp_path))
-        e1, e2 = pair.start("node1"), pair.start("node2")
+        pair.start("node1")
+        e2 = pair.start("node2")
         try:
             await pair.wait(lambda: state_of(e2) == ("SECOND", "READY"), "node2 secondary")
             await pair.crash("node1")
             await pair.wait(lambda: state_of(e2) == ("ALONE", "READY"), "node2 alone")
             assert pid_alive(tmp_path / "node2/modules/web/pid")
-            e1 = pair.start("node1")
-            await pair.wait(
-                lambda: state_of(e1) == ("SECOND", "READY") and state_of(e2) == ("PRIM", "READY"),
-                "node1 back as secondary",
-            )
+            pair.start("node1")
+            await pair.wait_roles("node2", "node1", "node1 back as secondary")
         finally:
             await pair.close()
 
@@ -110,13 +102,10 @@ def test_forged_and_replayed_heartbeats_change_nothing(tmp_path: Path) -> None:
 def test_app_dying_is_restarted_locally_then_fails_over(tmp_path: Path) -> None:
     async def scenario() -> None:
         pair = EnginePair(cluster_config(tmp_path, maxloop=2))
-        e1, e2 = pair.start("node1"), pair.start("node2")
+        e1, _ = pair.start("node1"), pair.start("node2")
         pid1 = tmp_path / "node1/modules/web/pid"
         try:
-            await pair.wait(
-                lambda: state_of(e1) == ("PRIM", "READY") and state_of(e2) == ("SECOND", "READY"),
-                "settled",
-            )
+            await pair.wait_roles("node1", "node2", "settled")
             for n in range(2):
                 old = pid1.read_text()
                 os.kill(int(old), 9)
@@ -127,11 +116,7 @@ def test_app_dying_is_restarted_locally_then_fails_over(tmp_path: Path) -> None:
                 )
                 assert state_of(e1)[0] == "PRIM"
             os.kill(int(pid1.read_text()), 9)
-            await pair.wait(
-                lambda: state_of(e2) == ("PRIM", "READY") and state_of(e1) == ("SECOND", "READY"),
-                "failover",
-                20,
-            )
+            await pair.wait_roles("node2", "node1", "failover", 20)
             restarts = e1.logs("web", 500, "", "local restart")
             assert len(restarts) == 2
             assert e1.logs("web", 500, "", "maxloop")
@@ -151,17 +136,11 @@ def test_a_probe_in_flight_during_a_swap_does_not_fail_the_new_secondary(tmp_pat
         e1, e2 = pair.start("node1"), pair.start("node2")
         probing = tmp_path / "node1/modules/web/probing"
         try:
-            await pair.wait(
-                lambda: state_of(e1) == ("PRIM", "READY") and state_of(e2) == ("SECOND", "READY"),
-                "PRIM/SECOND",
-            )
+            await pair.wait_roles("node1", "node2", "PRIM/SECOND")
             await pair.wait(probing.exists, "a check in flight on the primary")
             out = await e2.command("web", pb.COMMAND_SWAP, "tester")
             assert out.accepted, out.message
-            await pair.wait(
-                lambda: state_of(e1) == ("SECOND", "READY") and state_of(e2) == ("PRIM", "READY"),
-                "swapped",
-            )
+            await pair.wait_roles("node2", "node1", "swapped")
             await pair.wait(lambda: not probing.exists(), "the probe has answered")
             await asyncio.sleep(0.5)  # its answer, had it been taken, acts at once
             assert state_of(e1) == ("SECOND", "READY")

@@ -37,11 +37,7 @@ def test_writes_reach_the_secondary_and_survive_failover(tmp_path: Path) -> None
         mnt1, mnt2 = tmp_path / "node1/mnt", tmp_path / "node2/mnt"
         copy2 = tmp_path / "node2/modules/web/copy/0"
         try:
-            await pair.wait(
-                lambda: state_of(e1) == ("PRIM", "READY") and state_of(e2) == ("SECOND", "READY"),
-                "PRIM/SECOND",
-                30,
-            )
+            await pair.wait_roles("node1", "node2", "PRIM/SECOND", 30)
             assert os.path.ismount(mnt1) and not os.path.ismount(mnt2)
             data = os.urandom(3 * 1024 * 1024 + 17)
 
@@ -68,11 +64,7 @@ def test_writes_reach_the_secondary_and_survive_failover(tmp_path: Path) -> None
             await asyncio.to_thread(change)
             expected = (mnt2 / "video.bin").read_bytes()
             e1 = pair.start("node1")  # returns as secondary and resyncs what changed
-            await pair.wait(
-                lambda: state_of(e1) == ("SECOND", "READY") and state_of(e2) == ("PRIM", "READY"),
-                "node1 resynced",
-                60,
-            )
+            await pair.wait_roles("node2", "node1", "node1 resynced", 60)
             copy1 = tmp_path / "node1/modules/web/copy/0"
             assert (copy1 / "video.bin").read_bytes() == expected
             if os.environ.get("MP_SHOW_LOGS"):
@@ -130,11 +122,7 @@ def test_split_brain_loser_quarantines_its_changes_then_resyncs(tmp_path: Path) 
             assert (mnt1 / "common.txt").read_text().startswith("A:")
             out = await e2.command("web", pb.COMMAND_SECOND, "tester")
             assert out.accepted, out.message
-            await pair.wait(
-                lambda: state_of(e2) == ("SECOND", "READY") and state_of(e1) == ("PRIM", "READY"),
-                "loser resynced",
-                60,
-            )
+            await pair.wait_roles("node1", "node2", "loser resynced", 60)
             copy2 = tmp_path / "node2/modules/web/copy/0"
             assert (copy2 / "common.txt").read_text().startswith("A:")
             assert not (copy2 / "only-b.txt").exists()
