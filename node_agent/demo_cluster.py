@@ -19,10 +19,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from node_agent.cli.client import AgentClient
+from node_agent.cli.client import AgentClient, TlsFiles
 from node_agent.config.load import parse_config
 from node_agent.config.model import NODE_IDS
-from node_agent.tls.ca import create_ca, issue_certificate, server_name
+from node_agent.tls.ca import create_ca, issue_certificate
 
 API_HOSTS = {"node1": "127.0.0.1", "node2": "127.0.0.2"}
 LAN = {"node1": "127.0.0.1", "node2": "127.0.0.2"}
@@ -71,15 +71,8 @@ class DemoCluster:
 
     def client(self, node: str, timeout: float = 5.0) -> AgentClient:
         """An AgentClient for ``node`` with the admin certificate."""
-        return AgentClient(
-            self.api[node],
-            server_name(node),
-            self.ca,
-            self.admin_cert,
-            self.admin_key,
-            timeout=timeout,
-            node_id=node,
-        )
+        tls = TlsFiles(self.ca, self.admin_cert, self.admin_key)
+        return AgentClient.for_node(node, self.api[node], tls, timeout)
 
     def url(self, module: str) -> str:
         return f"http://127.0.0.1:{self.web_ports[module]}/"

@@ -118,6 +118,13 @@ class AgentClient:
         self._stub = pb_grpc.AgentStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
+    @classmethod
+    def for_node(
+        cls, node: str, address: str, tls: TlsFiles, timeout: float = 5.0
+    ) -> AgentClient:
+        """The client of cluster node ``node``, whose certificate names mirrorpair-<node>."""
+        return cls(address, server_name(node), tls.ca, tls.cert, tls.key, timeout, node)
+
     def __enter__(self) -> AgentClient:
         return self
 
@@ -271,15 +278,7 @@ def connect_cluster(
     if tls is None:
         raise ValueError("connect_cluster needs the TLS files when given a ClusterConfig")
     return {
-        node: AgentClient(
-            config.nodes[node].api,
-            server_name(node),
-            tls.ca,
-            tls.cert,
-            tls.key,
-            timeout=timeout,
-            node_id=node,
-        )
+        node: AgentClient.for_node(node, config.nodes[node].api, tls, timeout)
         for node in NODE_IDS
     }
 
