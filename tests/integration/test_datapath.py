@@ -346,11 +346,17 @@ def test_losing_the_receiver_midstream_degrades_within_ack_timeout(
 
     with ThreadPoolExecutor(8) as pool:
         workers = [pool.submit(writer, t) for t in range(8)]
-        time.sleep(0.5)
-        killed = time.monotonic()
-        os.kill(proc.pid, sig)
-        assert wait_for(lambda: bool(p.failures), 1.5 + 1.0)
-        stop.set()
+        try:
+            time.sleep(0.5)
+            killed = time.monotonic()
+            os.kill(proc.pid, sig)
+            failed = wait_for(lambda: bool(p.failures), 1.5 + 1.0)
+            # The writers go on after the break: what they write now goes to the fallback.
+            carried_on = failed and wait_for(lambda: bool(p.fallback), 5)
+        finally:
+            stop.set()  # else the pool would wait for the writers forever
+    assert failed, "the sender did not give up within the ACK timeout"
+    assert carried_on, "no write after the break reached the fallback"
     for w in workers:
         w.result()  # re-raises a writer's failure
     assert len(p.failures) == 1
