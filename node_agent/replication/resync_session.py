@@ -45,7 +45,8 @@ from node_agent.replication import ops
 from node_agent.replication import requests as rq
 from node_agent.replication import scan as sc
 from node_agent.replication.ops import Op
-from node_agent.replication.resync_plan import ResyncProgress, plan_resync, zone_bytes
+from node_agent.replication.resync_plan import plan_resync, zone_bytes
+from node_agent.replication.resync_progress import ResyncProgress
 from node_agent.replication.sender import SenderState, StreamSender
 from node_agent.replication.zones import ChangeSet, zone_count
 

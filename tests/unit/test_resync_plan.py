@@ -23,7 +23,6 @@ from node_agent.replication import ops
 from node_agent.replication.apply import Applier, UnsafePath
 from node_agent.replication.resync_plan import (
     ResyncPlan,
-    ResyncProgress,
     differing_zones,
     plan_resync,
 )
@@ -340,34 +339,6 @@ def test_record_sends_only_dirty_zones(dirs: tuple[Path, Path]) -> None:
 def test_record_with_other_zone_size_is_refused() -> None:
     with pytest.raises(ValueError):
         plan_resync({}, {}, ChangeSet(ZS * 2), ZS)
-
-
-@given(
-    st.integers(1, 10**9),
-    st.lists(st.tuples(st.floats(0.01, 5), st.integers(0, 10**7)), min_size=1, max_size=30),
-)
-def test_progress_rate_and_eta(total: int, steps: list[tuple[float, int]]) -> None:
-    prog = ResyncProgress(total, now=100.0)
-    assert prog.eta() is None and prog.fraction == 0.0
-    now, done = 100.0, 0
-    for dt, n in steps:
-        now, done = now + dt, done + n
-        prog.update(now, done)
-        assert prog.rate >= 0 and 0.0 <= prog.fraction <= 1.0
-        eta = prog.eta()
-        assert eta is None or eta >= 0
-        if done >= total:
-            assert eta == 0.0
-
-
-def test_progress_converges_to_a_steady_rate() -> None:
-    prog = ResyncProgress(10**9, now=0.0, time_constant=5.0)
-    for t in range(1, 120):
-        prog.update(float(t), t * 1_000_000)
-    assert prog.rate == pytest.approx(1e6, rel=1e-6)
-    assert prog.eta() == pytest.approx((10**9 - 119e6) / 1e6, rel=1e-6)
-    prog.add_total(10**6)
-    assert prog.bytes_total == 10**9 + 10**6
 
 
 def test_plan_kinds_and_order(dirs: tuple[Path, Path]) -> None:
