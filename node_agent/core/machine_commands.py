@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from node_agent.core.env import Env
+from node_agent.core.generations import Relation, compare
 from node_agent.core.states import Readiness, State
 
 if TYPE_CHECKING:
@@ -162,8 +163,13 @@ class CommandsMixin(_Base):
             return Outcome(False, "this node is primary: use swap or stop first")
         if self.state is State.SECOND and not fullsync:
             return Outcome(False, "already secondary")
-        # A split-brain loser keeps what it wrote alone (the driver quarantines it first).
-        self.quarantine_wanted = self.split_brain
+        # A copy with writes the primary lacks keeps them (the driver quarantines them
+        # first): a split-brain loser, even once a stop has cleared the flag.
+        own = p is not None and compare(self.facts.generations, p.generations) in (
+            Relation.LOCAL_NEWER,
+            Relation.DIVERGED,
+        )
+        self.quarantine_wanted = self.split_brain or own
         self.split_brain = self.handover = self.checker_wait = False
         self.resync_fullsync = fullsync
         if self.state is State.STOP:

@@ -21,7 +21,8 @@ else:
 
 SPLIT_BRAIN_MSG = (
     "split brain: both nodes wrote independently; the node primary first keeps serving. "
-    "Run `second` here to resync from it, or `prim` to make this copy the survivor"
+    "Run `second` here to resync from it (this copy's own changes go to quarantine); to "
+    "keep this copy instead, stop the module on the peer, then `prim` here"
 )
 
 

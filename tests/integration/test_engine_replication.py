@@ -7,6 +7,8 @@ import asyncio
 import os
 from pathlib import Path
 
+import pytest
+
 from node_agent.config.load import parse_config
 from node_agent.tls.ca import create_ca, issue_certificate
 from tests.conftest import require, require_binary
@@ -77,7 +79,12 @@ def test_writes_reach_the_secondary_and_survive_failover(tmp_path: Path) -> None
     asyncio.run(asyncio.wait_for(scenario(), 120))
 
 
-def test_split_brain_loser_quarantines_its_changes_then_resyncs(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stopped_first", [False, True], ids=["waiting", "stopped first"])
+def test_split_brain_loser_quarantines_its_changes_then_resyncs(
+    tmp_path: Path, stopped_first: bool
+) -> None:
+    # Stopped first: a stop clears the split-brain flag, yet `second` must still keep
+    # the loser's own changes (its history still diverges from the primary's).
     require(os.path.exists("/dev/fuse"), "needs /dev/fuse (apt-get install fuse3)")
     require_binary("fusermount3")
     config = replicated_config(tmp_path)
@@ -120,6 +127,11 @@ def test_split_brain_loser_quarantines_its_changes_then_resyncs(tmp_path: Path) 
                 30,
             )
             assert (mnt1 / "common.txt").read_text().startswith("A:")
+            if stopped_first:
+                out = await e2.command("web", pb.COMMAND_STOP, "tester")
+                assert out.accepted, out.message
+                await pair.wait(lambda: state_of(e2)[0] == "STOP", "node2 stopped", 30)
+                assert not e2.status().modules[0].split_brain
             out = await e2.command("web", pb.COMMAND_SECOND, "tester")
             assert out.accepted, out.message
             await pair.wait_roles("node1", "node2", "loser resynced", 60)

@@ -84,6 +84,64 @@ def test_all_links_cut_no_witness_both_serve_then_split_brain_resolved() -> None
     assert states(pair) == ("PRIM", "SECOND")
 
 
+def test_a_stopped_split_brain_loser_still_keeps_its_own_changes_on_second() -> None:
+    # stop clears the split-brain flag; the diverged history is still there, and
+    # `second` must still keep what this copy wrote alone before it is resynced.
+    pair = settled()
+    pair.links_up.clear()
+    pair.settle()
+    pair.links_up.add("lan")
+    pair.settle()
+    m2 = pair.machine("node2")
+    assert states(pair) == ("ALONE", "WAIT") and m2.split_brain
+    assert pair.command("node2", "stop").accepted
+    pair.settle()
+    assert states(pair) == ("ALONE", "STOP") and not m2.split_brain
+    assert pair.command("node2", "second").accepted
+    assert m2.quarantine_wanted
+    pair.settle()
+    assert states(pair) == ("PRIM", "SECOND")
+
+
+def test_keeping_the_split_brain_losers_copy_instead() -> None:
+    # The route SPLIT_BRAIN_MSG gives: stop the survivor, force the loser primary, then
+    # the old survivor finds the split brain in turn and keeps its changes on `second`.
+    pair = settled()
+    pair.links_up.clear()
+    pair.settle()
+    pair.links_up.add("lan")
+    pair.settle()
+    assert states(pair) == ("ALONE", "WAIT")
+    assert not pair.command("node2", "prim").accepted  # node1 still serves
+    assert pair.command("node1", "stop").accepted
+    pair.settle()
+    assert states(pair) == ("STOP", "WAIT")
+    assert pair.command("node2", "prim").accepted
+    pair.settle()
+    assert states(pair) == ("STOP", "ALONE")
+    assert pair.command("node1", "start").accepted
+    pair.settle()
+    m1 = pair.machine("node1")
+    assert states(pair) == ("WAIT", "ALONE") and m1.split_brain
+    assert pair.command("node1", "second").accepted and m1.quarantine_wanted
+    pair.settle()
+    assert states(pair) == ("SECOND", "PRIM")
+
+
+def test_second_after_a_clean_outage_quarantines_nothing() -> None:
+    pair = settled()
+    pair.kill("node2")
+    pair.settle()
+    pair.boot("node2")
+    pair.settle()
+    assert states(pair) == ("PRIM", "SECOND")
+    m2 = pair.machine("node2")
+    assert pair.command("node2", "stop").accepted
+    pair.settle()
+    assert pair.command("node2", "second").accepted
+    assert not m2.quarantine_wanted  # its history is the primary's: nothing of its own
+
+
 def test_witness_reachable_only_from_node2() -> None:
     pair = settled(witness=True)
     pair.links_up.clear()
