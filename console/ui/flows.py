@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QMenu, QWidget
 
 from console.model.cluster import NODE_IDS
 from console.model.migration import MigrationPlan, plan_migration, plan_swap
+from console.model.survivor import SurvivorPlan, in_split_brain, plan_survivor
 from console.ui.confirm import Confirmer
 from console.ui.session import ClusterSession
 from protos import mirrorpair_pb2 as pb
@@ -114,6 +115,41 @@ class CommandFlows(QObject):
             yes_text=f"{verb} to {plan.target}",
         )
 
+    # ----- split brain: whose copy survives ---------------------------------------------
+    def request_survivor(self, module: str, keep: str) -> None:
+        def make_plan() -> SurvivorPlan:
+            return plan_survivor(
+                self.session.model, module, keep, busy=self.session.ops.busy(module)
+            )
+
+        plan = make_plan()
+        if not plan.ok:
+            self.refused.emit(plan.reason)
+            return
+
+        def confirmed() -> None:
+            again = make_plan()
+            if not again.ok:  # the cluster changed while the questions were open
+                self.refused.emit(again.reason)
+                return
+            self.session.command(module, again.command, again.send_to)
+
+        drop = plan.send_to
+        self.confirmer.ask(
+            f"Keep {keep}'s copy of {module}?",
+            f"Both nodes wrote to {module} while they could not see each other.\n\n"
+            f"{plan.reason}",
+            confirmed,
+            yes_text=f"Keep {keep}'s copy",
+            danger=True,
+            then=(
+                "Really set aside the other copy?",
+                f"{drop}'s own changes to {module} stop being served: they are kept only "
+                f"in {drop}'s quarantine folder, to be looked at or copied back by hand."
+                f"\n\nKeep {keep}'s copy?",
+            ),
+        )
+
     # ----- other commands -----------------------------------------------------------------
     def request_command(self, module: str, command: int, node_id: str) -> None:
         reason = self._unavailable(module, node_id)
@@ -152,6 +188,16 @@ class CommandFlows(QObject):
         act.setToolTip(swap.reason)
         act.triggered.connect(lambda: self.request_swap(module))
         menu.setToolTipsVisible(True)
+        if in_split_brain(self.session.model, module):
+            menu.addSection("Split brain: keep which copy?")
+            for keep in NODE_IDS:
+                plan = plan_survivor(
+                    self.session.model, module, keep, busy=self.session.ops.busy(module)
+                )
+                a = menu.addAction(f"Keep {keep}'s copy…")
+                a.setEnabled(plan.ok)
+                a.setToolTip(plan.reason)
+                a.triggered.connect(lambda _=False, k=keep: self.request_survivor(module, k))
         for node_id in NODE_IDS:
             menu.addSection(f"On {node_id}")
             reason = self._unavailable(module, node_id)

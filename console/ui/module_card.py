@@ -171,6 +171,12 @@ class ModuleCard(QFrame):
         """What the pill shows for ``node_id`` (tests, accessibility)."""
         return self.rows[node_id].pill.text()
 
+    def badge_texts(self, node_id: str) -> list[str]:
+        """The badges shown for ``node_id`` (tests, accessibility)."""
+        badges = self.rows[node_id].badges
+        items = (badges.itemAt(i).widget() for i in range(badges.count()))
+        return [w.text() for w in items if isinstance(w, QLabel)]
+
     def pill_colour(self, node_id: str) -> str:
         return str(self.rows[node_id].pill.property("colour") or "")
 

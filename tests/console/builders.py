@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from console.model.cluster import ClusterModel
 from protos import mirrorpair_pb2 as pb
 
 STATES = {n.removeprefix("STATE_"): v for n, v in pb.ModuleState.items()}
@@ -83,3 +84,17 @@ def node(
         )
     st.modules.extend(modules)
     return st
+
+
+ADDR = {"node1": "127.0.0.1:1", "node2": "127.0.0.2:2"}
+
+
+def pair(n1: pb.ModuleStatus, n2: pb.ModuleStatus | None) -> ClusterModel:
+    """A model that got node1's snapshot and node2's (None: node2 refuses connections)."""
+    m = ClusterModel("c", ADDR)
+    m.apply_snapshot("node1", node("node1", n1), 1.0)
+    if n2 is None:
+        m.apply_unreachable("node2", "connection refused", 1.0)
+    else:
+        m.apply_snapshot("node2", node("node2", n2), 1.0)
+    return m

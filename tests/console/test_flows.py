@@ -90,3 +90,24 @@ def test_commands_on_an_unreachable_node_are_refused(qtbot: Any, aio: Any, tmp_p
     menu = flows.build_menu("web", holder)
     enabled = {a.text(): a.isEnabled() for a in menu.actions() if a.text()}
     assert enabled["Swap to node2"] is False
+
+
+def test_the_menu_offers_a_survivor_only_in_split_brain(
+    qtbot: Any, aio: Any, tmp_path: Path
+) -> None:
+    session, flows, _ = make(tmp_path, qtbot)
+    holder = QWidget()
+    qtbot.addWidget(holder)
+
+    def keep_actions() -> list[str]:
+        menu = flows.build_menu("web", holder)
+        return [a.text() for a in menu.actions() if a.text().startswith("Keep ")]
+
+    assert keep_actions() == []
+    now = time.time()
+    session.handle_event(
+        NodeSnapshot("c", "node1", node("node1", module(state="ALONE", split_brain=True)), now)
+    )
+    waiting = module(state="WAIT", readiness="NotReady", split_brain=True)
+    session.handle_event(NodeSnapshot("c", "node2", node("node2", waiting), now))
+    assert keep_actions() == ["Keep node1's copy…", "Keep node2's copy…"]

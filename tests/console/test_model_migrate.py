@@ -6,19 +6,7 @@ from console.model.cluster import ClusterModel
 from console.model.migration import plan_migration, plan_swap
 from console.model.operations import OperationTracker, Phase
 from protos import mirrorpair_pb2 as pb
-from tests.console.builders import module, node
-
-ADDR = {"node1": "127.0.0.1:1", "node2": "127.0.0.2:2"}
-
-
-def pair(n1: pb.ModuleStatus, n2: pb.ModuleStatus | None) -> ClusterModel:
-    m = ClusterModel("c", ADDR)
-    m.apply_snapshot("node1", node("node1", n1), 1.0)
-    if n2 is None:
-        m.apply_unreachable("node2", "connection refused", 1.0)
-    else:
-        m.apply_snapshot("node2", node("node2", n2), 1.0)
-    return m
+from tests.console.builders import ADDR, module, node, pair
 
 
 def test_ready_pair_can_migrate_to_the_secondary() -> None:
