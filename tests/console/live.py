@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from pytestqt.exceptions import TimeoutError as QtTimeoutError
@@ -35,6 +36,18 @@ def open_console(qtbot: Any, entry: ClusterEntry) -> MainWindow:
     window.start()
     window.show()
     return window
+
+
+@contextlib.contextmanager
+def console_window(qtbot: Any, run: Callable[..., Any], lc: LocalCluster) -> Iterator[MainWindow]:
+    """The console on ``lc``, shut down cleanly afterwards (its streams closed first)."""
+    w = open_console(qtbot, entry_for(lc))
+    try:
+        yield w
+    finally:
+        run(w.shutdown(), 15)
+        w.close()
+        w.deleteLater()
 
 
 def wait_for(

@@ -17,7 +17,7 @@ from console.model.operations import Phase
 from console.ui.main_window import MainWindow
 from console.ui.mime import ModuleDrag, encode
 from protos import mirrorpair_pb2 as pb
-from tests.console.live import entry_for, open_console, wait_for
+from tests.console.live import console_window, wait_for
 from tests.integration.agents import LocalCluster
 
 OTHER = {"node1": "node2", "node2": "node1"}
@@ -32,13 +32,8 @@ def lc(tmp_path: Path) -> Iterator[LocalCluster]:
 
 @pytest.fixture
 def window(qtbot: Any, run: Callable[..., Any], lc: LocalCluster) -> Iterator[MainWindow]:
-    w = open_console(qtbot, entry_for(lc))
-    try:
+    with console_window(qtbot, run, lc) as w:
         yield w
-    finally:
-        run(w.shutdown(), 15)
-        w.close()
-        w.deleteLater()
 
 
 def settled_in_console(qtbot: Any, w: MainWindow, lc: LocalCluster) -> tuple[str, str]:

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QWidget
 
 from console.ui.main_window import MainWindow
 from protos import mirrorpair_pb2 as pb
-from tests.console.live import entry_for, open_console, wait_for
+from tests.console.live import console_window, wait_for
 from tests.integration.agents import LocalCluster
 
 
@@ -47,13 +47,8 @@ def lc(tmp_path: Path) -> Iterator[LocalCluster]:
 
 @pytest.fixture
 def window(qtbot: Any, run: Callable[..., Any], lc: LocalCluster) -> Iterator[MainWindow]:
-    w = open_console(qtbot, entry_for(lc))
-    try:
+    with console_window(qtbot, run, lc) as w:
         yield w
-    finally:
-        run(w.shutdown(), 15)
-        w.close()
-        w.deleteLater()
 
 
 def survivor_actions(window: MainWindow) -> dict[str, Any]:

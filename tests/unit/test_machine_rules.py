@@ -84,14 +84,21 @@ def test_all_links_cut_no_witness_both_serve_then_split_brain_resolved() -> None
     assert states(pair) == ("PRIM", "SECOND")
 
 
-def test_a_stopped_split_brain_loser_still_keeps_its_own_changes_on_second() -> None:
-    # stop clears the split-brain flag; the diverged history is still there, and
-    # `second` must still keep what this copy wrote alone before it is resynced.
+def split_brain() -> Pair:
+    """Both served while every link was cut; back together, node1 (primary first)
+    serves and node2 waits with split brain."""
     pair = settled()
     pair.links_up.clear()
     pair.settle()
     pair.links_up.add("lan")
     pair.settle()
+    return pair
+
+
+def test_a_stopped_split_brain_loser_still_keeps_its_own_changes_on_second() -> None:
+    # stop clears the split-brain flag; the diverged history is still there, and
+    # `second` must still keep what this copy wrote alone before it is resynced.
+    pair = split_brain()
     m2 = pair.machine("node2")
     assert states(pair) == ("ALONE", "WAIT") and m2.split_brain
     assert pair.command("node2", "stop").accepted
@@ -106,11 +113,7 @@ def test_a_stopped_split_brain_loser_still_keeps_its_own_changes_on_second() -> 
 def test_keeping_the_split_brain_losers_copy_instead() -> None:
     # The route SPLIT_BRAIN_MSG gives: stop the survivor, force the loser primary, then
     # the old survivor finds the split brain in turn and keeps its changes on `second`.
-    pair = settled()
-    pair.links_up.clear()
-    pair.settle()
-    pair.links_up.add("lan")
-    pair.settle()
+    pair = split_brain()
     assert states(pair) == ("ALONE", "WAIT")
     assert not pair.command("node2", "prim").accepted  # node1 still serves
     assert pair.command("node1", "stop").accepted
