@@ -65,9 +65,13 @@ def test_keeping_the_serving_copy_makes_the_other_node_secondary(
     assert view is not None
     wait_for(
         qtbot,
-        lambda: "web" in view.cards and "split brain" in view.card("web").badge_texts("node2"),
+        lambda: (
+            "web" in view.cards
+            and view.card("web").state_text("node1") == "ALONE · Ready"
+            and "split brain" in view.card("web").badge_texts("node2")
+        ),
         20,
-        "the console did not show the split brain",
+        "the console did not show node1 serving and node2 in split brain",
         lc.describe,
     )
     actions = survivor_actions(window)
