@@ -38,6 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from node_agent.config.model import NodePaths  # noqa: E402
+from node_agent.malloc_tuning import keep_large_buffers  # noqa: E402
 from node_agent.replication.module_repl import ModuleReplication  # noqa: E402
 from node_agent.replication.receiver import StreamReceiver  # noqa: E402
 from node_agent.tls.ca import create_ca, issue_certificate  # noqa: E402
@@ -68,8 +69,10 @@ def secondary_main(work: Path, early_flush: bool) -> None:
 
 
 class Secondary:
-    def __init__(self, work: Path, early_flush: bool) -> None:
-        flags = [] if early_flush else ["--no-early-flush"]
+    def __init__(self, work: Path, early_flush: bool, default_malloc: bool = False) -> None:
+        flags = ([] if early_flush else ["--no-early-flush"]) + (
+            ["--default-malloc"] if default_malloc else []
+        )
         self.proc = subprocess.Popen(
             [sys.executable, __file__, "--secondary", str(work), *flags],
             stdout=subprocess.PIPE, text=True,
@@ -267,7 +270,14 @@ def main() -> None:
     ap.add_argument("--no-early-flush", action="store_true",
                     help="let both copies' page caches hold the data until fsync, instead "
                     "of starting writeback as it arrives")  # fmt: skip
+    ap.add_argument(
+        "--default-malloc",
+        action="store_true",
+        help="leave glibc's malloc thresholds alone (the agent tunes them)",
+    )
     args = ap.parse_args()
+    if not args.default_malloc:
+        keep_large_buffers()  # as mirrorpair-agent does
     if args.secondary:
         return secondary_main(args.secondary, not args.no_early_flush)
     if args.quick:
@@ -282,7 +292,8 @@ def main() -> None:
         (work / "n2").symlink_to(elsewhere)
     print(f"secondary's copy on {args.secondary_on}; kernel writeback cache "
           f"{'off' if args.no_writeback else 'on'}; early flush "
-          f"{'off' if args.no_early_flush else 'on'}")  # fmt: skip
+          f"{'off' if args.no_early_flush else 'on'}; malloc thresholds "
+          f"{'default' if args.default_malloc else 'tuned'}")  # fmt: skip
     sec = p = None
     try:
         create_ca(work / "pki" / "ca", "bench")
@@ -294,7 +305,7 @@ def main() -> None:
         random_file(work / "n1" / "copy" / "0" / "big", size, seed=1)
         shutil.copy2(work / "n1" / "copy" / "0" / "big", work / "n2" / "copy" / "0" / "big")
         (work / "local").mkdir()
-        sec = Secondary(work, not args.no_early_flush)
+        sec = Secondary(work, not args.no_early_flush, args.default_malloc)
         p = Primary(work, sec.port, {"writeback_cache": not args.no_writeback},
                     not args.no_early_flush)  # fmt: skip
         took, st = p.pair(None)  # no record yet; same size and mtime: nothing to compare

@@ -14,6 +14,7 @@ import signal
 import sys
 
 from node_agent.config.load import ConfigError, load_config
+from node_agent.malloc_tuning import keep_large_buffers
 from node_agent.tls.ca import TlsError
 
 
@@ -73,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    keep_large_buffers()  # the data path's 1 MiB buffers: reuse, not fresh pages
     try:
         asyncio.run(serve(args.config, args.node))
     except (ConfigError, TlsError) as exc:

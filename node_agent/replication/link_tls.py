@@ -1,4 +1,5 @@
-"""The replication link: TLS contexts, stream set-up (HELLO / HELLO_ACK), write batching.
+"""The replication link: TLS contexts, stream set-up (HELLO / HELLO_ACK), write batching
+(the TLS itself: tls_transport.py).
 
 Same trust model as the gRPC API (node_agent.tls.credentials), for plain ``ssl`` sockets:
 the sender presents its node certificate and checks that the receiver's certificate,
@@ -12,10 +13,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import ssl
+import time
+from collections.abc import Callable
 
 from cryptography.exceptions import InvalidSignature
 
 from node_agent.replication.frame_decoder import FrameDecoder
+from node_agent.replication.tls_transport import connect_tls
 from node_agent.replication.wire import (
     Frame,
     FrameType,
@@ -34,6 +38,7 @@ from node_agent.tls.ca import (
 from node_agent.tls.credentials import TlsPaths
 
 __all__ = [
+    "FrameLink",
     "LinkError",
     "TlsError",
     "TlsPaths",
@@ -44,7 +49,6 @@ __all__ = [
     "peer_cn",
     "server_context",
 ]
-READ_CHUNK = 256 * 1024
 COALESCE = 64 * 1024
 
 
@@ -104,22 +108,81 @@ def peer_cn(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> str:
     return ""
 
 
+class FrameLink(asyncio.BufferedProtocol):
+    """The sender's protocol on a TlsTransport: decodes frames as they arrive. Until
+    ``deliver`` is called (during HELLO) they are kept for ``first_frames``; then each
+    batch goes to ``on_frames``, and the end to ``on_lost`` (None: the peer closed; a
+    WireError: it sent garbage; else the OSError / ssl.SSLError)."""
+
+    def __init__(self) -> None:
+        self.decoder = FrameDecoder()
+        self.transport: asyncio.Transport | None = None
+        self.last_rx = time.monotonic()
+        self._kept: list[Frame] = []
+        self._lost: tuple[BaseException | None] | None = None
+        self._changed = asyncio.Event()
+        self._on_frames: Callable[[list[Frame]], None] | None = None
+        self._on_lost: Callable[[BaseException | None], None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.decoder.get_buffer(sizehint)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.last_rx = time.monotonic()
+        frames = self.decoder.buffer_updated(nbytes)  # a WireError ends the connection
+        if frames and self._on_frames is not None:
+            self._on_frames(frames)
+        elif frames:
+            self._kept += frames
+            self._changed.set()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = (exc,)
+        self._changed.set()
+        if self._on_lost is not None:
+            self._on_lost(exc)
+
+    async def first_frames(self, where: str) -> list[Frame]:
+        while not self._kept:
+            if self._lost is not None:
+                if self._lost[0] is not None:
+                    raise self._lost[0]
+                # TLS 1.3: also how a refused client certificate often looks
+                raise LinkError(f"{where} closed the connection during HELLO "
+                                "(does it accept our certificate and node id?)")  # fmt: skip
+            self._changed.clear()
+            await self._changed.wait()
+        frames, self._kept = self._kept, []
+        return frames
+
+    def deliver(
+        self,
+        on_frames: Callable[[list[Frame]], None],
+        on_lost: Callable[[BaseException | None], None],
+    ) -> None:
+        """From now on, frames go to ``on_frames`` and the end to ``on_lost``."""
+        self._on_frames, self._on_lost = on_frames, on_lost
+        if self._kept:
+            frames, self._kept = self._kept, []
+            on_frames(frames)
+        if self._lost is not None:
+            on_lost(self._lost[0])
+
+
 async def open_stream(
     host: str, port: int, ctx: ssl.SSLContext, peer: str, hello: Hello, timeout_s: float
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, FrameDecoder, list[Frame]]:
+) -> tuple[FrameLink, list[Frame]]:
     """Connect to ``peer``'s receiver, send HELLO, wait for an accepting HELLO_ACK.
 
-    Returns the stream, its decoder and any frames that followed the HELLO_ACK. Every
-    failure is a LinkError whose message says what to check.
+    Returns the link (its ``transport`` writes) and any frames that followed the
+    HELLO_ACK. Every failure is a LinkError whose message says what to check.
     """
     where, t = f"{peer} at {host}:{port}", timeout_s
     try:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(
-                host, port, ssl=ctx, limit=READ_CHUNK, server_hostname=server_name(peer),
-                ssl_handshake_timeout=t,
-            ), t,
-        )  # fmt: skip
+        transport, link = await connect_tls(host, port, ctx, server_name(peer), FrameLink, t)
     except ssl.SSLCertVerificationError as e:
         raise LinkError(f"certificate of {where} not accepted: {e.verify_message}") from None
     except ssl.SSLError as e:
@@ -128,12 +191,11 @@ async def open_stream(
         raise LinkError(f"no connection to {where} within {t:g} s") from None
     except OSError as e:
         raise LinkError(f"cannot connect to {where}: {e.strerror or e}") from None
-    decoder = FrameDecoder()
     try:
-        writer.write(encode_frame(FrameType.HELLO, 0, hello))
-        frames = await asyncio.wait_for(_first_frames(reader, decoder, where), t)
+        transport.write(encode_frame(FrameType.HELLO, 0, hello))
+        frames = await asyncio.wait_for(link.first_frames(where), t)
     except BaseException as e:
-        writer.transport.abort()
+        transport.abort()
         if isinstance(e, TimeoutError):
             raise LinkError(f"no HELLO_ACK from {where} within {t:g} s") from None
         if isinstance(e, ssl.SSLError):  # TLS 1.3: a refused client cert shows up here
@@ -148,25 +210,10 @@ async def open_stream(
         raise
     ack = frames[0].body
     if not isinstance(ack, HelloAck) or not ack.accepted:
-        writer.transport.abort()
+        transport.abort()
         why = ack.reason if isinstance(ack, HelloAck) else f"sent {frames[0].type.name}"
         raise LinkError(f"{where} refused module {hello.module}: {why}", refused=True)
-    return reader, writer, decoder, frames[1:]
-
-
-async def _first_frames(
-    reader: asyncio.StreamReader, decoder: FrameDecoder, where: str
-) -> list[Frame]:
-    while True:
-        data = await reader.read(READ_CHUNK)
-        if not data:  # TLS 1.3: also how a refused client certificate often looks
-            raise LinkError(
-                f"{where} closed the connection during HELLO "
-                "(does it accept our certificate and node id?)"
-            )
-        frames = decoder.feed(data)
-        if frames:
-            return frames
+    return link, frames[1:]
 
 
 def coalesce(batch: list[bytes]) -> list[bytes]:

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from node_agent.replication import link_tls, ops, wire
 from node_agent.replication.apply import Applier, UnsafePath
 from node_agent.replication.frame_decoder import FrameDecoder
+from node_agent.replication.tls_transport import accept_tls
 from node_agent.replication.wire import Frame, FrameType, Hello, Mode, encode_frame
 
 log = logging.getLogger(__name__)
@@ -118,23 +119,15 @@ class StreamReceiver:
         assert self._sock is not None
         while True:
             conn, addr = await loop.sock_accept(self._sock)
-            # ACK frames are small: without this, Nagle holds one back until the previous
-            # one is acknowledged, which the primary's delayed ACK makes a 40 ms stall
-            # (asyncio sets it only on sockets whose proto field says TCP; ours says 0).
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             task = loop.create_task(self._handshake(conn, addr))
             self._conns.add(task)
             task.add_done_callback(self._conns.discard)
 
     async def _handshake(self, conn: socket.socket, addr: tuple) -> None:
-        # connect_accepted_socket raises handshake errors here, so a refused certificate
-        # gets a log line (asyncio's own TLS servers drop them silently).
+        # Handshake errors surface here, so a refused certificate gets a log line.
         where = f"{addr[0]}:{addr[1]}"
         try:
-            await asyncio.get_running_loop().connect_accepted_socket(
-                lambda: _Stream(self, where), conn, ssl=self._ssl,
-                ssl_handshake_timeout=self.hello_timeout_s,
-            )  # fmt: skip
+            await accept_tls(conn, self._ssl, lambda: _Stream(self, where), self.hello_timeout_s)
         except (ssl.SSLError, OSError, TimeoutError) as e:
             reason = getattr(e, "verify_message", None) or getattr(e, "reason", None) or e
             log.warning("refused replication connection from %s: TLS handshake failed: %s",

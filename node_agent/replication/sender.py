@@ -33,8 +33,7 @@ from collections import deque
 from collections.abc import Callable
 
 from node_agent.replication import link_tls, ops
-from node_agent.replication.frame_decoder import FrameDecoder
-from node_agent.replication.link_tls import READ_CHUNK, LinkError
+from node_agent.replication.link_tls import FrameLink, LinkError
 from node_agent.replication.ops import Op
 from node_agent.replication.requests import PendingRequests, RequestFailed
 from node_agent.replication.sender_types import (
@@ -45,9 +44,11 @@ from node_agent.replication.sender_types import (
     unacknowledged,
     wait_pending,
 )
+from node_agent.replication.tls_transport import TlsTransport
 from node_agent.replication.wire import (
     FLAG_FAILED,
     MAX_WRITE_DATA,
+    Frame,
     FrameType,
     Hello,
     Mode,
@@ -106,14 +107,13 @@ class StreamSender:
         self._ping_seq = 0
         self._ping_sent: float | None = None
         self._requests = PendingRequests()
-        self._last_rx = 0.0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name=f"repl-send-{module}", daemon=True
         )
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._writer: asyncio.StreamWriter | None = None
+        self._link: FrameLink | None = None
 
     # ---- called from any thread -------------------------------------------------------
 
@@ -259,8 +259,8 @@ class StreamSender:
     def _teardown(self) -> None:
         for task in self._tasks:
             task.cancel()
-        if self._writer is not None:
-            self._writer.transport.abort()
+        if self._link is not None and self._link.transport is not None:
+            self._link.transport.abort()
 
     def _stop_loop(self) -> None:
         if self._loop.is_closed():
@@ -280,32 +280,31 @@ class StreamSender:
 
     async def _connect(self) -> None:
         hello = Hello(self.module, self.node_id, self._generation, self._mode)
-        reader, writer, decoder, frames = await link_tls.open_stream(
+        link, frames = await link_tls.open_stream(
             self._host, self._port, self._ssl, self.peer, hello, self._connect_timeout
         )
-        self._writer, self._last_rx = writer, time.monotonic()
+        self._link = link
         with self._lock:
             self._state = SenderState.RUNNING
         for frame in frames:
             self._on_frame(frame)
+        link.deliver(self._on_frames, self._on_lost)
         loop = asyncio.get_running_loop()
-        for coro in (self._read_loop(reader, decoder), self._write_loop(writer), self._watch()):
+        for coro in (self._write_loop(link), self._watch(link)):
             self._tasks.append(loop.create_task(coro))
         log.info("replicating %s to %s (%s)", self.module, self._where, self._mode)
 
-    async def _read_loop(self, reader: asyncio.StreamReader, decoder: FrameDecoder) -> None:
-        try:
-            while True:
-                data = await reader.read(READ_CHUNK)
-                if not data:
-                    return self._fail(f"{self._where} closed the connection")
-                self._last_rx = time.monotonic()
-                for frame in decoder.feed(data):
-                    self._on_frame(frame)
-        except WireError as e:
-            self._fail(f"invalid frame from {self._where}: {e.reason}")
-        except OSError as e:
-            self._fail(f"connection to {self._where} lost: {e}")
+    def _on_frames(self, frames: list[Frame]) -> None:
+        for frame in frames:
+            self._on_frame(frame)
+
+    def _on_lost(self, exc: BaseException | None) -> None:
+        if exc is None:
+            self._fail(f"{self._where} closed the connection")
+        elif isinstance(exc, WireError):
+            self._fail(f"invalid frame from {self._where}: {exc.reason}")
+        else:
+            self._fail(f"connection to {self._where} lost: {exc}")
 
     def _on_frame(self, frame: object) -> None:
         ftype, seq, body = frame.type, frame.seq, frame.body  # type: ignore[attr-defined]
@@ -318,8 +317,8 @@ class StreamSender:
             what = f"could not apply op {seq}" if ftype is FrameType.NACK else "reported an error"
             cause = os.strerror(body.errno) if body.errno else "error"
             self._fail(f"{self.peer} {what}: {cause}: {body.message}")
-        elif ftype is FrameType.PING and self._writer is not None:
-            self._writer.write(encode_frame(FrameType.PONG, seq))
+        elif ftype is FrameType.PING and self._link is not None:
+            self._link.transport.write(encode_frame(FrameType.PONG, seq))  # type: ignore[union-attr]
         elif ftype is FrameType.REPLY:
             self._requests.resolve(seq, body, bool(frame.flags & FLAG_FAILED))  # type: ignore[attr-defined]
         else:
@@ -351,7 +350,8 @@ class StreamSender:
         for p in to_release:
             p.done.release()  # type: ignore[union-attr]
 
-    async def _write_loop(self, writer: asyncio.StreamWriter) -> None:
+    async def _write_loop(self, link: FrameLink) -> None:
+        transport: TlsTransport = link.transport  # type: ignore[assignment]
         try:
             while True:
                 await self._wake.wait()
@@ -364,13 +364,13 @@ class StreamSender:
                     self._bytes_sent += sum(map(len, batch))
                 if batch:
                     for piece in link_tls.coalesce(batch):
-                        writer.write(piece)
+                        transport.write(piece)
                     self._sent_marks.append((hi, time.monotonic()))
-                    await writer.drain()
+                    await transport.drain()
         except OSError as e:
             self._fail(f"connection to {self._where} lost: {e}")
 
-    async def _watch(self) -> None:
+    async def _watch(self, link: FrameLink) -> None:
         tick = max(0.01, min(0.25, self._ack_timeout / 8))
         while True:
             await asyncio.sleep(tick)
@@ -385,7 +385,7 @@ class StreamSender:
             if self._ping_sent is not None:
                 if now - self._ping_sent > self._ack_timeout:
                     return self._fail(f"no PONG from {self.peer} within {self._ack_timeout:g} s")
-            elif oldest is None and now - self._last_rx > self._ping_interval and self._writer:
+            elif oldest is None and now - link.last_rx > self._ping_interval:
                 self._ping_seq += 1
                 self._ping_sent = now
-                self._writer.write(encode_frame(FrameType.PING, self._ping_seq))
+                link.transport.write(encode_frame(FrameType.PING, self._ping_seq))  # type: ignore[union-attr]
