@@ -11,6 +11,7 @@ stream is unusable (framing is lost): every later call raises the same error.
 
 from __future__ import annotations
 
+import ctypes
 import struct
 import zlib
 
@@ -29,6 +30,20 @@ from node_agent.replication.wire import (
 )
 
 _U32 = struct.Struct(">I")
+_new_bytearray = ctypes.pythonapi.PyByteArray_FromStringAndSize
+_new_bytearray.restype, _new_bytearray.argtypes = (
+    ctypes.py_object,
+    (ctypes.c_void_p, ctypes.c_ssize_t),
+)
+
+
+def _unfilled(n: int) -> bytearray:
+    """n bytes, not zeroed (C API: from NULL): a big payload's buffer is read into in
+    full before anything looks at it, and zeroing 1 MiB per frame was 12 % of the
+    receiving thread's time."""
+    return _new_bytearray(None, n)
+
+
 _TYPES = {int(t): t for t in FrameType}
 
 
@@ -131,7 +146,7 @@ class FrameDecoder:
                 return None, HEADER_LEN + length
             have = end - start
             self._big = (_TYPES[ftype], flags, seq)
-            self._big_buf = bytearray(length)
+            self._big_buf = _unfilled(length)
             self._big_buf[:have] = mv[start:end]
             self._big_have = have
             self._start = self._end = 0  # everything buffered was this frame's
