@@ -68,9 +68,10 @@ async def connect_tls(
     host: str, port: int, ctx: ssl.SSLContext, server_hostname: str,
     protocol_factory: type[P] | Any, timeout_s: float,
 ) -> tuple[TlsTransport, P]:  # fmt: skip
-    """Connect, complete the TLS handshake (both within ``timeout_s``), start ``protocol``.
-    Raises OSError, ssl.SSLError (ssl.SSLCertVerificationError) or TimeoutError."""
+    """Connect, complete the TLS handshake (together within ``timeout_s``), start the
+    protocol. Raises OSError, ssl.SSLError (ssl.SSLCertVerificationError) or TimeoutError."""
     loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
 
     async def tcp() -> socket.socket:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -84,6 +85,9 @@ async def connect_tls(
             except OSError as e:
                 sock.close()
                 error = e
+            except BaseException:  # timed out or cancelled: no socket left behind
+                sock.close()
+                raise
         raise error
 
     sock = await asyncio.wait_for(tcp(), timeout_s)
@@ -93,15 +97,19 @@ async def connect_tls(
     except BaseException:
         sock.close()
         raise
-    return await _start(tls, protocol_factory, timeout_s)
+    return await _start(tls, protocol_factory, max(0.0, deadline - loop.time()))
 
 
 async def accept_tls(
     sock: socket.socket, ctx: ssl.SSLContext, protocol_factory: type[P] | Any, timeout_s: float
 ) -> tuple[TlsTransport, P]:
     """The server side of an accepted, non-blocking ``sock``: as connect_tls."""
-    sock.setblocking(False)
-    tls = ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+    try:
+        sock.setblocking(False)
+        tls = ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+    except BaseException:
+        sock.close()
+        raise
     return await _start(tls, protocol_factory, timeout_s)
 
 
@@ -150,6 +158,7 @@ class TlsTransport(asyncio.Transport):
         return self._queued
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Send ``data``, or queue it uncopied: it must not change until sent (bytes)."""
         if self._closing or self._lost or not data:
             return
         view = memoryview(data).cast("B")
