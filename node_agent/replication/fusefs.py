@@ -10,8 +10,7 @@ Ordering guarantee: operations on the same path whose effects could conflict are
 locally and handed over in the same order (see fusefs_order); writes to disjoint ranges
 and operations on other paths run concurrently. If the replicator offers the optional
 ``submit(op) -> wait`` (enqueue in order, return a callable that blocks until safe), the
-hand-over is done under one global lock with the local apply, which gives a single total
-order while still pipelining the waits.
+claim ends once the op is submitted, and the waits are pipelined.
 
 Not replicated, on purpose:
 - ``flush`` (every close): it is not a durability point -- the local side does nothing on
@@ -58,7 +57,7 @@ from node_agent.replication import ops
 from node_agent.replication.early_flush import EarlyFlush
 from node_agent.replication.fusefs_data import DataOps
 from node_agent.replication.fusefs_namespace import NamespaceOps, guard
-from node_agent.replication.fusefs_order import OrderGate
+from node_agent.replication.fusefs_order import OrderGate, WritersLock
 from node_agent.replication.replicator import Replicator
 from node_agent.replication.writeback import Writeback
 
@@ -111,9 +110,9 @@ class ReplicatingFS(DataOps, NamespaceOps, mfusepy.Operations):
         self._gate = OrderGate()
         self._submit = getattr(replicator, "submit", None)
         self._prepare = getattr(replicator, "prepare", None)
-        # With submit(): held around "apply locally + submit". Public so that the module's
-        # replication can pause all writers (no change applied but not yet submitted).
-        self.order_lock = threading.Lock()
+        # With submit(): held shared around "apply locally + submit". Public so that the
+        # module's replication can pause all writers (no change applied, not submitted).
+        self.writers = WritersLock()
         self._fh_paths: dict[int, str] = {}  # open backing fd -> relative path
         self._fh_lock = threading.Lock()
         self._euid, self._egid = os.geteuid(), os.getegid()
@@ -147,7 +146,7 @@ class ReplicatingFS(DataOps, NamespaceOps, mfusepy.Operations):
             raise FuseOSError(errno.EIO)  # this node no longer serves: change nothing
         if self._submit is not None:
             prepared = self._prepare(intent) if intent is not None and self._prepare else None
-            with self.order_lock:
+            with self._gate.claim(*keys), self.writers.shared():  # claim first: see WritersLock
                 try:
                     result, todo = apply()
                 except BaseException:

@@ -2,7 +2,7 @@
 
 Split out of fusefs only for size: ``DataOps`` is a mixin of ``ReplicatingFS`` and uses
 its helpers (_full, _rel, _change, _track, _path_of, _open_flags, _owner_ops,
-_exact_perms, _writeback, order_lock, replicator). Opening with O_TRUNC and creating
+_exact_perms, _writeback, writers, replicator). Opening with O_TRUNC and creating
 change things and are replicated; writes go through the writeback path when the kernel
 flushes its page cache; fsync/fdatasync are the durability points.
 """
@@ -111,14 +111,14 @@ class DataOps(_Base):
 
     def _sync(self, rel: str, datasync: int, local: Callable[[], None]) -> int:
         """fsync/fdatasync: the peer's Fsync is ordered after every change handed over
-        before it; the local sync then runs outside the order lock (it covers what was
+        before it; the local sync then runs outside the writers lock (it covers what was
         applied before, and other writers need not wait for the disk), concurrently with
         the peer's; the application gets its answer once both are done."""
         op = ops.Fsync(rel, bool(datasync))  # "" (the root) = syncfs there
         if getattr(self.replicator, "fenced", False):
             raise FuseOSError(errno.EIO)
         if self._submit is not None:
-            with self.order_lock:
+            with self.writers.shared():
                 wait = self._submit(op)
             try:
                 local()

@@ -253,12 +253,13 @@ class ModuleReplication(PairingMixin):
 
     @contextlib.contextmanager
     def _paused_writers(self) -> Iterator[None]:
-        """Hold every mount's FUSE order lock: fusefs applies a change locally and submits it
-        under that lock, so while we hold it no change is applied but not yet submitted."""
+        """Hold every mount's writers lock exclusively: fusefs applies a change locally and
+        submits it holding that lock shared, so while we hold it no change is applied but
+        not yet submitted."""
         with contextlib.ExitStack() as stack:
             for m in self._mounts:
                 if m.fs is not None:
-                    stack.enter_context(m.fs.order_lock)
+                    stack.enter_context(m.fs.writers.exclusive())
             yield
 
     def _stop_pairing(self, reason: str) -> None:

@@ -148,7 +148,7 @@ class PrimaryReplicator:
         self.submit(op)()
 
     def prepare(self, op: Op) -> Prepared:
-        """Before a Write is applied locally, outside fusefs' order lock (so that many
+        """Before a Write is applied locally, outside fusefs' claim on it (so that many
         writers share one journal sync): record its zones where the current mode will
         look for them. ``submit(op, prepared)`` then completes the record."""
         if self._mode in (Mode.TRACK, Mode.HELD, Mode.FENCED):
