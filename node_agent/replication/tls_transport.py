@@ -234,7 +234,7 @@ class TlsTransport(asyncio.Transport):
             # OpenSSL returns at most one record (16 KiB) per call: fill the buffer with as
             # many as are here before telling the protocol, once. The view is released at
             # once: the protocol may resize its buffer next time.
-            n = 0
+            n, error = 0, None
             with self._protocol.get_buffer(-1) as buf:  # type: ignore[attr-defined]
                 try:
                     while n < len(buf):
@@ -245,8 +245,14 @@ class TlsTransport(asyncio.Transport):
                 except _AGAIN:
                     if not n:
                         raise
+                except OSError as e:  # what came before it (a NACK, say) is still read
+                    if not n:
+                        raise
+                    error = e
             if n:
                 self._protocol.buffer_updated(n)  # type: ignore[attr-defined]
+            if error is not None:
+                raise error
             return n
         data = self._sock.recv(_READ_SIZE)
         if data:
