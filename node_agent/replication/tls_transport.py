@@ -280,7 +280,7 @@ class TlsTransport(asyncio.Transport):
                 if not self._writing:
                     self._writing = True
                     self._loop.add_writer(self._fd, self._flush)
-                return
+                return self._wake_drainers()  # those waiting for less than _HIGH_WATER
             except (OSError, ssl.SSLError) as e:
                 return self._lose(e)
             self._queued -= n

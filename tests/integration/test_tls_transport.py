@@ -16,7 +16,12 @@ import ssl
 import pytest
 
 from node_agent.replication import link_tls
-from node_agent.replication.tls_transport import TlsTransport, accept_tls, connect_tls
+from node_agent.replication.tls_transport import (
+    _HIGH_WATER,
+    TlsTransport,
+    accept_tls,
+    connect_tls,
+)
 from node_agent.tls.ca import server_name
 from tests.integration.repl_rig import Pki
 
@@ -136,6 +141,29 @@ def test_close_sends_what_was_queued_then_closes(pki: Pki) -> None:
         assert await asyncio.wait_for(cli.lost, 20) is None
         assert bytes(cli.got) == big + b"last words"
         assert queued > 0, "the test meant to close with data still queued"
+
+    asyncio.run(run())
+
+
+def test_drain_waits_while_more_than_the_high_water_mark_is_queued(pki: Pki) -> None:
+    """The sender's backpressure: it stops queueing batches while the peer is not reading."""
+
+    async def run() -> None:
+        srv, cli = Collect(), Collect()
+        server, client = await pair(pki, srv, cli)
+        server.pause_reading()
+        data = os.urandom(32 * MiB)
+        client.write(data)
+        drained = asyncio.ensure_future(client.drain())
+        await asyncio.sleep(0.3)
+        assert not drained.done() and client.get_write_buffer_size() > _HIGH_WATER
+        server.resume_reading()
+        await asyncio.wait_for(drained, 20)
+        assert client.get_write_buffer_size() <= _HIGH_WATER
+        await wait_for(lambda: len(srv.got) >= len(data))
+        assert bytes(srv.got) == data
+        client.close()
+        assert await asyncio.wait_for(srv.lost, 5) is None
 
     asyncio.run(run())
 
