@@ -30,7 +30,6 @@ __all__ = ["TlsTransport", "accept_tls", "connect_tls"]
 P = TypeVar("P", bound=asyncio.BaseProtocol)
 # Reads per readiness callback before yielding to the loop's other callbacks (fairness).
 _READS_PER_TURN = 64
-_READ_SIZE = 256 * 1024  # for protocols that are not BufferedProtocol
 _HIGH_WATER = 4 * 1024 * 1024  # drain() waits while more than this is queued
 _AGAIN = (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError, InterruptedError)
 
@@ -129,11 +128,13 @@ async def _start(
 
 
 class TlsTransport(asyncio.Transport):
-    def __init__(self, sock: ssl.SSLSocket, protocol: asyncio.BaseProtocol) -> None:
+    def __init__(self, sock: ssl.SSLSocket, protocol: asyncio.BufferedProtocol) -> None:
         super().__init__()
         self._loop = asyncio.get_running_loop()
         self._sock, self._fd, self._protocol = sock, sock.fileno(), protocol
-        self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
+        if not isinstance(protocol, asyncio.BufferedProtocol):
+            raise TypeError("TlsTransport decrypts into the protocol's buffers: "
+                            "it needs an asyncio.BufferedProtocol")  # fmt: skip
         self._extra: dict[str, Any] = {"ssl_object": sock, "socket": sock}
         with contextlib.suppress(OSError):
             self._extra["peername"] = sock.getpeername()
@@ -229,35 +230,29 @@ class TlsTransport(asyncio.Transport):
         self._loop.call_soon(self._read_ready)  # more may be pending: come back soon
 
     def _read_once(self) -> int:
-        """Read into the protocol; 0 at EOF."""
-        if self._buffered:
-            # OpenSSL returns at most one record (16 KiB) per call: fill the buffer with as
-            # many as are here before telling the protocol, once. The view is released at
-            # once: the protocol may resize its buffer next time.
-            n, error = 0, None
-            with self._protocol.get_buffer(-1) as buf:  # type: ignore[attr-defined]
-                try:
-                    while n < len(buf):
-                        got = self._sock.recv_into(buf[n:])
-                        if not got:
-                            break
-                        n += got
-                except _AGAIN:
-                    if not n:
-                        raise
-                except OSError as e:  # what came before it (a NACK, say) is still read
-                    if not n:
-                        raise
-                    error = e
-            if n:
-                self._protocol.buffer_updated(n)  # type: ignore[attr-defined]
-            if error is not None:
-                raise error
-            return n
-        data = self._sock.recv(_READ_SIZE)
-        if data:
-            self._protocol.data_received(data)  # type: ignore[attr-defined]
-        return len(data)
+        """Read into the protocol; 0 at EOF. OpenSSL returns at most one record (16 KiB)
+        per call: fill the buffer with as many as are here before telling the protocol,
+        once. The view is released at once: the protocol may resize its buffer next time."""
+        n, error = 0, None
+        with self._protocol.get_buffer(-1) as buf:
+            try:
+                while n < len(buf):
+                    got = self._sock.recv_into(buf[n:])
+                    if not got:
+                        break
+                    n += got
+            except _AGAIN:
+                if not n:
+                    raise
+            except OSError as e:  # what came before it (a NACK, say) is still read
+                if not n:
+                    raise
+                error = e
+        if n:
+            self._protocol.buffer_updated(n)
+        if error is not None:
+            raise error
+        return n
 
     def _eof(self) -> None:
         self._stop_reading()
@@ -281,7 +276,7 @@ class TlsTransport(asyncio.Transport):
                     self._writing = True
                     self._loop.add_writer(self._fd, self._flush)
                 return self._wake_drainers()  # those waiting for less than _HIGH_WATER
-            except (OSError, ssl.SSLError) as e:
+            except OSError as e:  # ssl.SSLError included
                 return self._lose(e)
             self._queued -= n
             if n < len(head):
