@@ -12,7 +12,9 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
 import shutil
+import signal
 import time
 from collections.abc import Awaitable, Callable
 
@@ -142,9 +144,12 @@ class WitnessProbe:
         except TimeoutError:
             return False
         finally:
-            if proc.returncode is None:
+            if proc.returncode is None:  # timed out, or cancelled: another target answered
+                # os.kill, not proc.kill(): Popen.send_signal polls (waitpid WNOHANG) first
+                # and may reap the child under asyncio's watcher thread, which then logs
+                # "Unknown child process" and reports exit status 255.
                 with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
+                    os.kill(proc.pid, signal.SIGKILL)
                 await proc.wait()
 
     async def _tcp_one(self, target: str) -> bool:

@@ -13,7 +13,9 @@ import concurrent.futures
 import contextlib
 import errno
 import ipaddress
+import os
 import shutil
+import signal
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -167,7 +169,7 @@ class VirtualIP:
             out, _ = await asyncio.wait_for(proc.communicate(), ARPING_TIMEOUT_S)
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
-                proc.kill()
+                os.kill(proc.pid, signal.SIGKILL)  # not proc.kill(): see witness._ping_one
             await proc.wait()
             self._log("warning", f"gratuitous ARP for {self.ip} on {self.interface} timed out")
             return
@@ -179,6 +181,20 @@ class VirtualIP:
             self._log("warning", f"gratuitous ARP for {self.ip} on {self.interface} failed: {last}")
         else:
             self._log("debug", f"gratuitous ARP sent for {self.ip} on {self.interface}")
+
+
+def node_addresses() -> set[tuple[str, str]]:
+    """Every (interface name, IP) on this node, from one netlink dump: what the
+    interfaces really hold, for the VIP audit. Blocking: run it in a worker thread."""
+    try:
+        with IPRoute() as ipr:
+            names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
+            return {
+                (names.get(msg["index"], ""), msg.get_attr("IFA_ADDRESS"))
+                for msg in ipr.get_addr()
+            }
+    except (NetlinkError, OSError) as exc:
+        raise ResourceError(f"cannot list this node's addresses: {_reason(exc)}") from exc
 
 
 def _reason(exc: BaseException) -> str:
