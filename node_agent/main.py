@@ -43,6 +43,7 @@ async def serve(config_path: str, node_id: str) -> None:
     config = load_config(config_path)
     engine = NodeEngine(config, node_id)
     address = config.nodes[node_id].api
+    await engine.open()
     server = await start_server(engine, address, config.paths_for(node_id))
     print(f"mirrorpair-agent {node_id} ready on {address}", file=sys.stderr, flush=True)
     loop = asyncio.get_running_loop()

@@ -24,55 +24,55 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17protos/mirrorpair.proto\x12\rmirrorpair.v1\"\x91\x01\n\nLinkStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rlocal_address\x18\x02 \x01(\t\x12\x14\n\x0cpeer_address\x18\x03 \x01(\t\x12\n\n\x02up\x18\x04 \x01(\x08\x12\x18\n\x10last_heard_age_s\x18\x05 \x01(\x01\x12\x10\n\x08received\x18\x06 \x01(\x04\x12\x10\n\x08rejected\x18\x07 \x01(\x04\"u\n\rCheckerStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\n\n\x02ok\x18\x03 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\x12\x1c\n\x14\x63onsecutive_failures\x18\x05 \x01(\r\x12\x0e\n\x06\x61\x63tion\x18\x06 \x01(\t\"r\n\x0eResyncProgress\x12\x0e\n\x06\x61\x63tive\x18\x01 \x01(\x08\x12\x12\n\nbytes_done\x18\x02 \x01(\x04\x12\x13\n\x0b\x62ytes_total\x18\x03 \x01(\x04\x12\x18\n\x10rate_bytes_per_s\x18\x04 \x01(\x01\x12\r\n\x05\x65ta_s\x18\x05 \x01(\x01\"\xac\x04\n\x0cModuleStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12)\n\x05state\x18\x03 \x01(\x0e\x32\x1a.mirrorpair.v1.ModuleState\x12+\n\treadiness\x18\x04 \x01(\x0e\x32\x18.mirrorpair.v1.Readiness\x12\x10\n\x08uptodate\x18\x05 \x01(\x08\x12\x10\n\x08\x64\x65graded\x18\x06 \x01(\x08\x12\x13\n\x0bsplit_brain\x18\x07 \x01(\x08\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12\x11\n\tlast_rule\x18\t \x01(\t\x12\x13\n\x0bgenerations\x18\n \x03(\t\x12\x10\n\x08synctime\x18\x0b \x01(\x01\x12\x0b\n\x03vip\x18\x0c \x01(\t\x12\x10\n\x08vip_held\x18\r \x01(\x08\x12\x18\n\x10resource_running\x18\x0e \x01(\x08\x12.\n\x08\x63heckers\x18\x0f \x03(\x0b\x32\x1c.mirrorpair.v1.CheckerStatus\x12-\n\x06resync\x18\x10 \x01(\x0b\x32\x1d.mirrorpair.v1.ResyncProgress\x12\x16\n\x0epreferred_node\x18\x11 \x01(\t\x12\x13\n\x0bstate_since\x18\x12 \x01(\x01\x12.\n\npeer_state\x18\x13 \x01(\x0e\x32\x1a.mirrorpair.v1.ModuleState\x12\x30\n\x0epeer_readiness\x18\x14 \x01(\x0e\x32\x18.mirrorpair.v1.Readiness\"\xd2\x02\n\nNodeStatus\x12\x14\n\x0c\x63luster_name\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0f\n\x07peer_id\x18\x03 \x01(\t\x12\x13\n\x0b\x61pi_address\x18\x04 \x01(\t\x12\x18\n\x10peer_api_address\x18\x05 \x01(\t\x12\x12\n\npeer_alive\x18\x06 \x01(\x08\x12\x1a\n\x12witness_configured\x18\x07 \x01(\x08\x12\x19\n\x11witness_reachable\x18\x08 \x01(\x08\x12(\n\x05links\x18\t \x03(\x0b\x32\x19.mirrorpair.v1.LinkStatus\x12,\n\x07modules\x18\n \x03(\x0b\x32\x1b.mirrorpair.v1.ModuleStatus\x12\x0f\n\x07version\x18\x0b \x01(\t\x12\x0c\n\x04time\x18\x0c \x01(\x01\x12\x1b\n\x13heartbeats_rejected\x18\r \x01(\x04\"\xc2\x02\n\x08LogEntry\x12\x0c\n\x04time\x18\x01 \x01(\x01\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0e\n\x06module\x18\x03 \x01(\t\x12\r\n\x05level\x18\x04 \x01(\t\x12\x0f\n\x07message\x18\x05 \x01(\t\x12-\n\told_state\x18\x06 \x01(\x0e\x32\x1a.mirrorpair.v1.ModuleState\x12-\n\tnew_state\x18\x07 \x01(\x0e\x32\x1a.mirrorpair.v1.ModuleState\x12\r\n\x05\x63\x61use\x18\x08 \x01(\t\x12\x0b\n\x03who\x18\t \x01(\t\x12\x0b\n\x03seq\x18\n \x01(\x04\x12/\n\rold_readiness\x18\x0b \x01(\x0e\x32\x18.mirrorpair.v1.Readiness\x12/\n\rnew_readiness\x18\x0c \x01(\x0e\x32\x18.mirrorpair.v1.Readiness\"\x12\n\x10GetStatusRequest\"6\n\x0cWatchRequest\x12\x11\n\tlog_level\x18\x01 \x01(\t\x12\x13\n\x0bkeepalive_s\x18\x02 \x01(\x01\"l\n\x0bStatusEvent\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12)\n\x06status\x18\x02 \x01(\x0b\x32\x19.mirrorpair.v1.NodeStatus\x12%\n\x04logs\x18\x03 \x03(\x0b\x32\x17.mirrorpair.v1.LogEntry\"n\n\x0e\x43ommandRequest\x12\x0e\n\x06module\x18\x01 \x01(\t\x12\'\n\x07\x63ommand\x18\x02 \x01(\x0e\x32\x16.mirrorpair.v1.Command\x12\x10\n\x08\x66ullsync\x18\x03 \x01(\x08\x12\x11\n\tissued_by\x18\x04 \x01(\t\"^\n\x0c\x43ommandReply\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x0f\n\x07message\x18\x02 \x01(\t\x12+\n\x06module\x18\x03 \x01(\x0b\x32\x1b.mirrorpair.v1.ModuleStatus\"P\n\x0eGetLogsRequest\x12\x0e\n\x06module\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\x12\x11\n\tmin_level\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\"8\n\x0cGetLogsReply\x12(\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x17.mirrorpair.v1.LogEntry\"\x12\n\x10GetConfigRequest\"=\n\x0eGetConfigReply\x12\x0c\n\x04toml\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\x12\x0c\n\x04path\x18\x03 \x01(\t\"E\n\rDigestRequest\x12\x0e\n\x06module\x18\x01 \x01(\t\x12\x11\n\tzone_size\x18\x02 \x01(\r\x12\x11\n\talgorithm\x18\x03 \x01(\t\"\xb9\x01\n\nFileDigest\x12\x11\n\tdirectory\x18\x01 \x01(\r\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x04\x12\x0c\n\x04mode\x18\x05 \x01(\r\x12\x0b\n\x03uid\x18\x06 \x01(\r\x12\x0b\n\x03gid\x18\x07 \x01(\r\x12\x0e\n\x06target\x18\x08 \x01(\t\x12\x13\n\x0bzone_hashes\x18\t \x03(\x0c\x12\x12\n\nfirst_zone\x18\n \x01(\x04\x12\r\n\x05\x65rror\x18\x0b \x01(\t\"\xa5\x01\n\x0b\x44igestChunk\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x11\n\talgorithm\x18\x02 \x01(\t\x12\x11\n\tzone_size\x18\x03 \x01(\r\x12(\n\x05\x66iles\x18\x04 \x03(\x0b\x32\x19.mirrorpair.v1.FileDigest\x12\x0c\n\x04last\x18\x05 \x01(\x08\x12\x12\n\nstate_note\x18\x06 \x01(\t\x12\x13\n\x0b\x64irectories\x18\x07 \x03(\t*\x85\x01\n\x0bModuleState\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x0e\n\nSTATE_STOP\x10\x01\x12\x0e\n\nSTATE_WAIT\x10\x02\x12\x0f\n\x0bSTATE_ALONE\x10\x03\x12\x0e\n\nSTATE_PRIM\x10\x04\x12\x10\n\x0cSTATE_SECOND\x10\x05\x12\x0c\n\x08STATE_UP\x10\x06*m\n\tReadiness\x12\x19\n\x15READINESS_UNSPECIFIED\x10\x00\x12\x17\n\x13READINESS_NOT_READY\x10\x01\x12\x17\n\x13READINESS_TRANSIENT\x10\x02\x12\x13\n\x0fREADINESS_READY\x10\x03*\xd7\x01\n\x07\x43ommand\x12\x17\n\x13\x43OMMAND_UNSPECIFIED\x10\x00\x12\x11\n\rCOMMAND_START\x10\x01\x12\x10\n\x0c\x43OMMAND_STOP\x10\x02\x12\x13\n\x0f\x43OMMAND_RESTART\x10\x03\x12\x15\n\x11\x43OMMAND_STOPSTART\x10\x04\x12\x15\n\x11\x43OMMAND_FORCESTOP\x10\x05\x12\x10\n\x0c\x43OMMAND_SWAP\x10\x06\x12\x10\n\x0c\x43OMMAND_PRIM\x10\x07\x12\x12\n\x0e\x43OMMAND_SECOND\x10\x08\x12\x13\n\x0f\x43OMMAND_MIGRATE\x10\t2\xc4\x03\n\x05\x41gent\x12G\n\tGetStatus\x12\x1f.mirrorpair.v1.GetStatusRequest\x1a\x19.mirrorpair.v1.NodeStatus\x12H\n\x0bWatchStatus\x12\x1b.mirrorpair.v1.WatchRequest\x1a\x1a.mirrorpair.v1.StatusEvent0\x01\x12H\n\nRunCommand\x12\x1d.mirrorpair.v1.CommandRequest\x1a\x1b.mirrorpair.v1.CommandReply\x12\x45\n\x07GetLogs\x12\x1d.mirrorpair.v1.GetLogsRequest\x1a\x1b.mirrorpair.v1.GetLogsReply\x12K\n\tGetConfig\x12\x1f.mirrorpair.v1.GetConfigRequest\x1a\x1d.mirrorpair.v1.GetConfigReply\x12J\n\x0c\x44igestModule\x12\x1c.mirrorpair.v1.DigestRequest\x1a\x1a.mirrorpair.v1.DigestChunk0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17protos/mirrorpair.proto\x12\rmirrorpair.v1\"\x91\x01\n\nLinkStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rlocal_address\x18\x02 \x01(\t\x12\x14\n\x0cpeer_address\x18\x03 \x01(\t\x12\n\n\x02up\x18\x04 \x01(\x08\x12\x18\n\x10last_heard_age_s\x18\x05 \x01(\x01\x12\x10\n\x08received\x18\x06 \x01(\x04\x12\x10\n\x08rejected\x18\x07 \x01(\x04\"\x93\x01\n\rCheckerStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\n\n\x02ok\x18\x03 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\x12\x1c\n\x14\x63onsecutive_failures\x18\x05 \x01(\r\x12\x0e\n\x06\x61\x63tion\x18\x06 \x01(\t\x12\x0c\n\x04when\x18\x07 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x08 \x01(\x08\"r\n\x0eResyncProgress\x12\x0e\n\x06\x61\x63tive\x18\x01 \x01(\x08\x12\x12\n\nbytes_done\x18\x02 \x01(\x04\x12\x13\n\x0b\x62ytes_total\x18\x03 \x01(\x04\x12\x18\n\x10rate_bytes_per_s\x18\x04 \x01(\x01\x12\r\n\x05\x65ta_s\x18\x05 \x01(\x01\"\xac\x04\n\x0cModuleStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12)\n\x05state\x18\x03 \x01(\x0e\x32\x1a.mirrorpair.v1.ModuleState\x12+\n\treadiness\x18\x04 \x01(\x0e\x32\x18.mirrorpair.v1.Readiness\x12\x10\n\x08uptodate\x18\x05 \x01(\x08\x12\x10\n\x08\x64\x65graded\x18\x06 \x01(\x08\x12\x13\n\x0bsplit_brain\x18\x07 \x01(\x08\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12\x11\n\tlast_rule\x18\t \x01(\t\x12\x13\n\x0bgenerations\x18\n \x03(\t\x12\x10\n\x08synctime\x18\x0b \x01(\x01\x12\x0b\n\x03vip\x18\x0c \x01(\t\x12\x10\n\x08vip_held\x18\r \x01(\x08\x12\x18\n\x10resource_running\x18\x0e \x01(\x08\x12.\n\x08\x63heckers\x18\x0f \x03(\x0b\x32\x1c.mirrorpair.v1.CheckerStatus\x12-\n\x06resync\x18\x10 \x01(\x0b\x32\x1d.mirrorpair.v1.ResyncProgress\x12\x16\n\x0epreferred_node\x18\x11 \x01(\t\x12\x13\n\x0bstate_since\x18\x12 \x01(\x01\x12.\n\npeer_state\x18\x13 \x01(\x0e\x32\x1a.mirrorpair.v1.ModuleState\x12\x30\n\x0epeer_readiness\x18\x14 \x01(\x0e\x32\x18.mirrorpair.v1.Readiness\"\xd2\x02\n\nNodeStatus\x12\x14\n\x0c\x63luster_name\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0f\n\x07peer_id\x18\x03 \x01(\t\x12\x13\n\x0b\x61pi_address\x18\x04 \x01(\t\x12\x18\n\x10peer_api_address\x18\x05 \x01(\t\x12\x12\n\npeer_alive\x18\x06 \x01(\x08\x12\x1a\n\x12witness_configured\x18\x07 \x01(\x08\x12\x19\n\x11witness_reachable\x18\x08 \x01(\x08\x12(\n\x05links\x18\t \x03(\x0b\x32\x19.mirrorpair.v1.LinkStatus\x12,\n\x07modules\x18\n \x03(\x0b\x32\x1b.mirrorpair.v1.ModuleStatus\x12\x0f\n\x07version\x18\x0b \x01(\t\x12\x0c\n\x04time\x18\x0c \x01(\x01\x12\x1b\n\x13heartbeats_rejected\x18\r \x01(\x04\"\xc2\x02\n\x08LogEntry\x12\x0c\n\x04time\x18\x01 \x01(\x01\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0e\n\x06module\x18\x03 \x01(\t\x12\r\n\x05level\x18\x04 \x01(\t\x12\x0f\n\x07message\x18\x05 \x01(\t\x12-\n\told_state\x18\x06 \x01(\x0e\x32\x1a.mirrorpair.v1.ModuleState\x12-\n\tnew_state\x18\x07 \x01(\x0e\x32\x1a.mirrorpair.v1.ModuleState\x12\r\n\x05\x63\x61use\x18\x08 \x01(\t\x12\x0b\n\x03who\x18\t \x01(\t\x12\x0b\n\x03seq\x18\n \x01(\x04\x12/\n\rold_readiness\x18\x0b \x01(\x0e\x32\x18.mirrorpair.v1.Readiness\x12/\n\rnew_readiness\x18\x0c \x01(\x0e\x32\x18.mirrorpair.v1.Readiness\"\x12\n\x10GetStatusRequest\"6\n\x0cWatchRequest\x12\x11\n\tlog_level\x18\x01 \x01(\t\x12\x13\n\x0bkeepalive_s\x18\x02 \x01(\x01\"l\n\x0bStatusEvent\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12)\n\x06status\x18\x02 \x01(\x0b\x32\x19.mirrorpair.v1.NodeStatus\x12%\n\x04logs\x18\x03 \x03(\x0b\x32\x17.mirrorpair.v1.LogEntry\"n\n\x0e\x43ommandRequest\x12\x0e\n\x06module\x18\x01 \x01(\t\x12\'\n\x07\x63ommand\x18\x02 \x01(\x0e\x32\x16.mirrorpair.v1.Command\x12\x10\n\x08\x66ullsync\x18\x03 \x01(\x08\x12\x11\n\tissued_by\x18\x04 \x01(\t\"^\n\x0c\x43ommandReply\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x0f\n\x07message\x18\x02 \x01(\t\x12+\n\x06module\x18\x03 \x01(\x0b\x32\x1b.mirrorpair.v1.ModuleStatus\"P\n\x0eGetLogsRequest\x12\x0e\n\x06module\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\x12\x11\n\tmin_level\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\"8\n\x0cGetLogsReply\x12(\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x17.mirrorpair.v1.LogEntry\"\x12\n\x10GetConfigRequest\"=\n\x0eGetConfigReply\x12\x0c\n\x04toml\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\x12\x0c\n\x04path\x18\x03 \x01(\t\"E\n\rDigestRequest\x12\x0e\n\x06module\x18\x01 \x01(\t\x12\x11\n\tzone_size\x18\x02 \x01(\r\x12\x11\n\talgorithm\x18\x03 \x01(\t\"\xb9\x01\n\nFileDigest\x12\x11\n\tdirectory\x18\x01 \x01(\r\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x04\x12\x0c\n\x04mode\x18\x05 \x01(\r\x12\x0b\n\x03uid\x18\x06 \x01(\r\x12\x0b\n\x03gid\x18\x07 \x01(\r\x12\x0e\n\x06target\x18\x08 \x01(\t\x12\x13\n\x0bzone_hashes\x18\t \x03(\x0c\x12\x12\n\nfirst_zone\x18\n \x01(\x04\x12\r\n\x05\x65rror\x18\x0b \x01(\t\"\xa5\x01\n\x0b\x44igestChunk\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x11\n\talgorithm\x18\x02 \x01(\t\x12\x11\n\tzone_size\x18\x03 \x01(\r\x12(\n\x05\x66iles\x18\x04 \x03(\x0b\x32\x19.mirrorpair.v1.FileDigest\x12\x0c\n\x04last\x18\x05 \x01(\x08\x12\x12\n\nstate_note\x18\x06 \x01(\t\x12\x13\n\x0b\x64irectories\x18\x07 \x03(\t*\x85\x01\n\x0bModuleState\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x0e\n\nSTATE_STOP\x10\x01\x12\x0e\n\nSTATE_WAIT\x10\x02\x12\x0f\n\x0bSTATE_ALONE\x10\x03\x12\x0e\n\nSTATE_PRIM\x10\x04\x12\x10\n\x0cSTATE_SECOND\x10\x05\x12\x0c\n\x08STATE_UP\x10\x06*m\n\tReadiness\x12\x19\n\x15READINESS_UNSPECIFIED\x10\x00\x12\x17\n\x13READINESS_NOT_READY\x10\x01\x12\x17\n\x13READINESS_TRANSIENT\x10\x02\x12\x13\n\x0fREADINESS_READY\x10\x03*\xd7\x01\n\x07\x43ommand\x12\x17\n\x13\x43OMMAND_UNSPECIFIED\x10\x00\x12\x11\n\rCOMMAND_START\x10\x01\x12\x10\n\x0c\x43OMMAND_STOP\x10\x02\x12\x13\n\x0f\x43OMMAND_RESTART\x10\x03\x12\x15\n\x11\x43OMMAND_STOPSTART\x10\x04\x12\x15\n\x11\x43OMMAND_FORCESTOP\x10\x05\x12\x10\n\x0c\x43OMMAND_SWAP\x10\x06\x12\x10\n\x0c\x43OMMAND_PRIM\x10\x07\x12\x12\n\x0e\x43OMMAND_SECOND\x10\x08\x12\x13\n\x0f\x43OMMAND_MIGRATE\x10\t2\xc4\x03\n\x05\x41gent\x12G\n\tGetStatus\x12\x1f.mirrorpair.v1.GetStatusRequest\x1a\x19.mirrorpair.v1.NodeStatus\x12H\n\x0bWatchStatus\x12\x1b.mirrorpair.v1.WatchRequest\x1a\x1a.mirrorpair.v1.StatusEvent0\x01\x12H\n\nRunCommand\x12\x1d.mirrorpair.v1.CommandRequest\x1a\x1b.mirrorpair.v1.CommandReply\x12\x45\n\x07GetLogs\x12\x1d.mirrorpair.v1.GetLogsRequest\x1a\x1b.mirrorpair.v1.GetLogsReply\x12K\n\tGetConfig\x12\x1f.mirrorpair.v1.GetConfigRequest\x1a\x1d.mirrorpair.v1.GetConfigReply\x12J\n\x0c\x44igestModule\x12\x1c.mirrorpair.v1.DigestRequest\x1a\x1a.mirrorpair.v1.DigestChunk0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.mirrorpair_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MODULESTATE']._serialized_start=2695
-  _globals['_MODULESTATE']._serialized_end=2828
-  _globals['_READINESS']._serialized_start=2830
-  _globals['_READINESS']._serialized_end=2939
-  _globals['_COMMAND']._serialized_start=2942
-  _globals['_COMMAND']._serialized_end=3157
+  _globals['_MODULESTATE']._serialized_start=2726
+  _globals['_MODULESTATE']._serialized_end=2859
+  _globals['_READINESS']._serialized_start=2861
+  _globals['_READINESS']._serialized_end=2970
+  _globals['_COMMAND']._serialized_start=2973
+  _globals['_COMMAND']._serialized_end=3188
   _globals['_LINKSTATUS']._serialized_start=43
   _globals['_LINKSTATUS']._serialized_end=188
-  _globals['_CHECKERSTATUS']._serialized_start=190
-  _globals['_CHECKERSTATUS']._serialized_end=307
-  _globals['_RESYNCPROGRESS']._serialized_start=309
-  _globals['_RESYNCPROGRESS']._serialized_end=423
-  _globals['_MODULESTATUS']._serialized_start=426
-  _globals['_MODULESTATUS']._serialized_end=982
-  _globals['_NODESTATUS']._serialized_start=985
-  _globals['_NODESTATUS']._serialized_end=1323
-  _globals['_LOGENTRY']._serialized_start=1326
-  _globals['_LOGENTRY']._serialized_end=1648
-  _globals['_GETSTATUSREQUEST']._serialized_start=1650
-  _globals['_GETSTATUSREQUEST']._serialized_end=1668
-  _globals['_WATCHREQUEST']._serialized_start=1670
-  _globals['_WATCHREQUEST']._serialized_end=1724
-  _globals['_STATUSEVENT']._serialized_start=1726
-  _globals['_STATUSEVENT']._serialized_end=1834
-  _globals['_COMMANDREQUEST']._serialized_start=1836
-  _globals['_COMMANDREQUEST']._serialized_end=1946
-  _globals['_COMMANDREPLY']._serialized_start=1948
-  _globals['_COMMANDREPLY']._serialized_end=2042
-  _globals['_GETLOGSREQUEST']._serialized_start=2044
-  _globals['_GETLOGSREQUEST']._serialized_end=2124
-  _globals['_GETLOGSREPLY']._serialized_start=2126
-  _globals['_GETLOGSREPLY']._serialized_end=2182
-  _globals['_GETCONFIGREQUEST']._serialized_start=2184
-  _globals['_GETCONFIGREQUEST']._serialized_end=2202
-  _globals['_GETCONFIGREPLY']._serialized_start=2204
-  _globals['_GETCONFIGREPLY']._serialized_end=2265
-  _globals['_DIGESTREQUEST']._serialized_start=2267
-  _globals['_DIGESTREQUEST']._serialized_end=2336
-  _globals['_FILEDIGEST']._serialized_start=2339
-  _globals['_FILEDIGEST']._serialized_end=2524
-  _globals['_DIGESTCHUNK']._serialized_start=2527
-  _globals['_DIGESTCHUNK']._serialized_end=2692
-  _globals['_AGENT']._serialized_start=3160
-  _globals['_AGENT']._serialized_end=3612
+  _globals['_CHECKERSTATUS']._serialized_start=191
+  _globals['_CHECKERSTATUS']._serialized_end=338
+  _globals['_RESYNCPROGRESS']._serialized_start=340
+  _globals['_RESYNCPROGRESS']._serialized_end=454
+  _globals['_MODULESTATUS']._serialized_start=457
+  _globals['_MODULESTATUS']._serialized_end=1013
+  _globals['_NODESTATUS']._serialized_start=1016
+  _globals['_NODESTATUS']._serialized_end=1354
+  _globals['_LOGENTRY']._serialized_start=1357
+  _globals['_LOGENTRY']._serialized_end=1679
+  _globals['_GETSTATUSREQUEST']._serialized_start=1681
+  _globals['_GETSTATUSREQUEST']._serialized_end=1699
+  _globals['_WATCHREQUEST']._serialized_start=1701
+  _globals['_WATCHREQUEST']._serialized_end=1755
+  _globals['_STATUSEVENT']._serialized_start=1757
+  _globals['_STATUSEVENT']._serialized_end=1865
+  _globals['_COMMANDREQUEST']._serialized_start=1867
+  _globals['_COMMANDREQUEST']._serialized_end=1977
+  _globals['_COMMANDREPLY']._serialized_start=1979
+  _globals['_COMMANDREPLY']._serialized_end=2073
+  _globals['_GETLOGSREQUEST']._serialized_start=2075
+  _globals['_GETLOGSREQUEST']._serialized_end=2155
+  _globals['_GETLOGSREPLY']._serialized_start=2157
+  _globals['_GETLOGSREPLY']._serialized_end=2213
+  _globals['_GETCONFIGREQUEST']._serialized_start=2215
+  _globals['_GETCONFIGREQUEST']._serialized_end=2233
+  _globals['_GETCONFIGREPLY']._serialized_start=2235
+  _globals['_GETCONFIGREPLY']._serialized_end=2296
+  _globals['_DIGESTREQUEST']._serialized_start=2298
+  _globals['_DIGESTREQUEST']._serialized_end=2367
+  _globals['_FILEDIGEST']._serialized_start=2370
+  _globals['_FILEDIGEST']._serialized_end=2555
+  _globals['_DIGESTCHUNK']._serialized_start=2558
+  _globals['_DIGESTCHUNK']._serialized_end=2723
+  _globals['_AGENT']._serialized_start=3191
+  _globals['_AGENT']._serialized_end=3643
 # @@protoc_insertion_point(module_scope)

@@ -77,20 +77,24 @@ class LinkStatus(_message.Message):
     def __init__(self, name: _Optional[str] = ..., local_address: _Optional[str] = ..., peer_address: _Optional[str] = ..., up: bool = ..., last_heard_age_s: _Optional[float] = ..., received: _Optional[int] = ..., rejected: _Optional[int] = ...) -> None: ...
 
 class CheckerStatus(_message.Message):
-    __slots__ = ("name", "kind", "ok", "detail", "consecutive_failures", "action")
+    __slots__ = ("name", "kind", "ok", "detail", "consecutive_failures", "action", "when", "active")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     OK_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
     CONSECUTIVE_FAILURES_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
+    WHEN_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: str
     ok: bool
     detail: str
     consecutive_failures: int
     action: str
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., ok: bool = ..., detail: _Optional[str] = ..., consecutive_failures: _Optional[int] = ..., action: _Optional[str] = ...) -> None: ...
+    when: str
+    active: bool
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., ok: bool = ..., detail: _Optional[str] = ..., consecutive_failures: _Optional[int] = ..., action: _Optional[str] = ..., when: _Optional[str] = ..., active: bool = ...) -> None: ...
 
 class ResyncProgress(_message.Message):
     __slots__ = ("active", "bytes_done", "bytes_total", "rate_bytes_per_s", "eta_s")

@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from node_agent.config import model
-from node_agent.config.model import NODE_IDS, CheckerAction, CheckerKind, ClusterConfig
+from node_agent.config.checks import check_cluster
+from node_agent.config.model import (
+    DEFAULT_WHEN,
+    NODE_IDS,
+    CheckerAction,
+    CheckerKind,
+    CheckerWhen,
+    ClusterConfig,
+)
 from node_agent.config.table import (
     MISSING,
     NAME_RE,
@@ -66,7 +74,8 @@ def _cluster(t: Table, base_dir: Path | None) -> dict[str, Any]:
     pulse = t.integer("pulse_ms", 500, lo=50, hi=10000)
     what = f"an integer between 3 * pulse_ms = {3 * pulse} and 600000"
     timeout = t.integer("timeout_ms", 3000, lo=3 * pulse, hi=600000, what=what)
-    out.update(pulse_s=pulse / 1000, timeout_s=timeout / 1000, data_dir=t.string("data_dir"))
+    data_dir = abspath_value(t.get("data_dir"), t.key("data_dir"))
+    out.update(pulse_s=pulse / 1000, timeout_s=timeout / 1000, data_dir=data_dir)
     return out
 
 
@@ -150,7 +159,7 @@ def _named(data: Any, base: str, index: int) -> str:
 
 
 def _checker(data: Any, base: str, index: int) -> model.CheckerConfig:
-    keys = ["name", "kind", "target", "interval_s", "timeout_s", "failures", "action"]
+    keys = ["name", "kind", "target", "interval_s", "timeout_s", "failures", "action", "when"]
     t = Table(data, _named(data, base, index), keys)
     name = t.name()
     kind = CheckerKind(t.choice("kind", [k.value for k in CheckerKind]))
@@ -163,7 +172,13 @@ def _checker(data: Any, base: str, index: int) -> model.CheckerConfig:
     nums = {k: t.number(k, _CHECKER_DEFAULTS[k]) for k in ("interval_s", "timeout_s")}
     action = CheckerAction(t.choice("action", [a.value for a in CheckerAction], "restart"))
     failures = t.integer("failures", 1, lo=1)
-    return model.CheckerConfig(name, kind, target, **nums, failures=failures, action=action)
+    when = CheckerWhen(t.choice("when", [w.value for w in CheckerWhen], DEFAULT_WHEN[kind]))
+    if kind is CheckerKind.PROCESS and when is not CheckerWhen.PRIMARY:
+        raise bad(t.key("when"), '"primary" for a "process" checker (the process runs only '
+                  "on the primary)", when.value)  # fmt: skip
+    return model.CheckerConfig(
+        name, kind, target, **nums, failures=failures, action=action, when=when
+    )
 
 
 # Defaults come from the model: one source of truth.
@@ -182,6 +197,14 @@ def _module(data: Any, index: int) -> model.ModuleConfig:
     t = Table(data, _named(data, "module", index), _MODULE_KEYS)
     name = t.name()
     kind = t.choice("kind", ["app", "vm"])
+    if kind == "vm":
+        # Accepted, it would run nothing and still report PRIM Ready.
+        raise ConfigError(
+            t.key("kind"),
+            '"vm" modules are not supported by this version yet; protect the VM as an '
+            '"app" module whose start/stop/check commands drive it (e.g. virsh start/'
+            "shutdown/domstate)",
+        )
     cmd_default = MISSING if kind == "app" else ""  # an app needs start and stop
     checkers: list[model.CheckerConfig] = []
     for i, c in enumerate(t.tables("checker")):
@@ -227,7 +250,7 @@ def _build(doc: dict[str, Any], text: str, source: str, base_dir: Path | None) -
     root = Table(doc, "", ["cluster", "tls", "nodes", "heartbeat", "witness", "module"])
     cluster = _cluster(Table(root.get("cluster"), "cluster", _CLUSTER_KEYS), base_dir)
     tls = Table(root.get("tls"), "tls", ["ca", "cert", "key"])  # {node} allowed in all
-    return ClusterConfig(
+    cfg = ClusterConfig(
         **cluster,
         tls=model.TlsConfig(**{k: tls.string(k) for k in ("ca", "cert", "key")}),
         nodes=_nodes(root.get("nodes")),
@@ -237,6 +260,8 @@ def _build(doc: dict[str, Any], text: str, source: str, base_dir: Path | None) -
         source_text=text,
         source_path="" if source == "<string>" else source,
     )
+    check_cluster(cfg)
+    return cfg
 
 
 def parse_config(text: str, source: str = "<string>") -> ClusterConfig:

@@ -33,6 +33,25 @@ class CheckerAction(StrEnum):
     WAIT = "wait"  # go WAIT until it clears
 
 
+class CheckerWhen(StrEnum):
+    """Where a checker runs (DESIGN §6). A probe of the application passes only where the
+    application runs: on the secondary it would fail and stop the secondary from ever
+    taking over. A probe of the node's surroundings tells each node about itself."""
+
+    PRIMARY = "primary"  # where the application runs (the primary), while it runs
+    BOTH = "both"  # on both nodes, while the module is started there
+
+
+# The default of `when` per kind: the application's own probes only where it runs.
+DEFAULT_WHEN = {
+    CheckerKind.PROCESS: CheckerWhen.PRIMARY,
+    CheckerKind.TCP: CheckerWhen.PRIMARY,
+    CheckerKind.COMMAND: CheckerWhen.PRIMARY,
+    CheckerKind.PING: CheckerWhen.BOTH,
+    CheckerKind.INTERFACE: CheckerWhen.BOTH,
+}
+
+
 @dataclass(frozen=True)
 class CheckerConfig:
     name: str
@@ -42,6 +61,11 @@ class CheckerConfig:
     timeout_s: float = 2.0
     failures: int = 1  # consecutive failures before the action is taken
     action: CheckerAction = CheckerAction.RESTART
+    when: CheckerWhen | None = None  # None: DEFAULT_WHEN[kind]
+
+    @property
+    def runs(self) -> CheckerWhen:
+        return self.when or DEFAULT_WHEN[self.kind]
 
 
 @dataclass(frozen=True)

@@ -140,7 +140,9 @@ class HeartbeatTransport:
                     await self._open(name)
                 except OSError as exc:
                     if exc.errno != errno.EADDRNOTAVAIL:
-                        raise
+                        where = f"{link.local}:{link.net.port}"
+                        msg = f'heartbeat network "{name}" on {where} (UDP): {exc.strerror}'
+                        raise OSError(exc.errno, msg) from None
                     log.warning(
                         "heartbeat link %s: address %s is not configured (yet); "
                         "link down, binding again every %.1f s",

@@ -91,7 +91,12 @@ class StreamReceiver:
     async def start(self) -> int:
         """Listen; returns the bound port (useful with port=0)."""
         family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
-        self._sock = socket.create_server((self._host, self._port), family=family, backlog=64)
+        try:
+            self._sock = socket.create_server((self._host, self._port), family=family,
+                                              backlog=64)  # fmt: skip
+        except OSError as e:  # name the address: "in use" alone does not say which
+            where = f"{self._host}:{self._port}"
+            raise OSError(e.errno, f"replication listener {where}: {e.strerror}") from None
         self._sock.setblocking(False)
         self._accept_task = asyncio.get_running_loop().create_task(self._accept_loop())
         log.info("replication receiver of %s listening on %s:%d", self.node_id, self._host,

@@ -24,7 +24,7 @@ def replicated_config(root: Path):
     text = base.source_text.replace(
         'api = "127.0.0.1:1"', f'api = "127.0.0.1:1"\nreplication = "127.0.0.1:{port}"'
     ).replace('api = "127.0.0.2:1"', f'api = "127.0.0.2:1"\nreplication = "127.0.0.2:{port}"')
-    text = text.replace('kind = "app"', f'kind = "app"\ndirectories = ["{root}/{{node}}/mnt"]')
+    text = text.replace('kind = "app"', f'kind = "app"\ndirectories = ["{root}/mnt/{{node}}"]')
     return parse_config(text, "engine-replication-test")
 
 
@@ -36,7 +36,7 @@ def test_writes_reach_the_secondary_and_survive_failover(tmp_path: Path) -> None
     async def scenario() -> None:
         pair = EnginePair(config)
         e1, e2 = pair.start("node1"), pair.start("node2")
-        mnt1, mnt2 = tmp_path / "node1/mnt", tmp_path / "node2/mnt"
+        mnt1, mnt2 = tmp_path / "mnt/node1", tmp_path / "mnt/node2"
         copy2 = tmp_path / "node2/modules/web/copy/0"
         try:
             await pair.wait_roles("node1", "node2", "PRIM/SECOND", 30)
@@ -99,7 +99,7 @@ def test_split_brain_loser_quarantines_its_changes_then_resyncs(
     async def scenario() -> None:
         pair = EnginePair(config)
         e1, e2 = pair.start("node1"), pair.start("node2")
-        mnt1, mnt2 = tmp_path / "node1/mnt", tmp_path / "node2/mnt"
+        mnt1, mnt2 = tmp_path / "mnt/node1", tmp_path / "mnt/node2"
         try:
             await pair.wait(lambda: state_of(e2) == ("SECOND", "READY"), "paired", 30)
             await asyncio.to_thread(put, mnt1 / "common.txt", "before the split\n")

@@ -68,8 +68,11 @@ directories = ["/srv/www"]
 
 [[module]]
 name = "db"
-kind = "vm"
+kind = "app"
 preferred = "node2"
+start = "start-db"
+stop = "stop-db"
+directories = ["/srv/db/{node}"]
 """
 
 
@@ -99,9 +102,9 @@ def test_valid_config_round_trip() -> None:
     assert (checker.interval_s, checker.timeout_s) == (5.0, 2.0)
     db = cfg.module("db")
     assert (db.kind, db.preferred, db.start, db.vip, db.autostart) == (
-        "vm",
+        "app",
         "node2",
-        "",
+        "start-db",
         None,
         True,
     )
@@ -185,9 +188,40 @@ INVALID = [
     ("witness-ping", 'ping = ["10.0.0.254"]', 'ping = ["nope"]', "witness.ping[0]", ['"nope"']),
     ("witness-tcp", 'tcp = ["10.0.0.254:80"]', 'tcp = ["10.0.0.254"]', "witness.tcp[0]",
      ["host:port"]),
-    ("module-kind", 'kind = "app"', 'kind = "container"', "module.web.kind",
+    ("module-kind", 'web"\nkind = "app"', 'web"\nkind = "container"', "module.web.kind",
      ['"container"', '"app", "vm"']),
     ("module-no-start", 'start = "start-web"\n', "", "module.web.start", ["required"]),
+    ("module-vm", 'kind = "app"\npreferred = "node2"', 'kind = "vm"\npreferred = "node2"',
+     "module.db.kind", ['"vm" modules are not supported']),
+    ("data-dir-relative", 'data_dir = "/tmp/mp/{node}"', 'data_dir = "mp/{node}"',
+     "cluster.data_dir", ["absolute path", '"mp/{node}"']),
+    ("api-same", 'api = "127.0.0.2:7700"', 'api = "127.0.0.1:7700"', "nodes.node2.api",
+     ["127.0.0.1:7700 is already nodes.node1.api"]),
+    ("repl-is-api", 'api = "127.0.0.1:7700"', 'api = "127.0.0.1:7702"',
+     "nodes.node1.replication", ["127.0.0.1:7702 (the default: the api host, port 7702)",
+                                 "already nodes.node1.api", "set nodes.node1.replication"]),
+    ("repl-explicit", 'api = "127.0.0.2:7700"',
+     'api = "127.0.0.2:7700"\nreplication = "127.0.0.2:7700"', "nodes.node2.replication",
+     ["127.0.0.2:7700 is already nodes.node2.api"]),
+    ("dir-root", 'directories = ["/srv/www"]', 'directories = ["/"]',
+     "module.web.directories[0]", ["must not be /"]),
+    ("dir-twice", 'directories = ["/srv/www"]', 'directories = ["/srv/www", "/srv/www/"]',
+     "module.web.directories[1]", ["/srv/www is already module.web.directories[0]",
+                                   "this module"]),
+    ("dir-nested", 'directories = ["/srv/www"]', 'directories = ["/srv/www", "/srv/www/img"]',
+     "module.web.directories[1]", ["/srv/www/img lies inside /srv/www", "nested"]),
+    ("dir-shared", 'directories = ["/srv/db/{node}"]', 'directories = ["/srv/www"]',
+     "module.db.directories[0]", ['already module.web.directories[0] (module "web")']),
+    ("dir-around", 'directories = ["/srv/db/{node}"]', 'directories = ["/srv"]',
+     "module.db.directories[0]", ["/srv/www lies inside /srv", 'module "web"']),
+    ("dir-in-data-dir", 'directories = ["/srv/www"]', 'directories = ["/tmp/mp/{node}/x"]',
+     "module.web.directories[0]", ["/tmp/mp/node1/x is inside cluster.data_dir"]),
+    ("dir-around-data-dir", 'directories = ["/srv/www"]', 'directories = ["/tmp"]',
+     "module.web.directories[0]", ["/tmp is around cluster.data_dir (/tmp/mp/node1 on node1)"]),
+    ("vip-node-hb", 'address = "10.0.0.100/24"', 'address = "10.0.0.2/24"',
+     "module.web.vip.address", ['node2\'s own address on heartbeat network "lan"']),
+    ("vip-node-api", 'address = "10.0.0.100/24"', 'address = "127.0.0.1/8"',
+     "module.web.vip.address", ["node1's own api address (nodes.node1.api)"]),
     ("module-preferred", 'preferred = "node2"', 'preferred = "node3"', "module.db.preferred",
      ['"node1", "node2"']),
     ("module-maxloop", "maxloop = 3", "maxloop = -1", "module.web.maxloop", [">= 0", "got -1"]),
@@ -208,8 +242,9 @@ INVALID = [
      'interface = { node1 = "eth0" }', "module.web.vip.interface.node2", ["required"]),
     ("vip-iface-type", 'interface = { node1 = "eth0", node2 = "eth1" }', "interface = 5",
      "module.web.vip.interface", ["got 5"]),
-    ("vip-dup", 'preferred = "node2"',
-     'preferred = "node2"\n[module.vip]\naddress = "10.0.0.100/24"\ninterface = "eth0"',
+    ("vip-dup", 'directories = ["/srv/db/{node}"]',
+     'directories = ["/srv/db/{node}"]\n[module.vip]\naddress = "10.0.0.100/24"\n'
+     'interface = "eth0"',
      "module.db.vip.address", ['"web"']),
     ("checker-kind", 'kind = "tcp"', 'kind = "http"', "module.web.checker.port.kind",
      ['"http"', '"process"']),
@@ -292,3 +327,44 @@ def test_replication_options_parse_and_are_checked() -> None:
     with pytest.raises(ConfigError) as err:
         parse_config(text)
     assert err.value.key.endswith(".async") and "fast" in str(err.value)
+
+
+def test_one_listener_address_spelled_two_ways_is_refused() -> None:
+    text = mutate('api = "127.0.0.1:7700"', 'api = "[::1]:7700"')
+    text = text.replace('api = "127.0.0.2:7700"', 'api = "[0:0::1]:7700"')
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    assert info.value.key == "nodes.node2.api"
+    assert "::1:7700 is already nodes.node1.api" in str(info.value)
+
+
+def test_checkers_run_where_their_kind_can_pass_unless_told() -> None:
+    from node_agent.config.model import CheckerWhen
+
+    cfg = load_config(EXAMPLE)
+    runs = {c.name: c.runs for c in cfg.module("web").checkers}
+    assert runs == {"process": CheckerWhen.PRIMARY, "port": CheckerWhen.PRIMARY,
+                    "uplink": CheckerWhen.BOTH}  # fmt: skip
+    extra = "".join(
+        f'\n[[module.checker]]\nname = "{kind}"\nkind = "{kind}"\ntarget = "{target}"'
+        for kind, target in (("ping", "10.0.0.9"), ("interface", "eth0"), ("command", "true"))
+    )
+    defaults = parse_config(mutate(CHECKER_END, CHECKER_END + extra)).module("web").checkers
+    assert [(c.name, c.runs.value) for c in defaults] == [
+        ("port", "primary"), ("ping", "both"), ("interface", "both"), ("command", "primary")]
+    told = parse_config(mutate(CHECKER_END, CHECKER_END + '\nwhen = "both"')).module("web")
+    assert told.checkers[0].runs is CheckerWhen.BOTH
+
+
+@pytest.mark.parametrize(
+    ("checker", "fragments"),
+    [('kind = "tcp"\ntarget = "127.0.0.1:1"\nwhen = "secondary"', ['"primary", "both"']),
+     ('kind = "process"\nwhen = "both"', ['"primary" for a "process" checker'])],
+)
+def test_checker_when_is_checked(checker: str, fragments: list[str]) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(mutate(CHECKER_END, CHECKER_END + '\n[[module.checker]]\nname = "x"\n'
+                            + checker))  # fmt: skip
+    assert info.value.key == "module.web.checker.x.when"
+    for fragment in fragments:
+        assert fragment in str(info.value), str(info.value)
