@@ -10,7 +10,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from node_agent.config.model import CheckerConfig, CheckerKind, ClusterConfig, ModuleConfig
+from node_agent.config.model import (
+    CheckerConfig,
+    CheckerKind,
+    CheckerWhen,
+    ClusterConfig,
+    ModuleConfig,
+)
 from node_agent.core.env import Env
 from node_agent.core.facts import load_facts, save_facts
 from node_agent.core.machine import ModuleMachine, Policy
@@ -82,6 +88,11 @@ class ModuleDriver:
         self._launched = 0  # counts start/stop/restart operations, to date a probe's answer
         self._seen_restart = 0
         self._stop_failed_at = 0.0
+
+    @property
+    def operations(self) -> int:
+        """Start/stop/restart operations launched so far (dates an observation)."""
+        return self._launched
 
     def _checker_configs(self) -> list[CheckerConfig]:
         cfgs = list(self.cfg.checkers)
@@ -184,6 +195,9 @@ class ModuleDriver:
             ok, detail = False, str(exc)
         if ok:
             self.running = False
+            for cfg, _checker, tracker in self.checkers:
+                if cfg.runs is CheckerWhen.PRIMARY:
+                    tracker.reset()  # about an application that no longer runs here
         else:
             self._stop_failed_at = time.monotonic()
         self.machine.forced = False
@@ -220,6 +234,59 @@ class ModuleDriver:
         if self.running or self.vip_held:
             await self._stop()
 
+    # ----- what a killed predecessor left, and drift -------------------------------
+    async def clean_start(self) -> None:
+        """Agent start, before any command: this node serves nothing yet, so nothing of
+        the module may be found running here (a SIGKILLed agent leaves its application
+        and VIP behind: clients would then reach two nodes)."""
+        try:
+            if self.vip is not None and await self.vip.is_held():
+                await self.vip.release()
+                self._app_log("warning", f"virtual IP {self.vip.address} was left on "
+                              f"{self.vip.interface} by an earlier run: removed")  # fmt: skip
+            if self.app.check_command.strip() and (await self.app.check()).ok:
+                self._app_log("warning", "the application was left running by an earlier "
+                              "run: stopping it")  # fmt: skip
+                result = await self.app.stop()
+                if not result.ok:  # the truth: it runs here; the stop is retried
+                    self._app_log("error", f"cannot stop it: {result.detail}")
+                    self.running = True
+        except (ResourceError, OSError) as exc:
+            self._app_log("error", f"cleaning up after an earlier run: {exc}")
+        self.vip_held = self.vip is not None and await self._vip_present()
+
+    async def _vip_present(self) -> bool:
+        assert self.vip is not None
+        try:
+            return await self.vip.is_held()
+        except ResourceError:
+            return self.vip_held
+
+    def vip_audit(self, present: bool) -> None:
+        """What this node's interfaces really hold (one netlink dump for every module):
+        the status reports it, and a VIP found where the module is not served is removed
+        (and one missing where it is served is added again)."""
+        if self.vip is None:
+            return
+        self.vip_held = present
+        if self._op is not None and not self._op.done():
+            return  # a start or stop is moving it right now
+        if present and not self.running:
+            self._launch(self._fix_vip(False, "found on {i} where the module is not served"))
+        elif not present and self.running:
+            self._launch(self._fix_vip(True, "missing from {i} where the module is served"))
+
+    async def _fix_vip(self, add: bool, why: str) -> None:
+        assert self.vip is not None
+        self._app_log("warning", f"virtual IP {self.vip.address} "
+                      f"{why.format(i=self.vip.interface)}: {'adding' if add else 'removing'} "
+                      "it")  # fmt: skip
+        try:
+            await (self.vip.acquire() if add else self.vip.release())
+        except ResourceError as exc:
+            self._app_log("error", str(exc))
+        self.vip_held = await self._vip_present()
+
     # ----- checkers ----------------------------------------------------------------
     async def run_checks_once(self) -> None:
         for cfg, checker, tracker in self.checkers:
@@ -241,12 +308,15 @@ class ModuleDriver:
                 self.after_step()
 
     def _check_applies(self, cfg: CheckerConfig) -> bool:
-        """A process checker asks about the resource, so only while it runs here; the
-        others about the node's surroundings, so while the module is started at all.
+        """A probe of the application (``when = "primary"``) only while it runs here; a
+        probe of the node's surroundings (``"both"``) while the module is started at all.
         Never during a start or stop."""
         if self._op is not None and not self._op.done():
             return False
-        if cfg.kind is CheckerKind.PROCESS:
+        return self._checker_runs_here(cfg)
+
+    def _checker_runs_here(self, cfg: CheckerConfig) -> bool:
+        if cfg.runs is CheckerWhen.PRIMARY:
             return self.running
         return self.machine.state is not State.STOP
 
@@ -259,6 +329,8 @@ class ModuleDriver:
                 detail=tracker.last_detail,
                 consecutive_failures=tracker.consecutive_failures,
                 action=cfg.action.value,
+                when=cfg.runs.value,
+                active=self._checker_runs_here(cfg),
             )
             for cfg, _checker, tracker in self.checkers
         ]

@@ -23,6 +23,8 @@ from node_agent.heartbeat.liveness import Liveness, Pulse
 from node_agent.heartbeat.udp import HeartbeatSender, HeartbeatTransport
 from node_agent.heartbeat.witness import WitnessProbe
 from node_agent.replication.receiver import StreamReceiver
+from node_agent.resources.common import ResourceError
+from node_agent.resources.vip import node_addresses
 from protos import heartbeat_pb2 as hpb
 from protos import mirrorpair_pb2 as pb
 
@@ -31,6 +33,7 @@ log = logging.getLogger(__name__)
 VERSION = "0.1.0"
 WATCH_KEEPALIVE_S = 2.0
 CHECK_PERIOD_S = 0.5
+VIP_AUDIT_S = 1.0  # how often the interfaces are compared with what each module wants
 SHUTDOWN_GRACE_S = 60.0
 
 _COMMAND_NAMES = {
@@ -95,6 +98,7 @@ class NodeEngine:
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
         self.receiver: StreamReceiver | None = None
+        self._opened = False
 
     # ----- environment -------------------------------------------------------------
     def peer_view(self, module: str) -> PeerView | None:
@@ -135,11 +139,24 @@ class NodeEngine:
         self._wake.set()
 
     # ----- running -------------------------------------------------------------------
+    async def open(self) -> None:
+        """Bind the heartbeat sockets and the replication listener: a port already in use
+        fails here, before the agent says it is ready (run() calls it if nobody did)."""
+        if self._opened:
+            return
+        await self.transport.start()
+        try:
+            await self._start_receiver()
+        except BaseException:
+            self.transport.close()
+            raise
+        self._opened = True
+
     async def run(self) -> None:
         """Run until cancelled; on cancellation stop local resources cleanly."""
-        await self.transport.start()
-        await self._start_receiver()
+        await self.open()
         self.logbook.add("INFO", f"agent {self.node_id} started (version {VERSION})")
+        await asyncio.gather(*(d.clean_start() for d in self.modules.values()))
         for name, d in self.modules.items():
             if d.cfg.autostart:
                 d.machine.command("start", "agent (autostart)", self.env(name))
@@ -238,13 +255,38 @@ class NodeEngine:
             self._changed.notify_all()
 
     async def _check_loop(self) -> None:
+        next_audit = 0.0
         while True:
             for d in list(self.modules.values()):
                 try:
                     await d.run_checks_once()
                 except Exception:  # a broken checker must not stop the others
                     log.exception("checker of %s failed", d.cfg.name)
+            if time.monotonic() >= next_audit:
+                next_audit = time.monotonic() + VIP_AUDIT_S
+                await self._audit_vips()
             await asyncio.sleep(CHECK_PERIOD_S)
+
+    async def _audit_vips(self) -> None:
+        """Compare every module's VIP with what the interfaces hold (one netlink dump)."""
+        drivers = {d: d.operations for d in self.modules.values() if d.vip is not None}
+        if not drivers:
+            return
+        try:
+            held = await asyncio.to_thread(node_addresses)
+        except ResourceError as exc:
+            log.warning("VIP audit: %s", exc)
+            return
+        moved = False
+        for d, operations in drivers.items():
+            assert d.vip is not None
+            if d.operations != operations:
+                continue  # a start or stop ran during the dump: it is out of date
+            was = d.vip_held
+            d.vip_audit((d.vip.interface, d.vip.ip) in held)
+            moved |= d.vip_held != was
+        if moved:
+            self.wake()
 
     async def _shutdown(self) -> None:
         """A clean agent stop stops each module like `stop` would: a primary stops its

@@ -12,6 +12,7 @@ from node_agent.tls.ca import create_ca, issue_certificate
 from tests.conftest import require_binary, require_fuse, require_root
 from tests.integration.netns import Topology, cleanup_stale
 from tests.integration.repl_rig import Node1, Node2, Pki
+from tests.integration.site import Site
 
 
 @pytest.fixture(scope="session")
@@ -32,6 +33,17 @@ def topology(netns_session: None) -> Iterator[Topology]:
     require_binary("ip")
     with Topology() as topo:
         yield topo
+
+
+@pytest.fixture
+def site(topology: Topology, tmp_path: Path) -> Iterator[Site]:
+    """Two servers in their own network and mount namespaces, configured from the example
+    config (tests/integration/site.py); agents not started yet."""
+    require_fuse()
+    for binary in ("nsenter", "unshare", "arping", "ping"):
+        require_binary(binary)
+    with Site(topology, tmp_path / "site") as s:
+        yield s
 
 
 # -- the ModuleReplication rig (tests/integration/repl_rig.py) ---------------------------
