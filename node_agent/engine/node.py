@@ -61,22 +61,14 @@ class NodeEngine:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.logbook = LogBook(node_id, data_dir / "agent.log")
         self.liveness = Liveness(
-            [n.name for n in config.heartbeat], config.timeout_s, node_id, config.name
-        )
-        self.transport = HeartbeatTransport(
-            node_id,
-            config.name,
-            config.secret,
-            config.heartbeat,
-            self.liveness,
-            self._on_heartbeat,
-        )
-        self.sender = HeartbeatSender(
-            self.transport,
-            Pulse(config.pulse_s),
-            self._build_heartbeat,
+            [n.name for n in config.heartbeat], config.timeout_s, node_id, config.name,
             boot_id=next_boot_id(data_dir / "boot_id"),
-        )
+        )  # fmt: skip
+        self.transport = HeartbeatTransport(
+            node_id, config.name, config.secret, config.heartbeat, self.liveness,
+            self._on_heartbeat, on_peer_boot=lambda: self.sender.urgent(),
+        )  # fmt: skip
+        self.sender = HeartbeatSender(self.transport, Pulse(config.pulse_s), self._build_heartbeat)
         self.witness = WitnessProbe(config.witness, grace_s=config.timeout_s)
         self.modules: dict[str, ModuleDriver] = {}
         for mcfg in config.modules:

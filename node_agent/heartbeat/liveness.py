@@ -8,6 +8,14 @@ peer is alive while ANY link has delivered an accepted heartbeat less than
 Replay protection is per link: the sender stamps one (boot_id, seq) per pulse
 and sends that same pair on every link, so a global "highest seen" would reject
 the copy that arrives second on the slower link and make that link look down.
+That covers restarts of the *sender* (its boot_id grows). Restarts of the
+*receiver* are covered by a challenge at first contact: every heartbeat echoes
+the newest boot_id its sender heard from the peer (``echo_boot_id``), and only
+one echoing the receiver's current boot_id counts. A datagram recorded before
+the receiver started cannot carry it, so a replay at a restarted node changes
+nothing. The peer learns a new boot_id from any authenticated datagram, even one
+that does not count yet (else neither side would ever count the other's), and
+keeps the highest (a replay cannot lower it); first contact costs one round trip.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ OWN_NODE_ID = "own node id"
 UNKNOWN_NODE_ID = "unknown node id"
 WRONG_LINK = "wrong link"
 REPLAY = "replay"
+STALE_ECHO = "stale echo"  # recorded before this node started, or the peer has not heard it
 
 
 @dataclass(frozen=True)
@@ -47,7 +56,9 @@ class _Link:
 class Liveness:
     """Which peer heartbeats are valid, per link, and whether the peer is alive."""
 
-    def __init__(self, links: Iterable[str], timeout_s: float, node_id: str, cluster: str) -> None:
+    def __init__(
+        self, links: Iterable[str], timeout_s: float, node_id: str, cluster: str, boot_id: int
+    ) -> None:
         if node_id not in NODE_IDS:
             raise ValueError(f"node id must be one of {NODE_IDS}, not {node_id!r}")
         if timeout_s <= 0:
@@ -59,6 +70,8 @@ class Liveness:
         self.node_id = node_id
         self.peer_id = other_node(node_id)
         self.cluster = cluster
+        self.boot_id = boot_id  # ours: the challenge every counted heartbeat echoes
+        self.peer_boot_id = 0  # the newest the peer authenticated itself with: our echo
         self._peer_view: Heartbeat | None = None
         self._peer_key: tuple[int, int] | None = None
         self.rejected_total = 0
@@ -74,9 +87,15 @@ class Liveness:
         A rejection is counted here; callers must not also call ``reject`` for it.
         """
         reason = self._check(link, hb)
+        if reason is None and hb.echo_boot_id != self.boot_id:
+            # Authenticated and from the peer, so its boot_id is a fact worth echoing,
+            # but it does not count before it answers our challenge.
+            self.peer_boot_id = max(self.peer_boot_id, hb.boot_id)
+            reason = STALE_ECHO
         if reason is not None:
             self.reject(link, reason, now)
             return reason
+        self.peer_boot_id = max(self.peer_boot_id, hb.boot_id)
         state = self._links[link]
         key = (hb.boot_id, hb.seq)
         state.last_key = key
@@ -110,8 +129,13 @@ class Liveness:
     def reject(self, link: str, reason: str, now: float) -> None:
         """Count a rejected datagram (codec failures, unexpected source, failed checks)."""
         del now  # kept in the signature so a later rate-based alarm needs no API change
-        self.rejected_total += 1
         self.rejected_by_reason[reason] = self.rejected_by_reason.get(reason, 0) + 1
+        if reason == STALE_ECHO:
+            # Every first contact brings one or two of these; shown as "rejected" they
+            # would alarm the operator after each restart. A replay is one too, but at
+            # worst it now changes nothing.
+            return
+        self.rejected_total += 1
         state = self._links.get(link)
         if state is not None:
             state.rejected += 1

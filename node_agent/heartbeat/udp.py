@@ -117,8 +117,10 @@ class HeartbeatTransport:
         on_heartbeat: OnHeartbeat,
         clock: Callable[[], float] = time.monotonic,
         rebind_interval_s: float = 1.0,
+        on_peer_boot: Callable[[], None] | None = None,
     ) -> None:
         peer = other_node(node_id)
+        self._on_peer_boot = on_peer_boot
         self.rebind_interval_s = rebind_interval_s
         self.node_id = node_id
         self.cluster_name = cluster_name
@@ -207,6 +209,7 @@ class HeartbeatTransport:
         out.CopyFrom(hb)
         out.cluster = self.cluster_name
         out.node_id = self.node_id
+        out.echo_boot_id = self.liveness.peer_boot_id  # answers the peer's challenge
         for name, link in self._links.items():
             if link.sock is None:
                 continue
@@ -250,7 +253,10 @@ class HeartbeatTransport:
             self.liveness.reject(name, exc.reason, now)
             log.debug("heartbeat link %s: rejected (%s) from %s", name, exc.reason, addr)
             return
+        echoed = self.liveness.peer_boot_id
         reason = self.liveness.accept(name, hb, now)
+        if self.liveness.peer_boot_id != echoed and self._on_peer_boot is not None:
+            self._on_peer_boot()  # the peer (re)started: answer its challenge now
         if reason is not None:
             log.debug("heartbeat link %s: rejected (%s) from %s", name, reason, addr)
             return
@@ -273,13 +279,12 @@ class HeartbeatSender:
         transport: HeartbeatTransport,
         pulse: Pulse,
         build: Callable[[], Heartbeat],
-        boot_id: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.transport = transport
         self.pulse = pulse
         self._build = build
-        self.boot_id = time.time_ns() if boot_id is None else boot_id
+        self.boot_id = transport.liveness.boot_id  # the one the peer must echo
         self.seq = 0
         self._clock = clock
         self._wake = asyncio.Event()

@@ -88,7 +88,8 @@ async def pair(pulse: float = PULSE) -> AsyncIterator[dict[str, Node]]:
     tasks: list[asyncio.Task[None]] = []
     try:
         for node_id in NODE_IDS:
-            liveness = Liveness([n.name for n in nets], TIMEOUT, node_id, CLUSTER)
+            boot = 1000 + NODE_IDS.index(node_id)
+            liveness = Liveness([n.name for n in nets], TIMEOUT, node_id, CLUSTER, boot_id=boot)
             heard: list[tuple[str, Heartbeat]] = []
             transport = HeartbeatTransport(
                 node_id, CLUSTER, SECRET, nets, liveness, lambda ln, hb, h=heard: h.append((ln, hb))
@@ -224,7 +225,7 @@ def test_missing_address_is_a_down_link_not_an_error() -> None:
     # Like an agent started in a namespace before its address is configured.
     async def main() -> None:
         net = HeartbeatNetwork("lan", {"node1": "10.254.254.1", "node2": "10.254.254.2"}, 7799)
-        liveness = Liveness(["lan"], TIMEOUT, "node1", CLUSTER)
+        liveness = Liveness(["lan"], TIMEOUT, "node1", CLUSTER, boot_id=1)
         transport = HeartbeatTransport(
             "node1", CLUSTER, SECRET, [net], liveness, lambda ln, hb: None, rebind_interval_s=0.01
         )
@@ -249,7 +250,7 @@ def test_address_in_use_fails_start() -> None:
                 CLUSTER,
                 SECRET,
                 node1.nets,
-                Liveness(["lan", "cross"], TIMEOUT, "node1", CLUSTER),
+                Liveness(["lan", "cross"], TIMEOUT, "node1", CLUSTER, boot_id=1),
                 lambda ln, hb: None,
             )
             with pytest.raises(OSError):
@@ -270,7 +271,7 @@ NETNS_SCRIPT = textwrap.dedent(
         net = HeartbeatNetwork("lan", {"node1": "10.77.0.1", "node2": "10.77.0.2"}, 7701)
         nodes = []
         for nid in ("node1", "node2"):
-            lv = Liveness(["lan"], 0.3, nid, "demo")
+            lv = Liveness(["lan"], 0.3, nid, "demo", boot_id=1 + len(nodes))
             tr = HeartbeatTransport(
                 nid, "demo", b"s", [net], lv, lambda ln, hb: None, rebind_interval_s=0.05
             )

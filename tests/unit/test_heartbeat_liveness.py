@@ -10,6 +10,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from node_agent.heartbeat.liveness import (
     OWN_NODE_ID,
     REPLAY,
+    STALE_ECHO,
     UNKNOWN_LINK,
     UNKNOWN_NODE_ID,
     WRONG_CLUSTER,
@@ -23,12 +24,19 @@ LINKS = ["lan", "cross"]
 TIMEOUT = 3.0
 
 
-def make() -> Liveness:
-    return Liveness(LINKS, TIMEOUT, "node1", "demo")
+OWN_BOOT = 7  # node1's boot_id: what node2's heartbeats echo
 
 
-def hb(link: str, seq: int, boot_id: int = 1, node_id: str = "node2", cluster: str = "demo"):
-    return Heartbeat(cluster=cluster, node_id=node_id, boot_id=boot_id, seq=seq, link=link)
+def make(boot_id: int = OWN_BOOT) -> Liveness:
+    return Liveness(LINKS, TIMEOUT, "node1", "demo", boot_id=boot_id)
+
+
+def hb(
+    link: str, seq: int, boot_id: int = 1, node_id: str = "node2", cluster: str = "demo",
+    echo: int = OWN_BOOT,
+) -> Heartbeat:  # fmt: skip
+    return Heartbeat(cluster=cluster, node_id=node_id, boot_id=boot_id, seq=seq, link=link,
+                     echo_boot_id=echo)  # fmt: skip
 
 
 def test_nothing_heard_means_dead() -> None:
@@ -170,11 +178,11 @@ def test_datagram_only_valid_on_its_own_link(stamped, received_on, seq) -> None:
 
 def test_constructor_validates() -> None:
     with pytest.raises(ValueError):
-        Liveness(LINKS, TIMEOUT, "node3", "demo")
+        Liveness(LINKS, TIMEOUT, "node3", "demo", boot_id=1)
     with pytest.raises(ValueError):
-        Liveness([], TIMEOUT, "node1", "demo")
+        Liveness([], TIMEOUT, "node1", "demo", boot_id=1)
     with pytest.raises(ValueError):
-        Liveness(LINKS, 0, "node1", "demo")
+        Liveness(LINKS, 0, "node1", "demo", boot_id=1)
 
 
 def test_clock_going_back_reads_as_just_heard() -> None:
@@ -189,19 +197,36 @@ class LivenessMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.lv = make()
         self.now = 0.0
         self.boot = 1
         self.seq = 0
         self.sent: list[Heartbeat] = []  # everything the peer ever sent (attacker's capture)
+        self.own_boot = OWN_BOOT
+        self.echo = OWN_BOOT  # the boot_id of ours the peer last heard
+        self.receiver_restart()
+
+    @rule()
+    def receiver_restart(self) -> None:
+        """This node's agent restarts: a new boot_id, nothing remembered."""
+        self.own_boot += 1
+        self.lv = make(self.own_boot)
         self.last_key: dict[str, tuple[int, int]] = {}
         self.last_heard: dict[str, float] = {}
         self.best: Heartbeat | None = None
         self.rejected = 0
+        self.learned = 0
+
+    @rule()
+    def peer_hears_us(self) -> None:
+        self.echo = self.own_boot
 
     def deliver(self, link: str, beat: Heartbeat) -> None:
         key = (beat.boot_id, beat.seq)
-        valid = beat.link == link and (link not in self.last_key or key > self.last_key[link])
+        authentic = beat.link == link
+        if authentic:
+            self.learned = max(self.learned, beat.boot_id)
+        valid = (authentic and (link not in self.last_key or key > self.last_key[link])
+                 and beat.echo_boot_id == self.own_boot)  # fmt: skip
         result = self.lv.accept(link, beat, self.now)
         assert (result is None) == valid, result
         if valid:
@@ -209,7 +234,7 @@ class LivenessMachine(RuleBasedStateMachine):
             self.last_heard[link] = self.now
             if self.best is None or key > (self.best.boot_id, self.best.seq):
                 self.best = beat
-        else:
+        elif result != STALE_ECHO:  # a first contact's: not shown as rejected
             self.rejected += 1
 
     @rule(dt=st.floats(0, 2 * TIMEOUT))
@@ -219,10 +244,10 @@ class LivenessMachine(RuleBasedStateMachine):
     @rule(links=st.lists(st.sampled_from(LINKS), unique=True))
     def pulse(self, links: list[str]) -> None:
         self.seq += 1
-        for link in LINKS:
-            self.sent.append(hb(link, self.seq, self.boot))
+        beats = {link: hb(link, self.seq, self.boot, echo=self.echo) for link in LINKS}
+        self.sent += beats.values()
         for link in links:  # links not listed lost this pulse
-            self.deliver(link, hb(link, self.seq, self.boot))
+            self.deliver(link, beats[link])
 
     @precondition(lambda self: self.sent)
     @rule(data=st.data())
@@ -256,6 +281,7 @@ class LivenessMachine(RuleBasedStateMachine):
         assert self.lv.rejected_total == self.rejected
         assert self.lv.peer_view == self.best
         assert self.lv.latest(self.now) == (self.best if any(up.values()) else None)
+        assert self.lv.peer_boot_id == self.learned
 
 
 LivenessMachine.TestCase.settings = settings(max_examples=200, stateful_step_count=40)
@@ -297,3 +323,29 @@ def test_pulse_urgent_and_clock_back() -> None:
     assert pulse.due(4.0)  # clock went back: send rather than go quiet
     with pytest.raises(ValueError):
         Pulse(0)
+
+
+def test_a_replay_at_a_restarted_receiver_never_counts() -> None:
+    before = make(OWN_BOOT)
+    captured = [hb(link, seq, boot_id=5) for seq in range(1, 20) for link in LINKS]
+    for beat in captured[:10]:
+        assert before.accept(beat.link, beat, 1.0) is None
+    restarted = make(OWN_BOOT + 1)  # the receiver's agent restarts: nothing remembered
+    for i, beat in enumerate(captured):  # the whole capture, at its original pace
+        assert restarted.accept(beat.link, beat, 2.0 + i / 4) == STALE_ECHO
+        assert not restarted.peer_alive(2.0 + i / 4)
+    assert restarted.rejected_by_reason == {STALE_ECHO: len(captured)}
+    # The live peer learned the new boot_id from the restarted node: counted again.
+    assert restarted.peer_boot_id == 5
+    fresh = hb("lan", 100, boot_id=5, echo=OWN_BOOT + 1)
+    assert restarted.accept("lan", fresh, 10.0) is None and restarted.peer_alive(10.0)
+
+
+def test_the_echo_learns_the_newest_authentic_boot_only() -> None:
+    lv = make()
+    assert lv.accept("lan", hb("lan", 1, boot_id=9, echo=0), 0.0) == STALE_ECHO
+    assert lv.peer_boot_id == 9  # learned from a datagram that did not count
+    assert lv.accept("lan", hb("lan", 1, boot_id=3, echo=0), 0.0) == STALE_ECHO
+    assert lv.peer_boot_id == 9  # an older boot (a replay) cannot lower it
+    assert lv.accept("lan", hb("cross", 2, boot_id=11), 0.0) == WRONG_LINK
+    assert lv.peer_boot_id == 9  # nor a datagram that fails the other checks
