@@ -79,13 +79,11 @@ class Journal:
         self._failed: OSError | None = None
         self.records = 0  # records in the journal since the snapshot
 
-    def open(self) -> tuple[bytes | None, list[bytes]]:
-        """Read the snapshot payload and every intact journal record; ready for appending."""
-        if not self.directory.is_dir():
-            self.directory.mkdir(parents=True)
-            _fsync_dir(self.directory.parent)  # the new directory's own entry is durable too
+    def _read(self) -> tuple[int, bytes | None, list[bytes], int | None, int]:
+        """(epoch, snapshot, records, end of the intact records or None if the journal
+        must start afresh, journal size), from the files as they are."""
         snapshot: bytes | None = None
-        self._epoch = 0
+        epoch = 0
         try:
             raw = self.snapshot_path.read_bytes()
         except FileNotFoundError:
@@ -95,25 +93,40 @@ class Journal:
             if framed is None or not framed[0].startswith(_MAGIC):
                 raise JournalError(f"snapshot {self.snapshot_path} is corrupt")
             body = framed[0][len(_MAGIC) :]
-            self._epoch = _EPOCH.unpack_from(body)[0]
+            epoch = _EPOCH.unpack_from(body)[0]
             snapshot = body[_EPOCH.size :]
-        records: list[bytes] = []
         try:
             buf = self.journal_path.read_bytes()
         except FileNotFoundError:
             buf = b""
         head = _unframe(buf, 0)
-        if head is None or head[0] != _MAGIC + _EPOCH.pack(self._epoch):
+        if head is None or head[0] != _MAGIC + _EPOCH.pack(epoch):
             # Missing, torn at birth, or from the epoch before the snapshot: start afresh.
+            return epoch, snapshot, [], None, len(buf)
+        records: list[bytes] = []
+        pos = head[1]
+        while (framed := _unframe(buf, pos)) is not None:
+            records.append(framed[0])
+            pos = framed[1]
+        return epoch, snapshot, records, pos, len(buf)
+
+    def peek(self) -> tuple[bytes | None, list[bytes]]:
+        """The snapshot and the intact records, read without changing anything."""
+        _epoch, snapshot, records, _end, _size = self._read()
+        return snapshot, records
+
+    def open(self) -> tuple[bytes | None, list[bytes]]:
+        """Read the snapshot payload and every intact journal record; ready for appending."""
+        if not self.directory.is_dir():
+            self.directory.mkdir(parents=True)
+            _fsync_dir(self.directory.parent)  # the new directory's own entry is durable too
+        self._epoch, snapshot, records, end, size = self._read()
+        if end is None:
             self._new_journal()
         else:
-            pos = head[1]
-            while (framed := _unframe(buf, pos)) is not None:
-                records.append(framed[0])
-                pos = framed[1]
             self._fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND)
-            if pos < len(buf):  # cut the torn tail, or new records would hide behind it
-                os.ftruncate(self._fd, pos)
+            if end < size:  # cut the torn tail, or new records would hide behind it
+                os.ftruncate(self._fd, end)
                 os.fsync(self._fd)
         self.records = len(records)
         self._failed = None

@@ -2,7 +2,8 @@
 
 The secondary acknowledges a write once it has applied it (pwrite into its page cache);
 it is durable there only after the next replicated fsync. When the stream breaks, the
-zones the primary's activity log held (recent writes) are therefore *in doubt* on the
+zones the primary's activity log holds or retired lately (``ActivityLog.recent``: the
+last 1024 zones written) are therefore *in doubt* on the
 peer -- but only if the peer's machine went down since: an agent that was killed leaves
 the page cache, hence the data, intact. So instead of marking those zones dirty (which
 resent up to the whole activity log, 1 GiB, after every secondary outage), the primary

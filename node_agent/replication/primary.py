@@ -256,7 +256,7 @@ class PrimaryReplicator:
         return box[0]
 
     def _record_doubt(self) -> None:
-        changes = self.activity.active()
+        changes = self.activity.recent()  # acknowledged lately: maybe not synced there
         if self.doubt is None or changes.is_empty():
             return
         try:
