@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class PeerModuleView(_message.Message):
-    __slots__ = ("name", "state", "readiness", "uptodate", "generations", "primary_since", "handover", "swap_request", "split_brain", "stop_request", "config_version", "candidate", "resource_up", "fullsync", "outdate", "outdated")
+    __slots__ = ("name", "state", "readiness", "uptodate", "generations", "primary_since", "handover", "swap_request", "split_brain", "stop_request", "config_version", "candidate", "resource_up", "fullsync", "outdate", "outdated", "kept_over")
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     READINESS_FIELD_NUMBER: _ClassVar[int]
@@ -25,6 +25,7 @@ class PeerModuleView(_message.Message):
     FULLSYNC_FIELD_NUMBER: _ClassVar[int]
     OUTDATE_FIELD_NUMBER: _ClassVar[int]
     OUTDATED_FIELD_NUMBER: _ClassVar[int]
+    KEPT_OVER_FIELD_NUMBER: _ClassVar[int]
     name: str
     state: _mirrorpair_pb2.ModuleState
     readiness: _mirrorpair_pb2.Readiness
@@ -41,7 +42,8 @@ class PeerModuleView(_message.Message):
     fullsync: bool
     outdate: str
     outdated: str
-    def __init__(self, name: _Optional[str] = ..., state: _Optional[_Union[_mirrorpair_pb2.ModuleState, str]] = ..., readiness: _Optional[_Union[_mirrorpair_pb2.Readiness, str]] = ..., uptodate: bool = ..., generations: _Optional[_Iterable[str]] = ..., primary_since: _Optional[float] = ..., handover: bool = ..., swap_request: bool = ..., split_brain: bool = ..., stop_request: bool = ..., config_version: _Optional[int] = ..., candidate: bool = ..., resource_up: bool = ..., fullsync: bool = ..., outdate: _Optional[str] = ..., outdated: _Optional[str] = ...) -> None: ...
+    kept_over: str
+    def __init__(self, name: _Optional[str] = ..., state: _Optional[_Union[_mirrorpair_pb2.ModuleState, str]] = ..., readiness: _Optional[_Union[_mirrorpair_pb2.Readiness, str]] = ..., uptodate: bool = ..., generations: _Optional[_Iterable[str]] = ..., primary_since: _Optional[float] = ..., handover: bool = ..., swap_request: bool = ..., split_brain: bool = ..., stop_request: bool = ..., config_version: _Optional[int] = ..., candidate: bool = ..., resource_up: bool = ..., fullsync: bool = ..., outdate: _Optional[str] = ..., outdated: _Optional[str] = ..., kept_over: _Optional[str] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ("cluster", "node_id", "boot_id", "seq", "link", "sent_time", "modules", "witness_reachable", "echo_boot_id")

@@ -29,6 +29,7 @@ class PeerView:
     # acknowledge writes the peer lacks.
     outdate: str = ""
     outdated: str = ""
+    kept_over: str = ""  # see Facts.kept_over
 
 
 # What a peer that does not have the module configured looks like.

@@ -14,6 +14,9 @@ class Facts:
     uptodate: bool = True
     generations: tuple[str, ...] = ()
     synctime: float = 0.0
+    # The peer's latest generation when an admin forced this copy primary over it after a
+    # split brain; "" once the peer resynced from this copy.
+    kept_over: str = ""
 
 
 class FactsError(ValueError):
@@ -33,6 +36,7 @@ def load_facts(path: Path) -> Facts:
             uptodate=bool(raw["uptodate"]),
             generations=tuple(str(g) for g in raw["generations"]),
             synctime=float(raw["synctime"]),
+            kept_over=str(raw.get("kept_over", "")),  # absent before this field existed
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise FactsError(f"module facts {path} are malformed: {exc}") from exc

@@ -60,6 +60,7 @@ class ModuleMachine(RulesMixin, CommandsMixin):
         self.primary_since = 0.0
         self.degraded = False
         self.split_brain = False
+        self.split_peer_generations: tuple[str, ...] = ()  # the peer's, when split brain began
         self.stopping = False  # primary stopping its resource before STOP
         self.restart_after_stop = False  # stopstart
         self.last_stop_cause = "stop"
@@ -118,6 +119,7 @@ class ModuleMachine(RulesMixin, CommandsMixin):
             fullsync=self.resync_wanted and self.resync_fullsync,
             outdate=self.outdate_token if self.state.is_primary else "",
             outdated=self.outdated_ack,
+            kept_over=self.facts.kept_over,
         )
 
     @property
@@ -275,6 +277,10 @@ class ModuleMachine(RulesMixin, CommandsMixin):
             self.last_rule = cause + (f" by {who}" if who else "")
             if state.is_primary and not old_state.is_primary:
                 self.primary_since = now
+            if state is State.PRIM or not state.is_primary:
+                # "degraded" is a primary's replication failing; with a secondary again
+                # (resynchronizing, then Ready), or as no primary at all, it is over.
+                self.degraded = False
             if not state.is_primary:
                 self.primary_since = 0.0
                 self.stopping = self.handing_over = False

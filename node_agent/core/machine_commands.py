@@ -151,8 +151,19 @@ class CommandsMixin(_Base):
             return Outcome(False, f"the peer is primary ({p.state.name}): stop it there or swap")
         forced = "" if self.facts.uptodate else " (this copy was NOT up to date)"
         self.checker_wait = self.handover = False
+        # Forced over a copy it diverged from (a split brain): the admin chose this copy.
+        theirs = p.generations if p is not None and p.generations else self.split_peer_generations
+        diverged = bool(theirs) and compare(self.facts.generations, theirs) is Relation.DIVERGED
         self._log(env.now, "WARNING", f"forced primary{forced}", "prim", who)
         self._go_alone(env, "prim", f"forced primary by {who or 'admin'}{forced}", who)
+        if diverged:
+            self._set_facts(kept_over=theirs[-1])
+            self._log(env.now, "WARNING", "this copy is kept over the peer's (split brain): "
+                      "when the peer starts it keeps its own changes in quarantine and "
+                      "resyncs from this copy", "prim", who)  # fmt: skip
+            return Outcome(True, f"primary{forced}; kept over the peer's copy, which "
+                           "resyncs from this one when it starts (its own changes go to "
+                           "quarantine)")  # fmt: skip
         return Outcome(True, f"primary{forced}")
 
     def _cmd_second(self, env: Env, who: str, fullsync: bool) -> Outcome:

@@ -66,7 +66,7 @@ class RulesMixin(WaitRulesMixin):
             if not self._primary_first(p):
                 rel = compare(self.facts.generations, p.generations)
                 if rel is Relation.DIVERGED:
-                    self.split_brain = True
+                    self._note_split_brain(p)
                     self._step_down(env, "split-brain", SPLIT_BRAIN_MSG)
                 else:
                     self._step_down(env, "primary-conflict", "the peer was primary first")
@@ -100,8 +100,8 @@ class RulesMixin(WaitRulesMixin):
             if self.state is State.ALONE and joined:
                 self._set(State.PRIM, Readiness.TRANSIENT, "peer-second", now, "peer is secondary")
             self._refresh_primary_readiness(env)
-            if self.state is State.PRIM and self.readiness is Readiness.READY:
-                self.degraded = False
+            if self.state is State.PRIM and self.readiness is Readiness.READY and same:
+                self._set_facts(kept_over="")  # the peer resynced from this copy
             self._maybe_hand_over(env, p)
             return
         if self.state is State.PRIM and p.handover:
@@ -234,7 +234,7 @@ class RulesMixin(WaitRulesMixin):
                     "the primary went on without us (replication failed): not up to date",
                 )
             elif ready:
-                self.split_brain = True
+                self._note_split_brain(p)
                 self._set(State.WAIT, Readiness.NOT_READY, "split-brain", now, SPLIT_BRAIN_MSG)
             elif not self.resync_wanted:
                 self._begin_resync(env, "peer-primary", "resynchronizing from the primary")
@@ -259,6 +259,10 @@ class RulesMixin(WaitRulesMixin):
         if both_ready and elect(rel, True, p.uptodate, self.policy.preferred_here) is not Choice.ME:
             return
         self._go_alone(env, "peer-not-primary", f"peer is {p.state.name}: taking over")
+
+    def _note_split_brain(self, p: PeerView) -> None:
+        self.split_brain = True
+        self.split_peer_generations = p.generations
 
     def _begin_resync(self, env: Env, cause: str, reason: str) -> None:
         self.resync_wanted = True

@@ -22,11 +22,20 @@ else:
 SPLIT_BRAIN_MSG = (
     "split brain: both nodes wrote independently; the node primary first keeps serving. "
     "Run `second` here to resync from it (this copy's own changes go to quarantine); to "
-    "keep this copy instead, stop the module on the peer, then `prim` here"
+    "keep this copy instead, stop the module on the peer, then `prim` here: when the peer "
+    "starts again it keeps its own changes in quarantine and resyncs from this copy"
+)
+KEPT_PEER_MSG = (
+    "after the split brain an admin kept the peer's copy (`prim` there): this copy's own "
+    "changes go to quarantine, then it resyncs from the peer"
 )
 
 
 class WaitRulesMixin(_Base):
+    @property
+    def _latest(self) -> str:
+        return self.facts.generations[-1] if self.facts.generations else ""
+
     # ----- wait ----------------------------------------------------------------------
     def _decide_wait(self, env: Env) -> None:
         p, now = env.peer, env.now
@@ -44,8 +53,13 @@ class WaitRulesMixin(_Base):
                 if now < self.rejoin_after:
                     return  # back off after a replication failure before resyncing
                 self._join_as_secondary(env, rel, "peer-primary")
+            elif p.kept_over and p.kept_over == self._latest:
+                # An admin forced the peer primary over this very copy after a split brain:
+                # the choice is made, so do its last step (as `second` here would).
+                self.quarantine_wanted = True
+                self._begin_resync(env, "survivor-chosen", KEPT_PEER_MSG)
             else:
-                self.split_brain = True
+                self._note_split_brain(p)
                 self._set(State.WAIT, Readiness.NOT_READY, "split-brain", now, SPLIT_BRAIN_MSG)
             return
         if p.state is State.SECOND and p.readiness is Readiness.READY:
@@ -68,7 +82,7 @@ class WaitRulesMixin(_Base):
                 elif self._primary_first(p):
                     self._go_alone(env, "split-brain-survivor", "primary first: keeps serving")
                 else:
-                    self.split_brain = True
+                    self._note_split_brain(p)
                     self._set(State.WAIT, Readiness.NOT_READY, "split-brain", now, SPLIT_BRAIN_MSG)
             return
         peer_can_serve = p.uptodate and p.candidate

@@ -25,6 +25,7 @@ def view_to_pb(name: str, view: PeerView, config_version: int) -> hpb.PeerModule
         fullsync=view.fullsync,
         outdate=view.outdate,
         outdated=view.outdated,
+        kept_over=view.kept_over,
     )
 
 
@@ -48,6 +49,7 @@ def view_from_pb(msg: hpb.PeerModuleView) -> PeerView | None:
         fullsync=msg.fullsync,
         outdate=msg.outdate,
         outdated=msg.outdated,
+        kept_over=msg.kept_over,
     )
 
 

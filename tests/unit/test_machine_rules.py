@@ -110,25 +110,68 @@ def test_a_stopped_split_brain_loser_still_keeps_its_own_changes_on_second() -> 
     assert states(pair) == ("PRIM", "SECOND")
 
 
-def test_keeping_the_split_brain_losers_copy_instead() -> None:
-    # The route SPLIT_BRAIN_MSG gives: stop the survivor, force the loser primary, then
-    # the old survivor finds the split brain in turn and keeps its changes on `second`.
+@pytest.mark.parametrize("peer_down", [False, True], ids=["survivor stopped", "survivor down"])
+def test_keeping_the_split_brain_losers_copy_instead(peer_down: bool) -> None:
+    # The route SPLIT_BRAIN_MSG gives: stop the survivor, force the loser primary; the
+    # old survivor, started again, knows the operator's choice: it keeps its own changes
+    # in quarantine and resyncs, with nobody running `second` there.
     pair = split_brain()
+    m1, m2 = pair.machine("node1"), pair.machine("node2")
     assert states(pair) == ("ALONE", "WAIT")
     assert not pair.command("node2", "prim").accepted  # node1 still serves
-    assert pair.command("node1", "stop").accepted
+    survivor = m1.facts.generations[-1]
+    if peer_down:  # its agent dead: node2 remembers the history it diverged from
+        pair.kill("node1")
+    else:
+        assert pair.command("node1", "stop").accepted
     pair.settle()
-    assert states(pair) == ("STOP", "WAIT")
-    assert pair.command("node2", "prim").accepted
+    out = pair.command("node2", "prim")
+    assert out.accepted and "kept over the peer's copy" in out.message
+    assert m2.facts.kept_over == survivor and m2.view().kept_over == survivor
     pair.settle()
+    if peer_down:
+        pair.boot("node1", autostart=False)
+        m1 = pair.machine("node1")
     assert states(pair) == ("STOP", "ALONE")
     assert pair.command("node1", "start").accepted
-    pair.settle()
-    m1 = pair.machine("node1")
-    assert states(pair) == ("WAIT", "ALONE") and m1.split_brain
-    assert pair.command("node1", "second").accepted and m1.quarantine_wanted
+    pair.round()
+    assert m1.state is State.SECOND and m1.quarantine_wanted and not m1.split_brain
+    assert m1.last_rule == "survivor-chosen"
     pair.settle()
     assert states(pair) == ("SECOND", "PRIM")
+    assert m2.facts.kept_over == ""  # done: a later divergence is a new split brain
+
+
+def test_a_choice_over_another_generation_is_still_a_split_brain() -> None:
+    """kept_over names the copy the admin chose against: a survivor that wrote again
+    since is not that copy, and waits for a decision."""
+    pair = split_brain()
+    assert pair.command("node1", "stop").accepted
+    pair.settle()
+    assert pair.command("node2", "prim").accepted
+    m1 = pair.machine("node1")
+    m1.facts = type(m1.facts)(generations=(*m1.facts.generations, "later-alone"))
+    assert pair.command("node1", "start").accepted
+    pair.settle()
+    assert states(pair) == ("WAIT", "ALONE") and m1.split_brain
+
+
+def test_degraded_ends_with_a_secondary_again_and_with_the_primary_role() -> None:
+    pair = settled()
+    m1 = pair.machine("node1")
+    pair.replication_failed("node1")
+    seen = []
+    for _ in range(20):  # alone and degraded, then the peer resyncs: no longer degraded
+        pair.round()
+        seen.append((m1.state, m1.degraded))
+    assert (State.ALONE, True) in seen and seen[-1] == (State.PRIM, False)
+    assert (State.PRIM, True) not in seen[seen.index((State.ALONE, True)):]
+    pair.replication_failed("node1")
+    pair.round()
+    assert m1.degraded
+    assert pair.command("node1", "stop").accepted
+    pair.settle()
+    assert m1.state is State.STOP and not m1.degraded  # no primary, no degraded primary
 
 
 def test_second_after_a_clean_outage_quarantines_nothing() -> None:
