@@ -19,12 +19,11 @@ from node_agent.engine.convert import machine_fingerprint, view_from_pb, view_to
 from node_agent.engine.logbook import LogBook, level_number
 from node_agent.engine.module_driver import ModuleDriver
 from node_agent.engine.status import module_status
+from node_agent.engine.vip_audit import audit_vips
 from node_agent.heartbeat.liveness import Liveness, Pulse
 from node_agent.heartbeat.udp import HeartbeatSender, HeartbeatTransport
 from node_agent.heartbeat.witness import WitnessProbe
 from node_agent.replication.receiver import StreamReceiver
-from node_agent.resources.common import ResourceError
-from node_agent.resources.vip import node_addresses
 from protos import heartbeat_pb2 as hpb
 from protos import mirrorpair_pb2 as pb
 
@@ -260,24 +259,7 @@ class NodeEngine:
             await asyncio.sleep(CHECK_PERIOD_S)
 
     async def _audit_vips(self) -> None:
-        """Compare every module's VIP with what the interfaces hold (one netlink dump)."""
-        drivers = {d: d.operations for d in self.modules.values() if d.vip is not None}
-        if not drivers:
-            return
-        try:
-            held = await asyncio.to_thread(node_addresses)
-        except ResourceError as exc:
-            log.warning("VIP audit: %s", exc)
-            return
-        moved = False
-        for d, operations in drivers.items():
-            assert d.vip is not None
-            if d.operations != operations:
-                continue  # a start or stop ran during the dump: it is out of date
-            was = d.vip_held
-            d.vip_audit((d.vip.interface, d.vip.ip) in held)
-            moved |= d.vip_held != was
-        if moved:
+        if await audit_vips(list(self.modules.values())):
             self.wake()
 
     async def _shutdown(self) -> None:
