@@ -103,7 +103,7 @@ def test_state_exit_codes_match_each_node(shared: LocalCluster) -> None:
 def test_state_without_node_on_a_shared_machine_is_a_setup_error(shared: LocalCluster) -> None:
     rc, _, err = shared.cli("state", "web")
     assert rc == 12 and "give --node" in err
-    assert shared.cli("state")[0] == 12  # usage error: never 2 (= ALONE)
+    assert shared.cli("state")[0] == 16  # usage error: never 2 (= ALONE)
 
 
 def test_log_merges_both_nodes(shared: LocalCluster) -> None:
@@ -223,7 +223,7 @@ def test_entry_point_runs_as_a_program(shared: LocalCluster) -> None:
 
 def test_commands_needing_a_node_or_a_primary_say_so(shared: LocalCluster) -> None:
     rc, _, err = shared.cli("prim", "web", "--yes")
-    assert rc == 1 and "give --node" in err
+    assert rc == 16 and "required: --node" in err  # a usage error: nothing was asked
     rc, _, err = shared.cli("swap", "nosuch")
     assert rc == 11 and "unknown module" in err
 
