@@ -85,10 +85,10 @@ def follow_logs(clients: Mapping[str, AgentClient], args: argparse.Namespace) ->
     with ClusterWatch(clients, log_level=level) as watch:
         first = _first_updates(watch, list(clients), args.timeout + 1)
         up = {n: u.event for n, u in first.items() if u.event is not None}
-        for node in clients:
-            u = first.get(node)
-            if u is None or u.error is not None:
-                _note(f"error: {u.error if u and u.error else f'{node}: no answer yet'}; retrying")
+        down = {n: (u.error if u and u.error else f"{n}: no answer yet")
+                for n in clients if (u := first.get(n)) is None or u.error is not None}  # fmt: skip
+        for error in down.values():  # with one node up, the other is tried again meanwhile
+            _note(f"error: {error}" + ("; retrying" if up else ""))
         if not up:
             return Exit.UNREACHABLE
         if f.module and not any(render.find_module(ev.status, f.module) for ev in up.values()):
