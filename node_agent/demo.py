@@ -1,7 +1,9 @@
 """A complete two-node cluster on one machine, for trying MirrorPair and for tests.
 
 ``build_demo_cluster`` (node_agent.demo_cluster) writes its files; ``AgentProcess``
-runs one ``mirrorpair-agent`` for it; ``run_demo`` is `mirrorpair demo`.
+runs one ``mirrorpair-agent`` for it; ``run_demo`` is `mirrorpair demo`: both agents, a
+plain web module and (where FUSE allows) a replicated one, the console, and a control
+socket through which `mirrorpair demo kill|restart NODE` crash and revive an agent.
 """
 
 from __future__ import annotations
@@ -19,8 +21,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from node_agent.cli.client import AgentClientError
+from node_agent.cli.console_cmd import console_problem, how_to_watch_text
+from node_agent.cli.exits import Exit
 from node_agent.config.model import NODE_IDS
 from node_agent.demo_cluster import APP_SCRIPT, DemoCluster, DemoError, build_demo_cluster
+from node_agent.demo_control import ControlServer
 
 
 class AgentProcess:
@@ -112,83 +117,162 @@ def kill_demo_apps(cluster: DemoCluster) -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
-def _banner(cluster: DemoCluster, agents: Sequence[AgentProcess]) -> str:
-    cli = "mirrorpair " + " ".join(shlex.quote(a) for a in cluster.cli_args())
+def cli_command(cluster: DemoCluster) -> str:
+    """`mirrorpair` with the options to reach this cluster, runnable as pasted: the full
+    path of the mirrorpair next to this Python (the venv's), else `python -m`."""
+    exe = Path(sys.executable).parent / "mirrorpair"
+    argv = [str(exe)] if os.access(exe, os.X_OK) else [sys.executable, "-m", "node_agent.cli.main"]
+    return shlex.join([*argv, *cluster.cli_args()])
+
+
+def console_command(cluster: DemoCluster) -> list[str]:
+    """`mirrorpair ... console`: checks for the extra and a display, then the console."""
+    return [*shlex.split(cli_command(cluster)), "console"]
+
+
+def replication_problem() -> str | None:
+    """Why this machine cannot serve a replicated module through FUSE, or None."""
+    if not os.path.exists("/dev/fuse"):
+        return "/dev/fuse is missing (modprobe fuse)"
+    if os.geteuid() == 0:
+        return None
+    if shutil.which("fusermount3") is None:
+        return "fusermount3 is missing (apt-get install fuse3)"
+    try:
+        conf = Path("/etc/fuse.conf").read_text()
+    except OSError:
+        conf = ""
+    if not any(line.strip() == "user_allow_other" for line in conf.splitlines()):
+        return "not root, and /etc/fuse.conf lacks user_allow_other (the mount needs allow_other)"
+    return None
+
+
+def _banner(cluster: DemoCluster, agents: Sequence[AgentProcess], replication: str) -> str:
+    cli = cli_command(cluster)
     nodes = "\n".join(
         f"  {a.node} agent: {cluster.api[a.node]}  (pid {a.proc.pid if a.proc else '?'}, "
         f"log {a.log_path})"
         for a in agents
     )
-    web = "\n".join(
-        f"  {m}: {cluster.url(m)}  (the page names the node serving it)" for m in cluster.web_ports
-    )
+    web = []
+    for m in cluster.web_ports:
+        what = (
+            f"records into the replicated directory {cluster.replicated[m]}"
+            if m in cluster.replicated
+            else "the page names the node serving it"
+        )
+        web.append(f"  {m}: {cluster.url(m)}  ({what})")
+    repl = cluster.replicated and next(iter(cluster.replicated))
+    tries = [
+        f"{cli} status",
+        f'{cli} state web --node node1; echo "exit $?"',
+        f"{cli} swap web --wait",
+        f"{cli} log --follow",
+    ]
+    if repl:
+        tries.append(f"{cli} verify {repl}")
+    lines = "\n".join(f"  {t}" for t in tries)
+    resync = f"; {repl}'s resync graph is in the console" if repl else ""
     return f"""
 MirrorPair demo cluster running in {cluster.root}
 {nodes}
   CA: {cluster.ca}   admin certificate: {cluster.admin_cert}  key: {cluster.admin_key}
 Sample modules:
-{web}
+{chr(10).join(web)}
+{replication}
 No virtual IP in the demo (adding addresses needs root).
 
-Try, in another terminal:
-  {cli} status
-  {cli} state web --node node1; echo "exit $?"
-  {cli} swap web
-  {cli} log web
-  kill -9 <pid of the primary's agent>   # a server "crash": the other node takes over
+Try, in another terminal (each line runs as pasted):
+{lines}
+A server "crash" (SIGKILL of its agent: the other node takes over), then its return
+(as secondary, resynchronizing what changed meanwhile{resync}):
+  {cli} demo kill node2
+  {cli} demo restart node2
 
 Press Ctrl-C to stop the agents and remove the folder.
 """
 
 
-def console_command(cluster: DemoCluster) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "console.app",
-        "--cluster-config",
-        str(cluster.config_path),
-        "--cert",
-        str(cluster.admin_cert),
-        "--key",
-        str(cluster.admin_key),
-    ]
-
-
 def start_console(cluster: DemoCluster) -> subprocess.Popen | None:
-    """Open the desktop console on the demo cluster, or say clearly why not."""
-    shown = " ".join(console_command(cluster))
-    has_display = any(os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY"))
-    if not has_display and os.environ.get("QT_QPA_PLATFORM", "") != "offscreen":
-        print(
-            "no display found (DISPLAY and WAYLAND_DISPLAY are unset): running the agents "
-            f"only. To watch them, run on a desktop:\n  {shown}",
-            flush=True,
-        )
-        return None
-    try:
-        import PySide6  # noqa: F401
-    except ImportError:
-        print(f"PySide6 is not installed: running the agents only.\n  {shown}", flush=True)
+    """Open the desktop console on the demo cluster, or say clearly why not and how to
+    watch it in a way that works (the console must run on this machine: the agents
+    listen on 127.0.0.x)."""
+    shown = shlex.join(console_command(cluster))
+    problem = console_problem()
+    if problem is not None:
+        how = how_to_watch_text(shown) if "display" in problem else f"  then: {shown}"
+        print(f"{problem}: running the agents only. To watch them in the console:\n{how}",
+              flush=True)  # fmt: skip
         return None
     print("opening the console ...", flush=True)
     return subprocess.Popen(console_command(cluster), stdin=subprocess.DEVNULL)
 
 
+def unmount_under(root: Path) -> None:
+    """Lazily unmount every mount below ``root`` (from mountinfo: a dead FUSE mount fails
+    os.path.ismount), deepest first."""
+    prefix = str(root.resolve()) + "/"
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+            points = [line.split()[4].replace("\\040", " ") for line in f]
+    except OSError:
+        return
+    for point in sorted((p for p in points if p.startswith(prefix)), reverse=True):
+        with contextlib.suppress(OSError):
+            subprocess.run(["fusermount3", "-uz", point], capture_output=True, check=False)
+
+
+def _make_root(directory: Path | None) -> Path:
+    if directory is None:
+        return Path(tempfile.mkdtemp(prefix="mirrorpair-demo-"))
+    root = Path(directory)
+    if root.exists() and any(root.iterdir()):
+        raise DemoError(f"{root} is not empty (the demo removes its folder at exit)")
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+class _Supervisor:
+    """The demo's agents: kill/restart on request (control socket), exits reported once."""
+
+    def __init__(self, cluster: DemoCluster) -> None:
+        self.agents = {n: AgentProcess(cluster, n) for n in NODE_IDS}
+        self.cluster = cluster
+        self._reported: set[int] = set()
+
+    def request(self, action: str, node: str) -> str:
+        agent = self.agents.get(node)
+        if agent is None:
+            raise ValueError(f"no node {node!r} (node1 or node2)")
+        if action == "kill":
+            if not agent.alive():
+                raise ValueError(f"the {node} agent is not running")
+            pid = agent.proc.pid if agent.proc else 0
+            agent.kill()  # the demo's terminal says so too, with how to restart it
+            return f"{node} agent (pid {pid}) killed with SIGKILL"
+        was = "restarted" if agent.alive() else "started again"
+        agent.stop()
+        agent.start()
+        wait_ready(self.cluster, [agent])
+        return f"{node} agent {was} (pid {agent.proc.pid if agent.proc else '?'})"
+
+    def report_exits(self) -> None:
+        for a in self.agents.values():
+            pid = a.proc.pid if a.proc else 0
+            if not a.alive() and pid not in self._reported:
+                self._reported.add(pid)
+                cmd = f"{cli_command(self.cluster)} demo restart {a.node}"
+                print(f"agent {a.node} exited (code {a.returncode}); see {a.log_path}\n"
+                      f"  start it again with: {cmd}", flush=True)  # fmt: skip
+
+
 def run_demo(directory: Path | None = None, *, keep: bool = False, console: bool = False) -> int:
     """`mirrorpair demo`: build, start both agents, wait for Ctrl-C/SIGTERM, clean up."""
-    if directory is not None:
-        directory = Path(directory)
-        if directory.exists() and any(directory.iterdir()):
-            print(
-                f"error: {directory} is not empty (the demo removes its folder at exit)",
-                file=sys.stderr,
-            )
-            return 1
-        root = directory
-        root.mkdir(parents=True, exist_ok=True)
-    else:
-        root = Path(tempfile.mkdtemp(prefix="mirrorpair-demo-"))
+    try:
+        root = _make_root(directory)
+    except (DemoError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return Exit.LOCAL
     stop = False
 
     def on_term(signum: int, frame: object) -> None:
@@ -196,26 +280,28 @@ def run_demo(directory: Path | None = None, *, keep: bool = False, console: bool
         stop = True
 
     old_term = signal.signal(signal.SIGTERM, on_term)
-    agents: list[AgentProcess] = []
+    sup: _Supervisor | None = None
+    control: ControlServer | None = None
     console_proc: subprocess.Popen | None = None
     try:
-        cluster = build_demo_cluster(root)
-        agents = [AgentProcess(cluster, n) for n in NODE_IDS]
-        for a in agents:
+        problem = replication_problem()
+        modules, replicated = (("web",), ()) if problem else (("web", "recorder"), ("recorder",))
+        cluster = build_demo_cluster(root, modules=modules, replicated=replicated)
+        note = f"No replicated module: {problem}." if problem else ""
+        sup = _Supervisor(cluster)
+        for a in sup.agents.values():
             a.start()
         print(f"starting two agents in {root} ...", flush=True)
-        wait_ready(cluster, agents)
-        print(_banner(cluster, agents), flush=True)
+        wait_ready(cluster, sup.agents.values())
+        try:
+            control = ControlServer(root, sup.request)
+        except OSError as e:  # e.g. a socket path over 107 bytes
+            print(f"warning: no `demo kill/restart` ({root}/demo.sock: {e})", flush=True)
+        print(_banner(cluster, list(sup.agents.values()), note), flush=True)
         if console:
             console_proc = start_console(cluster)
-        reported: set[str] = set()
         while not stop:
-            for a in agents:
-                if not a.alive() and a.node not in reported:
-                    reported.add(a.node)
-                    print(
-                        f"agent {a.node} exited (code {a.returncode}); see {a.log_path}", flush=True
-                    )
+            sup.report_exits()
             time.sleep(0.5)
             if console_proc is not None and console_proc.poll() is not None:
                 print(
@@ -227,21 +313,25 @@ def run_demo(directory: Path | None = None, *, keep: bool = False, console: bool
         pass
     except DemoError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 1
+        return Exit.LOCAL
     finally:
         signal.signal(signal.SIGTERM, old_term)
+        if control is not None:
+            control.close()
         if console_proc is not None and console_proc.poll() is None:
             console_proc.terminate()
         print("\nstopping the agents ...", flush=True)
+        agents = list(sup.agents.values()) if sup else []
         for a in agents:
             if a.proc is not None and a.proc.poll() is None:
                 a.proc.terminate()  # both at once: each may take up to its grace period
         for a in agents:
             a.stop()
-        if agents:
-            kill_demo_apps(agents[0].cluster)
+        if sup is not None:
+            kill_demo_apps(sup.cluster)
+        unmount_under(root)  # a killed agent leaves its FUSE mount behind, dead
         if keep:
             print(f"kept {root}")
         else:
             shutil.rmtree(root, ignore_errors=True)
-    return 0
+    return Exit.OK

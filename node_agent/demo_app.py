@@ -2,17 +2,23 @@
 
 `mirrorpair demo` copies this file into the demo folder; the `app` module runs
 
-    python demo_app.py start NAME PORT    # background the server, wait until it listens
-    python demo_app.py stop NAME          # kill it and wait until it is gone
-    python demo_app.py check NAME         # exit 0 while it runs
+    python demo_app.py start NAME PORT [DATA]  # background the server, wait until it listens
+    python demo_app.py stop NAME               # kill it and wait until it is gone
+    python demo_app.py check NAME              # exit 0 while it runs
 
 with $MIRRORPAIR_NODE (set by the agent) naming the node. Its pid file lives in
 the node's data directory (<demo>/<node>/NAME.pid). Stdlib only.
+
+With DATA (a replicated directory; "{node}" in it is replaced by the node), the app
+also records: a 1 MiB segment every second into a ring of 32, and a small state file. Its
+page shows how many were recorded and by which node, so after a failover the count
+goes on where the other node left it: the data came across.
 """
 
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import signal
 import subprocess
@@ -22,6 +28,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+SEGMENT, RING, EVERY_S = 1 << 20, 32, 1.0
 
 
 def _node() -> str:
@@ -79,13 +86,58 @@ def _agent_pid() -> int:
     return 0
 
 
-def serve(name: str, port: int, agent_pid: int) -> None:
+def _recording(data: Path) -> dict:
+    try:
+        return json.loads((data / "recording.json").read_text())
+    except (OSError, ValueError):
+        return {"segments": 0}
+
+
+def record(data: Path) -> None:
+    """Write a segment, then the state file (durably), forever. An error (the mount
+    went away with a killed agent) is reported and retried: the app dies with its agent."""
+    while True:
+        try:
+            state = _recording(data)
+            n = int(state.get("segments", 0))
+            (data / "segments").mkdir(exist_ok=True)
+            with open(data / "segments" / f"{n % RING:02d}.bin", "wb") as f:
+                f.write(os.urandom(SEGMENT))
+                f.flush()
+                os.fsync(f.fileno())
+            state = {"segments": n + 1, "node": _node(), "time": time.time()}
+            tmp = data / "recording.json.tmp"
+            with open(tmp, "w") as f:
+                json.dump(state, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, data / "recording.json")
+        except OSError as e:
+            print(f"recording in {data}: {e}", file=sys.stderr, flush=True)
+        time.sleep(EVERY_S)
+
+
+def serve(name: str, port: int, agent_pid: int, data: Path | None = None) -> None:
     node = _node()
+    if data is not None:
+        threading.Thread(target=record, args=(data,), daemon=True).start()
+
+    def recording() -> str:
+        if data is None:
+            return ""
+        state = _recording(data)
+        last = time.strftime("%H:%M:%S", time.localtime(state.get("time", 0)))
+        return (
+            f"<p>{state.get('segments', 0)} segments recorded in {data} (1 MiB every "
+            f"{EVERY_S:g} s, a ring of {RING}); the newest by {state.get('node', '-')} at "
+            f"{last}</p>\n"
+        )
 
     class Page(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
             body = (
                 f"<!doctype html><title>{name}</title><h1>{name} is served by {node}</h1>\n"
+                + recording()
             ).encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")
@@ -121,15 +173,16 @@ def _alive_any(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] != "Z"
 
 
-def start(name: str, port: int) -> int:
+def start(name: str, port: int, data: str = "") -> int:
     pidfile, logfile = _files(name)
     if _pid(pidfile) is not None:
         print(f"{name} already runs on {_node()}")
         return 0
     agent = _agent_pid()
+    where = [data.replace("{node}", _node())] if data else []
     with open(logfile, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, __file__, "serve", name, str(port), str(agent)],
+            [sys.executable, __file__, "serve", name, str(port), str(agent), *where],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=log,
@@ -170,10 +223,11 @@ def check(name: str) -> int:
 
 def main(argv: list[str]) -> int:
     if len(argv) >= 3 and argv[0] == "serve":
-        serve(argv[1], int(argv[2]), int(argv[3]) if len(argv) > 3 else 0)
+        data = Path(argv[4]) if len(argv) > 4 else None
+        serve(argv[1], int(argv[2]), int(argv[3]) if len(argv) > 3 else 0, data)
         return 0
-    if len(argv) == 3 and argv[0] == "start":
-        return start(argv[1], int(argv[2]))
+    if len(argv) in (3, 4) and argv[0] == "start":
+        return start(argv[1], int(argv[2]), argv[3] if len(argv) == 4 else "")
     if len(argv) == 2 and argv[0] in ("stop", "check"):
         return stop(argv[1]) if argv[0] == "stop" else check(argv[1])
     print(__doc__, file=sys.stderr)

@@ -2,7 +2,12 @@
 and admin certificates, a ``cluster.toml`` (node1's API on 127.0.0.1, node2's on
 127.0.0.2 -- all of 127/8 is local on Linux -- two heartbeat networks on loopback
 addresses) and one or more sample ``app`` modules (``demo_app.py``: a web page that
-names the node serving it) into one folder. No virtual IP: adding addresses needs root.
+names the node serving it) into one folder. A *replicated* module also records into a
+directory that MirrorPair replicates (FUSE: root, or user_allow_other), so a resync, its
+graph and `mirrorpair verify` can be seen. No virtual IP: adding addresses needs root.
+
+The config keeps to the validation rules: module directories absolute, outside
+data_dir (<root>/{node}), never nested; each node's API and replication ports differ.
 
 Running its agents is node_agent.demo's part.
 """
@@ -28,6 +33,7 @@ API_HOSTS = {"node1": "127.0.0.1", "node2": "127.0.0.2"}
 LAN = {"node1": "127.0.0.1", "node2": "127.0.0.2"}
 DIRECT = {"node1": "127.0.1.1", "node2": "127.0.1.2"}
 APP_SCRIPT = "demo_app.py"
+RESYNC_MBPS = 2  # the replicated module's resync cap: a resync lasts long enough to watch
 
 
 class DemoError(RuntimeError):
@@ -44,6 +50,7 @@ class DemoCluster:
     api: dict[str, str]  # node id -> "host:port" of its agent
     web_ports: dict[str, int]  # module name -> port its page is served on (127.0.0.1)
     data_dirs: dict[str, Path] = field(default_factory=dict)
+    replicated: dict[str, str] = field(default_factory=dict)  # module -> directory ({node})
 
     def cli_args(self) -> list[str]:
         """Global `mirrorpair` options to reach this cluster as the admin."""
@@ -95,14 +102,22 @@ def _toml(value: str) -> str:
     return json.dumps(value)  # a JSON string (ASCII, escaped) is a valid TOML basic string
 
 
-def _app_module(name: str, port: int, root: Path, preferred: str) -> str:
+def _app_module(name: str, port: int, root: Path, preferred: str, directory: str = "") -> str:
+    # The checker also probes on the secondary (until checkers get `when`), where the page
+    # is down once the primary crashed: 3 failures (>= 4 s) let the peer-loss rule
+    # (timeout_ms, 3 s) take over first.
     app = f"{shlex.quote(sys.executable)} {shlex.quote(str(root / APP_SCRIPT))}"
+    # The app finds its data through the mount path ({node} replaced by demo_app.py).
+    data = f" {shlex.quote(directory)}" if directory else ""
+    replication = (
+        f"directories = [{_toml(directory)}]\nresync_mbps = {RESYNC_MBPS}\n" if directory else ""
+    )
     return f"""
 [[module]]
 name = {_toml(name)}
 kind = "app"
 preferred = "{preferred}"
-start = {_toml(f"{app} start {name} {port}")}
+{replication}start = {_toml(f"{app} start {name} {port}{data}")}
 stop = {_toml(f"{app} stop {name}")}
 check = {_toml(f"{app} check {name}")}
 start_timeout_s = 20
@@ -114,7 +129,7 @@ stop_timeout_s = 20
   target = "127.0.0.1:{port}"
   interval_s = 2
   timeout_s = 1
-  failures = 2
+  failures = 3
 """
 
 
@@ -126,13 +141,19 @@ def build_demo_cluster(
     timeout_ms: int = 3000,
     extra_toml: str = "",
     name: str = "demo",
+    replicated: Sequence[str] = (),
 ) -> DemoCluster:
     """Write a demo cluster into ``root`` (created if missing) and return where things are.
 
     ``modules`` names sample app modules (each its own web port, preferred node
-    alternating node1/node2 from the first); ``extra_toml`` is appended verbatim
-    (more [[module]] tables, a [witness]...). The config is validated before returning.
+    alternating node1/node2 from the first); those also in ``replicated`` record into
+    a replicated directory <root>/mounts/{node}/NAME (their agents need FUSE).
+    ``extra_toml`` is appended verbatim (more [[module]] tables, a [witness]...).
+    The config is validated before returning.
     """
+    unknown = set(replicated) - set(modules)
+    if unknown:
+        raise DemoError(f"replicated modules must be among the modules: {sorted(unknown)}")
     root = Path(root).resolve()
     root.mkdir(parents=True, exist_ok=True)
     create_ca(root, name)
@@ -145,6 +166,10 @@ def build_demo_cluster(
     hb_ports = free_ports(2, socket.SOCK_DGRAM)
     web_ports = dict(zip(modules, free_ports(len(modules)), strict=True))
     api = {n: f"{API_HOSTS[n]}:{p}" for n, p in zip(NODE_IDS, api_ports, strict=True)}
+    # Replication receivers on free ports of their own (the default, 7702, may be taken
+    # by another demo or test cluster on this machine).
+    repl = dict(zip(NODE_IDS, free_ports(2), strict=True)) if replicated else {}
+    directories = {m: str(root / "mounts" / "{node}" / m) for m in replicated}
     data_dirs = {n: root / n for n in NODE_IDS}
     for d in data_dirs.values():
         d.mkdir(exist_ok=True)
@@ -163,12 +188,7 @@ ca = {_toml(str(root / "ca.pem"))}
 cert = {_toml(str(root / "{node}.pem"))}
 key = {_toml(str(root / "{node}.key"))}
 
-[nodes.node1]
-api = "{api["node1"]}"
-
-[nodes.node2]
-api = "{api["node2"]}"
-
+{_nodes(api, repl)}
 [[heartbeat]]
 name = "lan"
 node1 = "{LAN["node1"]}"
@@ -182,12 +202,24 @@ node2 = "{DIRECT["node2"]}"
 port = {hb_ports[1]}
 """
     for i, module in enumerate(modules):
-        text += _app_module(module, web_ports[module], root, NODE_IDS[i % 2])
+        directory = directories.get(module, "")
+        text += _app_module(module, web_ports[module], root, NODE_IDS[i % 2], directory)
     text += extra_toml
     config_path = root / "cluster.toml"
     parse_config(text, str(config_path))  # a demo that cannot load must fail here, clearly
     config_path.write_text(text, encoding="utf-8")
     config_path.chmod(0o600)  # it holds the cluster secret
     return DemoCluster(
-        root, config_path, root / "ca.pem", admin_cert, admin_key, api, web_ports, data_dirs
-    )
+        root, config_path, root / "ca.pem", admin_cert, admin_key, api, web_ports, data_dirs,
+        directories,
+    )  # fmt: skip
+
+
+def _nodes(api: dict[str, str], repl: dict[str, int]) -> str:
+    out = ""
+    for n in NODE_IDS:
+        out += f'[nodes.{n}]\napi = "{api[n]}"\n'
+        if n in repl:
+            out += f'replication = "{API_HOSTS[n]}:{repl[n]}"\n'
+        out += "\n"
+    return out

@@ -7,21 +7,37 @@ import ipaddress
 import sys
 from pathlib import Path
 
+from node_agent.cli.exits import Exit
 from node_agent.tls.ca import TlsError, create_ca, issue_certificate, server_name
 
 
 def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``ca`` command (with ``init`` and ``issue``) to a CLI's subparsers."""
-    ca = subparsers.add_parser("ca", help="create the cluster CA and issue certificates")
+    ca = subparsers.add_parser(
+        "ca",
+        help="create the cluster CA and issue certificates",
+        description="The cluster's certificate authority: `ca init` creates it, `ca issue` "
+        "signs node, console and admin certificates with it. No agent is contacted.",
+    )
     sub = ca.add_subparsers(dest="ca_command", metavar="COMMAND", required=True)
 
-    init = sub.add_parser("init", help="create the cluster certificate authority")
+    init = sub.add_parser(
+        "init",
+        help="create the cluster certificate authority",
+        description="Create ca.pem and ca.key in --dir (refused if they exist, unless --force).",
+    )
     init.add_argument("--dir", required=True, type=Path, help="directory for ca.pem and ca.key")
     init.add_argument("--cluster", required=True, help="cluster name (goes into the CA's name)")
     init.add_argument("--force", action="store_true", help="overwrite an existing CA")
     init.set_defaults(func=cmd_init)
 
-    issue = sub.add_parser("issue", help="issue a node, console or admin certificate")
+    issue = sub.add_parser(
+        "issue",
+        help="issue a node, console or admin certificate",
+        description="Issue NAME.pem and NAME.key signed by the CA of --dir: a node "
+        "certificate (server and client, named mirrorpair-NAME) or, with --client-only, a "
+        "console or admin certificate.",
+    )
     issue.add_argument("--dir", required=True, type=Path, help="the CA directory (ca init --dir)")
     issue.add_argument("--name", required=True, help="node id (node1, node2) or client name")
     issue.add_argument(
@@ -88,4 +104,4 @@ def _ip(text: str) -> str:
 
 def _fail(error: Exception) -> int:
     print(f"error: {error}", file=sys.stderr)
-    return 1
+    return Exit.LOCAL

@@ -138,11 +138,15 @@ class AgentClient:
         try:
             return method(request, timeout=timeout or self.timeout)
         except grpc.RpcError as e:
-            code = e.code() if hasattr(e, "code") else grpc.StatusCode.UNKNOWN
-            if code in _TRANSPORT_CODES:
-                raise AgentUnavailable(self.node_id, self.address, describe_rpc_error(e)) from None
-            details = e.details() if hasattr(e, "details") else str(e)
-            raise AgentCallError(self.node_id, self.address, code, details) from None
+            raise self.error(e) from None
+
+    def error(self, e: grpc.RpcError) -> AgentClientError:
+        """The client error for a failed call of this agent (transport or answered)."""
+        code = e.code() if hasattr(e, "code") else grpc.StatusCode.UNKNOWN
+        if code in _TRANSPORT_CODES:
+            return AgentUnavailable(self.node_id, self.address, describe_rpc_error(e))
+        details = e.details() if hasattr(e, "details") else str(e)
+        return AgentCallError(self.node_id, self.address, code, details)
 
     def status(self) -> pb.NodeStatus:
         return self._call(self._stub.GetStatus, pb.GetStatusRequest())
@@ -161,6 +165,13 @@ class AgentClient:
     ) -> list[pb.LogEntry]:
         request = pb.GetLogsRequest(module=module, limit=limit, min_level=min_level, text=text)
         return list(self._call(self._stub.GetLogs, request).entries)
+
+    def watch(self, log_level: str = "", keepalive_s: float = 2.0) -> Any:
+        """The raw WatchStatus call (iterate for StatusEvents, ``cancel()`` to end it): a
+        snapshot at once, then one per change and at least every ``keepalive_s``; with
+        ``log_level``, each event also carries the log entries logged since the last."""
+        request = pb.WatchRequest(log_level=log_level, keepalive_s=keepalive_s)
+        return self._stub.WatchStatus(request)
 
     def config(self) -> pb.GetConfigReply:
         return self._call(self._stub.GetConfig, pb.GetConfigRequest())
@@ -220,11 +231,7 @@ class DigestStream:
             if self._stalled:
                 detail = f"no data for {self._idle:g}s (agent hung?)"
                 raise AgentUnavailable(c.node_id, c.address, detail) from None
-            code = e.code() if hasattr(e, "code") else grpc.StatusCode.UNKNOWN
-            if code in _TRANSPORT_CODES:
-                raise AgentUnavailable(c.node_id, c.address, describe_rpc_error(e)) from None
-            details = e.details() if hasattr(e, "details") else str(e)
-            raise AgentCallError(c.node_id, c.address, code, details) from None
+            raise c.error(e) from None
         finally:
             self._done.set()
             self._call.cancel()  # no-op when finished; frees the stream if abandoned

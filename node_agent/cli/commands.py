@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from node_agent.cli import render
+from node_agent.cli import render, swap_wait
 from node_agent.cli.client import (
     AgentCallError,
     AgentClient,
@@ -24,17 +24,20 @@ from node_agent.cli.client import (
     connect_cluster,
     tls_files,
 )
+from node_agent.cli.exits import Exit
+from node_agent.cli.follow import follow_logs
 from node_agent.cli.select import CONFIRM, PRIMARY_STATES, local_node, plan_targets
 from node_agent.config.load import load_config
 from node_agent.config.model import ClusterConfig
 from node_agent.core.states import State
 from protos import mirrorpair_pb2 as pb
 
-EXIT_OK = 0
-EXIT_REFUSED = 1  # a command refused (or cancelled, or not routable)
-EXIT_UNREACHABLE = 10
-EXIT_UNKNOWN_MODULE = 11
-EXIT_SETUP = 12  # bad config, TLS files, unknown local node: nothing was asked
+# Short names for the codes used throughout (node_agent/cli/exits.py documents them).
+EXIT_OK = Exit.OK
+EXIT_REFUSED = Exit.REFUSED
+EXIT_UNREACHABLE = Exit.UNREACHABLE
+EXIT_UNKNOWN_MODULE = Exit.UNKNOWN_MODULE
+EXIT_SETUP = Exit.LOCAL
 STOP_WAIT_MIN_S = 60.0
 
 
@@ -101,8 +104,8 @@ def cmd_state(ctx: Context, args: argparse.Namespace) -> int:
     try:
         return State(module.state).exit_code
     except ValueError:  # STATE_UNSPECIFIED: the agent does not know yet
-        _err(f"agent {node} reports no state for {args.module}")
-        return EXIT_SETUP
+        _err(f"agent {node} reports no state for {args.module} (yet)")
+        return EXIT_REFUSED
 
 
 def _addresses(ctx: Context) -> dict[str, str]:
@@ -121,16 +124,35 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
     return EXIT_OK if answered else EXIT_UNREACHABLE
 
 
-def _confirm(command: str, module: str, node: str) -> bool:
-    risk = {
-        "prim": f"force {node} PRIMARY for {module} even if its data is not up to date",
-        "forcestop": f"force-stop {module} on {node} at once (no clean handover)",
-    }[command]
-    try:
-        answer = input(f"This will {risk}. Continue? [y/N] ")
-    except EOFError:
-        return False
-    return answer.strip().lower() in ("y", "yes")
+def risk_text(command: str, module: str, node: str, m: pb.ModuleStatus | None) -> str:
+    """What a command that asks first would do, in the words of the question."""
+    if command == "forcestop":
+        return f"force-stop {module} on {node} at once (no clean handover)"
+    if m is None:
+        return f"force {node} primary for {module}; its copy's state is unknown"
+    if m.uptodate:
+        return f"force {node} primary for {module} (its copy is up to date)"
+    return (
+        f"force {node} primary for {module} although its copy is NOT up to date: what was "
+        "written on the other node since they were last in sync will be missing here"
+    )
+
+
+def confirm(question: str, yes: bool) -> int:
+    """Exit.OK when the command may go ahead: --yes, or "y" typed on a terminal.
+    Without a terminal and without --yes it must not go ahead: nobody agreed."""
+    if yes:
+        return EXIT_OK
+    if not sys.stdin.isatty():
+        _err(f"this would {question}: not done without confirmation (no terminal to ask "
+             "on); add --yes to confirm")  # fmt: skip
+        return Exit.NOT_CONFIRMED
+    print(f"This will {question}. Continue? [y/N] ", end="", file=sys.stderr, flush=True)
+    answer = sys.stdin.readline()
+    if answer.strip().lower() in ("y", "yes"):
+        return EXIT_OK
+    print("cancelled", file=sys.stderr)
+    return Exit.NOT_CONFIRMED
 
 
 def _module_state(res: pb.NodeStatus | AgentClientError, module: str) -> int | None:
@@ -175,10 +197,14 @@ def cmd_module(ctx: Context, args: argparse.Namespace) -> int:
         word = "started" if command == "start" else "stopped"
         print(f"{module} is already {word} on both nodes")
         return EXIT_OK
-    ask = command in CONFIRM and not args.yes and sys.stdin.isatty()
-    if ask and not _confirm(command, module, targets[0]):
-        print("cancelled")
-        return EXIT_REFUSED
+    if command in CONFIRM:
+        target = results.get(targets[0])
+        m = render.find_module(target, module) if isinstance(target, pb.NodeStatus) else None
+        answer = confirm(risk_text(command, module, targets[0], m), args.yes)
+        if answer != EXIT_OK:
+            return answer
+    if getattr(args, "wait", False):
+        return _send_and_wait(ctx, args, targets[0], results.get(targets[0]))
     refused = unreachable = False
     for i, node in enumerate(targets):
         outcome = _send(clients[node], results.get(node), module, command, args.fullsync)
@@ -226,6 +252,21 @@ def _send(
     return EXIT_OK if reply.accepted else EXIT_REFUSED
 
 
+def _send_and_wait(
+    ctx: Context,
+    args: argparse.Namespace,
+    node: str,
+    known: pb.NodeStatus | AgentClientError | None,
+) -> int:
+    """swap/migrate --wait: send to the primary, then follow until the roles exchanged."""
+    other = next(n for n in ctx.clients() if n != node)
+    with swap_wait.watch_for_swap(ctx.clients()) as watch:
+        outcome = _send(ctx.clients()[node], known, args.module, args.command, False)
+        if outcome != EXIT_OK:
+            return outcome
+        return swap_wait.wait_swapped(watch, args.module, node, other, args.wait_timeout)
+
+
 def _stop_wait(ctx: Context) -> float:
     try:
         return max(STOP_WAIT_MIN_S, ctx.config().module(ctx.args.module).stop_timeout_s + 30)
@@ -237,6 +278,8 @@ def cmd_log(ctx: Context, args: argparse.Namespace) -> int:
     clients = ctx.clients()
     if args.target_node:
         clients = {args.target_node: clients[args.target_node]}
+    if args.follow:
+        return follow_logs(clients, args)
     results = ask_all(
         clients, lambda c: c.logs(args.module or "", args.limit, args.level or "", args.grep or "")
     )

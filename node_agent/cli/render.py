@@ -6,7 +6,8 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from google.protobuf.json_format import MessageToDict
+from google.protobuf.descriptor import EnumDescriptor, FieldDescriptor
+from google.protobuf.message import Message
 
 from node_agent.config.model import NODE_IDS
 from protos import mirrorpair_pb2 as pb
@@ -152,7 +153,7 @@ def render_status(
 def status_document(
     results: Mapping[str, Result], addresses: Mapping[str, str], cluster: str = ""
 ) -> dict[str, Any]:
-    """The `status --json` document: stable keys, enums by name, every field present."""
+    """The `status --json` document: stable keys, every field present, plain values."""
     nodes: dict[str, Any] = {}
     for node in NODE_IDS:
         res = results.get(node)
@@ -165,10 +166,37 @@ def status_document(
     return {"cluster": cluster, "nodes": nodes, "modules": module_names(results)}
 
 
-def message_dict(message: Any) -> dict[str, Any]:
-    return MessageToDict(
-        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-    )
+def message_dict(message: Message) -> dict[str, Any]:
+    """Every field of ``message`` as plain JSON values: enums by their short name
+    ("PRIM", "READY"; null when unspecified), 64-bit integers as numbers (protobuf's
+    JSON mapping would quote them), nested messages as objects."""
+    return {f.name: _field_value(f, getattr(message, f.name)) for f in message.DESCRIPTOR.fields}
+
+
+def _field_value(f: FieldDescriptor, value: Any) -> Any:
+    if f.is_repeated:
+        return [_single(f, v) for v in value]
+    return _single(f, value)
+
+
+def _single(f: FieldDescriptor, value: Any) -> Any:
+    if f.type == FieldDescriptor.TYPE_MESSAGE:
+        return message_dict(value)
+    if f.type == FieldDescriptor.TYPE_ENUM:
+        return enum_name(f.enum_type, value)
+    if f.type == FieldDescriptor.TYPE_BYTES:
+        return value.hex()
+    return value
+
+
+def enum_name(enum: EnumDescriptor, value: int) -> str | None:
+    """The value's name without the enum's prefix: STATE_PRIM -> "PRIM"; 0 -> None."""
+    if value == 0:
+        return None
+    first = enum.values[0].name  # proto3 style: <PREFIX>_UNSPECIFIED = 0
+    prefix = first.removesuffix("UNSPECIFIED") if first.endswith("_UNSPECIFIED") else ""
+    known = enum.values_by_number.get(value)
+    return known.name.removeprefix(prefix) if known is not None else str(value)
 
 
 def merge_logs(per_node: Mapping[str, Iterable[pb.LogEntry]], limit: int = 0) -> list[pb.LogEntry]:

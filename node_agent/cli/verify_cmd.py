@@ -25,11 +25,11 @@ from node_agent.cli.client import (
     AgentUnavailable,
     DigestStream,
 )
-from node_agent.cli.commands import EXIT_SETUP, EXIT_UNKNOWN_MODULE, EXIT_UNREACHABLE, Context
+from node_agent.cli.commands import Context
+from node_agent.cli.exits import Exit
 from node_agent.config.model import NODE_IDS
 from protos import mirrorpair_pb2 as pb
 
-EXIT_IDENTICAL, EXIT_DIFFERENT = 0, 1
 FALLBACK_HASH = "blake2b-128"  # every agent has it
 _LABELS = {"kind": "type", "target": "symlink target", "error": "read error"}  # else: `what`
 
@@ -366,9 +366,9 @@ def add_parsers(sub: Any) -> None:
         help="compare both nodes' copies of a module by zone hashes",
         description="Compare both nodes' copies of MODULE's replicated directories and list "
         "the differences. Exit 0 identical, 1 different, 10 agent unreachable, 11 unknown "
-        "module, 12 refused (no replicated directories, zone size).",
+        "module, 13 refused (no replicated directories, zone size).",
     )
-    v.add_argument("module", metavar="MODULE")
+    v.add_argument("module", metavar="MODULE", help="the module's name")
     v.add_argument("--json", action="store_true", help="machine-readable JSON")
     v.add_argument(
         "--zone-size", type=zone_size_arg, default=0, metavar="N", help="bytes (default 1M)"
@@ -382,18 +382,18 @@ def cmd_verify(ctx: Context, args: argparse.Namespace) -> int:
     if errors:
         print("\n".join(f"error: {e}" for e in errors.values()), file=sys.stderr)
         if any(isinstance(e, AgentUnavailable) for e in errors.values()):
-            return EXIT_UNREACHABLE
+            return Exit.UNREACHABLE
         codes = {e.code for e in errors.values() if isinstance(e, AgentCallError)}
-        return EXIT_UNKNOWN_MODULE if grpc.StatusCode.NOT_FOUND in codes else EXIT_SETUP
+        return Exit.UNKNOWN_MODULE if grpc.StatusCode.NOT_FOUND in codes else Exit.REFUSED
     d1, d2 = (results[n] for n in NODE_IDS)
     assert isinstance(d1, NodeDigest) and isinstance(d2, NodeDigest)
     hashed = [f"{d.algorithm} over {d.zone_size} bytes" for d in (d1, d2)]
     if hashed[0] != hashed[1]:  # never, unless an agent ignored the request
         print(f"error: the agents hashed differently: {' vs '.join(hashed)}", file=sys.stderr)
-        return EXIT_SETUP
+        return Exit.REFUSED
     diffs, stats = diff_trees(d1.tree, d2.tree, d1.zone_size, (d1.node, d2.node))
     if args.json:
         print(json.dumps(document(args.module, d1, d2, diffs, stats), indent=2, sort_keys=True))
     else:
         print(report(args.module, d1, d2, diffs, stats))
-    return EXIT_DIFFERENT if diffs else EXIT_IDENTICAL
+    return Exit.DIFFERENT if diffs else Exit.OK

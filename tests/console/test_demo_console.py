@@ -1,56 +1,30 @@
 """`mirrorpair demo` opens the console on its own two agents; where no display exists
-it runs the agents only and says so. The demo, its agents and the console are real
-processes; the console's connections are read from the kernel's socket table (ss)."""
+it runs the agents only, says so, and prints a way to watch that works: the console
+command to run over `ssh -X` -- run here as printed, on an X server reached over TCP as a
+forwarded display is. The demo, its agents and the console are real processes; the
+console's connections are read from the kernel's socket table (ss)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import queue
-import signal
 import subprocess
-import sys
-import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from node_agent.config.load import load_config
 from tests.conftest import require_binary
+from tests.integration.demo_run import MIRRORPAIR, Demo
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-class Demo:
-    def __init__(self, root: Path, env: dict[str, str]) -> None:
-        cmd = [sys.executable, "-m", "node_agent.cli.main", "demo", "--dir", str(root)]
-        self.root = root
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)  # fmt: skip
-        self._lines: queue.Queue[str] = queue.Queue()
-        self.out: list[str] = []
-        threading.Thread(target=lambda: [self._lines.put(x) for x in self.proc.stdout],  # type: ignore[union-attr]
-                         daemon=True).start()  # fmt: skip
-
-    def wait_for(self, text: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while not any(text in line for line in self.out):
-            assert time.monotonic() < deadline, f"no {text!r} in:\n{''.join(self.out)}"
-            assert self.proc.poll() is None or not self._lines.empty(), "".join(self.out)
-            with contextlib.suppress(queue.Empty):
-                self.out.append(self._lines.get(timeout=0.5))
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(60)
-        assert self.proc.returncode == 0, "".join(self.out)
-        assert not self.root.exists()
-        left = subprocess.run(["pgrep", "-f", str(self.root)], capture_output=True, text=True)
-        assert left.stdout == "", f"left running: {left.stdout}"
+NO_DISPLAY = {k: v for k, v in os.environ.items()
+              if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}  # fmt: skip
 
 
 def _console_pids(root: Path) -> list[int]:
-    res = subprocess.run(["pgrep", "-f", f"console.app --cluster-config {root}"],
+    """The console processes of this demo: `mirrorpair ... --key <root>/admin.key console`."""
+    res = subprocess.run(["pgrep", "-f", "--", f"--key {root}/admin.key console"],
                          capture_output=True, text=True)  # fmt: skip
     return [int(p) for p in res.stdout.split()]
 
@@ -67,6 +41,39 @@ def _connected_ports(pid: int) -> set[int]:
     return ports
 
 
+def _wait_connected(pid_of: object, root: Path, demo: Demo, timeout: float = 30) -> None:
+    """Until one console process is connected to both agents' API ports."""
+    cfg = load_config(root / "cluster.toml")
+    api_ports = {int(n.api.rpartition(":")[2]) for n in cfg.nodes.values()}
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = pid_of()  # type: ignore[operator]
+        if len(pids) == 1 and api_ports <= _connected_ports(pids[0]):
+            return
+        assert time.monotonic() < deadline, (pids, api_ports, "".join(demo.out))
+        time.sleep(0.3)
+
+
+@pytest.fixture
+def tcp_display() -> Iterator[str]:
+    """An X server reached over TCP, as `ssh -X` forwards one (DISPLAY=localhost:10.0)."""
+    require_binary("Xvfb")
+    read, write = os.pipe()
+    xvfb = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x800x24", "-listen", "tcp"],
+        pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    os.close(write)
+    with os.fdopen(read) as f:
+        number = f.readline().strip()
+    assert number, "Xvfb did not report a display"
+    try:
+        yield f"localhost:{number}.0"
+    finally:
+        xvfb.terminate()
+        xvfb.wait(10)
+
+
 def test_demo_opens_the_console_connected_to_both_agents(tmp_path: Path) -> None:
     require_binary("ss")
     root = tmp_path / "demo"
@@ -74,31 +81,36 @@ def test_demo_opens_the_console_connected_to_both_agents(tmp_path: Path) -> None
     try:
         demo.wait_for("opening the console")
         demo.wait_for("Press Ctrl-C")
-        cfg = load_config(root / "cluster.toml")
-        api_ports = {int(n.api.rpartition(":")[2]) for n in cfg.nodes.values()}
-        deadline = time.monotonic() + 30
-        while True:  # the console dials both agents from its own process
-            pids = _console_pids(root)
-            if len(pids) == 1 and api_ports <= _connected_ports(pids[0]):
-                break
-            assert time.monotonic() < deadline, (pids, api_ports, "".join(demo.out))
-            time.sleep(0.3)
+        _wait_connected(lambda: _console_pids(root), root, demo)
     finally:
         demo.stop()  # ends the console too (checked: nothing of the demo left running)
 
 
-def test_demo_without_a_display_runs_the_agents_and_says_why(tmp_path: Path) -> None:
+def test_demo_without_a_display_prints_a_way_to_watch_that_works(
+    tmp_path: Path, tcp_display: str
+) -> None:
+    require_binary("ss")
     root = tmp_path / "demo"
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}  # fmt: skip
-    demo = Demo(root, env)
+    demo = Demo(root, NO_DISPLAY)
+    console: subprocess.Popen[bytes] | None = None
     try:
         demo.wait_for("Press Ctrl-C")
-        demo.wait_for("no display found (DISPLAY and WAYLAND_DISPLAY are unset)")
-        demo.wait_for("console.app")
-        text = "".join(demo.out)
-        assert f"console.app --cluster-config {root / 'cluster.toml'}" in text  # how to watch
-        assert _console_pids(root) == []
+        demo.wait_for("no display: DISPLAY and WAYLAND_DISPLAY are unset: running the agents")
+        demo.wait_for("admin.key console")  # the line after "and run there:"
+        assert demo.line_after("log in with X forwarding:").startswith("ssh -X ")
+        printed = demo.line_after("and run there:")
+        assert printed.startswith(MIRRORPAIR + " --config ")  # a full path: runs as pasted
+        assert printed == demo.line(" status").removesuffix(" status") + " console"
+        assert _console_pids(root) == []  # not opened here
         assert demo.proc.poll() is None  # the agents keep running
+        # What the admin does after `ssh -X`: paste the line; the display is forwarded.
+        env = dict(NO_DISPLAY, DISPLAY=tcp_display)
+        console = subprocess.Popen(["bash", "-c", printed], env=env, cwd="/",
+                                   stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+        _wait_connected(lambda: [console.pid], root, demo)  # type: ignore[union-attr]
+        assert console.poll() is None, "the console exited"
     finally:
+        if console is not None:
+            console.terminate()  # the console closes its window on SIGTERM
+            console.wait(30)
         demo.stop()

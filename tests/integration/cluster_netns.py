@@ -317,16 +317,22 @@ class NetnsCluster:
         if not reply.get("ok"):
             raise ProbeError(f"udp send from {ns}: {reply.get('error')}")
 
-    def cli(
-        self, *args: str, ns: str = "client", cert: str = "admin", timeout: float = 30.0
-    ) -> subprocess.CompletedProcess[str]:
-        """Run the real ``mirrorpair`` CLI in ``ns`` (cert "admin", "rogue" or "")."""
+    def cli_argv(self, *args: str, cert: str = "admin") -> list[str | Path]:
         creds: list[str] = []
         if cert:
             d = self.base / ("rogue" if cert == "rogue" else "pki")
             creds = ["--cert", str(d / "admin.pem"), "--key", str(d / "admin.key")]
-        argv = [BIN / "mirrorpair", "--config", self.config, *creds, *args]
-        return self.topo.exec(ns, *argv, check=False, timeout=timeout, cwd=REPO)
+        return [BIN / "mirrorpair", "--config", self.config, *creds, *args]
+
+    def cli(
+        self, *args: str, ns: str = "client", cert: str = "admin", timeout: float = 30.0
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the real ``mirrorpair`` CLI in ``ns`` (cert "admin", "rogue" or "") as a
+        script would: stdin is /dev/null, never a terminal."""
+        argv = self.cli_argv(*args, cert=cert)
+        return self.topo.exec(
+            ns, *argv, check=False, timeout=timeout, cwd=REPO, stdin=subprocess.DEVNULL
+        )
 
     # -- waiting --------------------------------------------------------------------------
     def wait_for(self, cond: Callable[[], T], what: str, timeout: float, step: float = 0.1) -> T:

@@ -4,16 +4,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import io
 import json
-import queue
-import shlex
-import signal
 import subprocess
 import sys
-import threading
-import time
 import tomllib
 import urllib.request
 from collections.abc import Iterator
@@ -24,7 +17,6 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from node_agent.cli.main import main
 from node_agent.tls.ca import create_ca, issue_certificate
 from node_agent.tls.credentials import (
     aio_secure_channel,
@@ -76,10 +68,9 @@ def test_status_json_shows_both_nodes(shared: LocalCluster) -> None:
         assert entry["status"]["node_id"] == node and entry["status"]["peer_alive"]
         (web,) = entry["status"]["modules"]
         states.add((web["name"], web["state"], web["readiness"]))
-    assert states == {
-        ("web", "STATE_PRIM", "READINESS_READY"),
-        ("web", "STATE_SECOND", "READINESS_READY"),
-    }
+    assert states == {("web", "PRIM", "READY"), ("web", "SECOND", "READY")}  # plain values
+    links = doc["nodes"]["node1"]["status"]["links"]
+    assert all(isinstance(link["received"], int) and link["received"] > 0 for link in links)
 
 
 def test_status_text_table(shared: LocalCluster) -> None:
@@ -104,7 +95,7 @@ def test_state_exit_codes_match_each_node(shared: LocalCluster) -> None:
 def test_state_without_node_on_a_shared_machine_is_a_setup_error(shared: LocalCluster) -> None:
     rc, _, err = shared.cli("state", "web")
     assert rc == 12 and "give --node" in err
-    assert shared.cli("state")[0] == 12  # usage error: never 2 (= ALONE)
+    assert shared.cli("state")[0] == 16  # usage error: never 2 (= ALONE)
 
 
 def test_log_merges_both_nodes(shared: LocalCluster) -> None:
@@ -224,7 +215,7 @@ def test_entry_point_runs_as_a_program(shared: LocalCluster) -> None:
 
 def test_commands_needing_a_node_or_a_primary_say_so(shared: LocalCluster) -> None:
     rc, _, err = shared.cli("prim", "web", "--yes")
-    assert rc == 1 and "give --node" in err
+    assert rc == 16 and "required: --node" in err  # a usage error: nothing was asked
     rc, _, err = shared.cli("swap", "nosuch")
     assert rc == 11 and "unknown module" in err
 
@@ -286,47 +277,3 @@ def test_one_agent_down(lc: LocalCluster) -> None:
     lc.start(primary)
     lc.wait_state(primary, "web", "SECOND", "READY")
     lc.wait_state(secondary, "web", "PRIM", "READY")
-
-
-# ----- the demo --------------------------------------------------------------------------
-
-
-def test_demo_runs_until_sigterm_and_cleans_up(tmp_path: Path) -> None:
-    root = tmp_path / "demo"
-    cmd = [sys.executable, "-m", "node_agent.cli.main", "demo", "--dir", str(root), "--no-console"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True).start()
-    banner: list[str] = []
-    try:
-        deadline = time.monotonic() + 60
-        while not any("Press Ctrl-C" in line for line in banner):
-            assert time.monotonic() < deadline, "".join(banner)
-            with contextlib.suppress(queue.Empty):
-                banner.append(lines.get(timeout=1))
-        text = "".join(banner)
-        status_cmd = next(line for line in banner if line.strip().endswith(" status"))
-        argv = shlex.split(status_cmd)[1:-1]  # drop "mirrorpair" and "status"
-        assert argv[:2] == ["--config", str(root / "cluster.toml")]
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out):
-            assert main([*argv, "status"]) == 0
-        assert "Module web" in out.getvalue()
-        url = next(w for w in text.split() if w.startswith("http://127.0.0.1:"))
-        deadline = time.monotonic() + 20
-        while True:  # until the elected primary serves the page
-            try:
-                with urllib.request.urlopen(url, timeout=5) as r:
-                    assert "web is served by node" in r.read().decode()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, out.getvalue()
-                time.sleep(0.2)
-        assert "No virtual IP" in text
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(60)
-    assert proc.returncode == 0
-    assert not root.exists()
-    leftovers = subprocess.run(["pgrep", "-f", str(root)], capture_output=True, text=True)
-    assert leftovers.stdout == "", leftovers.stdout

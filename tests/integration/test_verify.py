@@ -134,7 +134,7 @@ def test_verify_unknown_module_and_no_directories(lc: LocalCluster) -> None:
     assert rc == 11, (out, err)
     assert "unknown module 'nosuch'" in err and out == ""
     rc, out, err = lc.cli("verify", "plain")
-    assert rc == 12, (out, err)
+    assert rc == 13, (out, err)  # refused by the agent
     assert "module plain has no replicated directories" in err
     for zone_size, algorithm in ((3000, ""), (0, "md5")):
         with pytest.raises(AgentCallError) as info:

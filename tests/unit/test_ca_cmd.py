@@ -40,11 +40,12 @@ def test_init_and_issue(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert list(eku) == [ExtendedKeyUsageOID.CLIENT_AUTH]
 
 
-def test_errors_exit_1_with_a_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run("ca", "issue", "--dir", str(tmp_path), "--name", "node1") == 1
+def test_errors_exit_12_with_a_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # 12: a local problem (files), as for every other command.
+    assert run("ca", "issue", "--dir", str(tmp_path), "--name", "node1") == 12
     assert "ca.pem does not exist" in capsys.readouterr().err
     assert run("ca", "init", "--dir", str(tmp_path), "--cluster", "demo") == 0
-    assert run("ca", "init", "--dir", str(tmp_path), "--cluster", "demo") == 1
+    assert run("ca", "init", "--dir", str(tmp_path), "--cluster", "demo") == 12
     assert "refusing to overwrite" in capsys.readouterr().err
     assert run("ca", "init", "--dir", str(tmp_path), "--cluster", "demo", "--force") == 0
 

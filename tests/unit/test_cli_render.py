@@ -102,9 +102,42 @@ def test_status_document_is_stable_json() -> None:
     assert json.loads(json.dumps(doc)) == doc
     assert doc["cluster"] == "demo" and doc["modules"] == ["web"]
     n1, n2 = doc["nodes"]["node1"], doc["nodes"]["node2"]
-    assert n1["reachable"] and n1["status"]["modules"][0]["state"] == "STATE_PRIM"
+    assert n1["reachable"] and n1["status"]["modules"][0]["state"] == "PRIM"
     assert n1["status"]["modules"][0]["uptodate"] is False  # defaults are present
+    assert n1["status"]["modules"][0]["peer_state"] is None  # unspecified: null
     assert n2 == {"address": ADDRS["node2"], "reachable": False, "error": "down", "status": None}
+
+
+def test_json_values_are_plain() -> None:
+    """Enums by short name, 64-bit counters as numbers (protobuf's own JSON quotes them)."""
+    status = pb.NodeStatus(
+        node_id="node1",
+        heartbeats_rejected=2**40,
+        links=[pb.LinkStatus(name="lan", up=True, received=7, last_heard_age_s=0.25)],
+        modules=[
+            pb.ModuleStatus(
+                name="web",
+                state=pb.STATE_SECOND,
+                readiness=pb.READINESS_NOT_READY,
+                peer_state=pb.STATE_PRIM,
+                resync=pb.ResyncProgress(active=True, bytes_done=5, bytes_total=10),
+                generations=["g1", "g2"],
+            )
+        ],
+    )
+    doc = render.message_dict(status)
+    assert doc["heartbeats_rejected"] == 2**40
+    assert doc["links"] == [
+        {"name": "lan", "local_address": "", "peer_address": "", "up": True,
+         "last_heard_age_s": 0.25, "received": 7, "rejected": 0}
+    ]  # fmt: skip
+    (m,) = doc["modules"]
+    assert (m["state"], m["readiness"], m["peer_state"]) == ("SECOND", "NOT_READY", "PRIM")
+    assert m["peer_readiness"] is None
+    assert m["resync"]["bytes_done"] == 5 and m["resync"]["bytes_total"] == 10
+    assert m["generations"] == ["g1", "g2"]
+    text = json.dumps(doc)
+    assert "STATE_" not in text and "READINESS_" not in text and '"7"' not in text
 
 
 def entry(t: float, node_id: str, seq: int, message: str = "m", **kw: object) -> pb.LogEntry:
