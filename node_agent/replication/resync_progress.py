@@ -39,6 +39,14 @@ class ResyncProgress:
         self._last = now
         self._samples += 1
 
+    def finish(self) -> None:
+        """The resync completed: every zone counted in the total is on the secondary, by
+        the resync or by the application's own replicated writes. (Zones that needed no
+        copy in the end -- a file renamed or deleted meanwhile, a zone the application
+        rewrote first -- were never counted as done, which left a finished resync
+        published below 100 %.)"""
+        self.bytes_done = max(self.bytes_done, self.bytes_total)
+
     @property
     def fraction(self) -> float:
         if self.bytes_total <= 0:

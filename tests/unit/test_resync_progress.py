@@ -35,3 +35,18 @@ def test_progress_converges_to_a_steady_rate() -> None:
     assert prog.eta() == pytest.approx((10**9 - 119e6) / 1e6, rel=1e-6)
     prog.add_total(10**6)
     assert prog.bytes_total == 10**9 + 10**6
+
+
+def test_a_finished_resync_is_complete_even_when_zones_needed_no_copy() -> None:
+    # 4 zones planned; one was renamed away and one rewritten by the application during
+    # the resync: the session copied only two, yet the secondary has everything.
+    prog = ResyncProgress(4 << 20, now=0.0)
+    prog.update(1.0, 2 << 20)
+    assert prog.fraction == 0.5
+    prog.finish()
+    assert prog.bytes_done == prog.bytes_total and prog.fraction == 1.0
+    assert prog.eta() == 0.0
+    over = ResyncProgress(1 << 20, now=0.0)  # done can exceed a total that grew late
+    over.update(1.0, 2 << 20)
+    over.finish()
+    assert over.bytes_done == 2 << 20
