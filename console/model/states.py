@@ -63,7 +63,11 @@ def state_colour(state: int, readiness: int) -> Colour:
         return Colour.RED
     if state == pb.STATE_WAIT:
         return Colour.ORANGE if readiness == pb.READINESS_TRANSIENT else Colour.RED
-    if state in (pb.STATE_ALONE, pb.STATE_PRIM, pb.STATE_SECOND, pb.STATE_UP):
+    if state == pb.STATE_ALONE:
+        # Serving without a secondary: a failure of this node stops the service. Never
+        # the green of a protected pair, however ready the resource is.
+        return Colour.RED if readiness == pb.READINESS_NOT_READY else Colour.ORANGE
+    if state in (pb.STATE_PRIM, pb.STATE_SECOND, pb.STATE_UP):
         if readiness == pb.READINESS_READY:
             return Colour.GREEN
         if readiness == pb.READINESS_TRANSIENT:

@@ -116,7 +116,10 @@ def test_colours_follow_a_real_failover_and_recovery(
         f"{secondary} did not turn ALONE Ready",
         lc.describe,
     )
-    assert card.pill_colour(secondary) == "green"
+    # Serving alone after the failover: amber and "not protected", never the green of
+    # a protected pair.
+    assert card.pill_colour(secondary) == "orange"
+    assert "not protected" in card.badge_texts(secondary)
     assert lc.module(secondary, "web").state == pb.STATE_ALONE  # the real agent agrees
     wait_for(qtbot, lambda: view.column_of("web") == secondary, 5, "card did not move")
     kinds = [a.kind for a in window.notifier.history]
