@@ -7,8 +7,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from console.model.causes import is_normal, transition_colour
 from console.model.cluster import NODE_IDS, ClusterModel, resync_of
-from console.model.states import readiness_name, state_colour, state_name
+from console.model.states import readiness_name, state_name
 from protos import mirrorpair_pb2 as pb
 
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
@@ -37,8 +38,19 @@ class LogRecord:
         return (self.node_id, self.seq, self.time)
 
     @property
+    def shown_level(self) -> str:
+        """The level the console shows. The agent logs every entry into WAIT or ALONE at
+        WARNING, start-up and pairing included; a transition in the normal course of
+        things (start-up, pairing, resync, an operator's command) is INFO here, so that
+        a warning means something went wrong."""
+        level = LEVELS.get(self.level, 20)
+        if self.is_transition and is_normal(self.cause) and LEVELS["INFO"] < level <= 30:
+            return "INFO"
+        return self.level
+
+    @property
     def level_number(self) -> int:
-        return LEVELS.get(self.level, 20)
+        return LEVELS.get(self.shown_level, 20)
 
     @property
     def is_transition(self) -> bool:
@@ -56,8 +68,9 @@ class LogRecord:
 
     @property
     def colour(self) -> str:
-        """The colour of the state entered (for the timeline)."""
-        return state_colour(self.new_state, self.new_readiness).value
+        """The colour of the state entered (for the timeline); a normal stop or wait is
+        grey, not red (causes.transition_colour)."""
+        return transition_colour(self.new_state, self.new_readiness, self.cause).value
 
 
 def _readiness_value(name: str) -> int:

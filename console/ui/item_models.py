@@ -58,9 +58,9 @@ class LogTableModel(RowsTableModel[LogRecord]):
             if index.column() == 4:
                 extra = f"  [{r.cause}{' by ' + r.who if r.who else ''}]" if r.cause else ""
                 return r.message + extra
-            return (stamp(r.time), r.node_id, r.module or "—", r.level)[index.column()]
+            return (stamp(r.time), r.node_id, r.module or "—", r.shown_level)[index.column()]
         if role == Qt.ItemDataRole.ForegroundRole and index.column() in (3, 4):
-            return QBrush(QColor(LEVEL_COLOURS.get(r.level, "#c9d3dd")))
+            return QBrush(QColor(LEVEL_COLOURS.get(r.shown_level, "#c9d3dd")))
         return None
 
 
