@@ -90,6 +90,12 @@ def format_duration(seconds: float) -> str:
     return f"{s // 3600}h {(s % 3600) // 60:02d}m"
 
 
+def format_rate(bytes_per_s: float) -> str:
+    """Always MiB/s (badge, graph summary, graph axis): two rates on the screen are never
+    in two units."""
+    return f"{bytes_per_s / (1 << 20):.1f} MiB/s"
+
+
 def format_bytes(count: float) -> str:
     """1536 -> "1.5 KiB"."""
     value = float(count)

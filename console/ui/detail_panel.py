@@ -192,5 +192,5 @@ class ModuleDetail(QWidget):
         )
         self.graph.set_series(
             s.resync.series(self.module, best), s.resync.active(self.module, best), best,
-            s.resync.source(self.module, best),
+            s.resync.source(self.module, best), s.resync.joined_late(self.module, best),
         )  # fmt: skip

@@ -299,9 +299,14 @@ def test_resync_graph_receives_points_while_a_resync_runs(
     # 40 rewritten zones to send (the bitmap found them; hashes would find the same).
     assert series[-1].bytes_total == DIRTY_ZONES * MIB, why
 
-    # Over: the graph keeps the series and says it finished; the agent reports it complete.
-    assert r.samples[-1].summary.startswith(f"Last resynchronization of {target}: "), why
-    assert r.samples[-1].series == series, why
+    # Over: the graph keeps the series, ends it at 100 % and says it finished, how long
+    # it took and at what rate (MiB/s, the unit of the badge and of the axis); the
+    # agent reports it complete.
+    end = r.samples[-1]
+    assert end.summary.startswith(f"Last resynchronization of {target}: complete, 100% — "), why
+    assert "MiB/s on average" in end.summary and "MB/s" not in end.summary, why
+    assert end.series[:-1] == series and end.series[-1].end, why
+    assert end.series[-1].percent == 100.0 and end.curve_y[-1] == 100.0, why
     last = r.sent[-1][1]
     assert not last.active and last.bytes_done == last.bytes_total == DIRTY_ZONES * MIB, why
     print(
