@@ -211,6 +211,8 @@ class ClusterModel:
             resync=resync,
             checkers=checkers,
             badges=node_badges(m, node_id, resync, self._giving(node_id, name, m), checkers),
+            peer_label=state_name(m.peer_state) if m.peer_state else "",
+            peer_readiness=readiness_name(m.peer_readiness),
         )
 
     def _giving(self, node_id: str, name: str, m: pb.ModuleStatus) -> PeerResync | None:

@@ -73,6 +73,10 @@ class NodeModuleView:
     resync: ResyncView | None = None
     checkers: tuple[CheckerView, ...] = ()
     badges: tuple[Badge, ...] = ()
+    # What this node last heard of the module on its peer (its own, consistent view:
+    # the peer's own snapshot may be older or newer than this node's).
+    peer_label: str = ""
+    peer_readiness: str = ""
 
     @property
     def text(self) -> str:

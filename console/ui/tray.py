@@ -9,8 +9,15 @@ from console.model.alerts import Alert, AlertKind, Severity
 from console.model.states import Colour
 from console.ui.theme import light_icon
 
-# A planned move and a node coming back are worth a line in the list, not a popup.
-POPUP_KINDS = {AlertKind.FAILOVER, AlertKind.DEGRADED, AlertKind.SPLIT_BRAIN, AlertKind.NODE_LOST}
+# A planned move, a stop of the secondary and a node coming back are worth a line in
+# the list, not a popup; redundancy restored ends what a popup began.
+POPUP_KINDS = {
+    AlertKind.FAILOVER,
+    AlertKind.DEGRADED,
+    AlertKind.SPLIT_BRAIN,
+    AlertKind.NODE_LOST,
+    AlertKind.RESTORED,
+}
 _ICONS = {
     Severity.INFO: QSystemTrayIcon.MessageIcon.Information,
     Severity.WARNING: QSystemTrayIcon.MessageIcon.Warning,

@@ -201,6 +201,9 @@ def test_swap_button_swaps(qtbot: Any, window: MainWindow, lc: LocalCluster) -> 
     wait_for(
         qtbot, lambda: agents_swapped(lc, primary, secondary), 10, "agents not swapped", lc.describe
     )
+    # A planned move: a notice, not a red "Failover".
+    kinds = [a.kind for a in window.notifier.history]
+    assert AlertKind.MOVED in kinds and AlertKind.FAILOVER not in kinds, window.notifier.history
 
 
 def test_refused_drop_shows_the_reason(qtbot: Any, window: MainWindow, lc: LocalCluster) -> None:

@@ -12,8 +12,11 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 
+from console.model.alerts import AlertKind, Severity
+from console.model.states import Colour
 from console.ui.main_window import MainWindow
 from console.ui.theme import colour_hex
+from protos import mirrorpair_pb2 as pb
 from tests.console.live import console_window, wait_for
 from tests.integration.agents import LocalCluster
 
@@ -88,3 +91,77 @@ def test_a_normal_start_up_and_stop_are_not_shown_as_alarms(
     assert [r for r in transitions if r.shown_level != "INFO"] == []
     strip = detail.strip._records  # the painted timeline: the same colours
     assert all(r.colour != "red" for r in strip), [(r.transition_text(), r.cause) for r in strip]
+
+
+def alert_kinds(w: MainWindow) -> list[AlertKind]:
+    return [a.kind for a in w.notifier.history]
+
+
+def test_alone_is_amber_not_protected_then_redundancy_restored(
+    qtbot: Any, window: MainWindow, lc: LocalCluster
+) -> None:
+    primary, secondary = settled(qtbot, window, lc)
+    view = window.current_view()
+    assert view is not None
+    card = view.card("web")
+    assert window.sessions["demo"].model.summary_colour() is Colour.GREEN
+    rc, out, err = lc.cli("stop", "web", "--node", secondary, "--yes")
+    assert rc == 0, out + err
+    wait_for(
+        qtbot,
+        lambda: card.state_text(primary) == "ALONE · Ready",
+        15,
+        f"{primary} did not turn ALONE",
+        lc.describe,
+    )
+    assert lc.module(primary, "web").state == pb.STATE_ALONE  # the agent says so
+    # Serving without a copy: amber everywhere the module shows, never green.
+    # (The stopped secondary is red, per DESIGN §3: the card's stripe and the cluster's
+    # light show the worst of the two.)
+    assert card.pill_colour(primary) == "orange"
+    assert "not protected" in card.badge_texts(primary)
+    assert card.stripe.property("colour") != "green"
+    assert window.sessions["demo"].model.summary_colour() is not Colour.GREEN
+    table = view.table_model
+    row = next(i for i in range(table.rowCount()) if table.module_at(i) == "web")
+    assert "not protected" in table.index(row, 6).data()
+    assert AlertKind.FAILOVER not in alert_kinds(window)
+
+    rc, out, err = lc.cli("start", "web", "--node", secondary, "--yes")
+    assert rc == 0, out + err
+    wait_for(
+        qtbot,
+        lambda: AlertKind.RESTORED in alert_kinds(window),
+        30,
+        "no 'redundancy restored' notice",
+        lambda: f"{alert_kinds(window)}\n{lc.describe()}",
+    )
+    restored = [a for a in window.notifier.history if a.kind is AlertKind.RESTORED]
+    assert len(restored) == 1, window.notifier.history
+    assert restored[0].title == "web: redundancy restored"
+    assert card.state_text(primary) == "PRIM · Ready" and card.pill_colour(primary) == "green"
+    assert "redundancy restored" in window.alerts.item(0).text()  # the newest in the list
+
+
+def test_a_planned_stop_of_the_primary_is_not_a_failover(
+    qtbot: Any, window: MainWindow, lc: LocalCluster
+) -> None:
+    primary, secondary = settled(qtbot, window, lc)
+    flows = window.flows["demo"]
+    flows.request_command("web", pb.COMMAND_STOP, primary)  # as the menu does
+    window.confirmer.answer(True)
+    view = window.current_view()
+    assert view is not None
+    wait_for(
+        qtbot,
+        lambda: view.column_of("web") == secondary,
+        20,
+        "the secondary did not take over",
+        lc.describe,
+    )
+    wait_for(qtbot, lambda: AlertKind.MOVED in alert_kinds(window), 5, "no 'moved' notice")
+    assert AlertKind.FAILOVER not in alert_kinds(window), window.notifier.history
+    moved = next(a for a in window.notifier.history if a.kind is AlertKind.MOVED)
+    assert moved.severity is Severity.INFO
+    assert f"{primary} was stopped by " in moved.message, moved.message
+    assert lc.module(secondary, "web").state == pb.STATE_ALONE  # the agents agree
