@@ -155,7 +155,10 @@ def test_drag_and_drop_migrates(qtbot: Any, window: MainWindow, lc: LocalCluster
     assert accepted and highlight == "ok"
     wait_for(qtbot, lambda: window.confirmer.current is not None, 5, "no confirmation")
     box = window.confirmer.current
-    assert box is not None and secondary in box.windowTitle() and primary in box.text()
+    # The headline is inside the dialog, the details under it.
+    assert box is not None and box.text() == box.windowTitle() == f"Move web to {secondary}?"
+    assert primary in box.informativeText()
+    assert f"Move web to {secondary}?" in window.confirmer.shown_text()
     assert lc.module(primary, "web").state == pb.STATE_PRIM  # nothing sent before "yes"
     window.confirmer.answer(True)
 
