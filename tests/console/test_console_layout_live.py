@@ -1,5 +1,6 @@
 """The console's layout on two REAL agents: cards never clipped by the detail panel,
-elided table cells readable in full."""
+elided table cells readable in full; and check boxes that can be seen on the dark
+theme."""
 
 from __future__ import annotations
 
@@ -9,13 +10,18 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import QPoint, QRect, Qt
+from PySide6.QtGui import QColor, QImage
 from PySide6.QtWidgets import (
+    QCheckBox,
     QDockWidget,
     QLabel,
     QScrollArea,
+    QVBoxLayout,
+    QWidget,
 )
 
 from console.ui.main_window import MainWindow
+from console.ui.theme import style_sheet
 from tests.console.live import console_window, wait_for
 from tests.console.test_console_truth_live import settled
 from tests.integration.agents import LocalCluster
@@ -115,3 +121,35 @@ def test_elided_cells_show_their_whole_text(
                 if text:
                     tip = index.data(Qt.ItemDataRole.ToolTipRole) or ""
                     assert str(text) in tip, f"{name} ({row}, {col}): {text!r} tip {tip!r}"
+
+
+def indicator_contrast(box: QCheckBox) -> tuple[float, QImage]:
+    """The largest brightness step between the check box's indicator and the background
+    around it (0..255), and the picture."""
+    image = box.grab().toImage()
+    back = QColor(image.pixel(image.width() - 2, image.height() // 2)).lightness()
+    height = image.height()
+    best = 0.0
+    for x in range(0, min(24, image.width())):  # the indicator is at the left
+        for y in range(height):
+            best = max(best, abs(QColor(image.pixel(x, y)).lightness() - back))
+    return best, image
+
+
+def test_check_boxes_are_visible_on_the_dark_theme(qtbot: Any) -> None:
+    holder = QWidget()
+    holder.setStyleSheet(style_sheet())  # the console's own sheet, as apply_theme sets it
+    layout = QVBoxLayout(holder)
+    unchecked, checked = QCheckBox(""), QCheckBox("")
+    checked.setChecked(True)
+    layout.addWidget(unchecked)
+    layout.addWidget(checked)
+    qtbot.addWidget(holder)
+    holder.resize(200, 80)
+    holder.show()
+    qtbot.wait(50)
+    edge, off = indicator_contrast(unchecked)
+    fill, on = indicator_contrast(checked)
+    assert edge >= 60, f"an unchecked box is {edge:.0f}/255 away from the background"
+    assert fill >= 60, f"a checked box is {fill:.0f}/255 away from the background"
+    assert off != on  # checked and unchecked look different
