@@ -1,6 +1,6 @@
 """The console's layout on two REAL agents: cards never clipped by the detail panel,
-elided table cells readable in full; and check boxes that can be seen on the dark
-theme."""
+elided table cells readable in full, Swap disabled with its reason, the alert area
+acknowledged and cleared; and check boxes that can be seen on the dark theme."""
 
 from __future__ import annotations
 
@@ -9,17 +9,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import QPoint, QRect, Qt
-from PySide6.QtGui import QColor, QImage
+from PySide6.QtCore import QEvent, QPoint, QRect, Qt
+from PySide6.QtGui import QColor, QHelpEvent, QImage
 from PySide6.QtWidgets import (
+    QApplication,
     QCheckBox,
     QDockWidget,
     QLabel,
     QScrollArea,
+    QToolTip,
     QVBoxLayout,
     QWidget,
 )
 
+from console.model.alerts import AlertKind
 from console.ui.main_window import MainWindow
 from console.ui.theme import style_sheet
 from tests.console.live import console_window, wait_for
@@ -121,6 +124,55 @@ def test_elided_cells_show_their_whole_text(
                 if text:
                     tip = index.data(Qt.ItemDataRole.ToolTipRole) or ""
                     assert str(text) in tip, f"{name} ({row}, {col}): {text!r} tip {tip!r}"
+
+
+def test_swap_is_disabled_with_the_reason_and_alerts_are_acknowledged(
+    qtbot: Any, window: MainWindow, lc: LocalCluster
+) -> None:
+    primary, secondary = settled(qtbot, window, lc)
+    view = window.current_view()
+    assert view is not None
+    view.select("web")
+    button = window.findChild(QWidget, "swapButton")
+    assert button is not None and button.isEnabled()
+    alerts = window.alerts
+    assert alerts.placeholder.isVisible() and not alerts.list.isVisible()
+
+    stop_secondary(qtbot, window, lc)
+    wait_for(qtbot, lambda: not button.isEnabled(), 5, "Swap still enabled")
+    reason = f"No swap possible: {secondary} is STOP · NotReady, not a ready secondary"
+    assert button.toolTip().startswith(reason), button.toolTip()
+    # Hovering the disabled button shows that reason.
+    centre = button.rect().center()
+    QApplication.sendEvent(
+        button, QHelpEvent(QEvent.Type.ToolTip, centre, button.mapToGlobal(centre))
+    )
+    wait_for(qtbot, QToolTip.isVisible, 3, "no tooltip on the disabled Swap")
+    assert QToolTip.text().startswith(reason)
+    QToolTip.hideText()
+
+    rc, out, err = lc.cli("start", "web", "--node", secondary, "--yes")
+    assert rc == 0, out + err
+    wait_for(
+        qtbot,
+        lambda: AlertKind.RESTORED in [a.kind for a in window.notifier.history],
+        30,
+        "no 'redundancy restored'",
+        lc.describe,
+    )
+    wait_for(qtbot, button.isEnabled, 5, "Swap not enabled again")
+    # The alert area: the notice instead of the placeholder, new until acknowledged.
+    assert alerts.list.isVisible() and not alerts.placeholder.isVisible()
+    assert any("redundancy restored" in t for t in alerts.texts())
+    assert alerts.list.item(0).font().bold()
+    assert window.alerts_dock.windowTitle() == f"Alerts — {alerts.unacknowledged} new"
+    alerts.ack_button.click()
+    assert alerts.unacknowledged == 0 and window.alerts_dock.windowTitle() == "Alerts"
+    assert not alerts.list.item(0).font().bold() and alerts.list.count() > 0
+    assert not alerts.ack_button.isEnabled()
+    alerts.clear_button.click()
+    assert alerts.list.count() == 0 and alerts.placeholder.isVisible()
+    assert not alerts.clear_button.isEnabled()
 
 
 def indicator_contrast(box: QCheckBox) -> tuple[float, QImage]:

@@ -140,7 +140,7 @@ def test_alone_is_amber_not_protected_then_redundancy_restored(
     assert len(restored) == 1, window.notifier.history
     assert restored[0].title == "web: redundancy restored"
     assert card.state_text(primary) == "PRIM · Ready" and card.pill_colour(primary) == "green"
-    assert "redundancy restored" in window.alerts.item(0).text()  # the newest in the list
+    assert "redundancy restored" in window.alerts.texts()[0]  # the newest in the list
 
 
 def test_a_planned_stop_of_the_primary_is_not_a_failover(
