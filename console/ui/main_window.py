@@ -126,8 +126,26 @@ class MainWindow(QMainWindow):
             warn.setObjectName("keyringWarning")
             warn.setToolTip(self.secrets.unavailable_message())
             bar.addPermanentWidget(warn)
+        # How alerts pop up (tray, desktop notification service) or why they cannot.
+        self.delivery = QLabel()
+        self.delivery.setObjectName("notificationDelivery")
+        self._show_delivery(self.notifier.delivery)
+        self.notifier.delivery_changed.connect(self._show_delivery)
+        bar.addPermanentWidget(self.delivery)
         self.clock = QLabel("")
         bar.addPermanentWidget(self.clock)
+
+    def _show_delivery(self, text: str) -> None:
+        unavailable = text.startswith("no desktop notifications")
+        self.delivery.setText(f"⚠ {text}" if unavailable else f"Alerts: {text}")
+        self.delivery.setToolTip(
+            "Alerts stay in the list below; they cannot pop up on this desktop"
+            if unavailable
+            else "How failovers, degraded replication and split brains pop up"
+        )
+        self.delivery.setProperty("warning", "yes" if unavailable else "no")
+        self.delivery.style().unpolish(self.delivery)
+        self.delivery.style().polish(self.delivery)
 
     # ----- sessions -------------------------------------------------------------------------
     def _add_session(self, entry: ClusterEntry) -> ClusterSession:
@@ -153,6 +171,7 @@ class MainWindow(QMainWindow):
     async def shutdown(self) -> None:
         self.tick.stop()
         await asyncio.gather(*(s.close() for s in self.sessions.values()), return_exceptions=True)
+        await self.notifier.close()
 
     def current_view(self) -> ClusterView | None:
         w = self.tabs.currentWidget()
