@@ -22,6 +22,7 @@ import pytest
 
 from console.model.alerts import AlertKind
 from console.model.history import ResyncPoint
+from console.model.resync_summary import outcome
 from console.ui.main_window import MainWindow
 from node_agent.config.load import parse_config
 from node_agent.config.model import NODE_IDS
@@ -362,3 +363,13 @@ def test_resync_rate_and_eta_are_plausible(
     early = [p for p in points if (p.percent or 0) <= 50 and p.eta_s >= 0]
     if not early or any(p.eta_s < 0.3 for p in early):
         raise Implausible(f"ETA below 0.3 s with half the resync to go\n{r.describe()}")
+    # The rate the badge and the graph show agrees with the average the summary gives
+    # (bytes over time as the console saw them): no two numbers on one screen.
+    average = outcome(r.samples[-1].series)
+    assert average is not None and average.rate > 0, r.describe()
+    late = [p.rate for p in points if (p.percent or 0) >= 50]
+    if not late or any(abs(rate / average.rate - 1) > 0.25 for rate in late):
+        raise Implausible(
+            f"published rates {[round(x / MIB, 1) for x in late]} MiB/s vs an average of "
+            f"{average.rate / MIB:.1f} MiB/s\n{r.describe()}"
+        )
