@@ -1,7 +1,11 @@
-"""Take docs/console.png: a demo cluster (two real agents on this machine), the console
-opened offscreen and connected to it, grabbed once both nodes show and have settled.
+"""Take the console's screenshots in docs/ from the running program: a demo cluster (two
+real agents on this machine), the console opened offscreen and connected to it.
 
-    .venv/bin/python installer/screenshot.py [--out docs/console.png] [--keep DIR]
+- docs/console.png: once both nodes answer and every module has settled;
+- docs/console-menu.png: the right-click menu of a module card, over the window;
+- docs/console-alone.png: a module whose secondary the console stopped, running ALONE.
+
+    .venv/bin/python installer/screenshot.py [--out docs/console.png]
 """
 
 from __future__ import annotations
@@ -19,11 +23,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 MODULES = ("vms-recorder", "access-control", "intercom", "web-portal")
+MENU_MODULE = "intercom"  # its card's menu is shown
+ALONE_MODULE = "access-control"  # its secondary is stopped
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "console.png")
+    p.add_argument("--menu-out", type=Path, default=ROOT / "docs" / "console-menu.png")
+    p.add_argument("--alone-out", type=Path, default=ROOT / "docs" / "console-alone.png")
     p.add_argument("--width", type=int, default=1480)
     p.add_argument("--height", type=int, default=900)
     p.add_argument("--timeout", type=float, default=60.0)
@@ -48,6 +56,59 @@ async def _settled(window: object, timeout: float) -> bool:
                 v.primary and all(n.readiness == "Ready" for n in v.nodes.values()) for v in views
             )
         ):
+            return True
+        await asyncio.sleep(0.2)
+    return False
+
+
+async def _menu_shot(window: object, out: Path) -> bool:
+    """Right-click the card as a person would; the menu (its own window) painted over
+    the window's grab where it opened."""
+    from PySide6.QtCore import QPoint, Qt
+    from PySide6.QtGui import QContextMenuEvent, QPainter
+    from PySide6.QtWidgets import QApplication, QMenu
+
+    from console.ui.main_window import MainWindow
+
+    assert isinstance(window, MainWindow)
+    view = window.current_view()
+    assert view is not None
+    card = view.card(MENU_MODULE)
+    at = QPoint(card.width() // 3, card.height() // 2)
+    event = QContextMenuEvent(QContextMenuEvent.Reason.Mouse, at, card.mapToGlobal(at))
+    QApplication.sendEvent(card, event)
+    await asyncio.sleep(0.5)
+    menu = QApplication.activePopupWidget()
+    if not isinstance(menu, QMenu):
+        return False
+    shot = window.grab()
+    painter = QPainter(shot)
+    painter.drawPixmap(window.mapFromGlobal(menu.pos()), menu.grab())
+    painter.end()
+    menu.close()
+    return shot.save(str(out)) and not shot.isNull() and Qt is not None
+
+
+async def _alone(window: object, timeout: float) -> bool:
+    """Stop ALONE_MODULE's secondary from the console (as its menu's "Stop on …" does,
+    confirmed) and wait until its primary shows ALONE."""
+    from console.ui.main_window import MainWindow
+    from protos import mirrorpair_pb2 as pb
+
+    assert isinstance(window, MainWindow)
+    view = window.current_view()
+    assert view is not None
+    module = view.session.model.module(ALONE_MODULE)
+    assert module is not None and module.primary is not None
+    primary = module.primary
+    secondary = "node2" if primary == "node1" else "node1"
+    window.flows[view.session.name].request_command(ALONE_MODULE, pb.COMMAND_STOP, secondary)
+    window.confirmer.answer(True)
+    view.select(ALONE_MODULE)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if view.card(ALONE_MODULE).state_text(primary) == "ALONE · Ready":
+            await asyncio.sleep(1.5)  # the timeline and the alert list catch up
             return True
         await asyncio.sleep(0.2)
     return False
@@ -89,17 +150,21 @@ def main(argv: list[str] | None = None) -> int:
             window.show()
             ok = await _settled(window, args.timeout)
             view = window.current_view()
-            if view is not None:
-                view.select(MODULES[0])
+            assert view is not None
+            view.select(MODULES[0])
             await asyncio.sleep(1.5)  # let layouts and the log table settle
             args.out.parent.mkdir(parents=True, exist_ok=True)
             saved = window.grab().save(str(args.out))
+            saved = await _menu_shot(window, args.menu_out) and saved
+            alone = await _alone(window, args.timeout)
+            saved = alone and window.grab().save(str(args.alone_out)) and saved
             await window.shutdown()
             return ok and saved
 
         with loop:
             ok = loop.run_until_complete(shoot())
-        print(f"{'saved' if ok else 'saved (cluster not settled!)'} {args.out}")
+        shots = f"{args.out}, {args.menu_out}, {args.alone_out}"
+        print(f"saved {shots}" if ok else f"NOT all saved, or not settled: {shots}")
         return 0 if ok else 1
     finally:
         for a in agents:

@@ -198,9 +198,11 @@ class NodeClient:
             self._on_status(status)
 
     def _on_event(self, event: pb.StatusEvent) -> None:
-        self._on_status(event.status)
+        # The entries first: they say how the node got to this status (the alerts read
+        # why a primary left its role from them when the status shows it).
         if event.logs:
             self._emit(LogEntries(self.cluster, self.node_id, tuple(event.logs), False))
+        self._on_status(event.status)
 
     def _on_status(self, status: pb.NodeStatus) -> None:
         if status.node_id and status.node_id != self.node_id:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from console.model.badges import PeerResync, node_badges
 from console.model.states import (
     CONNECTING,
     ERROR,
@@ -17,7 +18,6 @@ from console.model.states import (
     worst,
 )
 from console.model.views import (
-    Badge,
     CheckerView,
     LinkView,
     ModuleView,
@@ -186,11 +186,8 @@ class ClusterModel:
                 False,
                 reason=f"{name} is not in {node_id}'s configuration",
             )
-        resync = None
         source, r = resync_of(self, node_id, name, m)
-        if r is not None:
-            resync = ResyncView(r.active, r.bytes_done, r.bytes_total, r.rate_bytes_per_s, r.eta_s,
-                                source)  # fmt: skip
+        resync = _resync_view(r, source)
         checkers = tuple(
             CheckerView(node_id, c.name, c.kind, c.ok, c.detail, c.consecutive_failures, c.action)
             for c in m.checkers
@@ -213,8 +210,23 @@ class ClusterModel:
             state_since=m.state_since,
             resync=resync,
             checkers=checkers,
-            badges=_badges(m, resync, checkers),
+            badges=node_badges(m, node_id, resync, self._giving(node_id, name, m), checkers),
+            peer_label=state_name(m.peer_state) if m.peer_state else "",
+            peer_readiness=readiness_name(m.peer_readiness),
         )
+
+    def _giving(self, node_id: str, name: str, m: pb.ModuleStatus) -> PeerResync | None:
+        """The resync this node, a primary, gives its peer: the peer is SECOND Transient
+        (the progress may not be published yet: the copies are being compared)."""
+        peer = other_node(node_id)
+        pm = self.module_status(peer, name)
+        if not is_primary(m.state) or pm is None:
+            return None
+        if (pm.state, pm.readiness) != (pb.STATE_SECOND, pb.READINESS_TRANSIENT):
+            return None
+        source, r = resync_of(self, peer, name, pm)
+        view = _resync_view(r, source)
+        return PeerResync(peer, view if view is not None and view.active else None)
 
 
 def resync_of(
@@ -233,41 +245,13 @@ def resync_of(
     return "", None
 
 
+def _resync_view(r: pb.ResyncProgress | None, source: str) -> ResyncView | None:
+    if r is None:
+        return None
+    return ResyncView(r.active, r.bytes_done, r.bytes_total, r.rate_bytes_per_s, r.eta_s, source)
+
+
 def _find(status: pb.NodeStatus | None, name: str) -> pb.ModuleStatus | None:
     if status is None:
         return None
     return next((m for m in status.modules if m.name == name), None)
-
-
-def _badges(
-    m: pb.ModuleStatus, resync: ResyncView | None, checkers: tuple[CheckerView, ...]
-) -> tuple[Badge, ...]:
-    out: list[Badge] = []
-    if m.split_brain:
-        out.append(
-            Badge("split brain", Colour.RED, "both nodes wrote independently; choose the survivor")
-        )
-    if m.degraded:
-        out.append(
-            Badge(
-                "degraded",
-                Colour.RED,
-                "replication to the secondary failed: running without a copy",
-            )
-        )
-    if resync is not None and resync.active:
-        out.append(Badge(resync.summary(), Colour.ORANGE, f"resynchronizing from {resync.source}"))
-    if m.uptodate:
-        out.append(Badge("up to date", Colour.GREEN, "this node's copy is complete and current"))
-    else:
-        out.append(
-            Badge(
-                "not up to date",
-                Colour.ORANGE,
-                "this node's copy is not current: it cannot become primary alone",
-            )
-        )
-    for c in checkers:
-        if not c.ok:
-            out.append(Badge(f"{c.name} failing", Colour.ORANGE, c.detail))
-    return tuple(out)

@@ -7,8 +7,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from console.model.cluster import NODE_IDS, ClusterModel, resync_of
-from console.model.states import readiness_name, state_colour, state_name
+from console.model.causes import is_normal, transition_colour
+from console.model.cluster import NODE_IDS, ClusterModel, other_node, resync_of
+from console.model.states import readiness_name, state_name
 from protos import mirrorpair_pb2 as pb
 
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
@@ -37,8 +38,19 @@ class LogRecord:
         return (self.node_id, self.seq, self.time)
 
     @property
+    def shown_level(self) -> str:
+        """The level the console shows. The agent logs every entry into WAIT or ALONE at
+        WARNING, start-up and pairing included; a transition in the normal course of
+        things (start-up, pairing, resync, an operator's command) is INFO here, so that
+        a warning means something went wrong."""
+        level = LEVELS.get(self.level, 20)
+        if self.is_transition and is_normal(self.cause) and LEVELS["INFO"] < level <= 30:
+            return "INFO"
+        return self.level
+
+    @property
     def level_number(self) -> int:
-        return LEVELS.get(self.level, 20)
+        return LEVELS.get(self.shown_level, 20)
 
     @property
     def is_transition(self) -> bool:
@@ -56,8 +68,9 @@ class LogRecord:
 
     @property
     def colour(self) -> str:
-        """The colour of the state entered (for the timeline)."""
-        return state_colour(self.new_state, self.new_readiness).value
+        """The colour of the state entered (for the timeline); a normal stop or wait is
+        grey, not red (causes.transition_colour)."""
+        return transition_colour(self.new_state, self.new_readiness, self.cause).value
 
 
 def _readiness_value(name: str) -> int:
@@ -133,6 +146,7 @@ class ResyncPoint:
     bytes_total: int
     rate: float  # bytes/s
     eta_s: float
+    end: bool = False  # the resync's end (no rate measured): what it reached when it ended
 
     @property
     def percent(self) -> float | None:
@@ -150,6 +164,8 @@ class ResyncHistory:
         self._series: dict[tuple[str, str], list[ResyncPoint]] = {}
         self._active: dict[tuple[str, str], bool] = {}
         self._sources: dict[tuple[str, str], str] = {}
+        self._late: dict[tuple[str, str], bool] = {}
+        self._watched: set[tuple[str, str]] = set()
 
     def observe(self, model: ClusterModel, now: float) -> set[str]:
         """Add a point for every module resynchronizing now, under the node whose copy is
@@ -163,6 +179,11 @@ class ResyncHistory:
                     self._sources[(m.name, node_id)] = source  # kept with the last series
                 if self._observe_one(m.name, node_id, r or pb.ResyncProgress(), now):
                     changed.add(m.name)
+                # While both nodes answer, a resync that starts is seen from its start.
+                if model.reachable(other_node(node_id)):
+                    self._watched.add((m.name, node_id))
+                else:
+                    self._watched.discard((m.name, node_id))
         return changed
 
     def source(self, module: str, node_id: str) -> str:
@@ -173,11 +194,18 @@ class ResyncHistory:
         key = (module, node_id)
         was_active = self._active.get(key, False)
         self._active[key] = r.active
-        if not r.active:
-            return was_active  # it just ended: the graph's summary changes
         series = self._series.setdefault(key, [])
+        if not r.active:
+            if was_active and r.bytes_total > 0:
+                # It just ended: its last point is the end (100 % when it completed), so
+                # that the graph and the summary show the whole resync, not its last
+                # progress report before the end.
+                series.append(ResyncPoint(now, r.bytes_done, r.bytes_total, 0.0, 0.0, end=True))
+            return was_active  # the graph's summary changes
         if not was_active or (series and r.bytes_done < series[-1].bytes_done):
             series.clear()  # a new resynchronization starts a new graph
+            # Already under way when this console first looked: the start is not known.
+            self._late[key] = key not in self._watched and r.bytes_done > 0
         point = ResyncPoint(now, r.bytes_done, r.bytes_total, r.rate_bytes_per_s, r.eta_s)
         last = series[-1] if series else None
         if (
@@ -196,3 +224,8 @@ class ResyncHistory:
 
     def active(self, module: str, node_id: str) -> bool:
         return self._active.get((module, node_id), False)
+
+    def joined_late(self, module: str, node_id: str) -> bool:
+        """The series began with a resync already under way (the console was opened
+        or reconnected during it): its first point is not the resync's start."""
+        return self._late.get((module, node_id), False)

@@ -63,7 +63,11 @@ def state_colour(state: int, readiness: int) -> Colour:
         return Colour.RED
     if state == pb.STATE_WAIT:
         return Colour.ORANGE if readiness == pb.READINESS_TRANSIENT else Colour.RED
-    if state in (pb.STATE_ALONE, pb.STATE_PRIM, pb.STATE_SECOND, pb.STATE_UP):
+    if state == pb.STATE_ALONE:
+        # Serving without a secondary: a failure of this node stops the service. Never
+        # the green of a protected pair, however ready the resource is.
+        return Colour.RED if readiness == pb.READINESS_NOT_READY else Colour.ORANGE
+    if state in (pb.STATE_PRIM, pb.STATE_SECOND, pb.STATE_UP):
         if readiness == pb.READINESS_READY:
             return Colour.GREEN
         if readiness == pb.READINESS_TRANSIENT:
@@ -84,6 +88,12 @@ def format_duration(seconds: float) -> str:
     if s < 3600:
         return f"{s // 60}m {s % 60:02d}s"
     return f"{s // 3600}h {(s % 3600) // 60:02d}m"
+
+
+def format_rate(bytes_per_s: float) -> str:
+    """Always MiB/s (badge, graph summary, graph axis): two rates on the screen are never
+    in two units."""
+    return f"{bytes_per_s / (1 << 20):.1f} MiB/s"
 
 
 def format_bytes(count: float) -> str:

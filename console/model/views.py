@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from console.model.states import Colour, format_bytes, format_duration, worst
+from console.model.states import Colour, format_duration, format_rate, worst
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class ResyncView:
         if self.eta_s > 0:
             parts.append(f"ETA {format_duration(self.eta_s)}")
         if self.rate_bytes_per_s > 0:
-            parts.append(f"{format_bytes(self.rate_bytes_per_s)}/s")
+            parts.append(format_rate(self.rate_bytes_per_s))
         return " · ".join(parts)
 
 
@@ -73,6 +73,10 @@ class NodeModuleView:
     resync: ResyncView | None = None
     checkers: tuple[CheckerView, ...] = ()
     badges: tuple[Badge, ...] = ()
+    # What this node last heard of the module on its peer (its own, consistent view:
+    # the peer's own snapshot may be older or newer than this node's).
+    peer_label: str = ""
+    peer_readiness: str = ""
 
     @property
     def text(self) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtWidgets import QMessageBox, QWidget
+from PySide6.QtWidgets import QLabel, QMessageBox, QWidget
 
 
 class Confirmer(QObject):
@@ -32,7 +32,14 @@ class Confirmer(QObject):
         if self.current is not None:  # one question at a time
             self.current.reject()
         icon = QMessageBox.Icon.Warning if danger else QMessageBox.Icon.Question
-        box = QMessageBox(icon, title, text, QMessageBox.StandardButton.NoButton, self._parent)
+        # The headline is the dialog's first line, not only its window title: many window
+        # managers (and dialogs sheeted onto the window) show no title bar text.
+        box = QMessageBox(icon, title, title, QMessageBox.StandardButton.NoButton, self._parent)
+        box.setObjectName("confirmBox")
+        box.setInformativeText(text)
+        informative = box.findChild(QLabel, "qt_msgbox_informativelabel")
+        if informative is not None:  # agent texts inside: never read as rich text
+            informative.setTextFormat(Qt.TextFormat.PlainText)
         yes = box.addButton(yes_text, QMessageBox.ButtonRole.AcceptRole)
         no = box.addButton(QMessageBox.StandardButton.Cancel)
         box.setDefaultButton(no if danger else yes)
@@ -57,6 +64,13 @@ class Confirmer(QObject):
         box.open()
         self.asked.emit(box)
         return box
+
+    def shown_text(self) -> str:
+        """Every line the open question shows inside the dialog (tests, automation)."""
+        box = self.current
+        if box is None:
+            raise RuntimeError("no question is open")
+        return "\n".join(lb.text() for lb in box.findChildren(QLabel) if lb.text())
 
     def answer(self, yes: bool) -> None:
         """Answer the open question as the operator would (keyboard-free automation)."""

@@ -42,10 +42,11 @@ def _table(model: object) -> QTableView:
     header = view.horizontalHeader()
     header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
     header.setStretchLastSection(True)
-    # The last column (message, detail) takes the rest and is elided, not scrolled.
+    # The last column (message, detail) takes the rest and is elided (its tooltip has the
+    # whole text); a panel narrower than the other columns scrolls instead of cutting them.
     last = max(0, model.columnCount() - 1)  # type: ignore[attr-defined]
     header.setSectionResizeMode(last, QHeaderView.ResizeMode.Stretch)
-    view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
     view.setTextElideMode(Qt.TextElideMode.ElideRight)
     view.setWordWrap(False)
     return view
@@ -192,5 +193,5 @@ class ModuleDetail(QWidget):
         )
         self.graph.set_series(
             s.resync.series(self.module, best), s.resync.active(self.module, best), best,
-            s.resync.source(self.module, best),
+            s.resync.source(self.module, best), s.resync.joined_late(self.module, best),
         )  # fmt: skip

@@ -8,9 +8,8 @@ from collections.abc import Callable
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QMenu, QWidget
 
-from console.model.cluster import NODE_IDS
 from console.model.migration import MigrationPlan, plan_migration, plan_swap
-from console.model.survivor import SurvivorPlan, in_split_brain, plan_survivor
+from console.model.survivor import SurvivorPlan, plan_survivor
 from console.ui.confirm import Confirmer
 from console.ui.session import ClusterSession
 from protos import mirrorpair_pb2 as pb
@@ -60,15 +59,6 @@ SECOND_QUESTION: dict[int, tuple[str, str]] = {
         "was resynchronizing is no longer up to date.\n\nForce stop?",
     ),
 }
-MENU_ORDER = (
-    pb.COMMAND_START,
-    pb.COMMAND_STOP,
-    pb.COMMAND_RESTART,
-    pb.COMMAND_STOPSTART,
-    pb.COMMAND_SECOND,
-    pb.COMMAND_PRIM,
-    pb.COMMAND_FORCESTOP,
-)
 
 
 class CommandFlows(QObject):
@@ -152,7 +142,7 @@ class CommandFlows(QObject):
 
     # ----- other commands -----------------------------------------------------------------
     def request_command(self, module: str, command: int, node_id: str) -> None:
-        reason = self._unavailable(module, node_id)
+        reason = self.unavailable(module, node_id)
         if reason:
             self.refused.emit(reason)
             return
@@ -168,7 +158,8 @@ class CommandFlows(QObject):
             then=(then[0], then[1].format(**fmt)) if then else None,
         )
 
-    def _unavailable(self, module: str, node_id: str) -> str:
+    def unavailable(self, module: str, node_id: str) -> str:
+        """Why no command can be sent to ``node_id`` for ``module`` now; empty if none."""
         view = self.session.model.module(module)
         if view is None:
             return f"unknown module {module!r}"
@@ -181,31 +172,7 @@ class CommandFlows(QObject):
         return f"{busy} is already in progress for {module}" if busy else ""
 
     def build_menu(self, module: str, parent: QWidget) -> QMenu:
-        menu = QMenu(parent)
-        swap = plan_swap(self.session.model, module, busy=self.session.ops.busy(module))
-        act = menu.addAction(f"Swap to {swap.target}" if swap.target else "Swap")
-        act.setEnabled(swap.ok)
-        act.setToolTip(swap.reason)
-        act.triggered.connect(lambda: self.request_swap(module))
-        menu.setToolTipsVisible(True)
-        if in_split_brain(self.session.model, module):
-            menu.addSection("Split brain: keep which copy?")
-            for keep in NODE_IDS:
-                plan = plan_survivor(
-                    self.session.model, module, keep, busy=self.session.ops.busy(module)
-                )
-                a = menu.addAction(f"Keep {keep}'s copy…")
-                a.setEnabled(plan.ok)
-                a.setToolTip(plan.reason)
-                a.triggered.connect(lambda _=False, k=keep: self.request_survivor(module, k))
-        for node_id in NODE_IDS:
-            menu.addSection(f"On {node_id}")
-            reason = self._unavailable(module, node_id)
-            for command in MENU_ORDER:
-                a = menu.addAction(COMMANDS[command][0])
-                a.setEnabled(not reason)
-                a.setToolTip(reason)
-                a.triggered.connect(
-                    lambda _=False, c=command, n=node_id: self.request_command(module, c, n)
-                )
-        return menu
+        """The card's right-click menu (console/ui/module_menu.py)."""
+        from console.ui.module_menu import build_module_menu
+
+        return build_module_menu(self, module, parent)

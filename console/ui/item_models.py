@@ -54,13 +54,14 @@ class LogTableModel(RowsTableModel[LogRecord]):
         r = self._rows[index.row()]
         if role == RECORD_ROLE:
             return r
-        if role == Qt.ItemDataRole.DisplayRole:
+        # The tooltip is the whole text: a message elided in its column can still be read.
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
             if index.column() == 4:
                 extra = f"  [{r.cause}{' by ' + r.who if r.who else ''}]" if r.cause else ""
                 return r.message + extra
-            return (stamp(r.time), r.node_id, r.module or "—", r.level)[index.column()]
+            return (stamp(r.time), r.node_id, r.module or "—", r.shown_level)[index.column()]
         if role == Qt.ItemDataRole.ForegroundRole and index.column() in (3, 4):
-            return QBrush(QColor(LEVEL_COLOURS.get(r.level, "#c9d3dd")))
+            return QBrush(QColor(LEVEL_COLOURS.get(r.shown_level, "#c9d3dd")))
         return None
 
 
@@ -136,7 +137,7 @@ class CheckerTableModel(RowsTableModel[CheckerView]):
         if not index.isValid():
             return None
         c = self._rows[index.row()]
-        if role == Qt.ItemDataRole.DisplayRole:
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
             return (
                 c.node_id,
                 c.name,

@@ -9,12 +9,10 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QColor
+from PySide6.QtGui import QAction, QCloseEvent
 from PySide6.QtWidgets import (
     QDockWidget,
     QLabel,
-    QListWidget,
-    QListWidgetItem,
     QMainWindow,
     QMessageBox,
     QTabWidget,
@@ -22,25 +20,20 @@ from PySide6.QtWidgets import (
 )
 
 from console.client.node_client import Timeouts
-from console.model.alerts import Alert, Severity
+from console.model.alerts import Alert
 from console.model.migration import plan_swap
 from console.model.states import Colour, worst
 from console.settings.clusters import ClusterEntry, SettingsError, save_clusters
 from console.settings.secrets import SecretStore, SecretStoreError
+from console.ui.alert_list import AlertList
 from console.ui.cluster_dialog import ClusterDialog
 from console.ui.cluster_view import ClusterView
 from console.ui.confirm import Confirmer
 from console.ui.detail_panel import ModuleDetail
 from console.ui.flows import CommandFlows
 from console.ui.session import ClusterSession
-from console.ui.theme import MUTED, app_icon, light_icon
+from console.ui.theme import app_icon, light_icon
 from console.ui.tray import TrayNotifier
-
-_SEVERITY_COLOUR = {
-    Severity.INFO: Colour.GREEN,
-    Severity.WARNING: Colour.ORANGE,
-    Severity.CRITICAL: Colour.RED,
-}
 
 
 class MainWindow(QMainWindow):
@@ -115,20 +108,16 @@ class MainWindow(QMainWindow):
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
         self.resizeDocks([dock], [600], Qt.Orientation.Horizontal)
-        self.alerts = QListWidget()
-        self.alerts.setObjectName("alertList")
-        hint = QListWidgetItem(
-            "Failovers, degraded replication, split brain and lost nodes "
-            "appear here and as desktop notifications."
+        self.alerts = AlertList()
+        self.alerts_dock = QDockWidget("Alerts", self)
+        self.alerts_dock.setObjectName("alertsDock")
+        self.alerts_dock.setWidget(self.alerts)
+        self.alerts_dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        self.alerts.unacknowledged_changed.connect(
+            lambda n: self.alerts_dock.setWindowTitle(f"Alerts — {n} new" if n else "Alerts")
         )
-        hint.setForeground(QColor(MUTED))
-        self.alerts.addItem(hint)
-        alerts = QDockWidget("Alerts", self)
-        alerts.setObjectName("alertsDock")
-        alerts.setWidget(self.alerts)
-        alerts.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
-        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, alerts)
-        self.resizeDocks([alerts], [96], Qt.Orientation.Vertical)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.alerts_dock)
+        self.resizeDocks([self.alerts_dock], [110], Qt.Orientation.Vertical)
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
@@ -137,8 +126,26 @@ class MainWindow(QMainWindow):
             warn.setObjectName("keyringWarning")
             warn.setToolTip(self.secrets.unavailable_message())
             bar.addPermanentWidget(warn)
+        # How alerts pop up (tray, desktop notification service) or why they cannot.
+        self.delivery = QLabel()
+        self.delivery.setObjectName("notificationDelivery")
+        self._show_delivery(self.notifier.delivery)
+        self.notifier.delivery_changed.connect(self._show_delivery)
+        bar.addPermanentWidget(self.delivery)
         self.clock = QLabel("")
         bar.addPermanentWidget(self.clock)
+
+    def _show_delivery(self, text: str) -> None:
+        unavailable = text.startswith("no desktop notifications")
+        self.delivery.setText(f"⚠ {text}" if unavailable else f"Alerts: {text}")
+        self.delivery.setToolTip(
+            "Alerts stay in the list below; they cannot pop up on this desktop"
+            if unavailable
+            else "How failovers, degraded replication and split brains pop up"
+        )
+        self.delivery.setProperty("warning", "yes" if unavailable else "no")
+        self.delivery.style().unpolish(self.delivery)
+        self.delivery.style().polish(self.delivery)
 
     # ----- sessions -------------------------------------------------------------------------
     def _add_session(self, entry: ClusterEntry) -> ClusterSession:
@@ -164,6 +171,7 @@ class MainWindow(QMainWindow):
     async def shutdown(self) -> None:
         self.tick.stop()
         await asyncio.gather(*(s.close() for s in self.sessions.values()), return_exceptions=True)
+        await self.notifier.close()
 
     def current_view(self) -> ClusterView | None:
         w = self.tabs.currentWidget()
@@ -205,9 +213,13 @@ class MainWindow(QMainWindow):
         plan = plan_swap(
             view.session.model, view.selected, busy=view.session.ops.busy(view.selected)
         )
-        self.swap_action.setEnabled(True)  # a click that cannot work explains why
+        # Disabled when it cannot work; the tooltip (shown on the disabled button too)
+        # says why, or what a swap will do.
+        self.swap_action.setEnabled(plan.ok)
         self.swap_action.setText(f"⇄  Swap {view.selected}")
-        self.swap_action.setToolTip(plan.reason)
+        self.swap_action.setToolTip(
+            plan.reason if plan.ok else f"No swap possible: {plan.reason}"
+        )
 
     def swap_selected(self) -> None:
         view = self.current_view()
@@ -215,18 +227,12 @@ class MainWindow(QMainWindow):
             self.flows[view.session.name].request_swap(view.selected)
 
     def _alert_listed(self, alert: Alert) -> None:
-        stamp = time.strftime("%H:%M:%S", time.localtime(alert.time or time.time()))
-        item = QListWidgetItem(
-            light_icon(_SEVERITY_COLOUR[alert.severity]),
-            f"{stamp}  {alert.title} — {alert.message}".rstrip(" —"),
-        )
-        self.alerts.insertItem(0, item)
-        while self.alerts.count() > 300:
-            self.alerts.takeItem(self.alerts.count() - 1)
+        self.alerts.add(alert)
         self.statusBar().showMessage(alert.title, 15000)
 
     def _on_tick(self) -> None:
         self.clock.setText(time.strftime("%H:%M:%S"))
+        self._update_swap()  # an operation on the module may have ended
         for view in self.views.values():
             view.fade_operations()
         self.detail.strip.update()

@@ -8,7 +8,6 @@ from PySide6.QtGui import QDrag, QMouseEvent
 from PySide6.QtWidgets import (
     QApplication,
     QFrame,
-    QGridLayout,
     QHBoxLayout,
     QLabel,
     QProgressBar,
@@ -19,6 +18,7 @@ from PySide6.QtWidgets import (
 from console.model.cluster import NODE_IDS
 from console.model.operations import Operation, Phase
 from console.model.views import ModuleView, NodeModuleView
+from console.ui.flow_layout import FlowLayout
 from console.ui.mime import ModuleDrag, encode
 from console.ui.theme import set_role
 
@@ -44,21 +44,23 @@ def _why(view: ModuleView) -> str:
 
 
 class _NodeRow:
-    """One node's line on the card: tag, state pill, badges."""
+    """One node's line on the card: tag and state pill, then the badges -- beside the pill
+    when there is room, wrapped under it in a narrow column (never cut off)."""
 
-    def __init__(self, grid: QGridLayout, row: int, node_id: str) -> None:
+    def __init__(self, parent: QVBoxLayout, node_id: str) -> None:
         self.tag = _label("nodeTag", node_id)
         self.pill = _label("statePill")
         self.pill.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.badges = QHBoxLayout()
-        self.badges.setSpacing(4)
-        self.badges.setContentsMargins(0, 0, 0, 0)
-        holder = QWidget()
-        holder.setObjectName("badges")
-        holder.setLayout(self.badges)
-        grid.addWidget(self.tag, row, 0)
-        grid.addWidget(self.pill, row, 1)
-        grid.addWidget(holder, row, 2)
+        head = QWidget()
+        head.setObjectName("badges")  # transparent, as the badges' background
+        pair = QHBoxLayout(head)
+        pair.setContentsMargins(0, 0, 0, 0)
+        pair.setSpacing(10)
+        pair.addWidget(self.tag)
+        pair.addWidget(self.pill)
+        self.badges = FlowLayout(spacing=6)  # head first, then the badges
+        self.badges.addWidget(head)
+        parent.addLayout(self.badges)
         self._shown: tuple = ()
 
     def show(self, v: NodeModuleView) -> None:
@@ -74,16 +76,15 @@ class _NodeRow:
         if v.last_rule:
             tip.append(f"last rule: {v.last_rule}")
         self.pill.setToolTip("\n".join(tip))
-        while self.badges.count():
-            item = self.badges.takeAt(0)
-            if item.widget() is not None:
+        while self.badges.count() > 1:  # the head stays
+            item = self.badges.takeAt(1)
+            if item is not None and item.widget() is not None:
                 item.widget().deleteLater()
         for b in v.badges:
             badge = _label("badge", b.text)
             set_role(badge, "colour", b.colour.value)
             badge.setToolTip(b.tooltip)
             self.badges.addWidget(badge)
-        self.badges.addStretch(1)
 
 
 class ModuleCard(QFrame):
@@ -111,23 +112,16 @@ class ModuleCard(QFrame):
         outer.setContentsMargins(0, 4, 0, 4)
         outer.setSpacing(6)
         row.addLayout(outer, 1)
-        top = QHBoxLayout()
-        top.setSpacing(8)
+        top = FlowLayout(spacing=8)  # the VIP goes under the name when narrow
         self.name_label = _label("moduleName", module)
         self.kind_label = _label("moduleKind")
         self.vip_label = _label("vip")
         top.addWidget(self.name_label)
         top.addWidget(self.kind_label)
-        top.addStretch(1)
         top.addWidget(self.vip_label)
         outer.addLayout(top)
 
-        grid = QGridLayout()
-        grid.setHorizontalSpacing(10)
-        grid.setVerticalSpacing(5)
-        grid.setColumnStretch(2, 1)
-        self.rows = {n: _NodeRow(grid, i, n) for i, n in enumerate(NODE_IDS)}
-        outer.addLayout(grid)
+        self.rows = {n: _NodeRow(outer, n) for n in NODE_IDS}
         self.reason_label = _label("reason")
         self.reason_label.setWordWrap(True)
         outer.addWidget(self.reason_label)

@@ -50,8 +50,10 @@ class ModuleTableModel(RowsTableModel[ModuleView]):
             return (v.name, v.kind, "", "", primary, v.vip or "—", ", ".join(badges))[col]
         if role == Qt.ItemDataRole.DecorationRole and node is not None:
             return light_icon(node.colour, 12)
-        if role == Qt.ItemDataRole.ToolTipRole and node is not None:
-            return node.reason
+        if role == Qt.ItemDataRole.ToolTipRole:  # the whole text of an elided cell
+            if node is not None:
+                return f"{node.text}: {node.reason}" if node.reason else node.text
+            return self.data(index, Qt.ItemDataRole.DisplayRole)
         if role == SORT_ROLE:
             if node is not None:
                 return _RANK[node.colour.value]

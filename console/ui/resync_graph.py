@@ -8,11 +8,15 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from console.model.history import ResyncPoint
-from console.model.states import format_bytes, format_duration
+from console.model.resync_summary import summary
 from console.ui.theme import BACKGROUND, MUTED
 
 PERCENT_PEN = "#4f9bea"
 RATE_PEN = "#e0a030"
+MIB = 1 << 20
+# Before any resync: a minute of time and 0..10 MiB/s, not pyqtgraph's 0..1 of nothing.
+EMPTY_SECONDS = 60.0
+EMPTY_MIBPS = 10.0
 
 
 class ResyncGraph(QWidget):
@@ -28,8 +32,14 @@ class ResyncGraph(QWidget):
         self.plot = pg.PlotWidget(background=BACKGROUND)
         item = self.plot.getPlotItem()
         item.showGrid(x=True, y=True, alpha=0.15)
-        item.setLabel("left", "done", units="%", color=PERCENT_PEN)
-        item.setLabel("bottom", "time since start", units="s", color=MUTED)
+        # Fixed units, no SI prefixes: pyqtgraph would turn B/s into "MB/s" beside the
+        # summary's MiB/s, and an hour into "ks".
+        for side, text, units, colour in (
+            ("left", "done", "%", PERCENT_PEN),
+            ("bottom", "time since start", "s", MUTED),
+        ):
+            item.getAxis(side).enableAutoSIPrefix(False)
+            item.setLabel(side, text, units=units, color=colour)
         item.setYRange(0, 100, padding=0.02)
         item.setMouseEnabled(x=False, y=False)
         item.hideButtons()
@@ -40,7 +50,8 @@ class ResyncGraph(QWidget):
         item.scene().addItem(self.rate_view)
         right = item.getAxis("right")
         right.linkToView(self.rate_view)
-        right.setLabel("throughput", units="B/s", color=RATE_PEN)
+        right.enableAutoSIPrefix(False)
+        right.setLabel("throughput", units="MiB/s", color=RATE_PEN)
         self.rate_view.setXLink(item)
         self.rate_view.setMouseEnabled(x=False, y=False)
         self.rate_curve = pg.PlotCurveItem(
@@ -50,20 +61,30 @@ class ResyncGraph(QWidget):
         item.vb.sigResized.connect(self._sync_views)
         layout.addWidget(self.plot, 1)
         self._points: list[ResyncPoint] = []
+        self.set_series([], False)
 
     def _sync_views(self) -> None:
         self.rate_view.setGeometry(self.plot.getPlotItem().vb.sceneBoundingRect())
         self.rate_view.linkedViewChanged(self.plot.getPlotItem().vb, self.rate_view.XAxis)
 
     def set_series(
-        self, points: list[ResyncPoint], active: bool, node_id: str = "", source: str = ""
+        self,
+        points: list[ResyncPoint],
+        active: bool,
+        node_id: str = "",
+        source: str = "",
+        joined_late: bool = False,
     ) -> None:
-        """``node_id``: the node being resynchronized; ``source``: the one it copies from."""
+        """``node_id``: the node being resynchronized; ``source``: the one it copies from;
+        ``joined_late``: the series began with the resync already under way."""
         self._points = list(points)
+        self.summary.setText(summary(points, active, node_id, source, joined_late))
+        item = self.plot.getPlotItem()
         if not points:
             self.percent_curve.setData([], [])
             self.rate_curve.setData([], [])
-            self.summary.setText("No resynchronization yet.")
+            item.setXRange(0, EMPTY_SECONDS, padding=0)
+            self.rate_view.setYRange(0, EMPTY_MIBPS, padding=0)
             return
         t0 = points[0].t
         xs = [p.t - t0 for p in points]
@@ -71,29 +92,20 @@ class ResyncGraph(QWidget):
             (x, p.percent) for x, p in zip(xs, points, strict=True) if p.percent is not None
         ]
         self.percent_curve.setData([x for x, _ in with_pct], [y for _, y in with_pct])
-        self.rate_curve.setData(xs, [p.rate for p in points])
-        top = max((p.rate for p in points), default=0.0)
+        # The end point carries no rate of its own: the curve stops at the last measure.
+        rated = [(x, p.rate / MIB) for x, p in zip(xs, points, strict=True) if not p.end]
+        self.rate_curve.setData([x for x, _ in rated], [y for _, y in rated])
+        top = max((y for _, y in rated), default=0.0)
         self.rate_view.setYRange(0, max(top * 1.15, 1.0), padding=0)
-        last = points[-1]
-        pct = f"{last.percent:.1f}%" if last.percent is not None else "size unknown"
-        origin = f" from {source}" if node_id and source else ""
-        if active:
-            eta = format_duration(last.eta_s) if last.eta_s > 0 else "estimating…"
-            self.summary.setText(
-                f"Resynchronizing{' ' + node_id if node_id else ''}{origin}: {pct} — "
-                f"{format_bytes(last.bytes_done)} of "
-                f"{format_bytes(last.bytes_total)} at {format_bytes(last.rate)}/s — ETA {eta}"
-            )
-        else:
-            self.summary.setText(
-                f"Last resynchronization{' of ' + node_id if node_id else ''}{origin}: "
-                f"reached {pct} "
-                f"({format_bytes(last.bytes_done)}) in "
-                f"{format_duration(last.t - t0)}."
-            )
+        item.setXRange(0, max(xs[-1], 1.0), padding=0.02)
 
     def point_count(self) -> int:
         return len(self._points)
+
+    def rate_data(self) -> tuple[list[float], list[float]]:
+        """The plotted throughput curve (x seconds, y MiB/s)."""
+        xs, ys = self.rate_curve.getData()
+        return ([] if xs is None else list(xs)), ([] if ys is None else list(ys))
 
     def curve_data(self) -> tuple[list[float], list[float]]:
         """The plotted percent curve (x seconds, y percent)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QDragEnterEvent, QDragLeaveEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import (
     QFrame,
@@ -30,6 +30,23 @@ def _label(name: str, text: str = "") -> QLabel:
     label = QLabel(text)
     label.setObjectName(name)
     return label
+
+
+class _CardScroll(QScrollArea):
+    """Scrolls the cards vertically only, and asks for the width the widest card needs:
+    the window then squeezes the detail dock (or stops shrinking), never the cards."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt override)
+        body = self.widget()
+        width = body.minimumSizeHint().width() if body is not None else 0
+        width += self.verticalScrollBar().sizeHint().width() + 2 * self.frameWidth()
+        return QSize(width, super().minimumSizeHint().height())
 
 
 class ServerColumn(QFrame):
@@ -85,12 +102,11 @@ class ServerColumn(QFrame):
         self.cards_layout.addStretch(1)
         hint = _label("muted", f"Drag a module here to move it to {node_id}.")
         hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        hint.setWordWrap(True)
         self.cards_layout.addWidget(hint)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setWidget(body)
-        outer.addWidget(scroll, 1)
+        self.scroll = _CardScroll()
+        self.scroll.setWidget(body)
+        outer.addWidget(self.scroll, 1)
         self._link_key: tuple = ()
 
     # ----- header -------------------------------------------------------------------------
@@ -150,9 +166,11 @@ class ServerColumn(QFrame):
         self.cards_layout.insertWidget(index + 1, card)  # +1: the "empty" label is first
         card.show()
         self.empty.setVisible(False)
+        self.scroll.updateGeometry()  # its minimum width may have grown
 
     def update_empty(self) -> None:
         self.empty.setVisible(not self.cards())
+        self.scroll.updateGeometry()  # the cards' content (and minimum width) changed
 
     # ----- drop target ------------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt override)

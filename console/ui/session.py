@@ -82,6 +82,7 @@ class ClusterSession(QObject):
                 self._model_changed(now)
         elif isinstance(event, LogEntries):
             records = [record_from_pb(e, event.node_id) for e in event.entries]
+            self._alerts.note_transitions(records)  # why a primary left its role
             new, appended = self.logs.add(records)
             if new:
                 self.logs_added.emit(new, appended)

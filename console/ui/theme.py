@@ -69,8 +69,15 @@ def apply_theme(app: QApplication) -> None:
     font.setStyleHint(QFont.StyleHint.SansSerif)
     app.setFont(font)
     app.setStyle("Fusion")
-    if STYLE_SHEET.exists():
-        app.setStyleSheet(STYLE_SHEET.read_text(encoding="utf-8"))
+    app.setStyleSheet(style_sheet())
+
+
+def style_sheet() -> str:
+    """The console's style sheet, its icon paths made absolute ("" when missing)."""
+    if not STYLE_SHEET.exists():
+        return ""
+    icons = (RESOURCES / "icons").as_posix()
+    return STYLE_SHEET.read_text(encoding="utf-8").replace("@ICONS@", icons)
 
 
 def set_role(widget: QWidget, name: str, value: str) -> None:

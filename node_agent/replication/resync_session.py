@@ -162,6 +162,7 @@ class ResyncSession:
             self.done_acked = True
             if not p.finish_resync(self.sender, hist[-1]):
                 raise ResyncError("the replicator left RESYNC during the final pass")
+        self.progress.finish()
         self.phase = "done"
 
     def _trusted_record(self, begin: rq.BeginReply) -> ChangeSet | None:

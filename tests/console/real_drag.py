@@ -67,7 +67,8 @@ async def drag(window: MainWindow) -> dict[str, Any]:
     await until(lambda: window.confirmer.current is not None, 10, "no confirmation after drop")
     box = window.confirmer.current
     assert box is not None
-    asked = {"title": box.windowTitle(), "text": box.text()}
+    # What the dialog shows inside it: the headline, then the details.
+    asked = {"title": box.text(), "text": box.informativeText()}
     window.confirmer.answer(True)
     await until(lambda: view.column_of("web") == target, 30, "the card did not move")
     return {"source": source, "target": target, "asked": asked, "landed": view.column_of("web")}

@@ -116,7 +116,10 @@ def test_colours_follow_a_real_failover_and_recovery(
         f"{secondary} did not turn ALONE Ready",
         lc.describe,
     )
-    assert card.pill_colour(secondary) == "green"
+    # Serving alone after the failover: amber and "not protected", never the green of
+    # a protected pair.
+    assert card.pill_colour(secondary) == "orange"
+    assert "not protected" in card.badge_texts(secondary)
     assert lc.module(secondary, "web").state == pb.STATE_ALONE  # the real agent agrees
     wait_for(qtbot, lambda: view.column_of("web") == secondary, 5, "card did not move")
     kinds = [a.kind for a in window.notifier.history]
@@ -152,7 +155,10 @@ def test_drag_and_drop_migrates(qtbot: Any, window: MainWindow, lc: LocalCluster
     assert accepted and highlight == "ok"
     wait_for(qtbot, lambda: window.confirmer.current is not None, 5, "no confirmation")
     box = window.confirmer.current
-    assert box is not None and secondary in box.windowTitle() and primary in box.text()
+    # The headline is inside the dialog, the details under it.
+    assert box is not None and box.text() == box.windowTitle() == f"Move web to {secondary}?"
+    assert primary in box.informativeText()
+    assert f"Move web to {secondary}?" in window.confirmer.shown_text()
     assert lc.module(primary, "web").state == pb.STATE_PRIM  # nothing sent before "yes"
     window.confirmer.answer(True)
 
@@ -198,6 +204,9 @@ def test_swap_button_swaps(qtbot: Any, window: MainWindow, lc: LocalCluster) -> 
     wait_for(
         qtbot, lambda: agents_swapped(lc, primary, secondary), 10, "agents not swapped", lc.describe
     )
+    # A planned move: a notice, not a red "Failover".
+    kinds = [a.kind for a in window.notifier.history]
+    assert AlertKind.MOVED in kinds and AlertKind.FAILOVER not in kinds, window.notifier.history
 
 
 def test_refused_drop_shows_the_reason(qtbot: Any, window: MainWindow, lc: LocalCluster) -> None:

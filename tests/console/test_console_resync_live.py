@@ -20,7 +20,9 @@ from typing import Any
 
 import pytest
 
+from console.model.alerts import AlertKind
 from console.model.history import ResyncPoint
+from console.model.resync_summary import outcome
 from console.ui.main_window import MainWindow
 from node_agent.config.load import parse_config
 from node_agent.config.model import NODE_IDS
@@ -153,6 +155,11 @@ class Resync:
     seconds: float = 0.0  # start command -> PRIM/SECOND Ready in the console
     primary: str = ""
     secondary: str = ""
+    # The primary's badges on the card while its secondary resynced, and whether the
+    # agent said "degraded" meanwhile.
+    primary_badges: list[list[str]] = field(default_factory=list)
+    agent_degraded: bool = False
+    alerts: list[AlertKind] = field(default_factory=list)
 
     @property
     def running(self) -> list[Sample]:
@@ -237,6 +244,13 @@ def resync_in_console(
         )
 
     def on_changed() -> None:
+        c, sec = card(), session.model.module_status(secondary, MODULE)
+        prim = session.model.module_status(primary, MODULE)
+        if c is not None and sec is not None and sec.state == pb.STATE_SECOND and (
+            sec.readiness == pb.READINESS_TRANSIENT
+        ):
+            result.primary_badges.append(c.badge_texts(primary))
+            result.agent_degraded |= prim is not None and prim.degraded
         for n in NODE_IDS:
             st = session.model.status(n)
             for m in st.modules if st is not None else ():
@@ -272,6 +286,14 @@ def resync_in_console(
         lambda: result.describe() + "\n" + lc.describe(),
     )
     result.seconds = time.monotonic() - started
+    wait_for(
+        qtbot,
+        lambda: AlertKind.RESTORED in [a.kind for a in window.notifier.history],
+        10,
+        "no 'redundancy restored' notice after the resync",
+        lambda: f"{window.notifier.history}\n{lc.describe()}",
+    )
+    result.alerts = [a.kind for a in window.notifier.history]
     session.resync_changed.disconnect(on_resync)
     session.changed.disconnect(on_changed)
     assert lc.wait_settled(MODULE, timeout=10) == (primary, secondary)  # the agents agree
@@ -299,11 +321,25 @@ def test_resync_graph_receives_points_while_a_resync_runs(
     # 40 rewritten zones to send (the bitmap found them; hashes would find the same).
     assert series[-1].bytes_total == DIRTY_ZONES * MIB, why
 
-    # Over: the graph keeps the series and says it finished; the agent reports it complete.
-    assert r.samples[-1].summary.startswith(f"Last resynchronization of {target}: "), why
-    assert r.samples[-1].series == series, why
+    # Over: the graph keeps the series, ends it at 100 % and says it finished, how long
+    # it took and at what rate (MiB/s, the unit of the badge and of the axis); the
+    # agent reports it complete.
+    end = r.samples[-1]
+    assert end.summary.startswith(f"Last resynchronization of {target}: complete, 100% — "), why
+    assert "MiB/s on average" in end.summary and "MB/s" not in end.summary, why
+    assert end.series[:-1] == series and end.series[-1].end, why
+    assert end.series[-1].percent == 100.0 and end.curve_y[-1] == 100.0, why
     last = r.sent[-1][1]
     assert not last.active and last.bytes_done == last.bytes_total == DIRTY_ZONES * MIB, why
+    # The primary's row showed the resync, never "degraded" (whatever the agent said:
+    # it flags the primary degraded when its secondary is stopped).
+    assert r.primary_badges and all("degraded" not in b for b in r.primary_badges), why
+    assert any(any(t.startswith(f"resyncing {r.secondary}") for t in b) for b in r.primary_badges)
+    # The secondary had been stopped on purpose: no "replication degraded" alarm; the
+    # resync ended with "redundancy restored".
+    assert AlertKind.DEGRADED not in r.alerts and AlertKind.UNPROTECTED in r.alerts, r.alerts
+    assert r.alerts.count(AlertKind.RESTORED) == 1, r.alerts
+    print(f"agent reported the primary degraded during the resync: {r.agent_degraded}")
     print(
         f"\n{len(series)} points, {percents[0]:.0f}% -> {percents[-1]:.0f}% "
         f"of {series[-1].bytes_total / MIB:.0f} MiB; start -> settled {r.seconds:.1f}s"
@@ -327,3 +363,13 @@ def test_resync_rate_and_eta_are_plausible(
     early = [p for p in points if (p.percent or 0) <= 50 and p.eta_s >= 0]
     if not early or any(p.eta_s < 0.3 for p in early):
         raise Implausible(f"ETA below 0.3 s with half the resync to go\n{r.describe()}")
+    # The rate the badge and the graph show agrees with the average the summary gives
+    # (bytes over time as the console saw them): no two numbers on one screen.
+    average = outcome(r.samples[-1].series)
+    assert average is not None and average.rate > 0, r.describe()
+    late = [p.rate for p in points if (p.percent or 0) >= 50]
+    if not late or any(abs(rate / average.rate - 1) > 0.25 for rate in late):
+        raise Implausible(
+            f"published rates {[round(x / MIB, 1) for x in late]} MiB/s vs an average of "
+            f"{average.rate / MIB:.1f} MiB/s\n{r.describe()}"
+        )

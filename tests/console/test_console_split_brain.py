@@ -84,7 +84,7 @@ def test_keeping_the_serving_copy_makes_the_other_node_secondary(
     actions["Keep node1's copy…"].trigger()
     first = window.confirmer.current
     assert first is not None and "Keep node1's copy of web" in first.windowTitle()
-    assert "quarantine" in first.text()
+    assert "quarantine" in first.informativeText()
     window.confirmer.answer(True)
     second = window.confirmer.current
     assert second is not None and second is not first  # asked twice

@@ -19,7 +19,8 @@ ADDR = {"node1": "127.0.0.1:1", "node2": "127.0.0.2:2"}
         ("WAIT", "NotReady", Colour.RED),
         ("WAIT", "Transient", Colour.ORANGE),
         ("ALONE", "Transient", Colour.ORANGE),
-        ("ALONE", "Ready", Colour.GREEN),
+        ("ALONE", "Ready", Colour.ORANGE),  # serving, but without a copy: not protected
+        ("ALONE", "NotReady", Colour.RED),
         ("PRIM", "Transient", Colour.ORANGE),
         ("PRIM", "Ready", Colour.GREEN),
         ("SECOND", "Transient", Colour.ORANGE),
@@ -67,7 +68,7 @@ def test_connecting_then_error_and_back() -> None:
     assert web is not None
     assert web.nodes["node1"].label == "ERROR" and web.nodes["node1"].colour is Colour.RED
     assert web.nodes["node1"].reason == "connection refused"
-    assert web.nodes["node2"].colour is Colour.GREEN  # ALONE Ready
+    assert web.nodes["node2"].colour is Colour.ORANGE  # ALONE Ready: not protected
     assert m.node("node1").colour is Colour.RED and not m.node("node1").reachable
     assert m.summary_colour() is Colour.RED
     m.apply_snapshot("node1", node("node1", module(state="SECOND", readiness="Transient")), 3.0)
@@ -112,30 +113,49 @@ def test_badges() -> None:
         node("node1", module(state="ALONE", degraded=True, checkers=(("http", False),))),
         1.0,
     )
-    m.apply_snapshot(
-        "node2",
-        node(
-            "node2",
-            module(
-                state="SECOND",
-                readiness="Transient",
-                uptodate=False,
-                resync=(25 << 20, 100 << 20, 10 << 20, 185.0),
-            ),
-        ),
-        1.0,
-    )
+    outdated = module(state="WAIT", readiness="NotReady", uptodate=False)
+    m.apply_snapshot("node2", node("node2", outdated), 1.0)
     web = m.module("web")
     assert web is not None
     texts1 = [b.text for b in web.nodes["node1"].badges]
-    assert texts1 == ["degraded", "up to date", "http failing"]
-    texts2 = [b.text for b in web.nodes["node2"].badges]
-    assert texts2[0] == "resync 25% · ETA 3m 05s · 10.0 MiB/s"
-    assert "not up to date" in texts2
+    assert texts1 == ["not protected", "degraded", "up to date", "http failing"]
+    assert web.nodes["node1"].badges[0].colour is Colour.ORANGE
+    assert web.nodes["node1"].badges[1].colour is Colour.RED
     m.apply_snapshot("node2", node("node2", module(state="WAIT", split_brain=True)), 2.0)
     web = m.module("web")
     assert web is not None and web.nodes["node2"].badges[0].text == "split brain"
     assert web.nodes["node2"].badges[0].colour is Colour.RED
+
+
+def test_a_resync_is_shown_as_a_resync_not_as_degraded() -> None:
+    # The secondary came back: the primary (PRIM again) resyncs it. An agent may still
+    # report the primary degraded meanwhile; the operator sees the resync, and why.
+    m = ClusterModel("c", ADDR)
+    primary = module(state="PRIM", readiness="Transient", degraded=True)
+    m.apply_snapshot("node1", node("node1", primary), 1.0)
+    rejoining = module(state="SECOND", readiness="Transient", uptodate=False)
+    m.apply_snapshot("node2", node("node2", rejoining), 1.0)
+    web = m.module("web")
+    assert web is not None
+    # No progress yet (the copies are being compared): the resync is already shown.
+    assert [b.text for b in web.nodes["node1"].badges] == ["resyncing node2", "up to date"]
+    assert [b.text for b in web.nodes["node2"].badges] == ["resync starting", "not up to date"]
+    primary.resync.CopyFrom(
+        pb.ResyncProgress(active=True, bytes_done=25 << 20, bytes_total=100 << 20,
+                          rate_bytes_per_s=10 << 20, eta_s=185.0)
+    )  # fmt: skip
+    m.apply_snapshot("node1", node("node1", primary), 2.0)
+    web = m.module("web")
+    assert web is not None
+    n1, n2 = web.nodes["node1"], web.nodes["node2"]
+    assert [b.text for b in n1.badges] == ["resyncing node2 25%", "up to date"]
+    assert "replication to node2 had failed" in n1.badges[0].tooltip
+    assert n1.badges[0].colour is Colour.ORANGE and n1.colour is Colour.ORANGE
+    assert [b.text for b in n2.badges] == ["resync 25% · ETA 3m 05s · 10.0 MiB/s", "not up to date"]
+    # Replication fails again: the peer waits, not up to date; degraded shows again.
+    m.apply_snapshot("node2", node("node2", module(state="WAIT", uptodate=False)), 3.0)
+    web = m.module("web")
+    assert web is not None and "degraded" in [b.text for b in web.nodes["node1"].badges]
 
 
 def test_links_down_make_the_node_orange() -> None:

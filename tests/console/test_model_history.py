@@ -108,4 +108,34 @@ def test_the_primary_s_resync_progress_belongs_to_the_node_it_resynchronizes() -
     assert target.resync is not None and target.resync.source == "node1"
     assert target.badges[0].text.startswith("resync 50%")
     assert target.badges[0].tooltip == "resynchronizing from node1"
-    assert source.resync is None and not any(b.text.startswith("resync") for b in source.badges)
+    # The primary's own copy is not resynchronized; its card row says whom it resyncs.
+    assert source.resync is None
+    assert [b.text for b in source.badges if "resync" in b.text] == ["resyncing node2 50%"]
+
+
+def test_start_up_is_not_an_alarm_a_lost_peer_is() -> None:
+    # The agent logs every entry into WAIT or ALONE at WARNING, a start-up's too.
+    def wait(cause: str, who: str = "") -> object:
+        return record_from_pb(
+            pb.LogEntry(seq=1, time=1.0, node_id="node2", module="web", level="WARNING",
+                        message="WAIT/TRANSIENT -> WAIT/NOT_READY: x", old_state=pb.STATE_WAIT,
+                        new_state=pb.STATE_WAIT, cause=cause, who=who)
+        )  # fmt: skip
+
+    elected = wait("elected")  # waiting for the peer to become primary: start-up
+    assert elected.colour == "grey" and elected.shown_level == "INFO"  # type: ignore[attr-defined]
+    stopped = record_from_pb(
+        entry(2, 2.0, "x", old_state=pb.STATE_PRIM, new_state=pb.STATE_STOP, cause="stop",
+              who="root@desk")
+    )  # fmt: skip
+    assert stopped.colour == "grey"  # an operator's stop is not an alarm either
+    lost = wait("peer-lost")  # peer lost during resync: this copy is not usable
+    assert lost.colour == "red" and lost.shown_level == "WARNING"  # type: ignore[attr-defined]
+    unknown = wait("some-new-rule")  # a rule this console does not know: not guessed fine
+    assert unknown.colour == "red" and unknown.shown_level == "WARNING"  # type: ignore[attr-defined]
+    alone = record_from_pb(
+        entry(3, 3.0, "x", old_state=pb.STATE_WAIT, new_state=pb.STATE_ALONE,
+              new_readiness=pb.READINESS_READY, old_readiness=pb.READINESS_TRANSIENT,
+              cause="elected")
+    )  # fmt: skip
+    assert alone.colour == "orange"  # serving alone is never green, even at start-up

@@ -32,6 +32,8 @@ def test_alerts_pop_up_from_the_tray_icon(display: str) -> None:
     assert lines, f"no result from the probe (rc {r.returncode}):\n{r.stderr[-3000:]}"
     result = json.loads(lines[-1])
     assert result["available"], "Qt found no system tray on the display"
+    # Where a tray exists, the balloons come from it (not the notification service).
+    assert not result["desktop"] and result["delivery"] == "tray balloons"
     assert result["tooltip"] == "MirrorPair: desk needs attention"
     failover, moved, degraded, split = result["screens"]
 

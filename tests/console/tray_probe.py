@@ -48,7 +48,9 @@ def main() -> None:
             seen.append(visible())  # what the previous alert put on screen
         if i == len(ALERTS):
             tip = notifier.tray.toolTip() if notifier.tray else ""
-            print(json.dumps({"available": notifier.available, "screens": seen, "tooltip": tip}))
+            print(json.dumps({"available": notifier.available, "screens": seen, "tooltip": tip,
+                              "desktop": notifier.desktop is not None,
+                              "delivery": notifier.delivery}))  # fmt: skip
             app.quit()
             return
         notifier.notify(ALERTS[i])

@@ -187,6 +187,31 @@ def test_progress_is_reported_and_the_bandwidth_cap_paces(nodes: Callable) -> No
     assert sum(slept) == pytest.approx(23 / 12, rel=1e-6)
 
 
+def test_a_finished_resync_reports_100_percent(nodes: Callable) -> None:
+    # Planned files renamed or removed while the resync runs need no copy in the end:
+    # the finished resync still reports everything done (the console shows 100 %, not
+    # "56 %, ETA 1 s" for a resync that is over).
+    n1, n2 = nodes(bandwidth_cap=8 * MiB)  # the data phase lasts ~3 s
+    for i in range(6):
+        random_file(n1.root / "0" / f"f{i}", 4 * MiB, seed=i)
+    n1.mr.become_primary("g1", ("g1",))
+
+    def app() -> None:
+        time.sleep(0.6)  # files not sent yet
+        for i in range(3, 6):
+            os.rename(n1.mnt / f"f{i}", n1.mnt / f"g{i}")
+        os.unlink(n1.mnt / "f2")
+
+    t = in_thread(app)
+    st = n1.pair(n2, None)
+    t.join(30)
+    assert st["phase"] == "done" and st["bytes_sent"] < 24 * MiB  # some zones were skipped
+    assert tree(n1.root) == tree(n2.root)
+    p = n1.mr.progress()
+    assert not p.active and p.bytes_total > 0 and p.bytes_done == p.bytes_total, p
+    assert p.eta == 0.0
+
+
 def test_without_a_cap_nothing_is_paced(nodes: Callable) -> None:
     n1, n2 = nodes()
     slept: list[float] = []
