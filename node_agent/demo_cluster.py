@@ -103,9 +103,6 @@ def _toml(value: str) -> str:
 
 
 def _app_module(name: str, port: int, root: Path, preferred: str, directory: str = "") -> str:
-    # The checker also probes on the secondary (until checkers get `when`), where the page
-    # is down once the primary crashed: 3 failures (>= 4 s) let the peer-loss rule
-    # (timeout_ms, 3 s) take over first.
     app = f"{shlex.quote(sys.executable)} {shlex.quote(str(root / APP_SCRIPT))}"
     # The app finds its data through the mount path ({node} replaced by demo_app.py).
     data = f" {shlex.quote(directory)}" if directory else ""
@@ -125,11 +122,11 @@ stop_timeout_s = 20
 
   [[module.checker]]
   name = "http"
-  kind = "tcp"
+  kind = "tcp"                      # when = "primary" (the default): where the page is served
   target = "127.0.0.1:{port}"
   interval_s = 2
   timeout_s = 1
-  failures = 3
+  failures = 2
 """
 
 
