@@ -18,7 +18,7 @@ from node_agent.core.facts import Facts
 from node_agent.core.machine_commands import CommandsMixin
 from node_agent.core.machine_rules import RulesMixin
 from node_agent.core.states import Readiness, State
-from node_agent.core.transitions import LogRecord, check
+from node_agent.core.transitions import LogRecord, check, transition_level
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,7 @@ class ModuleMachine(RulesMixin, CommandsMixin):
         self.stopping = False  # primary stopping its resource before STOP
         self.restart_after_stop = False  # stopstart
         self.last_stop_cause = "stop"
+        self.last_stop_who = ""  # who asked for the stop, named on the STOP it leads to
         self.handing_over = False  # primary stopping its resource for a swap
         self.handover = False  # resource stopped, waiting for the peer to take over
         self.handover_since = 0.0
@@ -296,7 +297,7 @@ class ModuleMachine(RulesMixin, CommandsMixin):
             LogRecord(
                 time=now,
                 module=self.policy.module,
-                level="WARNING" if state in (State.WAIT, State.ALONE) else "INFO",
+                level=transition_level(state, cause),
                 message=f"{old_state.name}/{old_ready.name} -> {state.name}/{readiness.name}: "
                 + reason,
                 cause=cause,

@@ -62,6 +62,10 @@ class RulesMixin(WaitRulesMixin):
                 self._refresh_primary_readiness(env)
             return
         self.forced_primary = False
+        if p.state is State.STOP:
+            # The peer was stopped (its stream broke on the way): a planned loss of the
+            # secondary, shown as "not protected", not as a failed replication.
+            self.degraded = False
         if p.state.is_primary:
             if not self._primary_first(p):
                 rel = compare(self.facts.generations, p.generations)
@@ -163,7 +167,8 @@ class RulesMixin(WaitRulesMixin):
         if self.stopping:
             restart = self.restart_after_stop
             self.restart_after_stop = False
-            self._set(State.STOP, Readiness.NOT_READY, self.last_stop_cause, env.now, "stopped")
+            self._set(State.STOP, Readiness.NOT_READY, self.last_stop_cause, env.now, "stopped",
+                      self.last_stop_who)  # fmt: skip
             if restart:
                 self._start(env, "stopstart", "")
             return
@@ -292,7 +297,7 @@ class RulesMixin(WaitRulesMixin):
     def _begin_stop(self, env: Env, cause: str, who: str, restart: bool = False) -> None:
         self.stopping = True
         self.restart_after_stop = restart
-        self.last_stop_cause = cause
+        self.last_stop_cause, self.last_stop_who = cause, who
         self._log(env.now, "INFO", "stopping the resource", cause, who)
         self._set(self.state, Readiness.TRANSIENT, cause, env.now, "stopping")
         self._continue_stopping(env)

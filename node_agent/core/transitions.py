@@ -16,6 +16,20 @@ ALLOWED: dict[State, frozenset[State]] = {
 }
 
 
+# Causes of the normal course of things -- starting, electing, pairing, resynchronizing,
+# an operator's command: a WAIT or ALONE they lead to is logged as INFO, not WARNING.
+ROUTINE_CAUSES = frozenset(
+    {"start", "elected", "peer-primary", "peer-second", "resync-done", "resource", "swap",
+     "migrate", "stop", "stopstart", "second", "defaultprim", "survivor-chosen"}
+)  # fmt: skip
+
+
+def transition_level(state: State, cause: str) -> str:
+    """WARNING for a WAIT or ALONE that something went wrong to cause; INFO otherwise."""
+    alarming = state in (State.WAIT, State.ALONE) and cause not in ROUTINE_CAUSES
+    return "WARNING" if alarming else "INFO"
+
+
 class InvalidTransition(RuntimeError):
     """A rule tried a transition outside the table: a bug, never user input."""
 

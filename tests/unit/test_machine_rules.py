@@ -358,3 +358,30 @@ def test_witness_in_doubt_delays_takeover_until_it_answers_or_is_lost() -> None:
     n1.witness_ok = n1.witness_answering = True
     pair.settle()
     assert states(pair) == ("WAIT", "ALONE")  # node1 was isolated, not alone: no resume
+
+
+def test_a_stopped_secondary_is_no_failure_and_the_stop_names_who() -> None:
+    pair = settled()
+    m1, m2 = pair.machine("node1"), pair.machine("node2")
+    m1.drain_logs()
+    assert pair.command("node2", "stop").accepted
+    pair.break_stream("node1")  # its stream broke as it left, before its STOP was heard
+    pair.settle()
+    assert m1.state is State.ALONE and not m1.degraded
+    assert m2.state is State.STOP and m2.last_rule == "stop by tester"
+    assert pair.command("node1", "stop").accepted
+    pair.settle()
+    assert m1.state is State.STOP and m1.last_rule == "stop by tester"  # after its resource
+
+
+def test_routine_transitions_are_info_and_failures_warnings() -> None:
+    pair = Pair()
+    pair.round()
+    start = [r for r in pair.machine("node1").drain_logs() if r.new_state is State.WAIT]
+    assert start and all(r.level == "INFO" for r in start)  # looking for the peer
+    pair.settle()
+    pair.machine("node2").drain_logs()
+    pair.kill("node1")
+    pair.settle()
+    lost = [r for r in pair.machine("node2").drain_logs() if r.new_state is State.ALONE]
+    assert lost[0].level == "WARNING" and lost[0].cause == "peer-lost"  # the primary was lost
