@@ -283,9 +283,10 @@ class ModuleDriver:
                       "it")  # fmt: skip
         try:
             await (self.vip.acquire() if add else self.vip.release())
+            self.vip_held = add
         except ResourceError as exc:
             self._app_log("error", str(exc))
-        self.vip_held = await self._vip_present()
+            self.vip_held = await self._vip_present()
 
     # ----- checkers ----------------------------------------------------------------
     async def run_checks_once(self) -> None:
