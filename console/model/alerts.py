@@ -163,7 +163,10 @@ class AlertDetector:
                         now,
                     )
                 )
-        out.extend(self._redundancy(c, m, now))
+        moved = any(a.kind in (AlertKind.MOVED, AlertKind.FAILOVER) for a in out)
+        # A move's own alert already says the new primary serves without a secondary.
+        out.extend(a for a in self._redundancy(c, m, now)
+                   if not (moved and a.kind is AlertKind.UNPROTECTED))  # fmt: skip
         return out
 
     def _primary_alerts(self, c: str, m: ModuleView, now: float) -> list[Alert]:
@@ -226,27 +229,8 @@ class AlertDetector:
         return f"{before} was {_LEFT[cause]}" + (f" by {who}" if who else "")
 
     def _degraded(self, c: str, m: ModuleView, v: NodeModuleView, now: float) -> Alert:
-        peer = m.nodes.get(other_node(v.node_id))
-        stopped = (
-            peer is not None
-            and peer.reachable
-            and peer.label == "STOP"
-            and cause_of(peer.last_rule) in PLANNED_LEAVE_CAUSES
-        )
-        if stopped:  # the agent flags it degraded, but nothing failed: someone stopped it
-            assert peer is not None
-            who = who_of(peer.last_rule)
-            return Alert(
-                AlertKind.UNPROTECTED,
-                Severity.WARNING,
-                c,
-                f"{m.name}: not protected while {peer.node_id} is stopped",
-                f"{peer.node_id} was stopped" + (f" by {who}" if who else "")
-                + f"; {v.node_id} serves {m.name} without a copy",
-                m.name,
-                v.node_id,
-                now,
-            )
+        if _peer_stopped(m, v.node_id):  # flagged degraded, but nothing failed
+            return _unprotected(c, m, v.node_id, now)
         return Alert(
             AlertKind.DEGRADED,
             Severity.WARNING,
@@ -290,8 +274,41 @@ class AlertDetector:
                     )
                 ]
         elif _without_copy(m) and name in self._armed:
+            newly = name not in self._lost
             self._lost.add(name)
+            primary = m.primary or ""
+            if newly and not m.nodes[primary].degraded and _peer_stopped(m, primary):
+                # Its secondary was stopped on purpose: the agent flags nothing (no
+                # failure), but the module is not protected, and the desk should know.
+                return [_unprotected(c, m, primary, now)]
         return []
+
+
+def _peer_stopped(m: ModuleView, node_id: str) -> bool:
+    """The other node of ``node_id`` is stopped, by a command (not a failure)."""
+    peer = m.nodes.get(other_node(node_id))
+    return (
+        peer is not None
+        and peer.reachable
+        and peer.label == "STOP"
+        and cause_of(peer.last_rule) in PLANNED_LEAVE_CAUSES
+    )
+
+
+def _unprotected(c: str, m: ModuleView, node_id: str, now: float) -> Alert:
+    peer = m.nodes[other_node(node_id)]
+    who = who_of(peer.last_rule)
+    return Alert(
+        AlertKind.UNPROTECTED,
+        Severity.WARNING,
+        c,
+        f"{m.name}: not protected while {peer.node_id} is stopped",
+        f"{peer.node_id} was stopped" + (f" by {who}" if who else "")
+        + f"; {node_id} serves {m.name} without a copy",
+        m.name,
+        node_id,
+        now,
+    )
 
 
 def _protected(m: ModuleView) -> bool:

@@ -368,7 +368,9 @@ def test_resync_rate_and_eta_are_plausible(
     average = outcome(r.samples[-1].series)
     assert average is not None and average.rate > 0, r.describe()
     late = [p.rate for p in points if (p.percent or 0) >= 50]
-    if not late or any(abs(rate / average.rate - 1) > 0.25 for rate in late):
+    # Loose on purpose: two clocks on a loaded machine (a timing is a benchmark's job);
+    # a rate off by half or more is a bug.
+    if not late or any(abs(rate / average.rate - 1) > 0.5 for rate in late):
         raise Implausible(
             f"published rates {[round(x / MIB, 1) for x in late]} MiB/s vs an average of "
             f"{average.rate / MIB:.1f} MiB/s\n{r.describe()}"
