@@ -119,7 +119,7 @@ def test_split_brain_loser_quarantines_its_changes_then_resyncs(
             # node1 was primary first: it serves; node2 waits with split brain.
             await pair.wait(
                 lambda: (
-                    state_of(e1)[0] == "ALONE"
+                    state_of(e1) == ("ALONE", "READY")  # serving: mounted
                     and state_of(e2)[0] == "WAIT"
                     and e2.status().modules[0].split_brain
                 ),
