@@ -110,8 +110,32 @@ class ResyncProgress(_message.Message):
     eta_s: float
     def __init__(self, active: bool = ..., bytes_done: _Optional[int] = ..., bytes_total: _Optional[int] = ..., rate_bytes_per_s: _Optional[float] = ..., eta_s: _Optional[float] = ...) -> None: ...
 
+class VmDisk(_message.Message):
+    __slots__ = ("target", "path", "size_bytes")
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    target: str
+    path: str
+    size_bytes: int
+    def __init__(self, target: _Optional[str] = ..., path: _Optional[str] = ..., size_bytes: _Optional[int] = ...) -> None: ...
+
+class VmInfo(_message.Message):
+    __slots__ = ("domain", "state", "vcpus", "memory_bytes", "disks")
+    DOMAIN_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    VCPUS_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    DISKS_FIELD_NUMBER: _ClassVar[int]
+    domain: str
+    state: str
+    vcpus: int
+    memory_bytes: int
+    disks: _containers.RepeatedCompositeFieldContainer[VmDisk]
+    def __init__(self, domain: _Optional[str] = ..., state: _Optional[str] = ..., vcpus: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., disks: _Optional[_Iterable[_Union[VmDisk, _Mapping]]] = ...) -> None: ...
+
 class ModuleStatus(_message.Message):
-    __slots__ = ("name", "kind", "state", "readiness", "uptodate", "degraded", "split_brain", "reason", "last_rule", "generations", "synctime", "vip", "vip_held", "resource_running", "checkers", "resync", "preferred_node", "state_since", "peer_state", "peer_readiness")
+    __slots__ = ("name", "kind", "state", "readiness", "uptodate", "degraded", "split_brain", "reason", "last_rule", "generations", "synctime", "vip", "vip_held", "resource_running", "checkers", "resync", "preferred_node", "state_since", "peer_state", "peer_readiness", "vm", "last_start_s", "resource_state")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -132,6 +156,9 @@ class ModuleStatus(_message.Message):
     STATE_SINCE_FIELD_NUMBER: _ClassVar[int]
     PEER_STATE_FIELD_NUMBER: _ClassVar[int]
     PEER_READINESS_FIELD_NUMBER: _ClassVar[int]
+    VM_FIELD_NUMBER: _ClassVar[int]
+    LAST_START_S_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_STATE_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: str
     state: ModuleState
@@ -152,7 +179,10 @@ class ModuleStatus(_message.Message):
     state_since: float
     peer_state: ModuleState
     peer_readiness: Readiness
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[_Union[ModuleState, str]] = ..., readiness: _Optional[_Union[Readiness, str]] = ..., uptodate: bool = ..., degraded: bool = ..., split_brain: bool = ..., reason: _Optional[str] = ..., last_rule: _Optional[str] = ..., generations: _Optional[_Iterable[str]] = ..., synctime: _Optional[float] = ..., vip: _Optional[str] = ..., vip_held: bool = ..., resource_running: bool = ..., checkers: _Optional[_Iterable[_Union[CheckerStatus, _Mapping]]] = ..., resync: _Optional[_Union[ResyncProgress, _Mapping]] = ..., preferred_node: _Optional[str] = ..., state_since: _Optional[float] = ..., peer_state: _Optional[_Union[ModuleState, str]] = ..., peer_readiness: _Optional[_Union[Readiness, str]] = ...) -> None: ...
+    vm: VmInfo
+    last_start_s: float
+    resource_state: str
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[_Union[ModuleState, str]] = ..., readiness: _Optional[_Union[Readiness, str]] = ..., uptodate: bool = ..., degraded: bool = ..., split_brain: bool = ..., reason: _Optional[str] = ..., last_rule: _Optional[str] = ..., generations: _Optional[_Iterable[str]] = ..., synctime: _Optional[float] = ..., vip: _Optional[str] = ..., vip_held: bool = ..., resource_running: bool = ..., checkers: _Optional[_Iterable[_Union[CheckerStatus, _Mapping]]] = ..., resync: _Optional[_Union[ResyncProgress, _Mapping]] = ..., preferred_node: _Optional[str] = ..., state_since: _Optional[float] = ..., peer_state: _Optional[_Union[ModuleState, str]] = ..., peer_readiness: _Optional[_Union[Readiness, str]] = ..., vm: _Optional[_Union[VmInfo, _Mapping]] = ..., last_start_s: _Optional[float] = ..., resource_state: _Optional[str] = ...) -> None: ...
 
 class NodeStatus(_message.Message):
     __slots__ = ("cluster_name", "node_id", "peer_id", "api_address", "peer_api_address", "peer_alive", "witness_configured", "witness_reachable", "links", "modules", "version", "time", "heartbeats_rejected")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import posixpath
 import re
 import tomllib
 from collections.abc import Callable
@@ -189,7 +190,7 @@ _COMMANDS = ("start", "stop")
 _MODULE_KEYS = [
     *("name", "kind", "preferred", *_COMMANDS, "check", *_MODULE_NUMBERS, "maxloop"),
     *("defaultprim", "autostart", "directories", "vip", "checker", "resync_mbps", "async"),
-    "write_cache",
+    "write_cache", "domain", "libvirt_uri", "guest_agent",
 ]
 
 
@@ -198,13 +199,14 @@ def _module(data: Any, index: int) -> model.ModuleConfig:
     name = t.name()
     kind = t.choice("kind", ["app", "vm"])
     if kind == "vm":
-        # Accepted, it would run nothing and still report PRIM Ready.
-        raise ConfigError(
-            t.key("kind"),
-            '"vm" modules are not supported by this version yet; protect the VM as an '
-            '"app" module whose start/stop/check commands drive it (e.g. virsh start/'
-            "shutdown/domstate)",
-        )
+        for k in (*_COMMANDS, "check"):
+            if k in t.data:
+                msg = "is not used by a vm module: libvirt starts, stops and checks the domain"
+                raise ConfigError(t.key(k), msg)
+    else:
+        for k in _VM_KEYS:
+            if k in t.data:
+                raise ConfigError(t.key(k), 'is only for kind = "vm" modules')
     cmd_default = MISSING if kind == "app" else ""  # an app needs start and stop
     checkers: list[model.CheckerConfig] = []
     for i, c in enumerate(t.tables("checker")):
@@ -216,6 +218,9 @@ def _module(data: Any, index: int) -> model.ModuleConfig:
     kw: dict[str, Any] = {k: t.string(k, cmd_default, empty=kind != "app") for k in _COMMANDS}
     kw |= {k: t.number(k, _MODULE_DEFAULTS[k]) for k in _MODULE_NUMBERS}
     kw |= {k: t.flag(k, _MODULE_DEFAULTS[k]) for k in ("defaultprim", "autostart", "write_cache")}
+    directories = t.items("directories", abspath_value)
+    if kind == "vm":
+        kw["vm"] = _vm(t, name, directories)
     return model.ModuleConfig(
         name,
         kind,
@@ -224,12 +229,30 @@ def _module(data: Any, index: int) -> model.ModuleConfig:
         maxloop=t.integer("maxloop", 3, lo=0),
         vip=_vip(t.data["vip"], t.key("vip")) if "vip" in t.data else None,
         checkers=tuple(checkers),
-        directories=t.items("directories", abspath_value),
+        directories=directories,
         # 0 = unlimited; a cap keeps a resync from saturating a shared link.
         resync_mbps=t.number("resync_mbps", None) if "resync_mbps" in t.data else 0.0,
         async_mode=t.choice("async", ["sync", "second"], "sync"),
         **kw,
     )
+
+
+_VM_KEYS = ("domain", "libvirt_uri", "guest_agent")
+
+
+def _vm(t: Table, name: str, directories: tuple[str, ...]) -> model.VmConfig:
+    """The domain XML and its disks live in the module's replicated directories."""
+    if not directories:
+        raise ConfigError(t.key("directories"), "a vm module needs its directory (where its "
+                          "domain definition and disk images are) in directories")  # fmt: skip
+    domain = t.string("domain", f"{name}.xml")
+    path = posixpath.normpath(posixpath.join(directories[0], domain))
+    inside = any(path.startswith(posixpath.normpath(d).rstrip("/") + "/") for d in directories)
+    if not inside:
+        raise ConfigError(t.key("domain"), f"{path} is outside the module's directories: the "
+                          "definition must be replicated with the disks")  # fmt: skip
+    uri = t.string("libvirt_uri", model.DEFAULT_LIBVIRT_URI)
+    return model.VmConfig(path, uri, t.flag("guest_agent", False))
 
 
 def _modules(root: Table) -> tuple[model.ModuleConfig, ...]:

@@ -74,10 +74,22 @@ class VipConfig:
     interface: dict[str, str]  # node id -> interface name
 
 
+DEFAULT_LIBVIRT_URI = "qemu:///system"
+
+
+@dataclass(frozen=True)
+class VmConfig:
+    """A ``vm`` module's libvirt domain (DESIGN §6)."""
+
+    domain: str  # absolute path of the domain XML, inside one of the module's directories
+    uri: str = DEFAULT_LIBVIRT_URI
+    guest_agent: bool = False  # the checker also asks the QEMU guest agent
+
+
 @dataclass(frozen=True)
 class ModuleConfig:
     name: str
-    kind: str  # "app" (this issue) or "vm"
+    kind: str  # "app" or "vm"
     preferred: str  # preferred primary node id
     start: str = ""
     stop: str = ""
@@ -99,6 +111,7 @@ class ModuleConfig:
     # cache, as on a local disk, and are safe on both nodes at the durability points
     # (fsync, fdatasync, O_SYNC, O_DIRECT, close). False: every write() waits.
     write_cache: bool = True
+    vm: VmConfig | None = None  # kind "vm" only
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
@@ -23,9 +24,9 @@ from node_agent.core.machine import ModuleMachine, Policy
 from node_agent.core.states import State
 from node_agent.engine.logbook import LogBook
 from node_agent.engine.replication_driver import ReplicationDriver
-from node_agent.resources.app import AppResource
 from node_agent.resources.checkers import CheckerTracker, make_checker
 from node_agent.resources.common import ResourceError
+from node_agent.resources.resource import make_resource
 from node_agent.resources.vip import VirtualIP
 from protos import mirrorpair_pb2 as pb
 
@@ -66,14 +67,18 @@ class ModuleDriver:
         )
         seed = int.from_bytes(os.urandom(4), "big")
         self.machine = ModuleMachine(policy, load_facts(self.facts_path), time.time(), seed)
-        self.app = AppResource.from_config(cfg, node=node_id, log=self._app_log, cwd=str(self.dir))
+        self.resource = make_resource(cfg, node=node_id, log=self._app_log, cwd=str(self.dir),
+                                      on_event=self._resource_event)  # fmt: skip
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._started_at: float | None = None  # the start being timed (last_start_s)
+        self.last_start_s = 0.0
         self.vip = (
             VirtualIP(cfg.vip.address, cfg.vip.interface[node_id], self._app_log)
             if cfg.vip
             else None
         )
         self.checkers = [
-            (c, make_checker(c, self.app, log=self._app_log), CheckerTracker(c))
+            (c, make_checker(c, self.resource, log=self._app_log), CheckerTracker(c))
             for c in self._checker_configs()
         ]
         self.repl = (
@@ -162,6 +167,7 @@ class ModuleDriver:
 
     async def _start(self) -> None:
         ok, detail = True, ""
+        began = time.monotonic()
         try:
             if self.repl is not None:
                 # Mount the replicated directories before the application can use them.
@@ -169,13 +175,16 @@ class ModuleDriver:
             if self.vip is not None:
                 await self.vip.acquire()
                 self.vip_held = True
-            result = await self.app.start()
+            result = await self.resource.start()
             ok, detail = result.ok, result.detail
         except (ResourceError, OSError, RuntimeError) as exc:  # MountError is a RuntimeError
             ok, detail = False, str(exc)
         self.running = ok
         for _cfg, _checker, tracker in self.checkers:
             tracker.reset()
+        self._started_at = began if ok else None
+        if ok and not any(c.runs is CheckerWhen.PRIMARY for c, _k, _t in self.checkers):
+            self.last_start_s = time.monotonic() - began  # nothing to wait for
         if not ok:
             await self._stop_quietly()
         self.machine.resource_started(ok, detail, self._env())
@@ -184,7 +193,7 @@ class ModuleDriver:
     async def _stop(self) -> None:
         ok, detail = True, ""
         try:
-            result = await self.app.stop()
+            result = await self.resource.stop(force=self.machine.forced)
             ok, detail = result.ok, result.detail
             if self.vip is not None:
                 await self.vip.release()
@@ -206,7 +215,7 @@ class ModuleDriver:
 
     async def _restart(self) -> None:
         self.logbook.add("INFO", "restarting the resource", self.cfg.name, "restart")
-        result = await self.app.stop()
+        result = await self.resource.stop()
         if not result.ok:
             self.logbook.add(
                 "ERROR", f"stop before restart failed: {result.detail}", self.cfg.name, "restart"
@@ -218,7 +227,7 @@ class ModuleDriver:
     async def _stop_quietly(self) -> None:
         """After a failed start, leave nothing half-started (app or VIP)."""
         try:
-            await self.app.stop()
+            await self.resource.stop()
             if self.vip is not None:
                 await self.vip.release()
                 self.vip_held = False
@@ -239,15 +248,16 @@ class ModuleDriver:
         """Agent start, before any command: this node serves nothing yet, so nothing of
         the module may be found running here (a SIGKILLed agent leaves its application
         and VIP behind: clients would then reach two nodes)."""
+        self._loop = asyncio.get_running_loop()
         try:
             if self.vip is not None and await self.vip.is_held():
                 await self.vip.release()
                 self._app_log("warning", f"virtual IP {self.vip.address} was left on "
                               f"{self.vip.interface} by an earlier run: removed")  # fmt: skip
-            if self.app.check_command.strip() and (await self.app.check()).ok:
-                self._app_log("warning", "the application was left running by an earlier "
-                              "run: stopping it")  # fmt: skip
-                result = await self.app.stop()
+            if await self.resource.found_running():
+                self._app_log("warning", f"the {self.resource.kind} resource was left running "
+                              "by an earlier run: stopping it")  # fmt: skip
+                result = await self.resource.stop()
                 if not result.ok:  # the truth: it runs here; the stop is retried
                     self._app_log("error", f"cannot stop it: {result.detail}")
                     self.running = True
@@ -300,6 +310,7 @@ class ModuleDriver:
                 # its answer is about a world that is gone, so it must not trip an action.
                 continue
             verdict = tracker.record(result.ok, time.monotonic(), result.detail)
+            self._time_start()
             m = self.machine
             if verdict.trip:
                 m.checker_failed(cfg.action.value, f"{cfg.name}: {result.detail}", self._env())
@@ -307,6 +318,32 @@ class ModuleDriver:
             elif verdict.cleared and not any(t.failing for _c, _k, t in self.checkers):
                 m.checker_cleared(self._env())
                 self.after_step()
+
+    def _time_start(self) -> None:
+        """A start is over once every probe of the application passed after it (a VM's
+        boot: the guest answers), and its time is shown (issue 11: boot after failover)."""
+        began = self._started_at
+        if began is None:
+            return
+        mine = [t for c, _k, t in self.checkers if c.runs is CheckerWhen.PRIMARY]
+        if all(t.last_ok and t.last_time is not None and t.last_time >= began for t in mine):
+            self.last_start_s = time.monotonic() - began
+            self._started_at = None
+            self._app_log("info", f"{self.resource.kind} up and answering its checks "
+                          f"{self.last_start_s:.1f}s after its start")  # fmt: skip
+
+    def _resource_event(self) -> None:
+        """The resource changed on its own (any thread): probe it now, not at the next
+        interval."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._probe_now)
+
+    def _probe_now(self) -> None:
+        for cfg, _checker, tracker in self.checkers:
+            if cfg.kind is CheckerKind.PROCESS:
+                tracker.next_due = -math.inf
+        self._on_change()
 
     def _check_applies(self, cfg: CheckerConfig) -> bool:
         """A probe of the application (``when = "primary"``) only while it runs here; a

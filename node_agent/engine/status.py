@@ -13,6 +13,14 @@ if TYPE_CHECKING:
 
 def module_status(d: ModuleDriver, peer: PeerView | None) -> pb.ModuleStatus:
     m = d.machine
+    info = d.resource.describe()
+    vm = None
+    if info.vm is not None:
+        vm = pb.VmInfo(
+            domain=info.vm.domain, state=info.state, vcpus=info.vm.vcpus,
+            memory_bytes=info.vm.memory_bytes,
+            disks=[pb.VmDisk(target=t, path=p, size_bytes=n) for t, p, n in info.vm.disks],
+        )  # fmt: skip
     return pb.ModuleStatus(
         name=d.cfg.name,
         kind=d.cfg.kind,
@@ -36,4 +44,7 @@ def module_status(d: ModuleDriver, peer: PeerView | None) -> pb.ModuleStatus:
         state_since=m.state_since,
         peer_state=peer.state.value if peer else pb.STATE_UNSPECIFIED,
         peer_readiness=peer.readiness.value if peer else pb.READINESS_UNSPECIFIED,
+        vm=vm,
+        last_start_s=d.last_start_s,
+        resource_state=info.state,
     )

@@ -44,7 +44,7 @@ from node_agent.replication.activity_log import ActivityLog
 from node_agent.replication.apply import Applier
 from node_agent.replication.bitmap import ZoneBitmap
 from node_agent.replication.journal import JournalError
-from node_agent.replication.mount import Mount
+from node_agent.replication.mount import Mount, MountError
 from node_agent.replication.pairing import PairingMixin
 from node_agent.replication.peer_doubt import PeerDoubt
 from node_agent.replication.primary import Mode, PrimaryReplicator, StreamBreak
@@ -52,6 +52,7 @@ from node_agent.replication.resync_session import ResyncSession
 from node_agent.replication.resync_tracker import changeset_ops
 from node_agent.replication.secondary_side import SecondarySide
 from node_agent.replication.sender import StreamSender
+from node_agent.replication.underneath import settle_mountpoint
 from node_agent.replication.wire import Mode as WireMode
 from node_agent.replication.zones import DEFAULT_ZONE_SIZE
 
@@ -173,6 +174,14 @@ class ModuleReplication(PairingMixin):
             mounts: list[Mount] = []
             try:
                 for top, mp in zip(self.tops, self.directories, strict=True):
+                    try:  # what is already in the directory: the data, the first time
+                        taken = settle_mountpoint(mp, self.copy_root / top,
+                                                  self.copy_root.parent / "quarantine",
+                                                  self._log)  # fmt: skip
+                    except OSError as e:
+                        raise MountError(f"cannot take what is in {mp}: {e}") from e
+                    if taken:  # no change record knows this data: the next resync compares
+                        self.bitmap.clear(None)  # type: ignore[arg-type]
                     m = Mount(self.copy_root / top, mp, self.primary.directory(int(top)),
                               **self._mount_options)  # fmt: skip
                     m.start()

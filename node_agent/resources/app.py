@@ -18,11 +18,16 @@ from node_agent.resources.common import (
     format_seconds,
     run_shell,
 )
+from node_agent.resources.resource import ResourceInfo
 
 __all__ = ["AppResource", "ResourceError", "ResourceResult"]
 
 
 class AppResource:
+    """The ``app`` kind of ``Resource``."""
+
+    kind = "app"
+
     def __init__(
         self,
         module: str,
@@ -86,12 +91,20 @@ class AppResource:
     async def start(self) -> ResourceResult:
         return await self._run("start", self.start_command, self.start_timeout_s)
 
-    async def stop(self) -> ResourceResult:
+    async def stop(self, force: bool = False) -> ResourceResult:
+        # An application is stopped by its own command, forced or not: the agent does
+        # not know its processes (a daemon leaves the command's process group).
         return await self._run("stop", self.stop_command, self.stop_timeout_s)
 
     async def check(self) -> ResourceResult:
         # Checks run every few seconds: their output and successes stay at debug level.
         return await self._run("check", self.check_command, self.check_timeout_s, quiet=True)
+
+    async def found_running(self) -> bool:
+        return bool(self.check_command.strip()) and (await self.check()).ok
+
+    def describe(self) -> ResourceInfo:
+        return ResourceInfo(self.kind)
 
     async def _run(
         self, action: str, command: str, timeout_s: float, *, quiet: bool = False

@@ -20,8 +20,8 @@ from typing import Protocol
 from pyroute2 import IPRoute
 
 from node_agent.config.model import CheckerAction, CheckerConfig, CheckerKind
-from node_agent.resources.app import AppResource
-from node_agent.resources.common import LogFn, ResourceResult, format_seconds, run_shell
+from node_agent.resources.common import LogFn, format_seconds, run_shell
+from node_agent.resources.resource import Resource
 
 IFF_UP = 0x1
 
@@ -38,22 +38,16 @@ class Checker(Protocol):
     async def check(self) -> CheckResult: ...
 
 
-class _Checkable(Protocol):
-    """What a process checker delegates to: the app resource (later also a VM resource)."""
-
-    async def check(self) -> ResourceResult: ...
-
-
 def make_checker(
-    cfg: CheckerConfig, app: AppResource | _Checkable | None, *, log: LogFn | None = None
+    cfg: CheckerConfig, resource: Resource | None, *, log: LogFn | None = None
 ) -> Checker:
-    """Build the probe for cfg. ``app`` is required for kind process; command
-    checkers also borrow its environment (MIRRORPAIR_* variables)."""
+    """Build the probe for cfg. ``resource`` is required for kind process (it asks the
+    resource); command checkers also run in its environment (MIRRORPAIR_* variables)."""
     kind = CheckerKind(cfg.kind)
     if kind is CheckerKind.PROCESS:
-        if app is None:
+        if resource is None:
             raise ValueError(f"checker {cfg.name!r}: kind process needs the module's resource")
-        return ProcessChecker(cfg, app)
+        return ProcessChecker(cfg, resource)
     if kind is CheckerKind.TCP:
         return TcpChecker(cfg)
     if kind is CheckerKind.PING:
@@ -62,18 +56,21 @@ def make_checker(
         return InterfaceChecker(cfg)
     if kind is not CheckerKind.COMMAND:
         raise ValueError(f"checker {cfg.name!r}: unknown kind {kind!r}")
-    env = app.env if isinstance(app, AppResource) else None
-    cwd = app.cwd if isinstance(app, AppResource) else None
+    env = resource.env if resource is not None else None
+    cwd = resource.cwd if resource is not None else None
     return CommandChecker(cfg, env=env, cwd=cwd, log=log)
 
 
 class ProcessChecker:
-    def __init__(self, cfg: CheckerConfig, app: AppResource | _Checkable) -> None:
+    """Asks the module's resource whether it runs (the app's check command, a VM's
+    domain state)."""
+
+    def __init__(self, cfg: CheckerConfig, resource: Resource) -> None:
         self.cfg = cfg
-        self._app = app
+        self._resource = resource
 
     async def check(self) -> CheckResult:
-        result = await self._app.check()
+        result = await self._resource.check()
         return CheckResult(result.ok, result.detail)
 
 

@@ -132,7 +132,7 @@ def _silent_shutdown(engine: NodeEngine):
         await asyncio.gather(*engine._tasks, return_exceptions=True)
         for d in engine.modules.values():
             with contextlib.suppress(Exception):
-                await d.app.stop()
+                await d.resource.stop()
         engine.transport.close()
         engine.logbook.close()
 

@@ -35,8 +35,8 @@ DANGEROUS = [
      "module.web.directories[0]", ['already module.other.directories[0] (module "other")']),
     ("VIP = a node's address", '"10.77.0.100/24"', '"10.77.0.2/24"', "module.web.vip.address",
      ["node2's own api address"]),
-    ("vm kind", 'kind = "app"', 'kind = "vm"', "module.web.kind",
-     ['"vm" modules are not supported']),
+    ("vm kind with commands", 'kind = "app"', 'kind = "vm"', "module.web.start",
+     ["not used by a vm module"]),
 ]  # fmt: skip
 
 

@@ -38,7 +38,7 @@ def test_a_sigkilled_primary_leaves_no_vip_behind_once_its_agent_restarts(site: 
     assert not site.vip_on("node1"), "the restarted agent left the VIP on its interface"
     assert not site.app_running("node1"), "the restarted agent left the application running"
     assert logged(site, "node1", f"virtual IP {VIP_CIDR} was left on {LAN_IF} by an earlier run")
-    assert logged(site, "node1", "the application was left running by an earlier run")
+    assert logged(site, "node1", "the app resource was left running by an earlier run")
     assert (vip_held(site, "node1"), vip_held(site, "node2")) == (False, True)
     for _ in range(10):  # every client request now reaches the node that serves
         assert site.http() == "node2\n"

@@ -191,8 +191,10 @@ INVALID = [
     ("module-kind", 'web"\nkind = "app"', 'web"\nkind = "container"', "module.web.kind",
      ['"container"', '"app", "vm"']),
     ("module-no-start", 'start = "start-web"\n', "", "module.web.start", ["required"]),
-    ("module-vm", 'kind = "app"\npreferred = "node2"', 'kind = "vm"\npreferred = "node2"',
-     "module.db.kind", ['"vm" modules are not supported']),
+    ("vm-commands", 'kind = "app"\npreferred = "node2"', 'kind = "vm"\npreferred = "node2"',
+     "module.db.start", ["not used by a vm module"]),
+    ("app-domain", "maxloop = 3", 'maxloop = 3\ndomain = "web.xml"', "module.web.domain",
+     ['only for kind = "vm"']),
     ("data-dir-relative", 'data_dir = "/tmp/mp/{node}"', 'data_dir = "mp/{node}"',
      "cluster.data_dir", ["absolute path", '"mp/{node}"']),
     ("api-same", 'api = "127.0.0.2:7700"', 'api = "127.0.0.1:7700"', "nodes.node2.api",
@@ -368,3 +370,39 @@ def test_checker_when_is_checked(checker: str, fragments: list[str]) -> None:
     assert info.value.key == "module.web.checker.x.when"
     for fragment in fragments:
         assert fragment in str(info.value), str(info.value)
+
+
+VM = """
+[[module]]
+name = "vms"
+kind = "vm"
+directories = ["/srv/vms"]
+"""
+
+
+def test_a_vm_module_names_its_domain_in_its_directory() -> None:
+    vm = parse_config(BASE + VM).module("vms").vm
+    assert vm is not None and vm.domain == "/srv/vms/vms.xml"
+    assert (vm.uri, vm.guest_agent) == ("qemu:///system", False)
+    told = parse_config(BASE + VM + 'domain = "def/recorder.xml"\nguest_agent = true\n'
+                        'libvirt_uri = "qemu+ssh://x/system"')  # fmt: skip
+    vm = told.module("vms").vm
+    assert vm is not None and vm.domain == "/srv/vms/def/recorder.xml" and vm.guest_agent
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "fragment"),
+    [('domain = "../elsewhere.xml"', "module.vms.domain", "outside the module's directories"),
+     ('domain = "/etc/libvirt/qemu/vms.xml"', "module.vms.domain", "outside"),
+     ('check = "virsh domstate vms"', "module.vms.check", "not used by a vm module")],
+)
+def test_a_vm_definition_must_be_replicated(extra: str, key: str, fragment: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(BASE + VM + extra)
+    assert info.value.key == key and fragment in str(info.value), str(info.value)
+
+
+def test_a_vm_needs_its_directory() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(BASE + VM.replace('directories = ["/srv/vms"]\n', ""))
+    assert info.value.key == "module.vms.directories" and "needs its directory" in str(info.value)

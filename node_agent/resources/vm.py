@@ -1,0 +1,254 @@
+"""The ``vm`` resource: a libvirt domain whose definition and disks live in the module's
+replicated directory (DESIGN §6).
+
+Start defines the domain as *transient* and starts it in one step (virDomainCreateXML):
+a transient domain exists only while it runs, so nothing of it stays defined on a node
+that stops serving, crashes or reboots -- libvirt's autostart or an admin cannot start
+it there behind the product's back, and it is never defined on both nodes at once.
+Stop asks the guest to shut down (ACPI) and waits up to ``stop_timeout_s``, then
+destroys it; a forced stop destroys it at once. Check reads the domain's state, names
+the last lifecycle event when it is gone (crashed, shut down from inside, paused on an
+I/O error), and, if configured, asks the QEMU guest agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from node_agent.config.model import ModuleConfig
+from node_agent.resources import vm_xml
+from node_agent.resources.common import LogFn, ResourceError, ResourceResult
+from node_agent.resources.libvirt_conn import LibvirtConnection, describe_event, require_libvirt
+from node_agent.resources.resource import ResourceInfo, VmDetails
+
+SHUTDOWN_POLL_S = 0.2
+GUEST_AGENT_TIMEOUT_S = 5
+
+
+class VmResource:
+    kind = "vm"
+
+    def __init__(
+        self, cfg: ModuleConfig, *, node: str, log: LogFn, cwd: str,
+        env: Mapping[str, str] | None = None, on_event: Callable[[], None] | None = None,
+    ) -> None:  # fmt: skip
+        assert cfg.vm is not None
+        self.module, self.node = cfg.name, node
+        self.directories = [d.replace("{node}", node) for d in cfg.directories]
+        self.domain_path = Path(cfg.vm.domain.replace("{node}", node))
+        self.guest_agent = cfg.vm.guest_agent
+        self.stop_timeout_s, self.start_timeout_s = cfg.stop_timeout_s, cfg.start_timeout_s
+        self.cwd = cwd
+        self.env: dict[str, str] = {**os.environ, **(env or {}), "MIRRORPAIR_MODULE": cfg.name,
+                                    "MIRRORPAIR_NODE": node,
+                                    "MIRRORPAIR_VIP": cfg.vip.address.split("/")[0]
+                                    if cfg.vip else ""}  # fmt: skip
+        self._log = log
+        self._on_event = on_event
+        self._spec: vm_xml.DomainSpec | None = None
+        self._state = ""
+        self._last_event = ""
+        self.conn = LibvirtConnection(cfg.vm.uri, self._domain_name(), self._event)
+
+    def _domain_name(self) -> str:
+        """The domain's <name>, read now if the definition is there (else the module's)."""
+        try:
+            self._spec = self._read_spec()
+            return self._spec.name
+        except (ResourceError, OSError):
+            return self.module
+
+    # -- the definition -------------------------------------------------------------------
+    def _read_spec(self) -> vm_xml.DomainSpec:
+        try:
+            text = self.domain_path.read_text(encoding="utf-8")
+        except OSError as e:
+            raise ResourceError(f"cannot read the domain definition {self.domain_path}: "
+                                f"{e.strerror or e}") from None  # fmt: skip
+        try:
+            return vm_xml.parse_domain(text, str(self.domain_path))
+        except vm_xml.DomainXmlError as e:
+            raise ResourceError(str(e)) from None
+
+    def _checked_definition(self) -> tuple[str, vm_xml.DomainSpec]:
+        spec = self._read_spec()
+        problems = vm_xml.problems(spec, self.directories)
+        problems += _backing_chain_problems(spec, self.directories)
+        if problems:
+            raise ResourceError(f"domain {spec.name} cannot run from the replicated copy: "
+                                + "; ".join(problems))  # fmt: skip
+        if spec.name != self.conn.domain:
+            raise ResourceError(f"the domain definition now names {spec.name!r}, the module "
+                                f"runs {self.conn.domain!r}: restart the agent after renaming")
+        return self.domain_path.read_text(encoding="utf-8"), spec
+
+    # -- Resource --------------------------------------------------------------------------
+    async def start(self) -> ResourceResult:
+        began = time.monotonic()
+        try:
+            await asyncio.to_thread(self._start)
+        except ResourceError as e:
+            self._log("error", str(e))
+            return ResourceResult(False, str(e))
+        took = time.monotonic() - began
+        self._log("info", f"domain {self.conn.domain} started on {self.node} ({took:.1f}s)")
+        return ResourceResult(True, f"domain {self.conn.domain} started ({took:.1f}s)")
+
+    def _start(self) -> None:
+        lv = require_libvirt()
+        xml, spec = self._checked_definition()
+        self._spec = spec
+        dom = self.conn.lookup()
+        if dom is not None:
+            if dom.isPersistent():
+                raise ResourceError(
+                    f"a domain named {spec.name} is defined on {self.node} outside MirrorPair: "
+                    f"remove it there (virsh undefine {spec.name}) or rename the module's domain")
+            if dom.isActive():
+                self._state = "running"
+                return  # it runs here already (started by this agent a moment ago)
+        conn = self.conn.get()
+        free = conn.getFreeMemory()
+        if spec.memory_bytes > free:
+            raise ResourceError(f"not enough memory on {self.node} for domain {spec.name}: it "
+                                f"needs {spec.memory_bytes >> 20} MiB, {free >> 20} MiB free")
+        self._last_event = ""
+        try:
+            conn.createXML(xml, 0)
+        except lv.libvirtError as e:  # libvirt's own words: they name what QEMU refused
+            raise ResourceError(f"libvirt could not start domain {spec.name} on {self.node}: "
+                                f"{e.get_error_message()}") from None
+        self._state = "running"
+
+    async def stop(self, force: bool = False) -> ResourceResult:
+        try:
+            how = await asyncio.to_thread(self._stop, force)
+        except ResourceError as e:
+            self._log("error", str(e))
+            return ResourceResult(False, str(e))
+        self._log("info", f"domain {self.conn.domain} {how}")
+        return ResourceResult(True, f"domain {self.conn.domain} {how}")
+
+    def _stop(self, force: bool) -> str:
+        lv = require_libvirt()
+        dom = self.conn.lookup()
+        if dom is None or not dom.isActive():
+            self._state = "shut off"
+            return "not running"
+        began = time.monotonic()
+        try:
+            if not force:
+                dom.shutdown()  # ACPI power button: the guest shuts down cleanly
+                deadline = began + self.stop_timeout_s
+                while time.monotonic() < deadline:
+                    if self.conn.lookup() is None or not dom.isActive():
+                        self._state = "shut off"
+                        return f"shut down cleanly ({time.monotonic() - began:.1f}s)"
+                    time.sleep(SHUTDOWN_POLL_S)
+                self._log("warning", f"domain {self.conn.domain} did not shut down within "
+                          f"{self.stop_timeout_s:g}s: destroying it")  # fmt: skip
+            dom.destroy()
+        except lv.libvirtError as e:
+            if self.conn.lookup() is None:
+                self._state = "shut off"
+                return "shut down"
+            raise ResourceError(f"cannot stop domain {self.conn.domain}: "
+                                f"{e.get_error_message()}") from None  # fmt: skip
+        self._state = "shut off"
+        return "destroyed" + ("" if force else " after the shutdown timeout")
+
+    async def check(self) -> ResourceResult:
+        try:
+            return await asyncio.to_thread(self._check)
+        except ResourceError as e:
+            return ResourceResult(False, str(e))
+
+    def _check(self) -> ResourceResult:
+        lv = require_libvirt()
+        dom = self.conn.lookup()
+        if dom is None or not dom.isActive():
+            self._state = "shut off"
+            why = f": {self._last_event}" if self._last_event else ""
+            return ResourceResult(False, f"domain {self.conn.domain} is not running{why}")
+        state, reason = dom.state()
+        if state == lv.VIR_DOMAIN_PAUSED:
+            self._state = "paused on an I/O error" if reason == lv.VIR_DOMAIN_PAUSED_IOERROR \
+                else "paused"  # fmt: skip
+            return ResourceResult(False, f"domain {self.conn.domain} is {self._state}")
+        if state != lv.VIR_DOMAIN_RUNNING:
+            self._state = "not running"
+            return ResourceResult(False, f"domain {self.conn.domain} is not running "
+                                  f"(libvirt state {state}/{reason})")  # fmt: skip
+        self._state = "running"
+        if self.guest_agent:
+            import libvirt_qemu  # shipped with libvirt-python
+
+            try:
+                libvirt_qemu.qemuAgentCommand(dom, json.dumps({"execute": "guest-ping"}),
+                                              GUEST_AGENT_TIMEOUT_S, 0)  # fmt: skip
+            except lv.libvirtError as e:
+                return ResourceResult(False, f"the guest agent of {self.conn.domain} does not "
+                                      f"answer: {e.get_error_message()}")  # fmt: skip
+        return ResourceResult(True, f"domain {self.conn.domain} is running")
+
+    async def found_running(self) -> bool:
+        def active() -> bool:
+            dom = self.conn.lookup()
+            return dom is not None and bool(dom.isActive())
+
+        try:
+            return await asyncio.to_thread(active)
+        except ResourceError as e:
+            self._log("warning", str(e))
+            return False
+
+    def describe(self) -> ResourceInfo:
+        spec = self._spec
+        if spec is None:
+            return ResourceInfo(self.kind, self._state)
+        disks = tuple((d.target, d.source, _size(d.source)) for d in spec.disks if d.source)
+        details = VmDetails(spec.name, spec.vcpus, spec.memory_bytes, disks)
+        return ResourceInfo(self.kind, self._state, vm=details)
+
+    def _event(self, event: int, detail: int) -> None:
+        """libvirt's event thread: remember what happened, let the driver check now."""
+        self._last_event = describe_event(event, detail)
+        if self._on_event is not None:
+            self._on_event()
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def _backing_chain_problems(spec: vm_xml.DomainSpec, directories: list[str]) -> list[str]:
+    """A qcow2 image whose backing file lies outside the replicated directory would boot
+    from something the other node does not have."""
+    out: list[str] = []
+    for d in spec.disks:
+        if d.kind != "file" or d.fmt != "qcow2" or not d.source:
+            continue
+        try:
+            r = subprocess.run(["qemu-img", "info", "--backing-chain", "--output=json", "-U",
+                                d.source], capture_output=True, text=True, timeout=30)  # fmt: skip
+        except (OSError, subprocess.TimeoutExpired) as e:
+            out.append(f"cannot inspect disk {d.target} ({d.source}): {e}")
+            continue
+        if r.returncode != 0:
+            out.append(f"cannot inspect disk {d.target} ({d.source}): {r.stderr.strip()}")
+            continue
+        for image in json.loads(r.stdout)[1:]:
+            path = image.get("filename", "")
+            if not vm_xml._inside(path, directories):
+                out.append(f"disk {d.target}'s backing file {path} is outside the replicated "
+                           "directory")  # fmt: skip
+    return out
