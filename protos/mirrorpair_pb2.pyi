@@ -121,18 +121,34 @@ class VmDisk(_message.Message):
     def __init__(self, target: _Optional[str] = ..., path: _Optional[str] = ..., size_bytes: _Optional[int] = ...) -> None: ...
 
 class VmInfo(_message.Message):
-    __slots__ = ("domain", "state", "vcpus", "memory_bytes", "disks")
+    __slots__ = ("domain", "state", "vcpus", "memory_bytes", "disks", "persistent", "module")
     DOMAIN_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     VCPUS_FIELD_NUMBER: _ClassVar[int]
     MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
     DISKS_FIELD_NUMBER: _ClassVar[int]
+    PERSISTENT_FIELD_NUMBER: _ClassVar[int]
+    MODULE_FIELD_NUMBER: _ClassVar[int]
     domain: str
     state: str
     vcpus: int
     memory_bytes: int
     disks: _containers.RepeatedCompositeFieldContainer[VmDisk]
-    def __init__(self, domain: _Optional[str] = ..., state: _Optional[str] = ..., vcpus: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., disks: _Optional[_Iterable[_Union[VmDisk, _Mapping]]] = ...) -> None: ...
+    persistent: bool
+    module: str
+    def __init__(self, domain: _Optional[str] = ..., state: _Optional[str] = ..., vcpus: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., disks: _Optional[_Iterable[_Union[VmDisk, _Mapping]]] = ..., persistent: bool = ..., module: _Optional[str] = ...) -> None: ...
+
+class ListVmsRequest(_message.Message):
+    __slots__ = ("libvirt_uri",)
+    LIBVIRT_URI_FIELD_NUMBER: _ClassVar[int]
+    libvirt_uri: str
+    def __init__(self, libvirt_uri: _Optional[str] = ...) -> None: ...
+
+class ListVmsReply(_message.Message):
+    __slots__ = ("vms",)
+    VMS_FIELD_NUMBER: _ClassVar[int]
+    vms: _containers.RepeatedCompositeFieldContainer[VmInfo]
+    def __init__(self, vms: _Optional[_Iterable[_Union[VmInfo, _Mapping]]] = ...) -> None: ...
 
 class ModuleStatus(_message.Message):
     __slots__ = ("name", "kind", "state", "readiness", "uptodate", "degraded", "split_brain", "reason", "last_rule", "generations", "synctime", "vip", "vip_held", "resource_running", "checkers", "resync", "preferred_node", "state_since", "peer_state", "peer_readiness", "vm", "last_start_s", "resource_state")

@@ -59,6 +59,11 @@ class AgentStub(object):
                 request_serializer=protos_dot_mirrorpair__pb2.GetConfigRequest.SerializeToString,
                 response_deserializer=protos_dot_mirrorpair__pb2.GetConfigReply.FromString,
                 _registered_method=True)
+        self.ListVms = channel.unary_unary(
+                '/mirrorpair.v1.Agent/ListVms',
+                request_serializer=protos_dot_mirrorpair__pb2.ListVmsRequest.SerializeToString,
+                response_deserializer=protos_dot_mirrorpair__pb2.ListVmsReply.FromString,
+                _registered_method=True)
         self.DigestModule = channel.unary_stream(
                 '/mirrorpair.v1.Agent/DigestModule',
                 request_serializer=protos_dot_mirrorpair__pb2.DigestRequest.SerializeToString,
@@ -99,6 +104,14 @@ class AgentServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListVms(self, request, context):
+        """The VMs this node's libvirt knows, with their disks (console, setup wizard, `vm list`).
+        UNAVAILABLE with the reason when libvirt cannot be reached.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def DigestModule(self, request, context):
         """Zone hashes of a module's local copy (NOT_FOUND: unknown module; FAILED_PRECONDITION:
         no replicated directories; INVALID_ARGUMENT: zone size or algorithm not usable here).
@@ -134,6 +147,11 @@ def add_AgentServicer_to_server(servicer, server):
                     servicer.GetConfig,
                     request_deserializer=protos_dot_mirrorpair__pb2.GetConfigRequest.FromString,
                     response_serializer=protos_dot_mirrorpair__pb2.GetConfigReply.SerializeToString,
+            ),
+            'ListVms': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListVms,
+                    request_deserializer=protos_dot_mirrorpair__pb2.ListVmsRequest.FromString,
+                    response_serializer=protos_dot_mirrorpair__pb2.ListVmsReply.SerializeToString,
             ),
             'DigestModule': grpc.unary_stream_rpc_method_handler(
                     servicer.DigestModule,
@@ -276,6 +294,33 @@ class Agent(object):
             '/mirrorpair.v1.Agent/GetConfig',
             protos_dot_mirrorpair__pb2.GetConfigRequest.SerializeToString,
             protos_dot_mirrorpair__pb2.GetConfigReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListVms(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorpair.v1.Agent/ListVms',
+            protos_dot_mirrorpair__pb2.ListVmsRequest.SerializeToString,
+            protos_dot_mirrorpair__pb2.ListVmsReply.FromString,
             options,
             channel_credentials,
             insecure,

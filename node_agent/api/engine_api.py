@@ -53,6 +53,10 @@ class EngineApi(Protocol):
     def config_text(self) -> tuple[str, int, str]:
         """(toml text, version, path)."""
 
+    async def list_vms(self, uri: str = "") -> list[pb.VmInfo]:
+        """The domains this node's libvirt knows. Raises ResourceError (its message says
+        why) when libvirt cannot be reached."""
+
     def digest(
         self, module: str, zone_size: int = 0, algorithm: str = ""
     ) -> AsyncIterator[pb.DigestChunk]:

@@ -21,6 +21,7 @@ from node_agent.api.engine_api import (
     EngineApi,
     UnknownModule,
 )
+from node_agent.resources.common import ResourceError
 from node_agent.tls.credentials import peer_common_name
 from protos import mirrorpair_pb2 as pb
 from protos import mirrorpair_pb2_grpc as pb_grpc
@@ -189,6 +190,18 @@ class AgentServicer(pb_grpc.AgentServicer):
         return pb.GetConfigReply(
             toml=mask_secret(text, _secret_of(text)), version=version, path=path
         )
+
+    async def ListVms(
+        self, request: pb.ListVmsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListVmsReply:
+        try:
+            vms = await self._engine.list_vms(request.libvirt_uri)
+        except ResourceError as e:  # libvirt missing or not running: say so
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
+        except Exception as e:
+            await _internal(context, "ListVms", e)
+            raise
+        return pb.ListVmsReply(vms=vms)
 
     async def DigestModule(
         self, request: pb.DigestRequest, context: grpc.aio.ServicerContext

@@ -176,6 +176,10 @@ class AgentClient:
     def config(self) -> pb.GetConfigReply:
         return self._call(self._stub.GetConfig, pb.GetConfigRequest())
 
+    def list_vms(self, libvirt_uri: str = "") -> list[pb.VmInfo]:
+        request = pb.ListVmsRequest(libvirt_uri=libvirt_uri)
+        return list(self._call(self._stub.ListVms, request).vms)
+
     def digest(
         self, module: str, zone_size: int = 0, algorithm: str = "", idle_timeout: float = 0.0
     ) -> DigestStream:

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from node_agent.api.engine_api import CommandOutcome
-from node_agent.config.model import ClusterConfig, other_node
+from node_agent.config.model import DEFAULT_LIBVIRT_URI, ClusterConfig, other_node
 from node_agent.core.env import UNCONFIGURED, Env, PeerView
 from node_agent.core.states import State
 from node_agent.engine.boot_id import next_boot_id
@@ -367,6 +367,17 @@ class NodeEngine:
 
     def config_text(self) -> tuple[str, int, str]:
         return self.config.source_text, self.config.version, self.config.source_path
+
+    async def list_vms(self, uri: str = "") -> list[pb.VmInfo]:
+        from node_agent.resources.vm_inventory import list_vms
+
+        vms = [m for m in self.config.modules if m.vm is not None]
+        uri = uri or (vms[0].vm.uri if vms and vms[0].vm else DEFAULT_LIBVIRT_URI)
+        mine = {}
+        for name, d in self.modules.items():
+            if (vm := d.resource.describe().vm) is not None:
+                mine[vm.domain] = name
+        return await asyncio.to_thread(list_vms, uri, mine)
 
     def digest(
         self, module: str, zone_size: int = 0, algorithm: str = ""

@@ -57,19 +57,29 @@ class VmResource:
         self.conn = LibvirtConnection(cfg.vm.uri, self._domain_name(), self._event)
 
     def _domain_name(self) -> str:
-        """The domain's <name>, read now if the definition is there (else the module's)."""
+        """The domain's <name>, from this node's copy of the definition (the mount is
+        only on the primary), else the module's name."""
         try:
-            self._spec = self._read_spec()
+            self._spec = self._read_spec(self._in_copy(self.domain_path))
             return self._spec.name
         except (ResourceError, OSError):
             return self.module
 
+    def _in_copy(self, path: Path) -> Path:
+        """Where this node's copy of a replicated file is (copy/<directory index>/...)."""
+        for i, d in enumerate(self.directories):
+            rel = os.path.relpath(path, d)
+            if not rel.startswith(".."):
+                return Path(self.cwd) / "copy" / str(i) / rel
+        return path
+
     # -- the definition -------------------------------------------------------------------
-    def _read_spec(self) -> vm_xml.DomainSpec:
+    def _read_spec(self, path: Path | None = None) -> vm_xml.DomainSpec:
+        path = path or self.domain_path
         try:
-            text = self.domain_path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8")
         except OSError as e:
-            raise ResourceError(f"cannot read the domain definition {self.domain_path}: "
+            raise ResourceError(f"cannot read the domain definition {path}: "
                                 f"{e.strerror or e}") from None  # fmt: skip
         try:
             return vm_xml.parse_domain(text, str(self.domain_path))
@@ -212,7 +222,8 @@ class VmResource:
         spec = self._spec
         if spec is None:
             return ResourceInfo(self.kind, self._state)
-        disks = tuple((d.target, d.source, _size(d.source)) for d in spec.disks if d.source)
+        disks = tuple((d.target, d.source, _size(self._in_copy(Path(d.source))))
+                      for d in spec.disks if d.source)  # fmt: skip
         details = VmDetails(spec.name, spec.vcpus, spec.memory_bytes, disks)
         return ResourceInfo(self.kind, self._state, vm=details)
 
