@@ -150,6 +150,30 @@ class ListVmsReply(_message.Message):
     vms: _containers.RepeatedCompositeFieldContainer[VmInfo]
     def __init__(self, vms: _Optional[_Iterable[_Union[VmInfo, _Mapping]]] = ...) -> None: ...
 
+class AdoptVmRequest(_message.Message):
+    __slots__ = ("domain", "directory", "module", "dry_run", "libvirt_uri")
+    DOMAIN_FIELD_NUMBER: _ClassVar[int]
+    DIRECTORY_FIELD_NUMBER: _ClassVar[int]
+    MODULE_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    LIBVIRT_URI_FIELD_NUMBER: _ClassVar[int]
+    domain: str
+    directory: str
+    module: str
+    dry_run: bool
+    libvirt_uri: str
+    def __init__(self, domain: _Optional[str] = ..., directory: _Optional[str] = ..., module: _Optional[str] = ..., dry_run: bool = ..., libvirt_uri: _Optional[str] = ...) -> None: ...
+
+class AdoptVmReply(_message.Message):
+    __slots__ = ("moves", "config", "done")
+    MOVES_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    moves: _containers.RepeatedScalarFieldContainer[str]
+    config: str
+    done: bool
+    def __init__(self, moves: _Optional[_Iterable[str]] = ..., config: _Optional[str] = ..., done: bool = ...) -> None: ...
+
 class ModuleStatus(_message.Message):
     __slots__ = ("name", "kind", "state", "readiness", "uptodate", "degraded", "split_brain", "reason", "last_rule", "generations", "synctime", "vip", "vip_held", "resource_running", "checkers", "resync", "preferred_node", "state_since", "peer_state", "peer_readiness", "vm", "last_start_s", "resource_state")
     NAME_FIELD_NUMBER: _ClassVar[int]

@@ -64,6 +64,11 @@ class AgentStub(object):
                 request_serializer=protos_dot_mirrorpair__pb2.ListVmsRequest.SerializeToString,
                 response_deserializer=protos_dot_mirrorpair__pb2.ListVmsReply.FromString,
                 _registered_method=True)
+        self.AdoptVm = channel.unary_unary(
+                '/mirrorpair.v1.Agent/AdoptVm',
+                request_serializer=protos_dot_mirrorpair__pb2.AdoptVmRequest.SerializeToString,
+                response_deserializer=protos_dot_mirrorpair__pb2.AdoptVmReply.FromString,
+                _registered_method=True)
         self.DigestModule = channel.unary_stream(
                 '/mirrorpair.v1.Agent/DigestModule',
                 request_serializer=protos_dot_mirrorpair__pb2.DigestRequest.SerializeToString,
@@ -106,7 +111,15 @@ class AgentServicer(object):
 
     def ListVms(self, request, context):
         """The VMs this node's libvirt knows, with their disks (console, setup wizard, `vm list`).
-        UNAVAILABLE with the reason when libvirt cannot be reached.
+        FAILED_PRECONDITION with the reason when libvirt cannot be reached.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AdoptVm(self, request, context):
+        """FAILED_PRECONDITION with the reason: the domain cannot be adopted as it is, libvirt
+        cannot be reached, or a move failed (what moved stays moved: ask again to finish).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -152,6 +165,11 @@ def add_AgentServicer_to_server(servicer, server):
                     servicer.ListVms,
                     request_deserializer=protos_dot_mirrorpair__pb2.ListVmsRequest.FromString,
                     response_serializer=protos_dot_mirrorpair__pb2.ListVmsReply.SerializeToString,
+            ),
+            'AdoptVm': grpc.unary_unary_rpc_method_handler(
+                    servicer.AdoptVm,
+                    request_deserializer=protos_dot_mirrorpair__pb2.AdoptVmRequest.FromString,
+                    response_serializer=protos_dot_mirrorpair__pb2.AdoptVmReply.SerializeToString,
             ),
             'DigestModule': grpc.unary_stream_rpc_method_handler(
                     servicer.DigestModule,
@@ -321,6 +339,33 @@ class Agent(object):
             '/mirrorpair.v1.Agent/ListVms',
             protos_dot_mirrorpair__pb2.ListVmsRequest.SerializeToString,
             protos_dot_mirrorpair__pb2.ListVmsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AdoptVm(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorpair.v1.Agent/AdoptVm',
+            protos_dot_mirrorpair__pb2.AdoptVmRequest.SerializeToString,
+            protos_dot_mirrorpair__pb2.AdoptVmReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -53,6 +53,10 @@ class EngineApi(Protocol):
     def config_text(self) -> tuple[str, int, str]:
         """(toml text, version, path)."""
 
+    async def adopt_vm(self, request: pb.AdoptVmRequest) -> pb.AdoptVmReply:
+        """Plan (dry run) or carry out an adoption; raises AdoptRefused (why it cannot)
+        or ResourceError (libvirt unreachable, a move failed)."""
+
     async def list_vms(self, uri: str = "") -> list[pb.VmInfo]:
         """The domains this node's libvirt knows. Raises ResourceError (its message says
         why) when libvirt cannot be reached."""

@@ -197,11 +197,27 @@ class AgentServicer(pb_grpc.AgentServicer):
         try:
             vms = await self._engine.list_vms(request.libvirt_uri)
         except ResourceError as e:  # libvirt missing or not running: say so
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
+            # FAILED_PRECONDITION, not UNAVAILABLE: the agent answered, libvirt did not.
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
         except Exception as e:
             await _internal(context, "ListVms", e)
             raise
         return pb.ListVmsReply(vms=vms)
+
+    async def AdoptVm(
+        self, request: pb.AdoptVmRequest, context: grpc.aio.ServicerContext
+    ) -> pb.AdoptVmReply:
+        if not request.domain or not request.directory:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                "domain and directory are required")  # fmt: skip
+        try:
+            return await self._engine.adopt_vm(request)
+        except ResourceError as e:  # refused as it is, libvirt unreachable, a move failed
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
+        except Exception as e:
+            await _internal(context, "AdoptVm", e)
+            raise
+        raise AssertionError("unreachable")  # abort() raises
 
     async def DigestModule(
         self, request: pb.DigestRequest, context: grpc.aio.ServicerContext

@@ -176,6 +176,13 @@ class AgentClient:
     def config(self) -> pb.GetConfigReply:
         return self._call(self._stub.GetConfig, pb.GetConfigRequest())
 
+    def adopt_vm(self, request: pb.AdoptVmRequest, dry_run: bool) -> pb.AdoptVmReply:
+        request = pb.AdoptVmRequest(domain=request.domain, directory=request.directory,
+                                    module=request.module, libvirt_uri=request.libvirt_uri,
+                                    dry_run=dry_run)  # fmt: skip
+        # Moving disk images across filesystems takes as long as copying them.
+        return self._call(self._stub.AdoptVm, request, timeout=None if dry_run else 3600)
+
     def list_vms(self, libvirt_uri: str = "") -> list[pb.VmInfo]:
         request = pb.ListVmsRequest(libvirt_uri=libvirt_uri)
         return list(self._call(self._stub.ListVms, request).vms)

@@ -22,7 +22,7 @@ from pathlib import Path
 MARKER = ".mirrorpair-taking"
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -30,7 +30,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _move(src: Path, dest_dir: Path) -> None:
+def move_entry(src: Path, dest_dir: Path) -> None:
     """Move one entry into dest_dir: rename on one filesystem, else copy, sync, remove."""
     dest = dest_dir / src.name
     if os.stat(src.parent).st_dev == os.stat(dest_dir).st_dev:
@@ -43,7 +43,7 @@ def _move(src: Path, dest_dir: Path) -> None:
     if dest.is_file() and not dest.is_symlink():
         with open(dest, "rb") as fh:
             os.fsync(fh.fileno())
-    _fsync_dir(dest_dir)
+    fsync_dir(dest_dir)
     if src.is_dir() and not src.is_symlink():
         shutil.rmtree(src)
     else:
@@ -64,19 +64,19 @@ def settle_mountpoint(
         return False
     if marker.exists() or not any(copy.iterdir()):
         marker.touch()
-        _fsync_dir(marker.parent)
+        fsync_dir(marker.parent)
         for entry in entries:
-            _move(entry, copy)
-        _fsync_dir(copy)
+            move_entry(entry, copy)
+        fsync_dir(copy)
         marker.unlink()
-        _fsync_dir(marker.parent)
+        fsync_dir(marker.parent)
         log("info", f"protecting {mountpoint} in place: its {len(entries)} entries are "
             "this module's data from now on (moved into this node's copy)")  # fmt: skip
         return True
     aside = aside_root / time.strftime("%Y%m%d-%H%M%S-under-mount")
     aside.mkdir(parents=True, exist_ok=True)
     for entry in entries:
-        _move(entry, aside)
+        move_entry(entry, aside)
     log("warning", f"{len(entries)} entries were in {mountpoint} while the module was not "
         f"mounted on this node (written behind its back?): moved aside to {aside}")
     return False

@@ -241,6 +241,19 @@ def _size(path: str) -> int:
         return 0
 
 
+def backing_files(image: str) -> list[str]:
+    """The backing chain of a qcow2 image, nearest first (qemu-img, may be slow on a
+    long chain); ResourceError if it cannot be read."""
+    try:
+        r = subprocess.run(["qemu-img", "info", "--backing-chain", "--output=json", "-U",
+                            image], capture_output=True, text=True, timeout=30)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise ResourceError(f"cannot inspect {image}: {e}") from None
+    if r.returncode != 0:
+        raise ResourceError(f"cannot inspect {image}: {r.stderr.strip()}")
+    return [img.get("filename", "") for img in json.loads(r.stdout)[1:]]
+
+
 def _backing_chain_problems(spec: vm_xml.DomainSpec, directories: list[str]) -> list[str]:
     """A qcow2 image whose backing file lies outside the replicated directory would boot
     from something the other node does not have."""
@@ -249,17 +262,10 @@ def _backing_chain_problems(spec: vm_xml.DomainSpec, directories: list[str]) -> 
         if d.kind != "file" or d.fmt != "qcow2" or not d.source:
             continue
         try:
-            r = subprocess.run(["qemu-img", "info", "--backing-chain", "--output=json", "-U",
-                                d.source], capture_output=True, text=True, timeout=30)  # fmt: skip
-        except (OSError, subprocess.TimeoutExpired) as e:
-            out.append(f"cannot inspect disk {d.target} ({d.source}): {e}")
+            chain = backing_files(d.source)
+        except ResourceError as e:
+            out.append(str(e))
             continue
-        if r.returncode != 0:
-            out.append(f"cannot inspect disk {d.target} ({d.source}): {r.stderr.strip()}")
-            continue
-        for image in json.loads(r.stdout)[1:]:
-            path = image.get("filename", "")
-            if not vm_xml._inside(path, directories):
-                out.append(f"disk {d.target}'s backing file {path} is outside the replicated "
-                           "directory")  # fmt: skip
+        out += [f"disk {d.target}'s backing file {path} is outside the replicated directory"
+                for path in chain if not vm_xml._inside(path, directories)]  # fmt: skip
     return out
