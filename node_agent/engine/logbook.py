@@ -4,6 +4,7 @@ ring for the API plus an append-only file in the data directory."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -25,6 +26,8 @@ class LogBook:
         self.path = path
         self._entries: deque[pb.LogEntry] = deque(maxlen=capacity)
         self._seq = 0
+        # Resources and replication log from worker threads too (libvirt calls, pairing).
+        self._lock = threading.RLock()
         self._file = None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -43,21 +46,26 @@ class LogBook:
         who: str = "",
         when: float | None = None,
     ) -> pb.LogEntry:
-        self._seq += 1
-        entry = pb.LogEntry(
-            time=time.time() if when is None else when,
-            node_id=self.node_id,
-            module=module,
-            level=level.upper(),
-            message=message,
-            cause=cause,
-            who=who,
-            seq=self._seq,
-        )
-        self._store(entry)
+        with self._lock:
+            self._seq += 1
+            entry = pb.LogEntry(
+                time=time.time() if when is None else when,
+                node_id=self.node_id,
+                module=module,
+                level=level.upper(),
+                message=message,
+                cause=cause,
+                who=who,
+                seq=self._seq,
+            )
+            self._store(entry)
         return entry
 
     def add_record(self, rec: LogRecord) -> pb.LogEntry:
+        with self._lock:
+            return self._add_record(rec)
+
+    def _add_record(self, rec: LogRecord) -> pb.LogEntry:
         self._seq += 1
         entry = pb.LogEntry(
             time=rec.time,
@@ -90,16 +98,20 @@ class LogBook:
                 log.error("cannot write %s: %s", self.path, exc)
 
     def since(self, seq: int, min_level: int = 0) -> list[pb.LogEntry]:
-        return [e for e in self._entries if e.seq > seq and LEVELS.get(e.level, 20) >= min_level]
+        with self._lock:
+            entries = list(self._entries)
+        return [e for e in entries if e.seq > seq and LEVELS.get(e.level, 20) >= min_level]
 
     def query(
         self, module: str = "", limit: int = 200, min_level: str = "", text: str = ""
     ) -> list[pb.LogEntry]:
         floor = level_number(min_level)
         needle = text.lower()
+        with self._lock:
+            entries = list(self._entries)
         out = [
             e
-            for e in self._entries
+            for e in entries
             if (not module or e.module == module)
             and LEVELS.get(e.level, 20) >= floor
             and (not needle or needle in e.message.lower() or needle in e.cause.lower())
@@ -107,6 +119,7 @@ class LogBook:
         return out[-(limit or 200) :]
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None

@@ -100,6 +100,7 @@ class VmResource:
 
     # -- Resource --------------------------------------------------------------------------
     async def start(self) -> ResourceResult:
+        self._log("info", f"starting domain {self.conn.domain} on {self.node}")
         began = time.monotonic()
         try:
             await asyncio.to_thread(self._start)
@@ -154,6 +155,8 @@ class VmResource:
         began = time.monotonic()
         try:
             if not force:
+                self._log("info", f"shutting down domain {self.conn.domain} (ACPI, up to "
+                          f"{self.stop_timeout_s:g}s)")  # fmt: skip
                 dom.shutdown()  # ACPI power button: the guest shuts down cleanly
                 deadline = began + self.stop_timeout_s
                 while time.monotonic() < deadline:
