@@ -122,6 +122,18 @@ def _copy_xml(src: Path, dst: Path) -> None:
         os.replace(tmp, dst / f.name)
 
 
+def cleanup_stale() -> None:
+    """Remove the run directories of test daemons that are gone (a crashed session); a
+    running one (another session's) is left alone."""
+    for run in RUN_ROOT.glob("*"):
+        pid = _read_pid(run / "libvirtd.pid")
+        with contextlib.suppress(OSError):
+            if pid and _alive(pid) and Path(f"/proc/{pid}/comm").read_text().strip() == "libvirtd":
+                continue
+        if time.time() - run.stat().st_mtime > 60:  # not one being started right now
+            shutil.rmtree(run, ignore_errors=True)
+
+
 class Libvirtd:
     """libvirtd + virtlogd with private directories. Use as a context manager or call
     :meth:`start` and :meth:`stop` (stop destroys every domain first: QEMU outlives
@@ -133,6 +145,7 @@ class Libvirtd:
         self.name = name
         self._enter = list(enter) if enter is not None else None
         RUN_ROOT.mkdir(parents=True, exist_ok=True)
+        cleanup_stale()
         self.run = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=RUN_ROOT))
         self.proc: subprocess.Popen[bytes] | None = None
 
