@@ -6,10 +6,15 @@ libvirt, a binary) must FAIL, never skip; outside CI it skips with the reason.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.vm.guest import Guest
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -37,3 +42,27 @@ def require_fuse() -> None:
     require_root()
     require(os.path.exists("/dev/fuse"), "needs /dev/fuse")
     require_binary("fusermount3")
+
+
+def require_vm() -> None:
+    """What the VM tests need (docs/testing-vms.md): root, QEMU, libvirt's daemons, virsh and
+    libvirt-python, and what builds the test guest."""
+    require_root()
+    for name in ("qemu-system-x86_64", "qemu-img", "libvirtd", "virtlogd", "virsh",
+                 "unshare", "nsenter", "apt-get", "dpkg-deb"):  # fmt: skip
+        require_binary(name)
+    require(importlib.util.find_spec("libvirt") is not None,
+            "needs libvirt-python (pip install -e '.[vm]', or installer/dev setup)")  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def guest() -> Guest:
+    """The test guest (tests/vm/guest.py), built once per machine and cached."""
+    require_vm()
+    from tests.vm.guest import GuestBuildError, build_guest
+
+    try:
+        return build_guest()
+    except GuestBuildError as e:
+        require(False, f"cannot build the test guest: {e}")
+        raise

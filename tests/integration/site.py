@@ -19,6 +19,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.integration.cluster_netns import (
@@ -30,6 +31,8 @@ from tests.integration.cluster_netns import (
     NetnsCluster,
 )
 from tests.integration.netns import HB_IP, LAN_IF, LAN_IP, VIP, VIP_CIDR, Topology
+from tests.integration.site_libvirt import start_libvirtd
+from tests.vm.libvirtd import Libvirtd
 
 EXAMPLE = REPO / "resources" / "config" / "cluster.example.toml"
 MNT_DIR = Path("/run/mirrorpair-tests/mnt")  # where mount namespaces are kept (bind files)
@@ -111,6 +114,8 @@ class Site(NetnsCluster):
         cleanup_stale_mount_namespaces()
         _private_mnt_dir()
         self.mntns: dict[str, Path] = {}
+        self.libvirtds: dict[str, Libvirtd] = {}  # site_libvirt.start_libvirtd
+        self.closers: list[Callable[[], None]] = []  # run by close(), after the agents
         for node in ("node1", "node2"):
             path = MNT_DIR / topo.ns[node]
             path.touch()
@@ -157,6 +162,10 @@ class Site(NetnsCluster):
         for node in nodes or ("node1", "node2"):
             self.wait_for(lambda n=node: self._ready(n), f"{node} agent ready", timeout)
 
+    def start_libvirtd(self, node: str, timeout: float = 60.0) -> Libvirtd:
+        """``node``'s own libvirtd in its namespaces (tests/integration/site_libvirt.py)."""
+        return start_libvirtd(self, node, timeout)
+
     def run_agent(self, node: str, config: Path) -> subprocess.CompletedProcess[str]:
         """Run an agent on ``node`` with another config file to completion (refusals)."""
         argv = [*self.nsenter(node), str(BIN / "mirrorpair-agent"), "--config", str(config),
@@ -175,6 +184,12 @@ class Site(NetnsCluster):
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.witness.kill()
-        super().close()
-        for path in self.mntns.values():
-            _release(path)
+        try:
+            super().close()
+        finally:
+            try:
+                for close in reversed(self.closers):
+                    close()
+            finally:
+                for path in self.mntns.values():
+                    _release(path)
