@@ -102,8 +102,9 @@ class ModuleDriver:
     def _checker_configs(self) -> list[CheckerConfig]:
         cfgs = list(self.cfg.checkers)
         has_process = any(c.kind is CheckerKind.PROCESS for c in cfgs)
-        if self.cfg.check and not has_process:
-            # The module's own check command is its process checker.
+        if (self.cfg.check or self.cfg.kind == "vm") and not has_process:
+            # The module's own check command (a VM: its domain's state) is its process
+            # checker.
             cfgs.insert(
                 0,
                 CheckerConfig(

@@ -168,9 +168,9 @@ class VmResource:
                           f"{self.stop_timeout_s:g}s: destroying it")  # fmt: skip
             dom.destroy()
         except lv.libvirtError as e:
-            if self.conn.lookup() is None:
+            if self.conn.lookup() is None:  # a transient domain vanishes as it ends
                 self._state = "shut off"
-                return "shut down"
+                return f"shut down ({time.monotonic() - began:.1f}s)"
             raise ResourceError(f"cannot stop domain {self.conn.domain}: "
                                 f"{e.get_error_message()}") from None  # fmt: skip
         self._state = "shut off"

@@ -145,6 +145,20 @@ class Site(NetnsCluster):
             raise AssertionError(f"{node}$ {script}\n{r.stdout}{r.stderr}")
         return r
 
+    def module_named(self, node: str, name: str) -> dict | None:
+        st = self.status(node)
+        return next((m for m in st["modules"] if m["name"] == name), None) if st else None
+
+    def wait_module(self, node: str, name: str, state: str, readiness: str | None = None,
+                    timeout: float = 30.0) -> dict:  # fmt: skip
+        def ok() -> dict | None:
+            m = self.module_named(node, name)
+            good = m and m["state"] == f"STATE_{state}" and (
+                readiness is None or m["readiness"] == f"READINESS_{readiness}")
+            return m if good else None
+
+        return self.wait_for(ok, f"{name} {state}/{readiness or '*'} on {node}", timeout)
+
     def mounted(self, node: str) -> bool:
         return self.sh(node, f"mountpoint -q {self.www}", check=False).returncode == 0
 
