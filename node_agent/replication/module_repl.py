@@ -44,7 +44,7 @@ from node_agent.replication.activity_log import ActivityLog
 from node_agent.replication.apply import Applier
 from node_agent.replication.bitmap import ZoneBitmap
 from node_agent.replication.journal import JournalError
-from node_agent.replication.mount import Mount, MountError
+from node_agent.replication.mount import Mount, MountError, clear_stale_mounts
 from node_agent.replication.pairing import PairingMixin
 from node_agent.replication.peer_doubt import PeerDoubt
 from node_agent.replication.primary import Mode, PrimaryReplicator, StreamBreak
@@ -174,6 +174,7 @@ class ModuleReplication(PairingMixin):
             mounts: list[Mount] = []
             try:
                 for top, mp in zip(self.tops, self.directories, strict=True):
+                    clear_stale_mounts(str(mp))  # a killed agent's dead mount, first
                     try:  # what is already in the directory: the data, the first time
                         taken = settle_mountpoint(mp, self.copy_root / top,
                                                   self.copy_root.parent / "quarantine",

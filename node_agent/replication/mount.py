@@ -43,6 +43,25 @@ class MountError(RuntimeError):
     """The filesystem could not be mounted (or the mountpoint is unusable)."""
 
 
+def clear_stale_mounts(mp: str) -> None:
+    """Clear the dead MirrorPair mounts a killed agent left on ``mp`` (they can be
+    stacked) and create ``mp`` if it is missing; MountError for a dead mount not ours."""
+    for _ in range(8):
+        try:
+            os.statvfs(mp)  # always asks the server (a stat may be served from cache)
+            return
+        except FileNotFoundError:
+            os.makedirs(mp, exist_ok=True)
+        except OSError as e:
+            if e.errno != errno.ENOTCONN:
+                raise MountError(f"mountpoint {mp}: {e}") from e
+            entry = mount_entry(mp)
+            if entry is None or entry[0] != FSTYPE:
+                raise MountError(f"{mp} holds a dead mount that is not ours: {entry}") from e
+            log.warning("clearing a stale MirrorPair mount at %s", mp)
+            _fusermount("-uz", mp)
+
+
 class _FUSE(mfusepy.FUSE):
     """mfusepy 3.1 drops rename's flags on libfuse3; pass them on (RENAME_NOREPLACE /
     RENAME_EXCHANGE must not silently become a plain, overwriting rename). And it hides
@@ -166,20 +185,7 @@ class Mount:
 
     def _prepare_mountpoint(self) -> None:
         mp = str(self.mountpoint)
-        for _ in range(8):  # stale mounts can be stacked
-            try:
-                os.statvfs(mp)  # always asks the server (a stat may be served from cache)
-                break
-            except FileNotFoundError:
-                os.makedirs(mp, exist_ok=True)
-            except OSError as e:
-                if e.errno != errno.ENOTCONN:
-                    raise MountError(f"mountpoint {mp}: {e}") from e
-                entry = mount_entry(mp)
-                if entry is None or entry[0] != FSTYPE:
-                    raise MountError(f"{mp} holds a dead mount that is not ours: {entry}") from e
-                log.warning("clearing a stale MirrorPair mount at %s", mp)
-                _fusermount("-uz", mp)
+        clear_stale_mounts(mp)
         if os.path.ismount(mp):
             raise MountError(f"{mp} is already a mount point ({mount_entry(mp)})")
         if not os.path.isdir(mp):

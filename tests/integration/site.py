@@ -145,6 +145,13 @@ class Site(NetnsCluster):
             raise AssertionError(f"{node}$ {script}\n{r.stdout}{r.stderr}")
         return r
 
+    def logs_of(self, node: str, module: str) -> list[dict]:
+        addr = f"{LAN_IP[node]}:7700"
+        reply = self.probe("client").ask(op="logs", address=addr, node=node, module=module)
+        if "entries" not in reply:
+            raise AssertionError(f"logs of {node}: {reply.get('error')}")
+        return reply["entries"]
+
     def module_named(self, node: str, name: str) -> dict | None:
         st = self.status(node)
         return next((m for m in st["modules"] if m["name"] == name), None) if st else None

@@ -57,14 +57,24 @@ class VmSite:
         return self.site.module_dir(node).parent / NAME / "copy" / "0"
 
 
-@pytest.fixture
-def vm_site(site: Site, guest: Guest) -> Iterator[VmSite]:
+def make_vm_site(site: Site, guest: Guest, cmdline: str | None = None,
+                 maxloop: int = 1) -> VmSite:  # fmt: skip
     lv = {node: site.start_libvirtd(node) for node in ("node1", "node2")}
-    vm = install_vm(site.base / "srv" / "vms" / NAME, guest, name=NAME,
+    vm = install_vm(site.base / "srv" / "vms" / NAME, guest, name=NAME, cmdline=cmdline,
                     console_log=site.base / "console" / f"{NAME}.log")  # fmt: skip
     with open(site.config, "a") as fh:
-        fh.write(vm_module(vm.dir))
-    yield VmSite(site, vm, ConsoleLog(vm.console_log), lv)
+        fh.write(vm_module(vm.dir, maxloop))
+    return VmSite(site, vm, ConsoleLog(vm.console_log), lv)
+
+
+@pytest.fixture
+def vm_site(site: Site, guest: Guest) -> Iterator[VmSite]:
+    yield make_vm_site(site, guest)
+
+
+def logged(site: Site, node: str, text: str, since: float = 0.0) -> bool:
+    return any(text in e["message"] and float(e.get("time", 0)) >= since
+               for e in site.logs_of(node, NAME))  # fmt: skip
 
 
 def test_a_crashed_primary_s_vm_boots_on_the_other_node_with_every_reported_record(
@@ -98,3 +108,49 @@ def test_a_crashed_primary_s_vm_boots_on_the_other_node_with_every_reported_reco
     scan = read_records(s.copy("node2") / s.vm.disk.name)
     assert scan.intact(s.log.last_rec()) and scan.consistent, scan
     assert check_disk(s.copy("node2") / s.vm.disk.name).clean
+
+
+def test_a_swap_moves_the_running_vm_and_back_shut_down_cleanly_each_time(
+    vm_site: VmSite,
+) -> None:
+    s, site = vm_site, vm_site.site
+    site.start()
+    site.wait_module("node1", NAME, "PRIM", "READY", timeout=90)
+    site.wait_module("node2", NAME, "SECOND", "READY", timeout=60)
+    for new, old in (("node2", "node1"), ("node1", "node2")):
+        s.log.wait_rec(s.log.last_rec() + 3, alive=lambda o=old: s.running(o))
+        r = site.cli("swap", NAME, "--wait", "--wait-timeout", "120", timeout=150)
+        assert r.returncode == 0, r.stdout + r.stderr
+        reported, mark = s.log.last_rec(), s.log.mark()
+        site.wait_module(new, NAME, "PRIM", "READY", timeout=60)
+        site.wait_module(old, NAME, "SECOND", "READY", timeout=60)
+        assert s.running(new) and not s.running(old)
+        assert logged(site, old, "shut down cleanly"), "the guest was not shut down cleanly"
+        last = int(s.log.wait_for(LAST, since=mark, alive=lambda n=new: s.running(n))[1])
+        assert last >= reported, f"{new}'s guest found record {last}; {reported} reported"
+
+
+def test_the_vm_checker_restarts_a_guest_that_died_then_fails_over(
+    site: Site, guest: Guest
+) -> None:
+    """First QEMU is killed behind the agent's back, then the guest powers itself off:
+    each is seen (libvirt's lifecycle event names it), the first is restarted in place,
+    the second exceeds maxloop (1) and the module fails over."""
+    s = make_vm_site(site, guest, guest.cmdline("records", records=60), maxloop=1)
+    site.start()
+    site.wait_module("node1", NAME, "PRIM", "READY", timeout=90)
+    site.wait_module("node2", NAME, "SECOND", "READY", timeout=60)
+    s.log.wait_rec(5, alive=lambda: s.running("node1"))
+    first = s.lv["node1"].qemu_pids()[NAME]
+    s.lv["node1"].kill_qemu(NAME)
+    mark = s.log.mark()
+    site.wait_for(lambda: logged(site, "node1", "local restart 1/1"), "a local restart", 30)
+    assert logged(site, "node1", "failed (the QEMU process died)"), site.logs_of("node1", NAME)
+    site.wait_for(lambda: s.running("node1") and s.lv["node1"].qemu_pids().get(NAME) != first,
+                  "the guest restarted on node1", 60)  # fmt: skip
+    s.log.wait_for(LAST, since=mark, alive=lambda: s.running("node1"))
+    # This boot powers itself off after its 60 records: maxloop reached, node2 takes over.
+    site.wait_module("node2", NAME, "PRIM", timeout=120)
+    site.wait_for(lambda: s.running("node2"), "the guest running on node2", 60)
+    assert logged(site, "node1", "shut down from inside the guest")
+    assert logged(site, "node1", "maxloop (1) reached")
