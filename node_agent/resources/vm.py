@@ -170,7 +170,8 @@ class VmResource:
         except lv.libvirtError as e:
             if self.conn.lookup() is None:  # a transient domain vanishes as it ends
                 self._state = "shut off"
-                return f"shut down ({time.monotonic() - began:.1f}s)"
+                how = "destroyed" if force else "shut down cleanly"
+                return f"{how} ({time.monotonic() - began:.1f}s)"
             raise ResourceError(f"cannot stop domain {self.conn.domain}: "
                                 f"{e.get_error_message()}") from None  # fmt: skip
         self._state = "shut off"
