@@ -164,10 +164,11 @@ def _checker(data: Any, base: str, index: int) -> model.CheckerConfig:
     t = Table(data, _named(data, base, index), keys)
     name = t.name()
     kind = CheckerKind(t.choice("kind", [k.value for k in CheckerKind]))
-    if kind is CheckerKind.PROCESS:
+    if kind in (CheckerKind.PROCESS, CheckerKind.HOST):
         target = t.string("target", "", empty=True)
         if target:
-            raise bad(t.key("target"), 'empty for a "process" checker (it uses check)', target)
+            raise bad(t.key("target"), f'empty for a "{kind.value}" checker (it asks the '
+                      "module's resource)", target)  # fmt: skip
     else:
         target = _CHECKER_TARGET[kind](t.get("target"), t.key("target"))
     nums = {k: t.number(k, _CHECKER_DEFAULTS[k]) for k in ("interval_s", "timeout_s")}

@@ -25,6 +25,7 @@ class CheckerKind(StrEnum):
     PING = "ping"
     INTERFACE = "interface"
     COMMAND = "command"
+    HOST = "host"  # this node could start the resource now (a VM: libvirt, memory, definition)
 
 
 class CheckerAction(StrEnum):
@@ -40,6 +41,7 @@ class CheckerWhen(StrEnum):
 
     PRIMARY = "primary"  # where the application runs (the primary), while it runs
     BOTH = "both"  # on both nodes, while the module is started there
+    STANDBY = "standby"  # where it does not run (the secondary): could it take over?
 
 
 # The default of `when` per kind: the application's own probes only where it runs.
@@ -49,6 +51,7 @@ DEFAULT_WHEN = {
     CheckerKind.COMMAND: CheckerWhen.PRIMARY,
     CheckerKind.PING: CheckerWhen.BOTH,
     CheckerKind.INTERFACE: CheckerWhen.BOTH,
+    CheckerKind.HOST: CheckerWhen.STANDBY,
 }
 
 

@@ -133,6 +133,9 @@ class CommandsMixin(_Base):
             self.swap_request = True
             self.swap_request_since = env.now
             return Outcome(True, "asked the primary to hand over")
+        if self.state is State.ALONE:
+            return Outcome(False, "no ready secondary to hand over to: the peer is "
+                           f"{p.state.name}/{p.readiness.name}")  # fmt: skip
         return Outcome(
             False, f"swap needs a primary with a ready secondary (this node is {self.state.name})"
         )

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from node_agent.config.model import (
+    CheckerAction,
     CheckerConfig,
     CheckerKind,
     CheckerWhen,
@@ -21,7 +22,7 @@ from node_agent.config.model import (
 from node_agent.core.env import Env
 from node_agent.core.facts import load_facts, save_facts
 from node_agent.core.machine import ModuleMachine, Policy
-from node_agent.core.states import State
+from node_agent.core.states import Readiness, State
 from node_agent.engine.logbook import LogBook
 from node_agent.engine.replication_driver import ReplicationDriver
 from node_agent.resources.checkers import CheckerTracker, make_checker
@@ -115,6 +116,12 @@ class ModuleDriver:
                     timeout_s=self.cfg.check_timeout_s,
                 ),
             )
+        if self.cfg.kind == "vm" and not any(c.kind is CheckerKind.HOST for c in cfgs):
+            # A secondary whose libvirt could not start the VM waits, saying why, rather
+            # than being offered a swap or a failover it would fail.
+            cfgs.append(CheckerConfig("libvirt", CheckerKind.HOST, "", interval_s=3.0,
+                                      timeout_s=self.cfg.check_timeout_s, failures=2,
+                                      action=CheckerAction.WAIT))  # fmt: skip
         return cfgs
 
     def _app_log(self, level: str, message: str) -> None:
@@ -357,6 +364,12 @@ class ModuleDriver:
     def _checker_runs_here(self, cfg: CheckerConfig) -> bool:
         if cfg.runs is CheckerWhen.PRIMARY:
             return self.running
+        if cfg.runs is CheckerWhen.STANDBY:
+            # Where it does not run, once this copy is complete (or while such a checker
+            # holds it waiting): a resynchronizing copy is no takeover candidate anyway.
+            m = self.machine
+            complete = m.state is State.SECOND and m.readiness is Readiness.READY
+            return not self.running and (complete or (m.state is State.WAIT and m.checker_wait))
         return self.machine.state is not State.STOP
 
     def checker_status(self) -> list[pb.CheckerStatus]:

@@ -100,6 +100,9 @@ class AppResource:
         # Checks run every few seconds: their output and successes stay at debug level.
         return await self._run("check", self.check_command, self.check_timeout_s, quiet=True)
 
+    async def can_run(self) -> ResourceResult:
+        return ResourceResult(True, "an application's start command is not checked ahead")
+
     async def found_running(self) -> bool:
         return bool(self.check_command.strip()) and (await self.check()).ok
 

@@ -48,6 +48,10 @@ def make_checker(
         if resource is None:
             raise ValueError(f"checker {cfg.name!r}: kind process needs the module's resource")
         return ProcessChecker(cfg, resource)
+    if kind is CheckerKind.HOST:
+        if resource is None:
+            raise ValueError(f"checker {cfg.name!r}: kind host needs the module's resource")
+        return HostChecker(cfg, resource)
     if kind is CheckerKind.TCP:
         return TcpChecker(cfg)
     if kind is CheckerKind.PING:
@@ -71,6 +75,19 @@ class ProcessChecker:
 
     async def check(self) -> CheckResult:
         result = await self._resource.check()
+        return CheckResult(result.ok, result.detail)
+
+
+class HostChecker:
+    """Asks the module's resource whether this node could start it (a VM: libvirt
+    answers, no domain of that name defined outside MirrorPair, enough memory)."""
+
+    def __init__(self, cfg: CheckerConfig, resource: Resource) -> None:
+        self.cfg = cfg
+        self._resource = resource
+
+    async def check(self) -> CheckResult:
+        result = await self._resource.can_run()
         return CheckResult(result.ok, result.detail)
 
 

@@ -52,6 +52,9 @@ def _start_event_loop() -> None:
         if _loop_started:
             return
         lv = require_libvirt()
+        # libvirt prints every error to stderr by default ("Domain not found" on each
+        # lookup of a domain that does not run here); the errors are raised anyway.
+        lv.registerErrorHandler(lambda _ctx, _err: None, None)
         lv.virEventRegisterDefaultImpl()
         # A timer keeps the loop turning: with no handle yet it would block for good.
         lv.virEventAddTimeout(1000, lambda _timer, _opaque: None, None)

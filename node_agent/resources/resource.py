@@ -50,6 +50,11 @@ class Resource(Protocol):
         """Whether it runs here and is healthy (the process checker asks this)."""
         ...
 
+    async def can_run(self) -> ResourceResult:
+        """Whether this node could start it now (asked where it does not run: a node that
+        could not must not be offered a swap or a failover)."""
+        ...
+
     async def found_running(self) -> bool:
         """At agent start: whether it runs here although nobody started it in this run
         (a killed agent leaves it). False when it cannot be told."""

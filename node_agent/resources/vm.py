@@ -54,6 +54,7 @@ class VmResource:
         self._spec: vm_xml.DomainSpec | None = None
         self._state = ""
         self._last_event = ""
+        self._stopping = False
         self.conn = LibvirtConnection(cfg.vm.uri, self._domain_name(), self._event)
 
     def _domain_name(self) -> str:
@@ -127,8 +128,9 @@ class VmResource:
         conn = self.conn.get()
         free = conn.getFreeMemory()
         if spec.memory_bytes > free:
-            raise ResourceError(f"not enough memory on {self.node} for domain {spec.name}: it "
-                                f"needs {spec.memory_bytes >> 20} MiB, {free >> 20} MiB free")
+            raise ResourceError(f"not enough memory on {self.node} to start domain "
+                                f"{spec.name}: it needs {spec.memory_bytes >> 20} MiB, "
+                                f"{free >> 20} MiB free")  # fmt: skip
         self._last_event = ""
         try:
             conn.createXML(xml, 0)
@@ -147,6 +149,13 @@ class VmResource:
         return ResourceResult(True, f"domain {self.conn.domain} {how}")
 
     def _stop(self, force: bool) -> str:
+        self._stopping = True  # its end is asked for: no warning for the events it brings
+        try:
+            return self._stop_domain(force)
+        finally:
+            self._stopping = False
+
+    def _stop_domain(self, force: bool) -> str:
         lv = require_libvirt()
         dom = self.conn.lookup()
         if dom is None or not dom.isActive():
@@ -185,7 +194,12 @@ class VmResource:
 
     def _check(self) -> ResourceResult:
         lv = require_libvirt()
-        dom = self.conn.lookup()
+        try:
+            dom = self.conn.lookup()
+        except ResourceError as e:
+            # libvirtd restarting: QEMU (the guest) runs on without it. Restarting or
+            # failing over blind would cut a running guest off; look again next time.
+            return ResourceResult(True, f"{e}; the domain's state is unknown: not acted on")
         if dom is None or not dom.isActive():
             self._state = "shut off"
             why = f": {self._last_event}" if self._last_event else ""
@@ -211,6 +225,35 @@ class VmResource:
                                       f"answer: {e.get_error_message()}")  # fmt: skip
         return ResourceResult(True, f"domain {self.conn.domain} is running")
 
+    async def can_run(self) -> ResourceResult:
+        try:
+            return await asyncio.to_thread(self._can_run)
+        except ResourceError as e:
+            return ResourceResult(False, str(e))
+
+    def _can_run(self) -> ResourceResult:
+        dom = self.conn.lookup()  # ResourceError: libvirt is not reachable
+        name = self.conn.domain
+        if dom is not None and dom.isActive():
+            return ResourceResult(True, f"domain {name} runs on {self.node}")
+        if dom is not None and dom.isPersistent():
+            return ResourceResult(False, f"a domain named {name} is defined on {self.node} "
+                                  f"outside MirrorPair: {self.node} could not start the "
+                                  f"module's (virsh undefine {name} there)")  # fmt: skip
+        spec = self._read_spec(self._in_copy(self.domain_path))
+        self._spec = spec
+        problems = vm_xml.problems(spec, self.directories)
+        if problems:
+            return ResourceResult(False, f"domain {name} could not start from the replicated "
+                                  "copy: " + "; ".join(problems))  # fmt: skip
+        free = self.conn.get().getFreeMemory()
+        if spec.memory_bytes > free:
+            return ResourceResult(False, f"not enough memory on {self.node} to start domain "
+                                  f"{name}: it needs {spec.memory_bytes >> 20} MiB, "
+                                  f"{free >> 20} MiB free")  # fmt: skip
+        return ResourceResult(True, f"{self.node} can start domain {name} "
+                              f"({free >> 20} MiB free)")  # fmt: skip
+
     async def found_running(self) -> bool:
         def active() -> bool:
             dom = self.conn.lookup()
@@ -232,8 +275,14 @@ class VmResource:
         return ResourceInfo(self.kind, self._state, vm=details)
 
     def _event(self, event: int, detail: int) -> None:
-        """libvirt's event thread: remember what happened, let the driver check now."""
-        self._last_event = describe_event(event, detail)
+        """libvirt's event thread: say what happened, let the driver check now."""
+        what = describe_event(event, detail)
+        lv = require_libvirt()
+        ended = event in (lv.VIR_DOMAIN_EVENT_STOPPED, lv.VIR_DOMAIN_EVENT_CRASHED,
+                          lv.VIR_DOMAIN_EVENT_SUSPENDED)  # fmt: skip
+        if ended and not self._stopping:
+            self._last_event = what
+            self._log("warning", f"domain {self.conn.domain} {what}")
         if self._on_event is not None:
             self._on_event()
 
