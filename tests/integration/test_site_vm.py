@@ -16,7 +16,7 @@ import pytest
 
 from tests.integration.site import Site
 from tests.vm.console import ConsoleLog
-from tests.vm.disk import check_disk
+from tests.vm.disk import check_disk, create_disk
 from tests.vm.domain import VmFiles, install_vm
 from tests.vm.guest import Guest
 from tests.vm.libvirtd import Libvirtd
@@ -77,10 +77,19 @@ def logged(site: Site, node: str, text: str, since: float = 0.0) -> bool:
                for e in site.logs_of(node, NAME))  # fmt: skip
 
 
+def add_data_disk(vm: VmFiles) -> None:
+    """A second disk (raw, beside the first, qcow2): a VM of several disks."""
+    create_disk(vm.dir / "data.raw", 8, "raw")
+    disk = ("<disk type='file' device='disk'><driver name='qemu' type='raw' cache='none'/>"
+            f"<source file='{vm.dir / 'data.raw'}'/><target dev='vdb' bus='virtio'/></disk>")
+    vm.xml_path.write_text(vm.xml.replace("</devices>", disk + "</devices>"))
+
+
 def test_a_crashed_primary_s_vm_boots_on_the_other_node_with_every_reported_record(
     vm_site: VmSite,
 ) -> None:
     s, site = vm_site, vm_site.site
+    add_data_disk(s.vm)
     site.start()
     site.wait_module("node1", NAME, "PRIM", "READY", timeout=90)
     site.wait_module("node2", NAME, "SECOND", "READY", timeout=60)
@@ -100,6 +109,7 @@ def test_a_crashed_primary_s_vm_boots_on_the_other_node_with_every_reported_reco
     s.log.wait_rec(last + 5, since=mark, alive=lambda: s.running("node2"))
     m2 = site.wait_module("node2", NAME, "ALONE", "READY", timeout=60)
     assert m2["vm"]["domain"] == NAME and int(m2["vm"]["vcpus"]) == 1
+    assert [d["target"] for d in m2["vm"]["disks"]] == ["vda", "vdb"], m2["vm"]
 
     r = site.cli("stop", NAME, "--node", "node2", "--yes")  # an ACPI shutdown
     assert r.returncode == 0, r.stdout + r.stderr
