@@ -26,6 +26,7 @@ from node_agent.cli.exits import Exit
 from node_agent.config.model import NODE_IDS
 from node_agent.demo_cluster import APP_SCRIPT, DemoCluster, DemoError, build_demo_cluster
 from node_agent.demo_control import ControlServer
+from node_agent.demo_vm import demo_module
 
 
 class AgentProcess:
@@ -128,6 +129,20 @@ def cli_command(cluster: DemoCluster) -> str:
 def console_command(cluster: DemoCluster) -> list[str]:
     """`mirrorpair ... console`: checks for the extra and a display, then the console."""
     return [*shlex.split(cli_command(cluster)), "console"]
+
+
+def _vm_module(root: Path, replication: str | None) -> tuple[str, str]:
+    """(config section, banner line) of the demo's VM module, or ("", why there is none)."""
+    problem = replication or demo_module.vm_problem()
+    if problem is None:
+        try:
+            section, log = demo_module.prepare(root)
+        except demo_module.GuestBuildError as e:
+            problem = f"its guest could not be built ({e})"
+        else:
+            return section, (f"{demo_module.NAME}: a small VM (QEMU) whose disk is "
+                             f"replicated; its serial console: tail -f {log}")  # fmt: skip
+    return "", f"No VM module: {problem}."
 
 
 def replication_problem() -> str | None:
@@ -235,9 +250,10 @@ def _make_root(directory: Path | None) -> Path:
 class _Supervisor:
     """The demo's agents: kill/restart on request (control socket), exits reported once."""
 
-    def __init__(self, cluster: DemoCluster) -> None:
+    def __init__(self, cluster: DemoCluster, vm: bool = False) -> None:
         self.agents = {n: AgentProcess(cluster, n) for n in NODE_IDS}
         self.cluster = cluster
+        self.vm = vm
         self._reported: set[int] = set()
 
     def request(self, action: str, node: str) -> str:
@@ -249,7 +265,10 @@ class _Supervisor:
                 raise ValueError(f"the {node} agent is not running")
             pid = agent.proc.pid if agent.proc else 0
             agent.kill()  # the demo's terminal says so too, with how to restart it
-            return f"{node} agent (pid {pid}) killed with SIGKILL"
+            # The server dies with its VM (an agent alone killed leaves QEMU running).
+            gone = demo_module.destroy(node) if self.vm else []
+            vm = f", its VM {gone[0]} destroyed" if gone else ""
+            return f"{node} agent (pid {pid}) killed with SIGKILL{vm}"
         was = "restarted" if agent.alive() else "started again"
         agent.stop()
         agent.start()
@@ -286,9 +305,11 @@ def run_demo(directory: Path | None = None, *, keep: bool = False, console: bool
     try:
         problem = replication_problem()
         modules, replicated = (("web",), ()) if problem else (("web", "recorder"), ("recorder",))
-        cluster = build_demo_cluster(root, modules=modules, replicated=replicated)
-        note = f"No replicated module: {problem}." if problem else ""
-        sup = _Supervisor(cluster)
+        vm_section, vm_note = _vm_module(root, problem)
+        cluster = build_demo_cluster(root, modules=modules, replicated=replicated,
+                                     extra_toml=vm_section)  # fmt: skip
+        note = (f"No replicated module: {problem}.\n" if problem else "") + vm_note
+        sup = _Supervisor(cluster, vm=bool(vm_section))
         for a in sup.agents.values():
             a.start()
         print(f"starting two agents in {root} ...", flush=True)
@@ -329,6 +350,8 @@ def run_demo(directory: Path | None = None, *, keep: bool = False, console: bool
             a.stop()
         if sup is not None:
             kill_demo_apps(sup.cluster)
+            if sup.vm:  # a VM left by a killed agent
+                demo_module.destroy()
         unmount_under(root)  # a killed agent leaves its FUSE mount behind, dead
         if keep:
             print(f"kept {root}")

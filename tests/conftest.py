@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from tests.vm.guest import Guest
+    from node_agent.demo_vm.guest import Guest
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -57,9 +57,9 @@ def require_vm() -> None:
 
 @pytest.fixture(scope="session")
 def guest() -> Guest:
-    """The test guest (tests/vm/guest.py), built once per machine and cached."""
+    """The test guest (node_agent/demo_vm/guest.py), built once per machine and cached."""
     require_vm()
-    from tests.vm.guest import GuestBuildError, build_guest
+    from node_agent.demo_vm.guest import GuestBuildError, build_guest
 
     try:
         return build_guest()

@@ -386,6 +386,7 @@ class NodeEngine:
 
         vms = [m for m in self.config.modules if m.vm is not None]
         uri = uri or (vms[0].vm.uri if vms and vms[0].vm else DEFAULT_LIBVIRT_URI)
+        uri = uri.replace("{node}", self.node_id)
         mine = {}
         for name, d in self.modules.items():
             if (vm := d.resource.describe().vm) is not None:

@@ -6,7 +6,6 @@ decided by the module automaton elsewhere.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping
 
@@ -16,6 +15,7 @@ from node_agent.resources.common import (
     ResourceError,
     ResourceResult,
     format_seconds,
+    module_env,
     run_shell,
 )
 from node_agent.resources.resource import ResourceInfo
@@ -53,15 +53,7 @@ class AppResource:
         self.check_timeout_s = check_timeout_s
         self.cwd = cwd
         self._log = log
-        # Scripts learn which module/node/VIP they act for; the agent's own
-        # variables win over user-provided ones so they can be relied on.
-        self.env: dict[str, str] = {
-            **os.environ,
-            **(env or {}),
-            "MIRRORPAIR_MODULE": module,
-            "MIRRORPAIR_NODE": node,
-            "MIRRORPAIR_VIP": vip.split("/", 1)[0],
-        }
+        self.env = module_env(module, node, vip, env)
 
     @classmethod
     def from_config(

@@ -46,6 +46,16 @@ class ShellOutcome:
     error: str = ""  # spawn failure (bad cwd, ...)
 
 
+def module_env(
+    module: str, node: str, vip: str, env: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The environment of the commands run for a module (its scripts, a command checker):
+    they learn which module, node and VIP they act for; the agent's own variables win
+    over user-provided ones so they can be relied on."""
+    return {**os.environ, **(env or {}), "MIRRORPAIR_MODULE": module, "MIRRORPAIR_NODE": node,
+            "MIRRORPAIR_VIP": vip.split("/", 1)[0]}  # fmt: skip
+
+
 def format_seconds(seconds: float) -> str:
     return f"{seconds:g}s"
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from node_agent.config.model import ModuleConfig
 from node_agent.resources import vm_xml
-from node_agent.resources.common import LogFn, ResourceError, ResourceResult
+from node_agent.resources.common import LogFn, ResourceError, ResourceResult, module_env
 from node_agent.resources.libvirt_conn import LibvirtConnection, describe_event, require_libvirt
 from node_agent.resources.resource import ResourceInfo, VmDetails
 
@@ -45,17 +45,15 @@ class VmResource:
         self.guest_agent = cfg.vm.guest_agent
         self.stop_timeout_s, self.start_timeout_s = cfg.stop_timeout_s, cfg.start_timeout_s
         self.cwd = cwd
-        self.env: dict[str, str] = {**os.environ, **(env or {}), "MIRRORPAIR_MODULE": cfg.name,
-                                    "MIRRORPAIR_NODE": node,
-                                    "MIRRORPAIR_VIP": cfg.vip.address.split("/")[0]
-                                    if cfg.vip else ""}  # fmt: skip
+        self.env = module_env(cfg.name, node, cfg.vip.address if cfg.vip else "", env)
         self._log = log
         self._on_event = on_event
         self._spec: vm_xml.DomainSpec | None = None
         self._state = ""
         self._last_event = ""
         self._stopping = False
-        self.conn = LibvirtConnection(cfg.vm.uri, self._domain_name(), self._event)
+        uri = cfg.vm.uri.replace("{node}", node)
+        self.conn = LibvirtConnection(uri, self._domain_name(), self._event)
 
     def _domain_name(self) -> str:
         """The domain's <name>, from this node's copy of the definition (the mount is
@@ -76,19 +74,29 @@ class VmResource:
 
     # -- the definition -------------------------------------------------------------------
     def _read_spec(self, path: Path | None = None) -> vm_xml.DomainSpec:
+        return self._definition(path)[1]
+
+    def _definition(self, path: Path | None = None) -> tuple[str, vm_xml.DomainSpec]:
+        """The definition's text ("{node}" replaced) and what it says, from ``path`` (the
+        mount path by default)."""
         path = path or self.domain_path
         try:
-            text = path.read_text(encoding="utf-8")
+            text = self._node_text(path.read_text(encoding="utf-8"))
         except OSError as e:
             raise ResourceError(f"cannot read the domain definition {path}: "
                                 f"{e.strerror or e}") from None  # fmt: skip
         try:
-            return vm_xml.parse_domain(text, str(self.domain_path))
+            return text, vm_xml.parse_domain(text, str(self.domain_path))
         except vm_xml.DomainXmlError as e:
             raise ResourceError(str(e)) from None
 
+    def _defined_outside(self) -> str:
+        name = self.conn.domain
+        return (f"a domain named {name} is defined on {self.node} outside MirrorPair: remove "
+                f"it there (virsh undefine {name}) or rename the module's domain")
+
     def _checked_definition(self) -> tuple[str, vm_xml.DomainSpec]:
-        spec = self._read_spec()
+        text, spec = self._definition()
         problems = vm_xml.problems(spec, self.directories)
         problems += _backing_chain_problems(spec, self.directories)
         if problems:
@@ -97,7 +105,12 @@ class VmResource:
         if spec.name != self.conn.domain:
             raise ResourceError(f"the domain definition now names {spec.name!r}, the module "
                                 f"runs {self.conn.domain!r}: restart the agent after renaming")
-        return self.domain_path.read_text(encoding="utf-8"), spec
+        return text, spec
+
+    def _node_text(self, text: str) -> str:
+        """"{node}" in the definition is this node's id, as in the config: two nodes on
+        one machine (the demo) need two domain names and two mount paths."""
+        return text.replace("{node}", self.node)
 
     # -- Resource --------------------------------------------------------------------------
     async def start(self) -> ResourceResult:
@@ -119,9 +132,7 @@ class VmResource:
         dom = self.conn.lookup()
         if dom is not None:
             if dom.isPersistent():
-                raise ResourceError(
-                    f"a domain named {spec.name} is defined on {self.node} outside MirrorPair: "
-                    f"remove it there (virsh undefine {spec.name}) or rename the module's domain")
+                raise ResourceError(self._defined_outside())
             if dom.isActive():
                 self._state = "running"
                 return  # it runs here already (started by this agent a moment ago)
@@ -237,9 +248,7 @@ class VmResource:
         if dom is not None and dom.isActive():
             return ResourceResult(True, f"domain {name} runs on {self.node}")
         if dom is not None and dom.isPersistent():
-            return ResourceResult(False, f"a domain named {name} is defined on {self.node} "
-                                  f"outside MirrorPair: {self.node} could not start the "
-                                  f"module's (virsh undefine {name} there)")  # fmt: skip
+            return ResourceResult(False, self._defined_outside())
         spec = self._read_spec(self._in_copy(self.domain_path))
         self._spec = spec
         problems = vm_xml.problems(spec, self.directories)

@@ -24,8 +24,11 @@ def mounts_under(top: Path) -> list[str]:
 
 
 class Demo:
-    def __init__(self, root: Path, env: dict[str, str], *args: str) -> None:
-        cmd = [sys.executable, "-m", "node_agent.cli.main", "demo", "--dir", str(root), *args]
+    def __init__(self, root: Path, env: dict[str, str], *args: str,
+                 prefix: list[str] | None = None) -> None:  # fmt: skip
+        """``prefix``: run it through that (e.g. nsenter into a test libvirtd's mounts)."""
+        cmd = [*(prefix or []), sys.executable, "-m", "node_agent.cli.main", "demo", "--dir",
+               str(root), *args]  # fmt: skip
         self.root = root
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True)  # fmt: skip

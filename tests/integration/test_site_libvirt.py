@@ -12,11 +12,11 @@ import sys
 import libvirt
 import pytest
 
+from node_agent.demo_vm.disk import check_disk
+from node_agent.demo_vm.domain import install_vm
+from node_agent.demo_vm.guest import Guest
 from tests.integration.site import Site
 from tests.vm.console import ConsoleLog
-from tests.vm.disk import check_disk
-from tests.vm.domain import install_vm
-from tests.vm.guest import Guest
 from tests.vm.records import read_records
 
 LAST = r"^LAST (\d+)$"

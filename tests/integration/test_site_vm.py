@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from node_agent.demo_vm.disk import check_disk, create_disk
+from node_agent.demo_vm.domain import VmFiles, install_vm
+from node_agent.demo_vm.guest import Guest
 from tests.integration.site import Site
 from tests.vm.console import ConsoleLog
-from tests.vm.disk import check_disk, create_disk
-from tests.vm.domain import VmFiles, install_vm
-from tests.vm.guest import Guest
 from tests.vm.libvirtd import Libvirtd
 from tests.vm.records import read_records
 

@@ -5,16 +5,17 @@ from the client host; node1's own libvirtd defines the domain."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
 import libvirt
 import pytest
 
+from node_agent.demo_vm.domain import install_vm
+from node_agent.demo_vm.guest import Guest
 from node_agent.resources.vm_xml import parse_domain, problems
 from tests.integration.site import Site
-from tests.vm.domain import install_vm
-from tests.vm.guest import Guest
 
 pytestmark = pytest.mark.root
 
@@ -61,6 +62,13 @@ def test_adopting_an_existing_vm_then_protecting_it(site: Site, guest: Guest) ->
     conn.defineXML(chained)
     refused(site, "chain", target, f"({overlay}) has a backing chain: flatten it first")
 
+    listed = json.loads(site.cli("vm", "list", "--json").stdout)  # what each node knows
+    legacy_vm = next(v for v in listed["node1"] if v["domain"] == "legacy")
+    assert legacy_vm["persistent"] and not legacy_vm.get("module"), legacy_vm
+    assert [d["path"] for d in legacy_vm["disks"]] == [str(vm.disk)]
+    assert {v["domain"] for v in listed["node1"]} == {"legacy", "blk", "chain"}
+    assert listed["node2"] == []
+
     r = adopt(site, "legacy", target)
     assert r.returncode == 0, r.stdout + r.stderr
     moved = {p.name for p in target.iterdir()}
@@ -83,3 +91,6 @@ def test_adopting_an_existing_vm_then_protecting_it(site: Site, guest: Guest) ->
     site.wait_module("node1", "legacy", "PRIM", "READY", timeout=90)
     site.wait_module("node2", "legacy", "SECOND", "READY", timeout=60)
     assert lv["node1"].domain_running("legacy") and not lv["node2"].domain_running("legacy")
+    listed = json.loads(site.cli("vm", "list", "--json").stdout)
+    running = next(v for v in listed["node1"] if v["domain"] == "legacy")
+    assert (running["module"], running.get("persistent", False)) == ("legacy", False), running

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from node_agent.demo_vm.guest import Guest
 from tests.integration.site import Site
 from tests.integration.test_site_vm import NAME, VmSite, logged, make_vm_site
-from tests.vm.guest import Guest
 
 pytestmark = pytest.mark.root
 

@@ -1,8 +1,9 @@
 """The guest's records, read back on the host from its disk image.
 
-Format (written by tests/vm/guest_init.sh): record n fills the 4 KiB slot n (slot 0 unused)
-with 32 identical 128-byte lines ``MPREC <n> <boot> <sha256 hex of "MPREC <n> <boot>">``,
-space-padded, each ending in a newline.
+Format (written by node_agent/demo_vm/guest_init.sh): record n fills the 4 KiB slot n
+(slot 0 unused) with 32 identical 128-byte lines
+``MPREC <n> <boot> <sha256 hex of "MPREC <n> <boot>">``, space-padded, each ending in a
+newline.
 
     scan = read_records(vm.disk)
     assert scan.intact(last_reported) and scan.consistent
@@ -14,7 +15,7 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.vm.disk import disk_bytes
+from node_agent.demo_vm.disk import disk_bytes
 
 SLOT = 4096
 LINE = 128

@@ -8,10 +8,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from node_agent.demo_vm.disk import check_disk
+from node_agent.demo_vm.domain import install_vm, with_cmdline
+from node_agent.demo_vm.guest import Guest
 from tests.vm.console import ConsoleLog
-from tests.vm.disk import check_disk
-from tests.vm.domain import install_vm, with_cmdline
-from tests.vm.guest import Guest
 from tests.vm.libvirtd import Libvirtd
 from tests.vm.records import read_records
 

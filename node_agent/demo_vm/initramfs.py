@@ -1,7 +1,7 @@
 """The test guest's initramfs: a gzipped cpio ("newc") archive written here in Python, so
 that building it needs neither cpio nor root-owned device nodes on the host.
 
-Contents: ``/init`` (tests/vm/guest_init.sh), a static busybox as ``/bin/busybox``, the kernel
+Contents: ``/init`` (guest_init.sh), a static busybox as ``/bin/busybox``, the kernel
 modules the guest needs (and their dependencies, in load order, listed in ``/etc/modules``)
 and ``/dev/console`` (the kernel opens it for init before any devtmpfs is mounted).
 """

@@ -1,9 +1,9 @@
-"""The test guest: Debian's cloud kernel and a busybox initramfs whose init writes numbered,
-durable records to its virtio disk and reports each on the serial console
-(tests/vm/guest_init.sh says what it does and how the command line steers it).
+"""The demo's and the tests' guest: Debian's cloud kernel and a busybox initramfs whose init
+writes numbered, durable records to its virtio disk and reports each on the serial console
+(guest_init.sh says what it does and how the command line steers it).
 
-Built once per machine and cached under :data:`CACHE` (``MIRRORPAIR_TEST_CACHE`` overrides
-``/var/cache/mirrorpair-tests``), keyed by the kernel package's version, busybox-static's
+Built once per machine and cached under :data:`CACHE` (``MIRRORPAIR_GUEST_CACHE`` overrides
+``/var/cache/mirrorpair``), keyed by the kernel package's version, busybox-static's
 version and a hash of the init script and of the builder: a new kernel, a new busybox or an
 edited init gives a new guest, anything else reuses it. The kernel package is fetched with
 ``apt-get download`` and unpacked with ``dpkg-deb -x`` into a scratch directory, never
@@ -12,7 +12,7 @@ installed (installing it would run this host's initramfs hooks).
     guest = build_guest()                      # Guest(kernel=..., initrd=..., key=...)
     guest.cmdline(records=100, delay=0.05)     # "console=ttyS0 ... mp.mode=records ..."
 
-``python -m tests.vm.guest`` builds it (or finds it) and prints the paths.
+``python -m node_agent.demo_vm.guest`` builds it (or finds it) and prints the paths.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.vm.initramfs import GUEST_MODULES, build_initramfs, resolve_modules
+from node_agent.demo_vm.initramfs import GUEST_MODULES, build_initramfs, resolve_modules
 
-CACHE = Path(os.environ.get("MIRRORPAIR_TEST_CACHE", "/var/cache/mirrorpair-tests")) / "guest"
+CACHE = Path(os.environ.get("MIRRORPAIR_GUEST_CACHE", "/var/cache/mirrorpair")) / "guest"
 KERNEL_META = "linux-image-cloud-amd64"
 BUSYBOX = Path("/bin/busybox")
 INIT = Path(__file__).with_name("guest_init.sh")
@@ -57,12 +57,17 @@ class Guest:
         records: int | None = None,
         delay: float | None = None,
         poweroff: float | None = None,
+        mb: int | None = None,
+        syncs: int | None = None,
     ) -> str:
-        """The kernel command line for a mode (``records`` or ``ready``) and its options."""
-        if mode not in ("records", "ready"):
+        """The kernel command line for a mode (``records``, ``ready`` or ``bench``) and its
+        options (guest_init.sh)."""
+        if mode not in ("records", "ready", "bench"):
             raise ValueError(f"unknown guest mode {mode!r}")
         parts = [BASE_CMDLINE, f"mp.mode={mode}"]
-        for name, value in (("records", records), ("delay", delay), ("poweroff", poweroff)):
+        options = (("records", records), ("delay", delay), ("poweroff", poweroff), ("mb", mb),
+                   ("syncs", syncs))  # fmt: skip
+        for name, value in options:
             if value is not None:
                 parts.append(f"mp.{name}={value}")
         return " ".join(parts)

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
-from tests.vm.disk import create_disk
-from tests.vm.guest import Guest
+from node_agent.demo_vm.disk import create_disk
+from node_agent.demo_vm.guest import Guest
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,9 @@
 #   mp.mode=records   (default) print "LAST N" (highest intact record on /dev/vda, 0 if none),
 #                     then write records N+1, N+2, ... and print "REC n" once each is durable
 #   mp.mode=ready     touch no disk: print "READY" and idle
+#   mp.mode=bench     print "UP", then time mp.mb MiB (32) of 1 MiB O_DIRECT writes + fsync
+#                     and mp.syncs (100) 4 KiB O_DIRECT writes each followed by fsync, print
+#                     "BENCH mb=.. seq_s=.. syncs=.. sync_s=.." (benchmarks/vm.py) and idle
 #   mp.records=K      power off after K records written in this boot
 #   mp.delay=S        sleep S seconds (fractions allowed) after each record
 #   mp.poweroff=S     power off S seconds after READY / after LAST
@@ -29,9 +32,11 @@ for m in $(cat /etc/modules); do
     insmod "/lib/modules/$m.ko" || echo "MODERR $m"
 done
 
-mode=records records= delay= poweroff_after=
+mode=records records= delay= poweroff_after= mb=32 syncs=100
 for arg in $(cat /proc/cmdline); do
     case "$arg" in
+        mp.mb=*) mb=${arg#mp.mb=} ;;
+        mp.syncs=*) syncs=${arg#mp.syncs=} ;;
         mp.mode=*) mode=${arg#mp.mode=} ;;
         mp.records=*) records=${arg#mp.records=} ;;
         mp.delay=*) delay=${arg#mp.delay=} ;;
@@ -70,6 +75,27 @@ while [ ! -b /dev/vda ] && [ $i -lt 100 ]; do
     i=$((i + 1))
 done
 [ -b /dev/vda ] || { echo "NODISK"; idle; }
+
+now() {
+    cut -d' ' -f1 /proc/uptime
+}
+
+if [ "$mode" = bench ]; then
+    echo "UP"
+    t0=$(now)
+    dd if=/dev/zero of=/dev/vda bs=1048576 count="$mb" oflag=direct conv=notrunc,fsync 2>/dev/null
+    t1=$(now)
+    i=0
+    while [ $i -lt "$syncs" ]; do
+        dd if=/dev/zero of=/dev/vda bs=4096 count=1 seek=$i oflag=direct conv=notrunc,fsync \
+            2>/dev/null
+        i=$((i + 1))
+    done
+    t2=$(now)
+    echo "BENCH mb=$mb seq_s=$(awk "BEGIN { print $t1 - $t0 }") syncs=$syncs" \
+        "sync_s=$(awk "BEGIN { print $t2 - $t1 }")"
+    idle
+fi
 slots=$(($(cat /sys/block/vda/size) / 8))
 
 # The last intact record of the run that starts at slot 1: the first slot that is not 32 copies
