@@ -57,12 +57,27 @@ class VmResource:
 
     def _domain_name(self) -> str:
         """The domain's <name>, from this node's copy of the definition (the mount is
-        only on the primary), else the module's name."""
-        try:
-            self._spec = self._read_spec(self._in_copy(self.domain_path))
-            return self._spec.name
-        except (ResourceError, OSError):
-            return self.module
+        only on the primary), or from the directory itself before it is first protected,
+        else the module's name (until a definition is read)."""
+        for path in (self._in_copy(self.domain_path), self.domain_path):
+            try:
+                self._spec = self._read_spec(path)
+                return self._spec.name
+            except (ResourceError, OSError):
+                continue
+        return self.module
+
+    def _follow_name(self, spec: vm_xml.DomainSpec) -> None:
+        """The definition names the domain: follow it (it was not readable before, or was
+        renamed), unless the old name still runs here -- that one must be stopped first."""
+        old = self.conn.domain
+        if spec.name == old:
+            return
+        dom = self.conn.lookup()
+        if dom is not None and dom.isActive():
+            raise ResourceError(f"the domain definition now names {spec.name!r}, but {old!r} "
+                                f"still runs on {self.node}: stop it first")  # fmt: skip
+        self.conn.domain = spec.name
 
     def _in_copy(self, path: Path) -> Path:
         """Where this node's copy of a replicated file is (copy/<directory index>/...)."""
@@ -102,9 +117,7 @@ class VmResource:
         if problems:
             raise ResourceError(f"domain {spec.name} cannot run from the replicated copy: "
                                 + "; ".join(problems))  # fmt: skip
-        if spec.name != self.conn.domain:
-            raise ResourceError(f"the domain definition now names {spec.name!r}, the module "
-                                f"runs {self.conn.domain!r}: restart the agent after renaming")
+        self._follow_name(spec)
         return text, spec
 
     def _node_text(self, text: str) -> str:
@@ -251,6 +264,7 @@ class VmResource:
             return ResourceResult(False, self._defined_outside())
         spec = self._read_spec(self._in_copy(self.domain_path))
         self._spec = spec
+        self._follow_name(spec)
         problems = vm_xml.problems(spec, self.directories)
         if problems:
             return ResourceResult(False, f"domain {name} could not start from the replicated "
