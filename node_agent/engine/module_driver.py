@@ -176,6 +176,7 @@ class ModuleDriver:
     async def _start(self) -> None:
         ok, detail = True, ""
         began = time.monotonic()
+        self.last_start_s = 0.0  # the last boot's time is no longer this one's
         try:
             if self.repl is not None:
                 # Mount the replicated directories before the application can use them.

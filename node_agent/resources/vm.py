@@ -140,6 +140,7 @@ class VmResource:
 
     def _start(self) -> None:
         lv = require_libvirt()
+        self._stopping = False
         xml, spec = self._checked_definition()
         self._spec = spec
         dom = self.conn.lookup()
@@ -173,11 +174,11 @@ class VmResource:
         return ResourceResult(True, f"domain {self.conn.domain} {how}")
 
     def _stop(self, force: bool) -> str:
-        self._stopping = True  # its end is asked for: no warning for the events it brings
-        try:
-            return self._stop_domain(force)
-        finally:
-            self._stopping = False
+        # Its end is asked for: no warning for the events it brings. libvirt delivers them
+        # on its own thread, possibly after this returns, so the flag holds until the
+        # next start.
+        self._stopping = True
+        return self._stop_domain(force)
 
     def _stop_domain(self, force: bool) -> str:
         lv = require_libvirt()
