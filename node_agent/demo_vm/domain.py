@@ -33,6 +33,7 @@ class VmFiles:
     xml_path: Path
     memory_mib: int
     io: str
+    guest_agent: bool = False
 
     @property
     def xml(self) -> str:
@@ -50,16 +51,22 @@ def domain_xml(
     disk_format: str = "qcow2",
     memory_mib: int = 128,
     io: str = "native",
+    guest_agent: bool = False,
 ) -> str:
     """A libvirt domain for TCG (``type='qemu'``: this machine's KVM cannot boot it), one
     vCPU, direct kernel boot, no graphics, network or USB. ACPI is on so that libvirt's
     shutdown() presses the power button, which the guest answers by powering off. Any end
-    of the guest (power off, reboot, crash) ends the domain: a transient domain is gone."""
+    of the guest (power off, reboot, crash) ends the domain: a transient domain is gone.
+    ``guest_agent``: the virtio serial channel the QEMU guest agent answers on (the guest
+    starts qemu-ga when it sees it)."""
     if io not in ("native", "threads", "io_uring"):
         raise ValueError(f"io must be native, threads or io_uring, not {io!r}")
 
     def attr(value: object) -> str:
         return quoteattr(str(value))
+
+    channel = ("    <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/>"
+               "</channel>\n") if guest_agent else ""  # fmt: skip
 
     return f"""<domain type='qemu'>
   <name>{escape(name)}</name>
@@ -86,7 +93,7 @@ def domain_xml(
       <source path={attr(console_log)} append='on'/>
       <target port='0'/>
     </serial>
-    <controller type='usb' model='none'/>
+{channel}    <controller type='usb' model='none'/>
     <memballoon model='none'/>
   </devices>
 </domain>
@@ -104,6 +111,7 @@ def install_vm(
     disk_mib: int = 64,
     memory_mib: int = 128,
     io: str = "native",
+    guest_agent: bool = False,
 ) -> VmFiles:
     """Copy the guest's kernel and initrd into ``vm_dir``, create its disk there (if absent)
     and write ``domain.xml`` (default command line: the records mode, unbounded).
@@ -120,9 +128,11 @@ def install_vm(
     xml_path.write_text(domain_xml(
         name, kernel=kernel, initrd=initrd, cmdline=cmdline or guest.cmdline(), disk=disk,
         console_log=console_log, disk_format=disk_format, memory_mib=memory_mib, io=io,
+        guest_agent=guest_agent,
     ))  # fmt: skip
     return VmFiles(
-        name, vm_dir, kernel, initrd, disk, disk_format, console_log, xml_path, memory_mib, io
+        name, vm_dir, kernel, initrd, disk, disk_format, console_log, xml_path, memory_mib, io,
+        guest_agent,
     )
 
 
@@ -132,5 +142,5 @@ def with_cmdline(vm: VmFiles, cmdline: str) -> str:
     return domain_xml(
         vm.name, kernel=vm.kernel, initrd=vm.initrd, cmdline=cmdline, disk=vm.disk,
         console_log=vm.console_log, disk_format=vm.disk_format, memory_mib=vm.memory_mib,
-        io=vm.io,
+        io=vm.io, guest_agent=vm.guest_agent,
     )  # fmt: skip

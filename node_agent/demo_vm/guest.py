@@ -35,6 +35,7 @@ from node_agent.demo_vm.initramfs import GUEST_MODULES, build_initramfs, resolve
 CACHE = Path(os.environ.get("MIRRORPAIR_GUEST_CACHE", "/var/cache/mirrorpair")) / "guest"
 KERNEL_META = "linux-image-cloud-amd64"
 BUSYBOX = Path("/bin/busybox")
+QEMU_GA = Path("/usr/sbin/qemu-ga")  # the guest agent, where qemu-guest-agent is installed
 INIT = Path(__file__).with_name("guest_init.sh")
 _BUILDERS = (Path(__file__), Path(__file__).with_name("initramfs.py"))
 
@@ -117,6 +118,15 @@ def busybox_version() -> str:
     return version
 
 
+def guest_agent_version() -> str:
+    """qemu-guest-agent's version, "none" where it is not installed (the guest then has no
+    agent: a vm module with guest_agent = true cannot use it)."""
+    r = subprocess.run(["dpkg-query", "-W", "-f=${Status} ${Version}", "qemu-guest-agent"],
+                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    status, _, version = r.stdout.rpartition(" ")
+    return version if status.endswith("installed") and QEMU_GA.is_file() else "none"
+
+
 def _builder_hash() -> str:
     h = hashlib.sha256(INIT.read_bytes())
     for path in _BUILDERS:
@@ -147,12 +157,14 @@ def _build(dest: Path, package: str, version: str) -> None:
             raise GuestBuildError(f"{deb.name} holds no /boot/vmlinuz-*")
         release = kernels[0].name.removeprefix("vmlinuz-")
         modules = resolve_modules(root / "lib" / "modules" / release, GUEST_MODULES)
-        initrd = build_initramfs(INIT.read_bytes(), BUSYBOX, modules)
+        programs = [QEMU_GA] if QEMU_GA.is_file() else []
+        initrd = build_initramfs(INIT.read_bytes(), BUSYBOX, modules, programs)
         work = Path(tempfile.mkdtemp(prefix=".build-", dir=dest.parent))
         shutil.copyfile(kernels[0], work / "vmlinuz")
         (work / "initrd.img").write_bytes(initrd)
         info = {"kernel": f"{package}={version}", "release": release,
-                "modules": [m.stem for m in modules], "initrd_bytes": len(initrd)}  # fmt: skip
+                "modules": [m.stem for m in modules], "initrd_bytes": len(initrd),
+                "programs": [p.name for p in programs]}  # fmt: skip
         (work / "info.json").write_text(json.dumps(info, indent=1) + "\n")
         os.replace(work, dest)  # a guest directory is complete or absent
 
@@ -182,7 +194,8 @@ def build_guest() -> Guest:
             if path is None or not path.name.endswith(builder):
                 raise
             return Guest(path / "vmlinuz", path / "initrd.img", path.name)
-        key = f"{version}-bb{busybox_version()}-{builder}".replace(":", "_").replace("+", "_")
+        key = f"{version}-bb{busybox_version()}-ga{guest_agent_version()}-{builder}"
+        key = key.replace(":", "_").replace("+", "_")
         path = CACHE / key
         # One builder per machine at a time (another test session may be building it too).
         with open(CACHE / ".lock", "w") as lock:

@@ -56,6 +56,18 @@ for d in /sys/class/input/event*; do
     (dd if="/dev/input/${d##*/}" bs=64 count=1 >/dev/null 2>&1 && off acpi) &
 done
 
+# The QEMU guest agent, where the domain has its channel (the initramfs holds qemu-ga where
+# the host that built it has qemu-guest-agent installed).
+for p in /sys/class/virtio-ports/vport*; do
+    [ "$(cat "$p/name" 2>/dev/null)" = org.qemu.guest_agent.0 ] || continue
+    if [ -x /bin/qemu-ga ]; then
+        qemu-ga -d -m virtio-serial -p "/dev/${p##*/}" -f /tmp/qemu-ga.pid -t /tmp \
+            && echo "GUEST AGENT"
+    else
+        echo "NO GUEST AGENT"
+    fi
+done
+
 if [ -n "$poweroff_after" ]; then
     (sleep "$poweroff_after" && off timer) &
 fi

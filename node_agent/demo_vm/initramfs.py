@@ -2,8 +2,9 @@
 that building it needs neither cpio nor root-owned device nodes on the host.
 
 Contents: ``/init`` (guest_init.sh), a static busybox as ``/bin/busybox``, the kernel
-modules the guest needs (and their dependencies, in load order, listed in ``/etc/modules``)
-and ``/dev/console`` (the kernel opens it for init before any devtmpfs is mounted).
+modules the guest needs (and their dependencies, in load order, listed in ``/etc/modules``),
+``/dev/console`` (the kernel opens it for init before any devtmpfs is mounted) and, where
+the host has it, the QEMU guest agent with the host's shared libraries it links to.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ from __future__ import annotations
 import gzip
 import io
 import stat
-from collections.abc import Iterable
+import subprocess
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 # What the Debian cloud kernel builds as modules and the guest needs: the virtio disk
-# (virtio_pci finds the device), the ACPI power button and evdev to read its events.
-GUEST_MODULES = ("virtio_pci", "virtio_blk", "button", "evdev")
+# (virtio_pci finds the device), the ACPI power button and evdev to read its events, the
+# virtio serial ports the QEMU guest agent talks through.
+GUEST_MODULES = ("virtio_pci", "virtio_blk", "button", "evdev", "virtio_console")
 
 
 class _Cpio:
@@ -86,14 +89,41 @@ def resolve_modules(tree: Path, wanted: Iterable[str]) -> list[Path]:
     return order
 
 
-def build_initramfs(init: bytes, busybox: Path, modules: list[Path]) -> bytes:
-    """The gzipped archive (the kernel unpacks gzip; a few MB at most)."""
+def shared_libraries(program: Path) -> list[Path]:
+    """The shared libraries (and the loader) the host's ``ldd`` names for ``program``."""
+    out = subprocess.run(["ldd", str(program)], capture_output=True, text=True, check=True,
+                         timeout=30).stdout  # fmt: skip
+    libs = []
+    for line in out.splitlines():
+        # "libx.so.1 => /lib/x86_64-linux-gnu/libx.so.1 (0x...)" or "/lib64/ld-linux... (0x...)"
+        words = line.split()
+        path = words[2] if len(words) > 2 and words[1] == "=>" else words[0] if words else ""
+        if path.startswith("/"):
+            libs.append(Path(path))
+    return libs
+
+
+def build_initramfs(
+    init: bytes, busybox: Path, modules: list[Path], programs: Sequence[Path] = ()
+) -> bytes:
+    """The gzipped archive (the kernel unpacks gzip; a few MB at most). ``programs`` go to
+    /bin with their libraries at the paths the host has them (a dynamic program finds them
+    there)."""
     cpio = _Cpio()
-    for d in ("bin", "dev", "etc", "lib", "lib/modules", "proc", "sys", "tmp"):
+    dirs = ["bin", "dev", "etc", "lib", "lib/modules", "proc", "sys", "tmp"]
+    libs = sorted({lib for prog in programs for lib in shared_libraries(prog)})
+    for lib in libs:
+        parts = lib.parent.relative_to("/").parts
+        dirs += ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    for d in dict.fromkeys(dirs):
         cpio.dir(d)
     cpio.chardev("dev/console", 5, 1)
     cpio.file("init", init, 0o755)
     cpio.file("bin/busybox", busybox.read_bytes(), 0o755)
+    for prog in programs:
+        cpio.file(f"bin/{prog.name}", prog.read_bytes(), 0o755)
+    for lib in libs:
+        cpio.file(str(lib.relative_to("/")), lib.read_bytes(), 0o755)
     for ko in modules:
         cpio.file(f"lib/modules/{ko.stem}.ko", ko.read_bytes())
     cpio.file("etc/modules", "".join(f"{ko.stem}\n" for ko in modules).encode())

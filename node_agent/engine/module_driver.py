@@ -25,7 +25,7 @@ from node_agent.core.machine import ModuleMachine, Policy
 from node_agent.core.states import Readiness, State
 from node_agent.engine.logbook import LogBook
 from node_agent.engine.replication_driver import ReplicationDriver
-from node_agent.resources.checkers import CheckerTracker, make_checker
+from node_agent.resources.checkers import CheckerTracker, counts_as_failure, make_checker
 from node_agent.resources.common import ResourceError
 from node_agent.resources.resource import make_resource
 from node_agent.resources.vip import VirtualIP
@@ -318,7 +318,14 @@ class ModuleDriver:
                 # The resource was started or stopped while the probe ran (a swap, say):
                 # its answer is about a world that is gone, so it must not trip an action.
                 continue
-            verdict = tracker.record(result.ok, time.monotonic(), result.detail)
+            now = time.monotonic()
+            if not result.ok and not counts_as_failure(
+                result, cfg.runs is CheckerWhen.PRIMARY, self._started_at,
+                self.cfg.start_timeout_s, now,
+            ):  # fmt: skip
+                tracker.wait(now, result.detail)  # still starting: asked again later
+                continue
+            verdict = tracker.record(result.ok, now, result.detail)
             self._time_start()
             m = self.machine
             if verdict.trip:

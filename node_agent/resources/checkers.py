@@ -30,6 +30,9 @@ IFF_UP = 0x1
 class CheckResult:
     ok: bool
     detail: str
+    # The application does not answer (yet): what a probe of it gives while it starts,
+    # unlike "its process is gone" (see counts_as_failure).
+    not_up_yet: bool = False
 
 
 class Checker(Protocol):
@@ -75,7 +78,7 @@ class ProcessChecker:
 
     async def check(self) -> CheckResult:
         result = await self._resource.check()
-        return CheckResult(result.ok, result.detail)
+        return CheckResult(result.ok, result.detail, result.not_up_yet)
 
 
 class HostChecker:
@@ -114,12 +117,14 @@ class TcpChecker:
             )
         except TimeoutError:
             return CheckResult(
-                False, f"tcp {host}:{port}: timed out after {format_seconds(self.cfg.timeout_s)}"
+                False,
+                f"tcp {host}:{port}: timed out after {format_seconds(self.cfg.timeout_s)}",
+                not_up_yet=True,
             )
         except OSError as exc:
             # asyncio's strerror is "Connect call failed (...)"; the errno says why.
             reason = os.strerror(exc.errno) if exc.errno else str(exc)
-            return CheckResult(False, f"tcp {host}:{port}: {reason}")
+            return CheckResult(False, f"tcp {host}:{port}: {reason}", not_up_yet=True)
         writer.close()
         with contextlib.suppress(OSError):
             await writer.wait_closed()
@@ -204,13 +209,15 @@ class CommandChecker:
         )
         if outcome.error:
             return CheckResult(False, outcome.error)
+        # A probe command that fails or hangs may be asking an application still starting.
         if outcome.timed_out:
-            return CheckResult(False, f"timed out after {format_seconds(self.cfg.timeout_s)}")
+            return CheckResult(False, f"timed out after {format_seconds(self.cfg.timeout_s)}",
+                               not_up_yet=True)  # fmt: skip
         if outcome.returncode == 0:
             return CheckResult(True, "exit status 0")
         last = outcome.output.strip().splitlines()[-1:]
         suffix = f": {last[0]}" if last else ""
-        return CheckResult(False, f"exit status {outcome.returncode}{suffix}")
+        return CheckResult(False, f"exit status {outcome.returncode}{suffix}", not_up_yet=True)
 
 
 # -- pure bookkeeping ---------------------------------------------------------
@@ -225,6 +232,20 @@ class CheckerVerdict:
     cleared: bool  # this result is ok after the checker was failing (e.g. leave WAIT)
     action: CheckerAction
     detail: str
+
+
+def counts_as_failure(
+    result: CheckResult, runs_where_primary: bool, started_at: float | None,
+    start_timeout_s: float, now: float,
+) -> bool:
+    """Whether a result counts against the module. A probe of the application that does
+    not answer while its start is still waited for (up to start_timeout_s after it, until
+    every probe passed once) does not: a VM's guest boots, a service opens its port. A
+    probe that says the application died counts at once, and so does any probe after the
+    start's time is up."""
+    if result.ok or not result.not_up_yet or not runs_where_primary:
+        return not result.ok
+    return started_at is None or now - started_at >= start_timeout_s
 
 
 class CheckerTracker:
@@ -263,6 +284,12 @@ class CheckerTracker:
             action=self.cfg.action,
             detail=detail,
         )
+
+    def wait(self, now: float, detail: str) -> None:
+        """A probe of an application still starting did not answer: not a failure, asked
+        again after the interval (see counts_as_failure)."""
+        self.last_detail = f"starting: {detail}"
+        self.next_due = now + max(0.0, self.cfg.interval_s)
 
     def reset(self) -> None:
         """Forget the failure run, e.g. after a restart, so the restarted module

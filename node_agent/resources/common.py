@@ -36,6 +36,9 @@ class ResourceResult:
     detail: str
     output: str = ""
     returncode: int | None = None
+    # A failed check that a resource still coming up gives (a guest whose agent does not
+    # answer yet), not one that says it died: no failure while its start is waited for.
+    not_up_yet: bool = False
 
 
 @dataclass(frozen=True)

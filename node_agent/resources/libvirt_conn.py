@@ -92,10 +92,12 @@ class LibvirtConnection:
     opened again after libvirtd restarted; lifecycle events of ``domain`` go to
     ``on_event(description)`` (in libvirt's event thread)."""
 
-    def __init__(self, uri: str, domain: str, on_event: Callable[[int, int], None]) -> None:
+    def __init__(self, uri: str, domain: str, on_event: Callable[[int, int], None],
+                 on_agent: Callable[[bool], None] | None = None) -> None:  # fmt: skip
         self.uri = uri
         self.domain = domain
         self._on_event = on_event
+        self._on_agent = on_agent  # the guest agent connected (True) or went away
         self._conn: Any = None
         self._lock = threading.Lock()
 
@@ -119,12 +121,20 @@ class LibvirtConnection:
                 conn.setKeepAlive(5, 3)  # a dead libvirtd is noticed, the next call reopens
             conn.domainEventRegisterAny(None, lv.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._event,
                                         None)  # fmt: skip
+            if self._on_agent is not None:
+                conn.domainEventRegisterAny(None, lv.VIR_DOMAIN_EVENT_ID_AGENT_LIFECYCLE,
+                                            self._agent_event, None)  # fmt: skip
             self._conn = conn
             return conn
 
     def _event(self, _conn: Any, dom: Any, event: int, detail: int, _opaque: Any) -> None:
         if dom.name() == self.domain:
             self._on_event(event, detail)
+
+    def _agent_event(self, _conn: Any, dom: Any, state: int, _reason: int, _opaque: Any) -> None:
+        lv = require_libvirt()
+        if dom.name() == self.domain and self._on_agent is not None:
+            self._on_agent(state == lv.VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_STATE_CONNECTED)
 
     def lookup(self) -> Any | None:
         """The domain if this node's libvirt has it (running, or defined), else None."""

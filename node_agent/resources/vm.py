@@ -52,8 +52,10 @@ class VmResource:
         self._state = ""
         self._last_event = ""
         self._stopping = False
+        self._agent_up = False
         uri = cfg.vm.uri.replace("{node}", node)
-        self.conn = LibvirtConnection(uri, self._domain_name(), self._event)
+        self.conn = LibvirtConnection(uri, self._domain_name(), self._event,
+                                      self._agent_event if self.guest_agent else None)
 
     def _domain_name(self) -> str:
         """The domain's <name>, from this node's copy of the definition (the mount is
@@ -247,7 +249,8 @@ class VmResource:
                                               GUEST_AGENT_TIMEOUT_S, 0)  # fmt: skip
             except lv.libvirtError as e:
                 return ResourceResult(False, f"the guest agent of {self.conn.domain} does not "
-                                      f"answer: {e.get_error_message()}")  # fmt: skip
+                                      f"answer: {e.get_error_message()}",
+                                      not_up_yet=True)  # fmt: skip
         return ResourceResult(True, f"domain {self.conn.domain} is running")
 
     async def can_run(self) -> ResourceResult:
@@ -307,6 +310,16 @@ class VmResource:
         if ended and not self._stopping:
             self._last_event = what
             self._log("warning", f"domain {self.conn.domain} {what}")
+        if self._on_event is not None:
+            self._on_event()
+
+
+    def _agent_event(self, connected: bool) -> None:
+        """libvirt's event thread: the guest agent came up (the guest booted) or went away;
+        the driver checks now rather than at its next interval."""
+        was, self._agent_up = self._agent_up, connected
+        if was and not connected and not self._stopping:  # (libvirt says so at each start)
+            self._log("warning", f"the guest agent of {self.conn.domain} disconnected")
         if self._on_event is not None:
             self._on_event()
 

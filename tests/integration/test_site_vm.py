@@ -28,7 +28,7 @@ NAME = "rec"
 LAST = r"^LAST (\d+)$"
 
 
-def vm_module(directory: Path, maxloop: int = 1) -> str:
+def vm_module(directory: Path, maxloop: int = 1, guest_agent: bool = False) -> str:
     return f"""
 [[module]]
 name = "{NAME}"
@@ -40,6 +40,7 @@ start_timeout_s = 60
 stop_timeout_s = 30
 maxloop = {maxloop}
 loop_interval_s = 600
+guest_agent = {str(guest_agent).lower()}
 """
 
 
@@ -58,12 +59,14 @@ class VmSite:
 
 
 def make_vm_site(site: Site, guest: Guest, cmdline: str | None = None, maxloop: int = 1,
-                 libvirt_on: tuple[str, ...] = ("node1", "node2")) -> VmSite:  # fmt: skip
+                 libvirt_on: tuple[str, ...] = ("node1", "node2"),
+                 guest_agent: bool = False) -> VmSite:  # fmt: skip
     lv = {node: site.start_libvirtd(node) for node in libvirt_on}
     vm = install_vm(site.base / "srv" / "vms" / NAME, guest, name=NAME, cmdline=cmdline,
-                    console_log=site.base / "console" / f"{NAME}.log")  # fmt: skip
+                    console_log=site.base / "console" / f"{NAME}.log",
+                    guest_agent=guest_agent)  # fmt: skip
     with open(site.config, "a") as fh:
-        fh.write(vm_module(vm.dir, maxloop))
+        fh.write(vm_module(vm.dir, maxloop, guest_agent))
     return VmSite(site, vm, ConsoleLog(vm.console_log), lv)
 
 
@@ -164,4 +167,50 @@ def test_the_vm_checker_restarts_a_guest_that_died_then_fails_over(
     site.wait_module("node2", NAME, "PRIM", timeout=120)
     site.wait_for(lambda: s.running("node2"), "the guest running on node2", 60)
     assert logged(site, "node1", "domain rec shut down from inside the guest")
+    assert logged(site, "node1", "maxloop (1) reached")
+
+
+def kill_guest_agent(lv: Libvirtd) -> None:
+    """qemu-ga dies inside the guest (through itself: guest-exec), the guest runs on."""
+    cmd = '{"execute": "guest-exec", "arguments": {"path": "/bin/busybox", ' \
+          '"arg": ["killall", "-9", "qemu-ga"]}}'  # fmt: skip
+    r = lv.virsh("qemu-agent-command", NAME, cmd)
+    assert r.returncode == 0 and '"pid"' in r.stdout, r.stdout + r.stderr
+
+
+def test_with_guest_agent_the_vm_is_ready_once_its_agent_answers_and_restarted_when_it_stops(
+    site: Site, guest: Guest
+) -> None:
+    """guest_agent = true: the module is Ready only once the QEMU guest agent answers (its
+    start time is then the guest's boot); an agent that stops answering in a running guest
+    gets the guest restarted in place, the second time (past maxloop) the module fails over
+    and is Ready on node2 once the agent answers there."""
+    s = make_vm_site(site, guest, guest.cmdline("ready"), maxloop=1, guest_agent=True)
+    site.start()
+    site.wait_module("node1", NAME, "PRIM", "READY", timeout=90)
+    site.wait_module("node2", NAME, "SECOND", "READY", timeout=60)
+    s.log.wait_for(r"^GUEST AGENT$")
+    ping = '{"execute": "guest-ping"}'
+    site.wait_for(lambda: s.lv["node1"].virsh("qemu-agent-command", NAME, ping).returncode == 0,
+                  "the guest agent answering libvirt", 30)  # fmt: skip
+    # The start is timed up to the agent's first answer: the guest's boot.
+    timed = lambda: float((site.module_named("node1", NAME) or {}).get("last_start_s", 0)) > 0  # noqa: E731
+    site.wait_for(timed, "the start timed", 30)
+    assert logged(site, "node1", "vm up and answering its checks")
+
+    first = s.lv["node1"].qemu_pids()[NAME]
+    kill_guest_agent(s.lv["node1"])
+    site.wait_for(lambda: logged(site, "node1", "the guest agent of rec does not answer"),
+                  "the unanswered guest agent in the log", 30)  # fmt: skip
+    site.wait_for(lambda: logged(site, "node1", "local restart 1/1"), "a local restart", 30)
+    site.wait_for(lambda: s.running("node1") and s.lv["node1"].qemu_pids().get(NAME) != first,
+                  "the guest restarted on node1", 60)  # fmt: skip
+    site.wait_module("node1", NAME, "PRIM", "READY", timeout=60)
+    assert logged(site, "node1", "shut down cleanly")  # the guest itself was fine
+    assert logged(site, "node1", "the guest agent of rec disconnected")  # libvirt's event
+
+    site.wait_for(timed, "the restart timed up to the guest agent's first answer", 30)
+    kill_guest_agent(s.lv["node1"])  # again: past maxloop, node2 takes over
+    site.wait_module("node2", NAME, "PRIM", "READY", timeout=120)
+    assert s.running("node2") and not s.running("node1")
     assert logged(site, "node1", "maxloop (1) reached")

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import math
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from node_agent.config.model import CheckerAction, CheckerConfig, CheckerKind
-from node_agent.resources.checkers import CheckerTracker, CheckerVerdict
+from node_agent.resources.checkers import (
+    CheckerTracker,
+    CheckerVerdict,
+    CheckResult,
+    counts_as_failure,
+)
 
 
 def cfg(failures: int = 3, interval_s: float = 5.0, action=CheckerAction.RESTART):
@@ -118,3 +124,25 @@ def test_due_exactly_interval_after_last_record(interval: float, times: list[flo
         assert t.due(now + interval)
         if interval > 0 and not math.isclose(now, now + interval):
             assert not t.due(now)
+
+
+# -- counts_as_failure: an application still starting ---------------------------------
+NOT_YET = CheckResult(False, "tcp 127.0.0.1:80: Connection refused", not_up_yet=True)
+DEAD = CheckResult(False, "domain rec is not running: crashed")
+
+
+@pytest.mark.parametrize(
+    ("result", "primary", "started_at", "now", "counts"),
+    [
+        (CheckResult(True, "ok"), True, 0.0, 1.0, False),  # a pass never counts
+        (NOT_YET, True, 100.0, 159.9, False),  # within start_timeout_s (60) of the start
+        (NOT_YET, True, 100.0, 160.0, True),  # the start's time is up
+        (NOT_YET, True, None, 5.0, True),  # no start waited for: it answered once already
+        (NOT_YET, False, 100.0, 101.0, True),  # a probe of the host, not of the application
+        (DEAD, True, 100.0, 101.0, True),  # it died while starting: at once
+    ],
+)
+def test_a_probe_of_an_application_still_starting_does_not_count_until_its_time_is_up(
+    result: CheckResult, primary: bool, started_at: float | None, now: float, counts: bool
+) -> None:
+    assert counts_as_failure(result, primary, started_at, 60.0, now) is counts
