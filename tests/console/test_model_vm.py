@@ -171,7 +171,8 @@ def test_an_app_move_says_stop_and_start() -> None:
     started.resource_running, started.last_start_s = True, 0.4
     feed(m, "node2", started, 2.0)
     s = move_step(m, "web", "node1", "node2", 1.0, s.memory, 3.0)
-    assert s.step is Step.DONE and s.text == "web now runs on node2 (took 2s: stop 0.2s, start 0.4s)"
+    assert s.step is Step.DONE
+    assert s.text == "web now runs on node2 (took 2s: stop 0.2s, start 0.4s)"
 
 
 def test_a_move_whose_boot_goes_on_is_not_called_failed_early() -> None:
