@@ -123,7 +123,12 @@ class OperationTracker:
                     memory=s.memory,
                 )
             else:
-                reason = there.reason if there is not None and there.reason else op.message
+                # No step reported: the reason of the node acting now (the source until
+                # the target is primary: "handing over to the peer"), not a bystander's.
+                acting = there if there is not None and there.primary else None
+                if acting is None and view is not None:
+                    acting = view.nodes.get(op.node)
+                reason = acting.reason if acting is not None and acting.reason else op.message
                 detail = s.text or reason
                 if detail == op.message and s.memory == op.memory:
                     continue
