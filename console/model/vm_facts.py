@@ -74,14 +74,25 @@ class VmFacts:
 
     @property
     def disks_text(self) -> str:
-        return " · ".join(d.text for d in self.disks) if self.disks else "no disk"
+        return " · ".join(d.text for d in self.disks) if self.disks else "none"
+
+    @property
+    def disks_label(self) -> str:
+        """ "disk vda 64 MiB" or "disks vda 64 MiB · vdb 1.5 GiB" (image file sizes)."""
+        return ("disk " if len(self.disks) == 1 else "disks ") + self.disks_text
+
+    @property
+    def boot_time(self) -> str:
+        """ "booting…" while it starts, "5.1s" once measured, else ""."""
+        if self.booting:
+            return "booting…"
+        return format_seconds(self.last_boot_s) if self.last_boot_s > 0 else ""
 
     @property
     def boot_text(self) -> str:
         """ "booting…" while it starts, "last boot 5.1s" once measured, else ""."""
-        if self.booting:
-            return "booting…"
-        return f"last boot {format_seconds(self.last_boot_s)}" if self.last_boot_s > 0 else ""
+        t = self.boot_time
+        return t if not t or self.booting else f"last boot {t}"
 
 
 def _runs_it(m: pb.ModuleStatus) -> bool:

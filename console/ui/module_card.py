@@ -164,9 +164,10 @@ class ModuleCard(QFrame):
             return
         self.vm_label.setText(f"VM {facts.state_text} · {facts.size_text}")
         boot = f" · {facts.boot_text}" if facts.boot_text else ""
-        self.vm_disks.setText(f"disks {facts.disks_text}{boot}")
+        self.vm_disks.setText(f"{facts.disks_label}{boot}")
         self.vm_label.setToolTip(f"domain {facts.domain}, as {facts.node_id} reports it")
-        self.vm_disks.setToolTip("\n".join(f"{d.text}: {d.path}" for d in facts.disks))
+        self.vm_disks.setToolTip("image file sizes\n" + "\n".join(
+            f"{d.text}: {d.path}" for d in facts.disks))  # fmt: skip
         self.vm_label.show()
         self.vm_disks.show()
 

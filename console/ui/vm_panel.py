@@ -21,7 +21,7 @@ from console.ui.table_base import Index, RowsTableModel
 
 
 class VmDiskTableModel(RowsTableModel[VmDiskFacts]):
-    HEADERS = ("Disk", "Size", "Image")
+    HEADERS = ("Disk", "Image size", "Image")
 
     def set_disks(self, disks: tuple[VmDiskFacts, ...]) -> None:
         if list(disks) != self._rows:
@@ -59,6 +59,7 @@ class VmPanel(QWidget):
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
         table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # an image's name is at its end
+        table.setWordWrap(False)  # else Qt cuts a long path at its end
         layout.addWidget(table, 1)
 
     def show_facts(self, facts: VmFacts | None) -> None:
@@ -71,5 +72,5 @@ class VmPanel(QWidget):
         self.fields["Domain"].setText(facts.domain or "(definition not read yet)")
         self.fields["Guest"].setText(facts.state_text)
         self.fields["Size"].setText(facts.size_text)
-        self.fields["Last boot"].setText(facts.boot_text or "not measured yet")
+        self.fields["Last boot"].setText(facts.boot_time or "not measured yet")
         self.disks.set_disks(facts.disks)

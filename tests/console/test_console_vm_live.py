@@ -51,10 +51,12 @@ def test_vm_card_and_the_steps_of_a_vm_move(
             vcpus = f"{real.vm.vcpus} vCPU" + ("" if real.vm.vcpus == 1 else "s")
             wait_for(qtbot, lambda: card.vm_text() == (
                 f"VM running on node1 · {vcpus} · {format_size(real.vm.memory_bytes)}\n"
-                f"disks {disk.target} {format_size(disk.size_bytes)} · last boot "
+                f"disk {disk.target} {format_size(disk.size_bytes)} · last boot "
                 f"{format_seconds(real.last_start_s)}"), 10, f"card: {card.vm_text()}")  # fmt: skip
             view.select(VM)
             assert w.detail.vm.fields["Guest"].text() == "running on node1"
+            assert w.detail.vm.fields["Last boot"].text() == format_seconds(real.last_start_s)
+            assert w.detail.vm.disks.rowCount() == len(real.vm.disks)
 
             lines: list[str] = []
 

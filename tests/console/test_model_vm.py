@@ -66,7 +66,7 @@ def test_the_card_shows_the_guest_as_the_node_running_it_reports_it() -> None:
     assert facts is not None and facts.node_id == "node1"
     assert facts.state_text == "running on node1"
     assert facts.size_text == "2 vCPUs · 256 MiB"
-    assert facts.disks_text == "vda 64 MiB · vdb 1.5 GiB"
+    assert facts.disks_label == "disks vda 64 MiB · vdb 1.5 GiB"
     assert facts.boot_text == "last boot 4.2s"
     # A guest paused on an I/O error is said so, as libvirt told the node.
     m = pair(vm(guest="paused on an I/O error"), vm("SECOND", guest="", running=False))

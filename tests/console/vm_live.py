@@ -53,8 +53,11 @@ class VmCluster(LocalCluster):
     """LocalCluster with the VM module only (see the module docstring). Heartbeats are
     slower than LocalCluster's: QEMU's emulation shares the machine's cores."""
 
-    def __init__(self, root: Path, libvirtd: Libvirtd, name: str = "demo") -> None:
-        super().__init__(root, modules=(), pulse_ms=250, timeout_ms=3000, ready_timeout_s=60)
+    def __init__(
+        self, root: Path, libvirtd: Libvirtd, name: str = "demo", apps: tuple[str, ...] = ()
+    ) -> None:
+        """``apps``: sample app modules beside the VM (the screenshot's)."""
+        super().__init__(root, modules=apps, pulse_ms=250, timeout_ms=3000, ready_timeout_s=60)
         self.libvirtd, self.name = libvirtd, name
         self.console_log = Path()
 
@@ -64,7 +67,7 @@ class VmCluster(LocalCluster):
         self.console_log = Path(log)
         section += guest_checker(self.console_log)
         demo = build_demo_cluster(
-            self.root, modules=(), extra_toml=section, name=self.name,
+            self.root, modules=self._build["modules"], extra_toml=section, name=self.name,
             pulse_ms=self._build["pulse_ms"], timeout_ms=self._build["timeout_ms"],
             replication_ports=True,
         )  # fmt: skip
