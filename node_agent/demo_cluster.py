@@ -139,13 +139,16 @@ def build_demo_cluster(
     extra_toml: str = "",
     name: str = "demo",
     replicated: Sequence[str] = (),
+    replication_ports: bool = False,
 ) -> DemoCluster:
     """Write a demo cluster into ``root`` (created if missing) and return where things are.
 
     ``modules`` names sample app modules (each its own web port, preferred node
     alternating node1/node2 from the first); those also in ``replicated`` record into
     a replicated directory <root>/mounts/{node}/NAME (their agents need FUSE).
-    ``extra_toml`` is appended verbatim (more [[module]] tables, a [witness]...).
+    ``extra_toml`` is appended verbatim (more [[module]] tables, a [witness]...);
+    ``replication_ports``: give each node a free replication port even when no sample
+    module replicates (a module of ``extra_toml`` does: the default port may be taken).
     The config is validated before returning.
     """
     unknown = set(replicated) - set(modules)
@@ -165,7 +168,11 @@ def build_demo_cluster(
     api = {n: f"{API_HOSTS[n]}:{p}" for n, p in zip(NODE_IDS, api_ports, strict=True)}
     # Replication receivers on free ports of their own (the default, 7702, may be taken
     # by another demo or test cluster on this machine).
-    repl = dict(zip(NODE_IDS, free_ports(2), strict=True)) if replicated else {}
+    repl = (
+        dict(zip(NODE_IDS, free_ports(2), strict=True))
+        if replicated or replication_ports
+        else {}
+    )
     directories = {m: str(root / "mounts" / "{node}" / m) for m in replicated}
     data_dirs = {n: root / n for n in NODE_IDS}
     for d in data_dirs.values():

@@ -175,7 +175,7 @@ class AdoptVmReply(_message.Message):
     def __init__(self, moves: _Optional[_Iterable[str]] = ..., config: _Optional[str] = ..., done: bool = ...) -> None: ...
 
 class ModuleStatus(_message.Message):
-    __slots__ = ("name", "kind", "state", "readiness", "uptodate", "degraded", "split_brain", "reason", "last_rule", "generations", "synctime", "vip", "vip_held", "resource_running", "checkers", "resync", "preferred_node", "state_since", "peer_state", "peer_readiness", "vm", "last_start_s", "resource_state")
+    __slots__ = ("name", "kind", "state", "readiness", "uptodate", "degraded", "split_brain", "reason", "last_rule", "generations", "synctime", "vip", "vip_held", "resource_running", "checkers", "resync", "preferred_node", "state_since", "peer_state", "peer_readiness", "vm", "last_start_s", "resource_state", "activity", "activity_since", "last_stop_s")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -199,6 +199,9 @@ class ModuleStatus(_message.Message):
     VM_FIELD_NUMBER: _ClassVar[int]
     LAST_START_S_FIELD_NUMBER: _ClassVar[int]
     RESOURCE_STATE_FIELD_NUMBER: _ClassVar[int]
+    ACTIVITY_FIELD_NUMBER: _ClassVar[int]
+    ACTIVITY_SINCE_FIELD_NUMBER: _ClassVar[int]
+    LAST_STOP_S_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: str
     state: ModuleState
@@ -222,7 +225,10 @@ class ModuleStatus(_message.Message):
     vm: VmInfo
     last_start_s: float
     resource_state: str
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[_Union[ModuleState, str]] = ..., readiness: _Optional[_Union[Readiness, str]] = ..., uptodate: bool = ..., degraded: bool = ..., split_brain: bool = ..., reason: _Optional[str] = ..., last_rule: _Optional[str] = ..., generations: _Optional[_Iterable[str]] = ..., synctime: _Optional[float] = ..., vip: _Optional[str] = ..., vip_held: bool = ..., resource_running: bool = ..., checkers: _Optional[_Iterable[_Union[CheckerStatus, _Mapping]]] = ..., resync: _Optional[_Union[ResyncProgress, _Mapping]] = ..., preferred_node: _Optional[str] = ..., state_since: _Optional[float] = ..., peer_state: _Optional[_Union[ModuleState, str]] = ..., peer_readiness: _Optional[_Union[Readiness, str]] = ..., vm: _Optional[_Union[VmInfo, _Mapping]] = ..., last_start_s: _Optional[float] = ..., resource_state: _Optional[str] = ...) -> None: ...
+    activity: str
+    activity_since: float
+    last_stop_s: float
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[_Union[ModuleState, str]] = ..., readiness: _Optional[_Union[Readiness, str]] = ..., uptodate: bool = ..., degraded: bool = ..., split_brain: bool = ..., reason: _Optional[str] = ..., last_rule: _Optional[str] = ..., generations: _Optional[_Iterable[str]] = ..., synctime: _Optional[float] = ..., vip: _Optional[str] = ..., vip_held: bool = ..., resource_running: bool = ..., checkers: _Optional[_Iterable[_Union[CheckerStatus, _Mapping]]] = ..., resync: _Optional[_Union[ResyncProgress, _Mapping]] = ..., preferred_node: _Optional[str] = ..., state_since: _Optional[float] = ..., peer_state: _Optional[_Union[ModuleState, str]] = ..., peer_readiness: _Optional[_Union[Readiness, str]] = ..., vm: _Optional[_Union[VmInfo, _Mapping]] = ..., last_start_s: _Optional[float] = ..., resource_state: _Optional[str] = ..., activity: _Optional[str] = ..., activity_since: _Optional[float] = ..., last_stop_s: _Optional[float] = ...) -> None: ...
 
 class NodeStatus(_message.Message):
     __slots__ = ("cluster_name", "node_id", "peer_id", "api_address", "peer_api_address", "peer_alive", "witness_configured", "witness_reachable", "links", "modules", "version", "time", "heartbeats_rejected")

@@ -1,7 +1,9 @@
 """Commands the console sent and how they end, for the progress/result line on a card.
 
 A migrate or swap is "done" only when the model sees the module primary and Ready on
-the target node, not when the agent accepts the command (acceptance only starts it).
+the target node, and started there (a VM: booted, its checks passed), not when the
+agent accepts the command (acceptance only starts it). Meanwhile the line names the
+current step (console/model/move_progress.py).
 """
 
 from __future__ import annotations
@@ -10,11 +12,15 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from console.model.cluster import ClusterModel
+from console.model.move_progress import MoveMemory, Step, move_step
 from console.model.states import format_duration
 from protos import mirrorpair_pb2 as pb
 
 MOVE_COMMANDS = frozenset({pb.COMMAND_MIGRATE, pb.COMMAND_SWAP})
-MOVE_TIMEOUT_S = 120.0  # a VM's clean shutdown + start can take a while
+MOVE_TIMEOUT_S = 120.0  # with no step reported under way
+# While an agent reports a stop, start or boot under way (a VM's shutdown waits up to its
+# stop_timeout_s, then it boots), the move is given longer before it is called failed.
+MOVE_ACTIVE_TIMEOUT_S = 600.0
 SHOW_FINISHED_S = 15.0  # how long a result stays on the card
 KEEP_FINISHED_S = 3600.0
 
@@ -41,6 +47,7 @@ class Operation:
     message: str
     started: float
     finished: float = 0.0
+    memory: MoveMemory = MoveMemory()  # what a move saw of its steps so far
 
     @property
     def active(self) -> bool:
@@ -100,33 +107,32 @@ class OperationTracker:
                 continue
             view = model.module(op.module)
             there = view.nodes.get(op.target) if view is not None else None
-            if (
-                view is not None
-                and there is not None
-                and view.primary == op.target
-                and there.readiness == "Ready"
-            ):
-                took = format_duration(now - op.started)
-                new = replace(
-                    op,
-                    phase=Phase.DONE,
-                    finished=now,
-                    message=f"{op.module} now runs on {op.target} (took {took})",
-                )
-            elif now - op.started > MOVE_TIMEOUT_S:
+            s = move_step(model, op.module, op.node, op.target, op.started, op.memory, now)
+            limit = MOVE_ACTIVE_TIMEOUT_S if s.active else MOVE_TIMEOUT_S
+            if s.step is Step.DONE:
+                new = replace(op, phase=Phase.DONE, finished=now, message=s.text, memory=s.memory)
+            elif now - op.started > limit:
                 state = there.text if there is not None else "unknown"
+                step = f"; {s.text}" if s.text else ""
                 new = replace(
                     op,
                     phase=Phase.FAILED,
                     finished=now,
-                    message=f"not finished after {format_duration(MOVE_TIMEOUT_S)}: "
-                    f"{op.target} is {state}",
+                    message=f"not finished after {format_duration(now - op.started)}: "
+                    f"{op.target} is {state}{step}",
+                    memory=s.memory,
                 )
             else:
-                detail = there.reason if there is not None and there.reason else op.message
-                if detail == op.message:
+                # No step reported: the reason of the node acting now (the source until
+                # the target is primary: "handing over to the peer"), not a bystander's.
+                acting = there if there is not None and there.primary else None
+                if acting is None and view is not None:
+                    acting = view.nodes.get(op.node)
+                reason = acting.reason if acting is not None and acting.reason else op.message
+                detail = s.text or reason
+                if detail == op.message and s.memory == op.memory:
                     continue
-                new = replace(op, message=detail)
+                new = replace(op, message=detail, memory=s.memory)
             self._ops[op.op_id] = new
             changed.append(new)
         return changed

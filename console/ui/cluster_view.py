@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 from console.model.cluster import NODE_IDS
 from console.model.migration import MigrationPlan, plan_migration
 from console.model.operations import Operation
+from console.model.vm_facts import vm_facts
 from console.ui.flows import CommandFlows
 from console.ui.mime import ModuleDrag
 from console.ui.module_card import ModuleCard
@@ -107,6 +108,7 @@ class ClusterView(QWidget):
                 card.set_selected(False)
                 card.show_operation(self.session.ops.latest(view.name, time.time()))
             card.show_view(view)
+            card.show_vm(vm_facts(model, view.name) if view.kind == "vm" else None)
             self.columns[view.home].place(card, order[view.home])
             order[view.home] += 1
         self.table_model.set_views(views)

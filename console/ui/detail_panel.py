@@ -1,5 +1,6 @@
-"""Module detail: state timeline, logs (filter by level and text), checkers, and the
-resync progress graph — for the module selected in the cluster view."""
+"""Module detail: state timeline, logs (filter by level and text), checkers, the
+resync progress graph and (a vm module) its guest — for the module selected in the
+cluster view."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from PySide6.QtWidgets import (
 
 from console.model.cluster import NODE_IDS
 from console.model.history import LogRecord
+from console.model.vm_facts import vm_facts
 from console.ui.item_models import (
     CheckerTableModel,
     LogFilterProxy,
@@ -29,6 +31,7 @@ from console.ui.item_models import (
 from console.ui.resync_graph import ResyncGraph
 from console.ui.session import ClusterSession
 from console.ui.timeline_strip import TimelineStrip
+from console.ui.vm_panel import VmPanel
 
 
 def _table(model: object) -> QTableView:
@@ -113,6 +116,11 @@ class ModuleDetail(QWidget):
         self.graph = ResyncGraph()
         self.tabs.addTab(self.graph, "Resync")
 
+        # VM (vm modules only)
+        self.vm = VmPanel()
+        self._vm_tab = self.tabs.addTab(self.vm, "VM")
+        self.tabs.setTabVisible(self._vm_tab, False)
+
     # ----- wiring -------------------------------------------------------------------------
     def set_session(self, session: ClusterSession | None) -> None:
         if session is self.session:
@@ -155,12 +163,17 @@ class ModuleDetail(QWidget):
             self.title.setText("Select a module")
             self.subtitle.setText("")
             self.checkers.set_checkers([])
+            self.tabs.setTabVisible(self._vm_tab, False)
             return
         self.title.setText(f"{view.name}  ·  {s.name if s else ''}")
         parts = [f"{n}: {view.nodes[n].text}" for n in NODE_IDS]
         reason = next((view.nodes[n].reason for n in NODE_IDS if view.nodes[n].reason), "")
         self.subtitle.setText("   ".join(parts) + (f"\n{reason}" if reason else ""))
         self.checkers.set_checkers([c for n in NODE_IDS for c in view.nodes[n].checkers])
+        is_vm = view.kind == "vm"
+        self.tabs.setTabVisible(self._vm_tab, is_vm)
+        if is_vm:
+            self.vm.show_facts(vm_facts(s.model, view.name))
         self.strip.set_down_since({n: s.model.node(n).down_since for n in NODE_IDS})
 
     def _logs_added(self, records: list[LogRecord], appended: bool) -> None:

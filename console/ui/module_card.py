@@ -1,5 +1,6 @@
-"""A module's card: its name, kind and VIP, its state pill and badges on each node,
-and the progress/result of the last command. Dragging it starts a migration."""
+"""A module's card: its name, kind and VIP, its state pill and badges on each node, a
+vm module's guest (state, size, disks, last boot), and the progress/result of the last
+command. Dragging it starts a migration."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from PySide6.QtWidgets import (
 from console.model.cluster import NODE_IDS
 from console.model.operations import Operation, Phase
 from console.model.views import ModuleView, NodeModuleView
+from console.model.vm_facts import VmFacts
 from console.ui.flow_layout import FlowLayout
 from console.ui.mime import ModuleDrag, encode
 from console.ui.theme import set_role
@@ -122,6 +124,13 @@ class ModuleCard(QFrame):
         outer.addLayout(top)
 
         self.rows = {n: _NodeRow(outer, n) for n in NODE_IDS}
+        # A vm module's guest, as the node running it reports it (hidden for an app).
+        self.vm_label = _label("vmFacts")
+        self.vm_disks = _label("vmFacts")
+        for label in (self.vm_label, self.vm_disks):
+            label.setWordWrap(True)
+            label.hide()
+            outer.addWidget(label)
         self.reason_label = _label("reason")
         self.reason_label.setWordWrap(True)
         outer.addWidget(self.reason_label)
@@ -147,6 +156,26 @@ class ModuleCard(QFrame):
             row.show(view.nodes[node_id])
         self.reason_label.setText(_why(view))
         self.reason_label.setVisible(bool(self.reason_label.text()))
+
+    def show_vm(self, facts: VmFacts | None) -> None:
+        if facts is None:
+            self.vm_label.hide()
+            self.vm_disks.hide()
+            return
+        self.vm_label.setText(f"VM {facts.state_text} · {facts.size_text}")
+        boot = f" · {facts.boot_text}" if facts.boot_text else ""
+        self.vm_disks.setText(f"{facts.disks_label}{boot}")
+        self.vm_label.setToolTip(f"domain {facts.domain}, as {facts.node_id} reports it")
+        self.vm_disks.setToolTip("image file sizes\n" + "\n".join(
+            f"{d.text}: {d.path}" for d in facts.disks))  # fmt: skip
+        self.vm_label.show()
+        self.vm_disks.show()
+
+    def vm_text(self) -> str:
+        """What the card says of the guest ("" for an app module; tests, accessibility)."""
+        if self.vm_label.isHidden():
+            return ""
+        return f"{self.vm_label.text()}\n{self.vm_disks.text()}"
 
     def show_operation(self, op: Operation | None) -> None:
         if op is None:

@@ -73,6 +73,10 @@ class ModuleDriver:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started_at: float | None = None  # the start being timed (last_start_s)
         self.last_start_s = 0.0
+        self.last_stop_s = 0.0
+        # What a start or stop is doing now and since when (wall clock): the status names
+        # each step of a move (a VM's shutdown, its boot) for the console's progress line.
+        self._doing, self._doing_since, self._start_wall = "", 0.0, 0.0
         self.vip = (
             VirtualIP(cfg.vip.address, cfg.vip.interface[node_id], self._app_log)
             if cfg.vip
@@ -94,6 +98,19 @@ class ModuleDriver:
         self._launched = 0  # counts start/stop/restart operations, to date a probe's answer
         self._seen_restart = 0
         self._stop_failed_at = 0.0
+
+    def activity(self) -> tuple[str, float]:
+        """(what the driver is doing with the resource, since when); ("", 0.0) if idle.
+        "booting": started, until its probes of the application all passed."""
+        if self._doing:
+            return self._doing, self._doing_since
+        if self.running and self._started_at is not None:
+            return "booting", self._start_wall
+        return "", 0.0
+
+    def _set_doing(self, what: str, since: float = 0.0) -> None:
+        self._doing, self._doing_since = what, since if what else 0.0
+        self._on_change()  # watchers see each step as it begins
 
     @property
     def operations(self) -> int:
@@ -176,6 +193,8 @@ class ModuleDriver:
     async def _start(self) -> None:
         ok, detail = True, ""
         began = time.monotonic()
+        self._start_wall = time.time()
+        self._set_doing("starting", self._start_wall)
         self.last_start_s = 0.0  # the last boot's time is no longer this one's
         try:
             if self.repl is not None:
@@ -194,13 +213,18 @@ class ModuleDriver:
         self._started_at = began if ok else None
         if ok and not any(c.runs is CheckerWhen.PRIMARY for c, _k, _t in self.checkers):
             self.last_start_s = time.monotonic() - began  # nothing to wait for
+            self._started_at = None
         if not ok:
             await self._stop_quietly()
+        self._set_doing("")  # "booting" now, while _started_at is set
         self.machine.resource_started(ok, detail, self._env())
         self.after_step()
 
     async def _stop(self) -> None:
         ok, detail = True, ""
+        began = time.monotonic()
+        self._started_at = None  # a start being stopped is no longer timed
+        self._set_doing("force-stopping" if self.machine.forced else "stopping", time.time())
         try:
             result = await self.resource.stop(force=self.machine.forced)
             ok, detail = result.ok, result.detail
@@ -213,18 +237,23 @@ class ModuleDriver:
             ok, detail = False, str(exc)
         if ok:
             self.running = False
+            self.last_stop_s = time.monotonic() - began
             for cfg, _checker, tracker in self.checkers:
                 if cfg.runs is CheckerWhen.PRIMARY:
                     tracker.reset()  # about an application that no longer runs here
         else:
             self._stop_failed_at = time.monotonic()
+        self._set_doing("")
         self.machine.forced = False
         self.machine.resource_stopped(ok, detail, self._env())
         self.after_step()
 
     async def _restart(self) -> None:
         self.logbook.add("INFO", "restarting the resource", self.cfg.name, "restart")
+        self._started_at = None
+        self._set_doing("stopping", time.time())
         result = await self.resource.stop()
+        self._set_doing("")
         if not result.ok:
             self.logbook.add(
                 "ERROR", f"stop before restart failed: {result.detail}", self.cfg.name, "restart"
@@ -347,6 +376,7 @@ class ModuleDriver:
             self._started_at = None
             self._app_log("info", f"{self.resource.kind} up and answering its checks "
                           f"{self.last_start_s:.1f}s after its start")  # fmt: skip
+            self._on_change()  # no longer "booting"
 
     def _resource_event(self) -> None:
         """The resource changed on its own (any thread): probe it now, not at the next

@@ -221,7 +221,7 @@ class NodeEngine:
         for name, d in self.modules.items():
             d.machine.step(self.env(name))
             d.after_step()
-            fp = machine_fingerprint(d.machine) + (d.running, d.vip_held)
+            fp = machine_fingerprint(d.machine) + (d.running, d.vip_held, d.activity())
             if self._fingerprints.get(name) != fp:
                 self._fingerprints[name] = fp
                 changed = True

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 def module_status(d: ModuleDriver, peer: PeerView | None) -> pb.ModuleStatus:
     m = d.machine
     info = d.resource.describe()
+    activity, since = d.activity()
     vm = None
     if info.vm is not None:
         vm = pb.VmInfo(
@@ -47,4 +48,7 @@ def module_status(d: ModuleDriver, peer: PeerView | None) -> pb.ModuleStatus:
         vm=vm,
         last_start_s=d.last_start_s,
         resource_state=info.state,
+        activity=activity,
+        activity_since=since,
+        last_stop_s=d.last_stop_s,
     )

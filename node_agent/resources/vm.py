@@ -194,6 +194,7 @@ class VmResource:
                 self._log("info", f"shutting down domain {self.conn.domain} (ACPI, up to "
                           f"{self.stop_timeout_s:g}s)")  # fmt: skip
                 dom.shutdown()  # ACPI power button: the guest shuts down cleanly
+                self._state = "shutting down"  # the status says so while it is asked to
                 deadline = began + self.stop_timeout_s
                 while time.monotonic() < deadline:
                     if self.conn.lookup() is None or not dom.isActive():
