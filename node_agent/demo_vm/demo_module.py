@@ -59,8 +59,10 @@ def prepare(root: Path) -> tuple[str, str]:
     (src / "domain.xml").write_text(domain_xml(
         f"{NAME}-{{node}}", kernel=each / "vmlinuz", initrd=each / "initrd.img",
         cmdline=guest.cmdline("records", delay=1.0), disk=each / "disk.qcow2",
-        console_log=log,
+        console_log=log, guest_agent=guest.has_guest_agent,
     ))  # fmt: skip
+    # With the guest agent, the module is up once the guest answers: its boot is timed.
+    agent = "guest_agent = true\n" if guest.has_guest_agent else ""
     section = f"""
 [[module]]
 name = "{NAME}"
@@ -71,7 +73,7 @@ domain = "domain.xml"
 stop_timeout_s = 20
 start_timeout_s = 60
 maxloop = 1
-"""
+{agent}"""
     return section, str(log)
 
 

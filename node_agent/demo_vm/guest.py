@@ -51,6 +51,14 @@ class Guest:
     initrd: Path
     key: str  # the cache key: kernel version, busybox version, builder hash
 
+    @property
+    def has_guest_agent(self) -> bool:
+        """The initramfs carries qemu-ga (built where qemu-guest-agent is installed)."""
+        with contextlib.suppress(OSError, ValueError):
+            info = json.loads((self.initrd.parent / "info.json").read_text())
+            return "qemu-ga" in info.get("programs", [])
+        return False
+
     def cmdline(
         self,
         mode: str = "records",
