@@ -69,11 +69,17 @@ def test_each_server_has_its_own_libvirtd_and_a_shared_guest_boots_on_either(
     log.wait_rec(last + 3, since=mark, alive=running2)
     assert names_inside(site, "node2") == ["shared"]
     assert names_inside(site, "node1") == []
-    conn["node2"].lookupByName("shared").destroy()
+    # A clean power-off (the ACPI button): a destroy, like the kill above, may leave a
+    # leaked cluster (space lost, data intact) that qemu-img check reports.
+    conn["node2"].lookupByName("shared").shutdown()
+    lv["node2"].wait_gone("shared")
 
     scan = read_records(vm.disk)
     assert scan.intact(log.last_rec()) and scan.consistent, scan
     assert set(scan.boots.values()) == {1, 2}
-    assert check_disk(vm.disk).clean
+    # No corruption. A QEMU SIGKILLed while qcow2 allocated may leak a cluster (space
+    # lost, no data: qemu-img check exit 3), as on a local disk; never an error.
+    checked = check_disk(vm.disk)
+    assert checked.supported and checked.errors == 0, checked
     for c in conn.values():
         c.close()

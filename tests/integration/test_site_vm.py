@@ -120,7 +120,10 @@ def test_a_crashed_primary_s_vm_boots_on_the_other_node_with_every_reported_reco
     assert not s.running("node2")
     scan = read_records(s.copy("node2") / s.vm.disk.name)
     assert scan.intact(s.log.last_rec()) and scan.consistent, scan
-    assert check_disk(s.copy("node2") / s.vm.disk.name).clean
+    # No corruption. A QEMU SIGKILLed while qcow2 allocated may leak a cluster (space
+    # lost, no data: qemu-img check exit 3), as on a local disk; never an error.
+    checked = check_disk(s.copy("node2") / s.vm.disk.name)
+    assert checked.supported and checked.errors == 0, checked
 
 
 def test_a_swap_moves_the_running_vm_and_back_shut_down_cleanly_each_time(
