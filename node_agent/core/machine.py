@@ -10,6 +10,7 @@ logs old -> new with the rule or command that caused it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 from node_agent.core import generations as gens
@@ -79,6 +80,9 @@ class ModuleMachine(RulesMixin, CommandsMixin):
         self.forced = False  # forcestop: the driver kills instead of stopping politely
         self.restart_token = 0  # bumped for a local restart of the resource
         self.restart_times: list[float] = []
+        # When the resource last passed all its checks after a start: a local restart not
+        # followed by one keeps counting towards maxloop however long its start took.
+        self.answered_at = -math.inf
         self.resync_wanted = False
         self.resync_fullsync = False
         self.rejoin_after = 0.0
@@ -171,6 +175,10 @@ class ModuleMachine(RulesMixin, CommandsMixin):
             self._log(env.now, "ERROR", f"resource failed to start: {detail}", "resource")
             self._local_failure(env, "resource-start-failed")
         self.step(env)
+
+    def resource_answered(self, env: Env) -> None:
+        """Every check of the resource passed after its start (a VM's guest booted)."""
+        self.answered_at = env.now
 
     def resource_stopped(self, ok: bool, detail: str, env: Env) -> None:
         if ok:

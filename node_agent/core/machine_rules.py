@@ -308,10 +308,13 @@ class RulesMixin(WaitRulesMixin):
         self._set(self.state, Readiness.TRANSIENT, cause, env.now, "handing over to the peer")
 
     def _local_failure(self, env: Env, cause: str) -> None:
-        """Restart locally up to maxloop times in loop_interval, then fail over."""
+        """Restart locally up to maxloop times in loop_interval, then fail over. A restart
+        after which the resource never passed its checks counts however old it is: slow
+        starts (a VM given start_timeout_s to boot) must not keep maxloop from being hit."""
         now = env.now
         window = self.policy.loop_interval_s
-        self.restart_times = [t for t in self.restart_times if now - t < window]
+        self.restart_times = [t for t in self.restart_times
+                              if now - t < window or t >= self.answered_at]  # fmt: skip
         if len(self.restart_times) < self.policy.maxloop:
             self.restart_times.append(now)
             self.restart_token += 1

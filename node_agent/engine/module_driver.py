@@ -203,6 +203,9 @@ class ModuleDriver:
             if self.vip is not None:
                 await self.vip.acquire()
                 self.vip_held = True
+            # What is timed (last_start_s, "booting", the start window of the checks) is
+            # the resource's own start: not the mount, nor the VIP's gratuitous ARP.
+            began, self._start_wall = time.monotonic(), time.time()
             result = await self.resource.start()
             ok, detail = result.ok, result.detail
         except (ResourceError, OSError, RuntimeError) as exc:  # MountError is a RuntimeError
@@ -214,6 +217,7 @@ class ModuleDriver:
         if ok and not any(c.runs is CheckerWhen.PRIMARY for c, _k, _t in self.checkers):
             self.last_start_s = time.monotonic() - began  # nothing to wait for
             self._started_at = None
+            self.machine.resource_answered(self._env())
         if not ok:
             await self._stop_quietly()
         self._set_doing("")  # "booting" now, while _started_at is set
@@ -374,6 +378,7 @@ class ModuleDriver:
         if all(t.last_ok and t.last_time is not None and t.last_time >= began for t in mine):
             self.last_start_s = time.monotonic() - began
             self._started_at = None
+            self.machine.resource_answered(self._env())
             self._app_log("info", f"{self.resource.kind} up and answering its checks "
                           f"{self.last_start_s:.1f}s after its start")  # fmt: skip
             self._on_change()  # no longer "booting"

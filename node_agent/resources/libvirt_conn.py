@@ -93,11 +93,13 @@ class LibvirtConnection:
     ``on_event(description)`` (in libvirt's event thread)."""
 
     def __init__(self, uri: str, domain: str, on_event: Callable[[int, int], None],
-                 on_agent: Callable[[bool], None] | None = None) -> None:  # fmt: skip
+                 on_agent: Callable[[bool], None] | None = None,
+                 on_reboot: Callable[[], None] | None = None) -> None:  # fmt: skip
         self.uri = uri
         self.domain = domain
         self._on_event = on_event
         self._on_agent = on_agent  # the guest agent connected (True) or went away
+        self._on_reboot = on_reboot  # the guest rebooted itself (the domain runs on)
         self._conn: Any = None
         self._lock = threading.Lock()
 
@@ -124,6 +126,9 @@ class LibvirtConnection:
             if self._on_agent is not None:
                 conn.domainEventRegisterAny(None, lv.VIR_DOMAIN_EVENT_ID_AGENT_LIFECYCLE,
                                             self._agent_event, None)  # fmt: skip
+            if self._on_reboot is not None:
+                conn.domainEventRegisterAny(None, lv.VIR_DOMAIN_EVENT_ID_REBOOT,
+                                            self._reboot_event, None)  # fmt: skip
             self._conn = conn
             return conn
 
@@ -131,10 +136,17 @@ class LibvirtConnection:
         if dom.name() == self.domain:
             self._on_event(event, detail)
 
-    def _agent_event(self, _conn: Any, dom: Any, state: int, _reason: int, _opaque: Any) -> None:
+    def _reboot_event(self, _conn: Any, dom: Any, _opaque: Any) -> None:
+        if dom.name() == self.domain and self._on_reboot is not None:
+            self._on_reboot()
+
+    def _agent_event(self, _conn: Any, dom: Any, state: int, reason: int, _opaque: Any) -> None:
         lv = require_libvirt()
-        if dom.name() == self.domain and self._on_agent is not None:
-            self._on_agent(state == lv.VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_STATE_CONNECTED)
+        if dom.name() != self.domain or self._on_agent is None:
+            return
+        if reason == lv.VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_REASON_DOMAIN_STARTED:
+            return  # libvirt's "not connected" as the domain starts: nothing went away
+        self._on_agent(state == lv.VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_STATE_CONNECTED)
 
     def lookup(self) -> Any | None:
         """The domain if this node's libvirt has it (running, or defined), else None."""

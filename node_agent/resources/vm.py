@@ -15,17 +15,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import subprocess
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any, TypeVar
 
 from node_agent.config.model import ModuleConfig
 from node_agent.resources import vm_xml
 from node_agent.resources.common import LogFn, ResourceError, ResourceResult, module_env
 from node_agent.resources.libvirt_conn import LibvirtConnection, describe_event, require_libvirt
 from node_agent.resources.resource import ResourceInfo, VmDetails
+
+T = TypeVar("T")
 
 SHUTDOWN_POLL_S = 0.2
 GUEST_AGENT_TIMEOUT_S = 5
@@ -52,10 +56,11 @@ class VmResource:
         self._state = ""
         self._last_event = ""
         self._stopping = False
-        self._agent_up = False
         uri = cfg.vm.uri.replace("{node}", node)
+        self._rebooted_at = -math.inf  # the guest last rebooted itself (monotonic)
         self.conn = LibvirtConnection(uri, self._domain_name(), self._event,
-                                      self._agent_event if self.guest_agent else None)
+                                      self._agent_event if self.guest_agent else None,
+                                      self._reboot_event)  # fmt: skip
 
     def _domain_name(self) -> str:
         """The domain's <name>, from this node's copy of the definition (the mount is
@@ -132,7 +137,7 @@ class VmResource:
         self._log("info", f"starting domain {self.conn.domain} on {self.node}")
         began = time.monotonic()
         try:
-            await asyncio.to_thread(self._start)
+            await asyncio.to_thread(_libvirt_said, self._start)
         except ResourceError as e:
             self._log("error", str(e))
             return ResourceResult(False, str(e))
@@ -168,7 +173,7 @@ class VmResource:
 
     async def stop(self, force: bool = False) -> ResourceResult:
         try:
-            how = await asyncio.to_thread(self._stop, force)
+            how = await asyncio.to_thread(_libvirt_said, self._stop, force)
         except ResourceError as e:
             self._log("error", str(e))
             return ResourceResult(False, str(e))
@@ -216,7 +221,7 @@ class VmResource:
 
     async def check(self) -> ResourceResult:
         try:
-            return await asyncio.to_thread(self._check)
+            return await asyncio.to_thread(_libvirt_said, self._check)
         except ResourceError as e:
             return ResourceResult(False, str(e))
 
@@ -249,6 +254,11 @@ class VmResource:
                 libvirt_qemu.qemuAgentCommand(dom, json.dumps({"execute": "guest-ping"}),
                                               GUEST_AGENT_TIMEOUT_S, 0)  # fmt: skip
             except lv.libvirtError as e:
+                since = time.monotonic() - self._rebooted_at
+                if since < self.start_timeout_s:  # its own reboot: given a start's time
+                    return ResourceResult(True, f"domain {self.conn.domain} rebooted itself "
+                                          f"{since:.0f}s ago; its guest agent is not up "
+                                          "yet")  # fmt: skip
                 return ResourceResult(False, f"the guest agent of {self.conn.domain} does not "
                                       f"answer: {e.get_error_message()}",
                                       not_up_yet=True)  # fmt: skip
@@ -256,7 +266,7 @@ class VmResource:
 
     async def can_run(self) -> ResourceResult:
         try:
-            return await asyncio.to_thread(self._can_run)
+            return await asyncio.to_thread(_libvirt_said, self._can_run)
         except ResourceError as e:
             return ResourceResult(False, str(e))
 
@@ -315,14 +325,35 @@ class VmResource:
             self._on_event()
 
 
+    def _reboot_event(self) -> None:
+        """libvirt's event thread: the guest rebooted itself (an update inside the VM, say);
+        the domain runs on. With the guest agent checked, its silence while the guest boots
+        again is not a failure for up to start_timeout_s."""
+        self._rebooted_at = time.monotonic()
+        self._log("info", f"domain {self.conn.domain} rebooted from inside the guest")
+        if self._on_event is not None:
+            self._on_event()
+
     def _agent_event(self, connected: bool) -> None:
         """libvirt's event thread: the guest agent came up (the guest booted) or went away;
         the driver checks now rather than at its next interval."""
-        was, self._agent_up = self._agent_up, connected
-        if was and not connected and not self._stopping:  # (libvirt says so at each start)
+        if connected:
+            self._rebooted_at = -math.inf  # booted again: its silence counts from now on
+        elif not self._stopping:
             self._log("warning", f"the guest agent of {self.conn.domain} disconnected")
         if self._on_event is not None:
             self._on_event()
+
+
+def _libvirt_said(fn: Callable[..., T], *args: Any) -> T:
+    """Run a worker with libvirt's own errors as ResourceError (a domain gone between two
+    calls, a libvirtd restarting under a connection that looked alive): the driver then
+    reports a failed start, stop or check instead of losing the task."""
+    lv = require_libvirt()
+    try:
+        return fn(*args)
+    except lv.libvirtError as e:
+        raise ResourceError(f"libvirt: {e.get_error_message()}") from None
 
 
 def _size(path: str) -> int:

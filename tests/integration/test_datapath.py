@@ -303,6 +303,8 @@ def test_a_reconnecting_primary_displaces_its_old_stream(secondary: Secondary, p
     new.sender.connect()
     new.sender.replicate(ops.Create("b", 0o100644))
     assert wait_for(lambda: old.sender.state is SenderState.FAILED, 5)
+    # The failure callback runs just after the state changes (another thread).
+    assert wait_for(lambda: bool(old.failures), 5)
     assert [unacked for _, unacked in old.failures] == [[]]
     assert sorted(os.listdir(secondary.root)) == ["a", "b"]
     new.sender.close()

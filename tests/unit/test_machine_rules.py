@@ -274,6 +274,24 @@ def test_checker_restarts_locally_up_to_maxloop_then_fails_over(maxloop: int) ->
     assert "maxloop" in causes(pair, "node1")
 
 
+@pytest.mark.parametrize("answered", [False, True])
+def test_restarts_that_never_come_up_count_however_slow(answered: bool) -> None:
+    """loop_interval_s is 60 s here; each restart takes longer (a VM given its
+    start_timeout_s to boot that never does). Unless the resource passed its checks in
+    between, the second failure exceeds maxloop (1) anyway."""
+    pair = settled(maxloop=1)
+    m1 = pair.machine("node1")
+    m1.checker_failed("restart", "guest agent silent", pair.env("node1"))
+    pair.settle(2)
+    pair.now += 200.0  # far past loop_interval_s
+    if answered:
+        m1.resource_answered(pair.env("node1"))
+    m1.checker_failed("restart", "guest agent silent again", pair.env("node1"))
+    pair.settle()
+    assert ("maxloop" in causes(pair, "node1")) is not answered
+    assert states(pair) == (("PRIM", "SECOND") if answered else ("SECOND", "PRIM"))
+
+
 def test_checker_wait_on_secondary_until_cleared() -> None:
     pair = settled()
     m2 = pair.machine("node2")
