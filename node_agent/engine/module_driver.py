@@ -352,11 +352,14 @@ class ModuleDriver:
                 # its answer is about a world that is gone, so it must not trip an action.
                 continue
             now = time.monotonic()
+            if result.unknown:
+                tracker.wait(now, result.detail)  # neither: asked again later
+                continue
             if not result.ok and not counts_as_failure(
                 result, cfg.runs is CheckerWhen.PRIMARY, self._started_at,
                 self.cfg.start_timeout_s, now,
             ):  # fmt: skip
-                tracker.wait(now, result.detail)  # still starting: asked again later
+                tracker.wait(now, f"starting: {result.detail}")  # asked again later
                 continue
             verdict = tracker.record(result.ok, now, result.detail)
             self._time_start()

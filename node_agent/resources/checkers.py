@@ -33,6 +33,7 @@ class CheckResult:
     # The application does not answer (yet): what a probe of it gives while it starts,
     # unlike "its process is gone" (see counts_as_failure).
     not_up_yet: bool = False
+    unknown: bool = False  # it could not find out: neither a pass nor a failure
 
 
 class Checker(Protocol):
@@ -78,7 +79,7 @@ class ProcessChecker:
 
     async def check(self) -> CheckResult:
         result = await self._resource.check()
-        return CheckResult(result.ok, result.detail, result.not_up_yet)
+        return CheckResult(result.ok, result.detail, result.not_up_yet, result.unknown)
 
 
 class HostChecker:
@@ -286,9 +287,11 @@ class CheckerTracker:
         )
 
     def wait(self, now: float, detail: str) -> None:
-        """A probe of an application still starting did not answer: not a failure, asked
-        again after the interval (see counts_as_failure)."""
-        self.last_detail = f"starting: {detail}"
+        """A probe that is neither a pass nor a failure (an application still starting
+        that does not answer yet, a state that cannot be found out): asked again after
+        the interval."""
+        self.last_ok = None  # not a pass: the status must not show the last one
+        self.last_detail = detail
         self.next_due = now + max(0.0, self.cfg.interval_s)
 
     def reset(self) -> None:

@@ -39,6 +39,9 @@ class ResourceResult:
     # A failed check that a resource still coming up gives (a guest whose agent does not
     # answer yet), not one that says it died: no failure while its start is waited for.
     not_up_yet: bool = False
+    # The check could not find out (libvirtd restarting while QEMU runs on): neither a
+    # pass nor a failure; asked again at the next interval.
+    unknown: bool = False
 
 
 @dataclass(frozen=True)

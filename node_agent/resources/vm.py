@@ -232,7 +232,8 @@ class VmResource:
         except ResourceError as e:
             # libvirtd restarting: QEMU (the guest) runs on without it. Restarting or
             # failing over blind would cut a running guest off; look again next time.
-            return ResourceResult(True, f"{e}; the domain's state is unknown: not acted on")
+            return ResourceResult(False, f"{e}; the domain's state is unknown: not acted on",
+                                  unknown=True)  # fmt: skip
         if dom is None or not dom.isActive():
             self._state = "shut off"
             why = f": {self._last_event}" if self._last_event else ""

@@ -7,7 +7,9 @@ offered a swap or a failover it would fail."""
 
 from __future__ import annotations
 
+import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -114,3 +116,35 @@ def test_a_guest_that_does_not_boot_on_the_other_node_is_reported_with_libvirt_s
     assert len(said.search(entry["message"])[1]) > 10, entry  # libvirt's own words
     # The module does not stay down: it runs on node1 again.
     site.wait_for(lambda: s.running("node1"), "the guest back on node1", 120)
+
+
+def test_a_running_guest_is_left_alone_while_its_libvirtd_is_down(
+    site: Site, guest: Guest
+) -> None:
+    """libvirtd dies on the primary (a crash, an upgrade restarting it): QEMU runs on
+    without it, so the guest is neither restarted nor failed over blind; the checker
+    says the domain's state is unknown (not a pass) until libvirt answers again."""
+    s = make_vm_site(site, guest, guest.cmdline("ready"))
+    site.start()
+    site.wait_module("node1", NAME, "PRIM", "READY", timeout=90)
+    site.wait_module("node2", NAME, "SECOND", "READY", timeout=60)
+    qemu = s.lv["node1"].qemu_pids()[NAME]
+    daemon = s.lv["node1"].proc
+    assert daemon is not None
+    daemon.kill()  # SIGKILL of libvirtd only
+    daemon.wait()
+
+    def unknown() -> dict | None:
+        m = site.module_named("node1", NAME) or {}
+        c = next((c for c in m.get("checkers", []) if c["name"] == "process"), {})
+        return c if "state is unknown" in c.get("detail", "") else None
+
+    checker = site.wait_for(unknown, "the checker saying the state is unknown", 30)
+    assert not checker.get("consecutive_failures"), checker  # nor counted as a failure
+    time.sleep(6)  # more than the checker's interval: it asked again, still not acted on
+    assert os.path.exists(f"/proc/{qemu}"), "the guest's QEMU was stopped"
+    assert unknown() is not None
+    m1 = site.module_named("node1", NAME) or {}
+    assert (m1.get("state"), m1.get("readiness")) == ("STATE_PRIM", "READINESS_READY"), m1
+    assert not logged(site, "node1", "local restart")
+    assert (site.module_named("node2", NAME) or {}).get("state") == "STATE_SECOND"
