@@ -183,8 +183,8 @@ def guest_exec(lv: Libvirtd, *argv: str) -> None:
 
 
 def kill_guest_agent(lv: Libvirtd) -> None:
-    """qemu-ga dies inside the guest, the guest runs on."""
-    guest_exec(lv, "killall", "-9", "qemu-ga")
+    """qemu-ga dies inside the guest (a second after it answered), the guest runs on."""
+    guest_exec(lv, "sh", "-c", "sleep 1; killall -9 qemu-ga")
 
 
 def test_with_guest_agent_the_vm_is_ready_once_its_agent_answers_and_restarted_when_it_stops(
@@ -214,7 +214,8 @@ def test_with_guest_agent_the_vm_is_ready_once_its_agent_answers_and_restarted_w
     # A reboot from inside (an update in the VM): the same QEMU, no restart by the agent.
     first = s.lv["node1"].qemu_pids()[NAME]
     mark = s.log.mark()
-    guest_exec(s.lv["node1"], "reboot", "-f")
+    # In a second: the agent answers guest-exec first (an immediate reboot can beat it).
+    guest_exec(s.lv["node1"], "sh", "-c", "sleep 1; reboot -f")
     s.log.wait_for(r"^GUEST AGENT$", since=mark)
     site.wait_for(lambda: s.lv["node1"].virsh("qemu-agent-command", NAME, ping).returncode == 0,
                   "the guest agent answering after the reboot", 30)  # fmt: skip
