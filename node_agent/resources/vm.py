@@ -325,7 +325,6 @@ class VmResource:
         if self._on_event is not None:
             self._on_event()
 
-
     def _reboot_event(self) -> None:
         """libvirt's event thread: the guest rebooted itself (an update inside the VM, say);
         the domain runs on. With the guest agent checked, its silence while the guest boots
