@@ -18,9 +18,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+
+if TYPE_CHECKING:
+    from console.ui.main_window import MainWindow
+    from node_agent.demo_cluster import DemoCluster
 
 MODULES = ("vms-recorder", "access-control", "intercom", "web-portal")
 MENU_MODULE = "intercom"  # its card's menu is shown
@@ -114,8 +119,10 @@ async def _alone(window: object, timeout: float) -> bool:
     return False
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def console_on(demo: DemoCluster, width: int, height: int) -> tuple[Any, MainWindow]:
+    """The console's main window on ``demo``'s cluster, themed, with a qasync loop set as
+    the asyncio loop (offscreen unless QT_QPA_PLATFORM says otherwise); also used by
+    screenshot_vm.py."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     import qasync
     from PySide6.QtWidgets import QApplication
@@ -124,6 +131,20 @@ def main(argv: list[str] | None = None) -> int:
     from console.settings.secrets import SecretStore
     from console.ui.main_window import MainWindow
     from console.ui.theme import apply_theme
+
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    assert isinstance(app, QApplication)
+    apply_theme(app)
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    entry = entry_from_cluster_toml(demo.config_path, demo.admin_cert, demo.admin_key)
+    window = MainWindow([entry], SecretStore(), settings_path=None)
+    window.resize(width, height)
+    return loop, window
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     from node_agent.demo import AgentProcess, kill_demo_apps, wait_ready
     from node_agent.demo_cluster import build_demo_cluster
 
@@ -136,14 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             a.start()
         wait_ready(demo, agents)
 
-        app = QApplication.instance() or QApplication([sys.argv[0]])
-        assert isinstance(app, QApplication)
-        apply_theme(app)
-        loop = qasync.QEventLoop(app)
-        asyncio.set_event_loop(loop)
-        entry = entry_from_cluster_toml(demo.config_path, demo.admin_cert, demo.admin_key)
-        window = MainWindow([entry], SecretStore(), settings_path=None)
-        window.resize(args.width, args.height)
+        loop, window = console_on(demo, args.width, args.height)
 
         async def shoot() -> bool:
             window.start()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import tempfile
 import time
@@ -48,14 +47,8 @@ async def _until(condition: object, timeout: float) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    import qasync
-    from PySide6.QtWidgets import QApplication
+    from screenshot import console_on  # installer/screenshot.py, beside this script
 
-    from console.settings.clusters import entry_from_cluster_toml
-    from console.settings.secrets import SecretStore
-    from console.ui.main_window import MainWindow
-    from console.ui.theme import apply_theme
     from tests.console.vm_live import VM, VmCluster
     from tests.vm.libvirtd import Libvirtd
 
@@ -64,15 +57,7 @@ def main(argv: list[str] | None = None) -> int:
                                                      apps=(APP,)) as vc:  # fmt: skip
         vc.wait_settled(VM, timeout=120)
         vc.wait_settled(APP, timeout=60)
-        app = QApplication.instance() or QApplication([sys.argv[0]])
-        assert isinstance(app, QApplication)
-        apply_theme(app)
-        loop = qasync.QEventLoop(app)
-        asyncio.set_event_loop(loop)
-        demo = vc.cluster
-        entry = entry_from_cluster_toml(demo.config_path, demo.admin_cert, demo.admin_key)
-        window = MainWindow([entry], SecretStore(), settings_path=None)
-        window.resize(args.width, args.height)
+        loop, window = console_on(vc.cluster, args.width, args.height)
 
         async def shoot() -> bool:
             window.start()

@@ -10,8 +10,6 @@ import dataclasses
 import json
 from pathlib import Path
 
-from node_agent.config.model import NODE_IDS
-from node_agent.demo import AgentProcess, wait_ready
 from node_agent.demo_cluster import DemoCluster, build_demo_cluster
 from node_agent.demo_vm import demo_module
 from tests.integration.agents import LocalCluster
@@ -61,7 +59,7 @@ class VmCluster(LocalCluster):
         self.libvirtd, self.name = libvirtd, name
         self.console_log = Path()
 
-    def __enter__(self) -> VmCluster:
+    def make_demo(self) -> DemoCluster:
         self.root.mkdir(parents=True, exist_ok=True)
         section, log = demo_module.prepare(self.root)
         self.console_log = Path(log)
@@ -72,16 +70,7 @@ class VmCluster(LocalCluster):
             replication_ports=True,
         )  # fmt: skip
         fields = {f.name: getattr(demo, f.name) for f in dataclasses.fields(demo)}
-        self.demo = NsDemoCluster(**fields, prefix=tuple(self.libvirtd.enter()))
-        self.agents = {n: AgentProcess(self.demo, n, self.log_level) for n in NODE_IDS}
-        try:
-            for agent in self.agents.values():
-                agent.start()
-            wait_ready(self.demo, self.agents.values(), self.ready_timeout_s)
-        except BaseException:
-            self.close()
-            raise
-        return self
+        return NsDemoCluster(**fields, prefix=tuple(self.libvirtd.enter()))
 
     def describe(self) -> str:
         return super().describe() + "\n" + self.libvirtd.tail(10)

@@ -67,7 +67,7 @@ class LocalCluster:
 
     # ----- lifecycle ---------------------------------------------------------------
     def __enter__(self) -> LocalCluster:
-        self.demo = build_demo_cluster(self.root, **self._build)  # type: ignore[arg-type]
+        self.demo = self.make_demo()
         self.agents = {n: AgentProcess(self.demo, n, self.log_level) for n in NODE_IDS}
         try:
             for agent in self.agents.values():
@@ -77,6 +77,10 @@ class LocalCluster:
             self.close()
             raise
         return self
+
+    def make_demo(self) -> DemoCluster:
+        """The cluster's files (a subclass adds modules or runs agents elsewhere)."""
+        return build_demo_cluster(self.root, **self._build)  # type: ignore[arg-type]
 
     def __exit__(self, *exc: object) -> None:
         self.close()
