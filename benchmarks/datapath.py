@@ -40,8 +40,8 @@ from node_agent.replication import ops, wire  # noqa: E402
 from node_agent.replication.apply import Applier  # noqa: E402
 from node_agent.replication.receiver import StreamReceiver  # noqa: E402
 from node_agent.replication.sender import StreamSender  # noqa: E402
-from node_agent.tls.ca import create_ca, issue_certificate, server_name  # noqa: E402
-from node_agent.tls.credentials import channel_credentials, server_credentials  # noqa: E402
+from protos.security.ca import create_ca, issue_certificate, server_name  # noqa: E402
+from protos.security.credentials import channel_credentials, server_credentials  # noqa: E402
 
 SERVICE, METHOD = "mirrorpair.bench.Repl", "Stream"
 SEQ = struct.Struct(">Q")

@@ -41,7 +41,7 @@ from node_agent.config.model import NodePaths  # noqa: E402
 from node_agent.malloc_tuning import keep_large_buffers  # noqa: E402
 from node_agent.replication.module_repl import ModuleReplication  # noqa: E402
 from node_agent.replication.receiver import StreamReceiver  # noqa: E402
-from node_agent.tls.ca import create_ca, issue_certificate  # noqa: E402
+from protos.security.ca import create_ca, issue_certificate  # noqa: E402
 
 MiB = 1 << 20
 
@@ -196,8 +196,10 @@ def bench_writes(local: Path, p: Primary, reps: int, runtime: int) -> None:
         print(f"{label:40}{a:10.0f}{t:11.0f}{b:12.0f}{(b / a if a else 0):7.2f}x")
     # The local dd mostly measures this machine's disk, which drifts from minute to
     # minute: each rep's ratio (local and replicated minutes apart, not a run apart).
-    pairs = [r["mbs"] / loc["mbs"] for loc, r in zip(runs[("dd", "local")],
-                                                    runs[("dd", "replicated")], strict=True)]
+    pairs = [
+        r["mbs"] / loc["mbs"]
+        for loc, r in zip(runs[("dd", "local")], runs[("dd", "replicated")], strict=True)
+    ]
     print(f"dd ratio of each rep: {', '.join(f'{x:.2f}' for x in pairs)}; "
           f"median {statistics.median(pairs):.2f}x")  # fmt: skip
 

@@ -93,8 +93,14 @@ def failover(site: Site, s) -> dict:  # noqa: ANN001 (a VmSite)
     logs = site.logs_of("node2", NAME)
 
     def at(text: str) -> float:
-        return min((float(e["time"]) - wall0 for e in logs
-                    if text in e["message"] and float(e["time"]) >= wall0), default=float("nan"))
+        return min(
+            (
+                float(e["time"]) - wall0
+                for e in logs
+                if text in e["message"] and float(e["time"]) >= wall0
+            ),
+            default=float("nan"),
+        )
 
     return {"detection": float(m.get("state_since", 0)) - wall0,
             "disk ready": at("mounted"), "domain started": at("domain rec started"),
@@ -122,8 +128,12 @@ def main(argv: list[str] | None = None) -> int:
     for i, what in ((0, "sequential MB/s"), (1, "sync 4 KiB writes/s")):
         lo, re_ = med(base, i), med(repl, i)
         print(f"  {what:26}{lo:>12.1f}{re_:>12.1f}{re_ / lo:>7.2f}x")
-    print("  each boot: local " + ", ".join(f"{a:.1f}/{b:.0f}" for a, b in base)
-          + "; replicated " + ", ".join(f"{a:.1f}/{b:.0f}" for a, b in repl))
+    print(
+        "  each boot: local "
+        + ", ".join(f"{a:.1f}/{b:.0f}" for a, b in base)
+        + "; replicated "
+        + ", ".join(f"{a:.1f}/{b:.0f}" for a, b in repl)
+    )
     print("failover of the VM (SIGKILL of node1's agent, app and QEMU), seconds after it:")
     for what, t in times.items():
         print(f"  {what:34}{t:6.2f}")

@@ -67,8 +67,11 @@ def main(argv: list[str] | None = None) -> int:
             def booted() -> bool:
                 nonlocal view
                 view = window.current_view()
-                return view is not None and VM in view.cards and (
-                    "last boot" in view.card(VM).vm_text())
+                return (
+                    view is not None
+                    and VM in view.cards
+                    and ("last boot" in view.card(VM).vm_text())
+                )
 
             ok = await _until(booted, 120)
             assert view is not None

@@ -27,7 +27,7 @@ from pathlib import Path
 from node_agent.cli.client import AgentClient, TlsFiles
 from node_agent.config.load import parse_config
 from node_agent.config.model import NODE_IDS
-from node_agent.tls.ca import create_ca, issue_certificate
+from protos.security.ca import create_ca, issue_certificate
 
 API_HOSTS = {"node1": "127.0.0.1", "node2": "127.0.0.2"}
 LAN = {"node1": "127.0.0.1", "node2": "127.0.0.2"}
@@ -169,9 +169,7 @@ def build_demo_cluster(
     # Replication receivers on free ports of their own (the default, 7702, may be taken
     # by another demo or test cluster on this machine).
     repl = (
-        dict(zip(NODE_IDS, free_ports(2), strict=True))
-        if replicated or replication_ports
-        else {}
+        dict(zip(NODE_IDS, free_ports(2), strict=True)) if replicated or replication_ports else {}
     )
     directories = {m: str(root / "mounts" / "{node}" / m) for m in replicated}
     data_dirs = {n: root / n for n in NODE_IDS}

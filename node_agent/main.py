@@ -15,7 +15,7 @@ import sys
 
 from node_agent.config.load import ConfigError, load_config
 from node_agent.malloc_tuning import keep_large_buffers
-from node_agent.tls.ca import TlsError
+from protos.security.ca import TlsError
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -46,7 +46,7 @@ class PeerModuleView(_message.Message):
     def __init__(self, name: _Optional[str] = ..., state: _Optional[_Union[_mirrorpair_pb2.ModuleState, str]] = ..., readiness: _Optional[_Union[_mirrorpair_pb2.Readiness, str]] = ..., uptodate: bool = ..., generations: _Optional[_Iterable[str]] = ..., primary_since: _Optional[float] = ..., handover: bool = ..., swap_request: bool = ..., split_brain: bool = ..., stop_request: bool = ..., config_version: _Optional[int] = ..., candidate: bool = ..., resource_up: bool = ..., fullsync: bool = ..., outdate: _Optional[str] = ..., outdated: _Optional[str] = ..., kept_over: _Optional[str] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
-    __slots__ = ("cluster", "node_id", "boot_id", "seq", "link", "sent_time", "modules", "witness_reachable", "echo_boot_id")
+    __slots__ = ("cluster", "node_id", "boot_id", "seq", "link", "sent_time", "modules", "witness_reachable", "echo_boot_id", "config_version")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     BOOT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -56,6 +56,7 @@ class Heartbeat(_message.Message):
     MODULES_FIELD_NUMBER: _ClassVar[int]
     WITNESS_REACHABLE_FIELD_NUMBER: _ClassVar[int]
     ECHO_BOOT_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_VERSION_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     node_id: str
     boot_id: int
@@ -65,4 +66,5 @@ class Heartbeat(_message.Message):
     modules: _containers.RepeatedCompositeFieldContainer[PeerModuleView]
     witness_reachable: bool
     echo_boot_id: int
-    def __init__(self, cluster: _Optional[str] = ..., node_id: _Optional[str] = ..., boot_id: _Optional[int] = ..., seq: _Optional[int] = ..., link: _Optional[str] = ..., sent_time: _Optional[float] = ..., modules: _Optional[_Iterable[_Union[PeerModuleView, _Mapping]]] = ..., witness_reachable: bool = ..., echo_boot_id: _Optional[int] = ...) -> None: ...
+    config_version: int
+    def __init__(self, cluster: _Optional[str] = ..., node_id: _Optional[str] = ..., boot_id: _Optional[int] = ..., seq: _Optional[int] = ..., link: _Optional[str] = ..., sent_time: _Optional[float] = ..., modules: _Optional[_Iterable[_Union[PeerModuleView, _Mapping]]] = ..., witness_reachable: bool = ..., echo_boot_id: _Optional[int] = ..., config_version: _Optional[int] = ...) -> None: ...

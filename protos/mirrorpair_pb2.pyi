@@ -36,6 +36,13 @@ class Command(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     COMMAND_PRIM: _ClassVar[Command]
     COMMAND_SECOND: _ClassVar[Command]
     COMMAND_MIGRATE: _ClassVar[Command]
+
+class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ROLE_UNSPECIFIED: _ClassVar[Role]
+    ROLE_NODE: _ClassVar[Role]
+    ROLE_OPERATOR: _ClassVar[Role]
+    ROLE_ADMINISTRATOR: _ClassVar[Role]
 STATE_UNSPECIFIED: ModuleState
 STATE_STOP: ModuleState
 STATE_WAIT: ModuleState
@@ -57,6 +64,10 @@ COMMAND_SWAP: Command
 COMMAND_PRIM: Command
 COMMAND_SECOND: Command
 COMMAND_MIGRATE: Command
+ROLE_UNSPECIFIED: Role
+ROLE_NODE: Role
+ROLE_OPERATOR: Role
+ROLE_ADMINISTRATOR: Role
 
 class LinkStatus(_message.Message):
     __slots__ = ("name", "local_address", "peer_address", "up", "last_heard_age_s", "received", "rejected")
@@ -231,7 +242,7 @@ class ModuleStatus(_message.Message):
     def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[_Union[ModuleState, str]] = ..., readiness: _Optional[_Union[Readiness, str]] = ..., uptodate: bool = ..., degraded: bool = ..., split_brain: bool = ..., reason: _Optional[str] = ..., last_rule: _Optional[str] = ..., generations: _Optional[_Iterable[str]] = ..., synctime: _Optional[float] = ..., vip: _Optional[str] = ..., vip_held: bool = ..., resource_running: bool = ..., checkers: _Optional[_Iterable[_Union[CheckerStatus, _Mapping]]] = ..., resync: _Optional[_Union[ResyncProgress, _Mapping]] = ..., preferred_node: _Optional[str] = ..., state_since: _Optional[float] = ..., peer_state: _Optional[_Union[ModuleState, str]] = ..., peer_readiness: _Optional[_Union[Readiness, str]] = ..., vm: _Optional[_Union[VmInfo, _Mapping]] = ..., last_start_s: _Optional[float] = ..., resource_state: _Optional[str] = ..., activity: _Optional[str] = ..., activity_since: _Optional[float] = ..., last_stop_s: _Optional[float] = ...) -> None: ...
 
 class NodeStatus(_message.Message):
-    __slots__ = ("cluster_name", "node_id", "peer_id", "api_address", "peer_api_address", "peer_alive", "witness_configured", "witness_reachable", "links", "modules", "version", "time", "heartbeats_rejected")
+    __slots__ = ("cluster_name", "node_id", "peer_id", "api_address", "peer_api_address", "peer_alive", "witness_configured", "witness_reachable", "links", "modules", "version", "time", "heartbeats_rejected", "config_version", "peer_config_version", "configured", "client_role")
     CLUSTER_NAME_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     PEER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -245,6 +256,10 @@ class NodeStatus(_message.Message):
     VERSION_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
     HEARTBEATS_REJECTED_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_VERSION_FIELD_NUMBER: _ClassVar[int]
+    PEER_CONFIG_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CONFIGURED_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ROLE_FIELD_NUMBER: _ClassVar[int]
     cluster_name: str
     node_id: str
     peer_id: str
@@ -258,7 +273,11 @@ class NodeStatus(_message.Message):
     version: str
     time: float
     heartbeats_rejected: int
-    def __init__(self, cluster_name: _Optional[str] = ..., node_id: _Optional[str] = ..., peer_id: _Optional[str] = ..., api_address: _Optional[str] = ..., peer_api_address: _Optional[str] = ..., peer_alive: bool = ..., witness_configured: bool = ..., witness_reachable: bool = ..., links: _Optional[_Iterable[_Union[LinkStatus, _Mapping]]] = ..., modules: _Optional[_Iterable[_Union[ModuleStatus, _Mapping]]] = ..., version: _Optional[str] = ..., time: _Optional[float] = ..., heartbeats_rejected: _Optional[int] = ...) -> None: ...
+    config_version: int
+    peer_config_version: int
+    configured: bool
+    client_role: Role
+    def __init__(self, cluster_name: _Optional[str] = ..., node_id: _Optional[str] = ..., peer_id: _Optional[str] = ..., api_address: _Optional[str] = ..., peer_api_address: _Optional[str] = ..., peer_alive: bool = ..., witness_configured: bool = ..., witness_reachable: bool = ..., links: _Optional[_Iterable[_Union[LinkStatus, _Mapping]]] = ..., modules: _Optional[_Iterable[_Union[ModuleStatus, _Mapping]]] = ..., version: _Optional[str] = ..., time: _Optional[float] = ..., heartbeats_rejected: _Optional[int] = ..., config_version: _Optional[int] = ..., peer_config_version: _Optional[int] = ..., configured: bool = ..., client_role: _Optional[_Union[Role, str]] = ...) -> None: ...
 
 class LogEntry(_message.Message):
     __slots__ = ("time", "node_id", "module", "level", "message", "old_state", "new_state", "cause", "who", "seq", "old_readiness", "new_readiness")
@@ -351,8 +370,10 @@ class GetLogsReply(_message.Message):
     def __init__(self, entries: _Optional[_Iterable[_Union[LogEntry, _Mapping]]] = ...) -> None: ...
 
 class GetConfigRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("version",)
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    def __init__(self, version: _Optional[int] = ...) -> None: ...
 
 class GetConfigReply(_message.Message):
     __slots__ = ("toml", "version", "path")
@@ -363,6 +384,116 @@ class GetConfigReply(_message.Message):
     version: int
     path: str
     def __init__(self, toml: _Optional[str] = ..., version: _Optional[int] = ..., path: _Optional[str] = ...) -> None: ...
+
+class PrepareConfigRequest(_message.Message):
+    __slots__ = ("toml", "transaction", "expected_version", "secret")
+    TOML_FIELD_NUMBER: _ClassVar[int]
+    TRANSACTION_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    toml: str
+    transaction: str
+    expected_version: int
+    secret: str
+    def __init__(self, toml: _Optional[str] = ..., transaction: _Optional[str] = ..., expected_version: _Optional[int] = ..., secret: _Optional[str] = ...) -> None: ...
+
+class PrepareConfigReply(_message.Message):
+    __slots__ = ("accepted", "error", "version", "changes")
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    accepted: bool
+    error: str
+    version: int
+    changes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, accepted: bool = ..., error: _Optional[str] = ..., version: _Optional[int] = ..., changes: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class CommitConfigRequest(_message.Message):
+    __slots__ = ("transaction",)
+    TRANSACTION_FIELD_NUMBER: _ClassVar[int]
+    transaction: str
+    def __init__(self, transaction: _Optional[str] = ...) -> None: ...
+
+class CommitConfigReply(_message.Message):
+    __slots__ = ("version", "changes")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    changes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, version: _Optional[int] = ..., changes: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class AbortConfigRequest(_message.Message):
+    __slots__ = ("transaction",)
+    TRANSACTION_FIELD_NUMBER: _ClassVar[int]
+    transaction: str
+    def __init__(self, transaction: _Optional[str] = ...) -> None: ...
+
+class AbortConfigReply(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ConfigVersionInfo(_message.Message):
+    __slots__ = ("version", "applied_at", "applied_by", "running")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_AT_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_BY_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    applied_at: float
+    applied_by: str
+    running: bool
+    def __init__(self, version: _Optional[int] = ..., applied_at: _Optional[float] = ..., applied_by: _Optional[str] = ..., running: bool = ...) -> None: ...
+
+class ListConfigVersionsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListConfigVersionsReply(_message.Message):
+    __slots__ = ("versions",)
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    versions: _containers.RepeatedCompositeFieldContainer[ConfigVersionInfo]
+    def __init__(self, versions: _Optional[_Iterable[_Union[ConfigVersionInfo, _Mapping]]] = ...) -> None: ...
+
+class ProbeHostRequest(_message.Message):
+    __slots__ = ("paths", "addresses")
+    PATHS_FIELD_NUMBER: _ClassVar[int]
+    ADDRESSES_FIELD_NUMBER: _ClassVar[int]
+    paths: _containers.RepeatedScalarFieldContainer[str]
+    addresses: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, paths: _Optional[_Iterable[str]] = ..., addresses: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class PathProbe(_message.Message):
+    __slots__ = ("path", "exists", "is_dir", "empty", "error")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    EXISTS_FIELD_NUMBER: _ClassVar[int]
+    IS_DIR_FIELD_NUMBER: _ClassVar[int]
+    EMPTY_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    exists: bool
+    is_dir: bool
+    empty: bool
+    error: str
+    def __init__(self, path: _Optional[str] = ..., exists: bool = ..., is_dir: bool = ..., empty: bool = ..., error: _Optional[str] = ...) -> None: ...
+
+class AddressProbe(_message.Message):
+    __slots__ = ("address", "answers", "local")
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    ANSWERS_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_FIELD_NUMBER: _ClassVar[int]
+    address: str
+    answers: bool
+    local: bool
+    def __init__(self, address: _Optional[str] = ..., answers: bool = ..., local: bool = ...) -> None: ...
+
+class ProbeHostReply(_message.Message):
+    __slots__ = ("paths", "addresses")
+    PATHS_FIELD_NUMBER: _ClassVar[int]
+    ADDRESSES_FIELD_NUMBER: _ClassVar[int]
+    paths: _containers.RepeatedCompositeFieldContainer[PathProbe]
+    addresses: _containers.RepeatedCompositeFieldContainer[AddressProbe]
+    def __init__(self, paths: _Optional[_Iterable[_Union[PathProbe, _Mapping]]] = ..., addresses: _Optional[_Iterable[_Union[AddressProbe, _Mapping]]] = ...) -> None: ...
 
 class DigestRequest(_message.Message):
     __slots__ = ("module", "zone_size", "algorithm")
@@ -417,3 +548,77 @@ class DigestChunk(_message.Message):
     state_note: str
     directories: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, node_id: _Optional[str] = ..., algorithm: _Optional[str] = ..., zone_size: _Optional[int] = ..., files: _Optional[_Iterable[_Union[FileDigest, _Mapping]]] = ..., last: bool = ..., state_note: _Optional[str] = ..., directories: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class NetworkAddress(_message.Message):
+    __slots__ = ("interface", "address", "prefix_len")
+    INTERFACE_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    PREFIX_LEN_FIELD_NUMBER: _ClassVar[int]
+    interface: str
+    address: str
+    prefix_len: int
+    def __init__(self, interface: _Optional[str] = ..., address: _Optional[str] = ..., prefix_len: _Optional[int] = ...) -> None: ...
+
+class HostInfoRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class HostInfo(_message.Message):
+    __slots__ = ("hostname", "version", "paired", "pairing_open", "cluster_name", "node_id", "fingerprint", "addresses", "config_version", "memory_bytes", "api_address")
+    HOSTNAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PAIRED_FIELD_NUMBER: _ClassVar[int]
+    PAIRING_OPEN_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_NAME_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    ADDRESSES_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_VERSION_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    API_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    hostname: str
+    version: str
+    paired: bool
+    pairing_open: bool
+    cluster_name: str
+    node_id: str
+    fingerprint: str
+    addresses: _containers.RepeatedCompositeFieldContainer[NetworkAddress]
+    config_version: int
+    memory_bytes: int
+    api_address: str
+    def __init__(self, hostname: _Optional[str] = ..., version: _Optional[str] = ..., paired: bool = ..., pairing_open: bool = ..., cluster_name: _Optional[str] = ..., node_id: _Optional[str] = ..., fingerprint: _Optional[str] = ..., addresses: _Optional[_Iterable[_Union[NetworkAddress, _Mapping]]] = ..., config_version: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., api_address: _Optional[str] = ...) -> None: ...
+
+class BeginPairingRequest(_message.Message):
+    __slots__ = ("code", "node_id", "cluster_name", "ca_cert", "addresses")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_NAME_FIELD_NUMBER: _ClassVar[int]
+    CA_CERT_FIELD_NUMBER: _ClassVar[int]
+    ADDRESSES_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    node_id: str
+    cluster_name: str
+    ca_cert: bytes
+    addresses: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, code: _Optional[str] = ..., node_id: _Optional[str] = ..., cluster_name: _Optional[str] = ..., ca_cert: _Optional[bytes] = ..., addresses: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class BeginPairingReply(_message.Message):
+    __slots__ = ("csr",)
+    CSR_FIELD_NUMBER: _ClassVar[int]
+    csr: bytes
+    def __init__(self, csr: _Optional[bytes] = ...) -> None: ...
+
+class CompletePairingRequest(_message.Message):
+    __slots__ = ("code", "certificate")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    certificate: bytes
+    def __init__(self, code: _Optional[str] = ..., certificate: _Optional[bytes] = ...) -> None: ...
+
+class CompletePairingReply(_message.Message):
+    __slots__ = ("fingerprint",)
+    FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    fingerprint: str
+    def __init__(self, fingerprint: _Optional[str] = ...) -> None: ...

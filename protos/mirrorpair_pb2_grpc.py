@@ -25,6 +25,166 @@ if _version_not_supported:
     )
 
 
+class PairingStub(object):
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.GetHostInfo = channel.unary_unary(
+                '/mirrorpair.v1.Pairing/GetHostInfo',
+                request_serializer=protos_dot_mirrorpair__pb2.HostInfoRequest.SerializeToString,
+                response_deserializer=protos_dot_mirrorpair__pb2.HostInfo.FromString,
+                _registered_method=True)
+        self.BeginPairing = channel.unary_unary(
+                '/mirrorpair.v1.Pairing/BeginPairing',
+                request_serializer=protos_dot_mirrorpair__pb2.BeginPairingRequest.SerializeToString,
+                response_deserializer=protos_dot_mirrorpair__pb2.BeginPairingReply.FromString,
+                _registered_method=True)
+        self.CompletePairing = channel.unary_unary(
+                '/mirrorpair.v1.Pairing/CompletePairing',
+                request_serializer=protos_dot_mirrorpair__pb2.CompletePairingRequest.SerializeToString,
+                response_deserializer=protos_dot_mirrorpair__pb2.CompletePairingReply.FromString,
+                _registered_method=True)
+
+
+class PairingServicer(object):
+    """Missing associated documentation comment in .proto file."""
+
+    def GetHostInfo(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BeginPairing(self, request, context):
+        """PERMISSION_DENIED on a wrong code (RESOURCE_EXHAUSTED while cooling down after too
+        many), FAILED_PRECONDITION when pairing is closed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompletePairing(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_PairingServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'GetHostInfo': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetHostInfo,
+                    request_deserializer=protos_dot_mirrorpair__pb2.HostInfoRequest.FromString,
+                    response_serializer=protos_dot_mirrorpair__pb2.HostInfo.SerializeToString,
+            ),
+            'BeginPairing': grpc.unary_unary_rpc_method_handler(
+                    servicer.BeginPairing,
+                    request_deserializer=protos_dot_mirrorpair__pb2.BeginPairingRequest.FromString,
+                    response_serializer=protos_dot_mirrorpair__pb2.BeginPairingReply.SerializeToString,
+            ),
+            'CompletePairing': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompletePairing,
+                    request_deserializer=protos_dot_mirrorpair__pb2.CompletePairingRequest.FromString,
+                    response_serializer=protos_dot_mirrorpair__pb2.CompletePairingReply.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'mirrorpair.v1.Pairing', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('mirrorpair.v1.Pairing', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Pairing(object):
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def GetHostInfo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorpair.v1.Pairing/GetHostInfo',
+            protos_dot_mirrorpair__pb2.HostInfoRequest.SerializeToString,
+            protos_dot_mirrorpair__pb2.HostInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BeginPairing(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorpair.v1.Pairing/BeginPairing',
+            protos_dot_mirrorpair__pb2.BeginPairingRequest.SerializeToString,
+            protos_dot_mirrorpair__pb2.BeginPairingReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompletePairing(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorpair.v1.Pairing/CompletePairing',
+            protos_dot_mirrorpair__pb2.CompletePairingRequest.SerializeToString,
+            protos_dot_mirrorpair__pb2.CompletePairingReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
 class AgentStub(object):
     """Missing associated documentation comment in .proto file."""
 
@@ -73,6 +233,36 @@ class AgentStub(object):
                 '/mirrorpair.v1.Agent/DigestModule',
                 request_serializer=protos_dot_mirrorpair__pb2.DigestRequest.SerializeToString,
                 response_deserializer=protos_dot_mirrorpair__pb2.DigestChunk.FromString,
+                _registered_method=True)
+        self.PrepareConfig = channel.unary_unary(
+                '/mirrorpair.v1.Agent/PrepareConfig',
+                request_serializer=protos_dot_mirrorpair__pb2.PrepareConfigRequest.SerializeToString,
+                response_deserializer=protos_dot_mirrorpair__pb2.PrepareConfigReply.FromString,
+                _registered_method=True)
+        self.CommitConfig = channel.unary_unary(
+                '/mirrorpair.v1.Agent/CommitConfig',
+                request_serializer=protos_dot_mirrorpair__pb2.CommitConfigRequest.SerializeToString,
+                response_deserializer=protos_dot_mirrorpair__pb2.CommitConfigReply.FromString,
+                _registered_method=True)
+        self.AbortConfig = channel.unary_unary(
+                '/mirrorpair.v1.Agent/AbortConfig',
+                request_serializer=protos_dot_mirrorpair__pb2.AbortConfigRequest.SerializeToString,
+                response_deserializer=protos_dot_mirrorpair__pb2.AbortConfigReply.FromString,
+                _registered_method=True)
+        self.ListConfigVersions = channel.unary_unary(
+                '/mirrorpair.v1.Agent/ListConfigVersions',
+                request_serializer=protos_dot_mirrorpair__pb2.ListConfigVersionsRequest.SerializeToString,
+                response_deserializer=protos_dot_mirrorpair__pb2.ListConfigVersionsReply.FromString,
+                _registered_method=True)
+        self.ProbeHost = channel.unary_unary(
+                '/mirrorpair.v1.Agent/ProbeHost',
+                request_serializer=protos_dot_mirrorpair__pb2.ProbeHostRequest.SerializeToString,
+                response_deserializer=protos_dot_mirrorpair__pb2.ProbeHostReply.FromString,
+                _registered_method=True)
+        self.GetHostInfo = channel.unary_unary(
+                '/mirrorpair.v1.Agent/GetHostInfo',
+                request_serializer=protos_dot_mirrorpair__pb2.HostInfoRequest.SerializeToString,
+                response_deserializer=protos_dot_mirrorpair__pb2.HostInfo.FromString,
                 _registered_method=True)
 
 
@@ -133,6 +323,45 @@ class AgentServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PrepareConfig(self, request, context):
+        """Configuration changes (administrator): see PrepareConfigRequest.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CommitConfig(self, request, context):
+        """FAILED_PRECONDITION: no such prepared transaction (expired, or the agent restarted).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AbortConfig(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListConfigVersions(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ProbeHost(self, request, context):
+        """administrator
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetHostInfo(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -175,6 +404,36 @@ def add_AgentServicer_to_server(servicer, server):
                     servicer.DigestModule,
                     request_deserializer=protos_dot_mirrorpair__pb2.DigestRequest.FromString,
                     response_serializer=protos_dot_mirrorpair__pb2.DigestChunk.SerializeToString,
+            ),
+            'PrepareConfig': grpc.unary_unary_rpc_method_handler(
+                    servicer.PrepareConfig,
+                    request_deserializer=protos_dot_mirrorpair__pb2.PrepareConfigRequest.FromString,
+                    response_serializer=protos_dot_mirrorpair__pb2.PrepareConfigReply.SerializeToString,
+            ),
+            'CommitConfig': grpc.unary_unary_rpc_method_handler(
+                    servicer.CommitConfig,
+                    request_deserializer=protos_dot_mirrorpair__pb2.CommitConfigRequest.FromString,
+                    response_serializer=protos_dot_mirrorpair__pb2.CommitConfigReply.SerializeToString,
+            ),
+            'AbortConfig': grpc.unary_unary_rpc_method_handler(
+                    servicer.AbortConfig,
+                    request_deserializer=protos_dot_mirrorpair__pb2.AbortConfigRequest.FromString,
+                    response_serializer=protos_dot_mirrorpair__pb2.AbortConfigReply.SerializeToString,
+            ),
+            'ListConfigVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListConfigVersions,
+                    request_deserializer=protos_dot_mirrorpair__pb2.ListConfigVersionsRequest.FromString,
+                    response_serializer=protos_dot_mirrorpair__pb2.ListConfigVersionsReply.SerializeToString,
+            ),
+            'ProbeHost': grpc.unary_unary_rpc_method_handler(
+                    servicer.ProbeHost,
+                    request_deserializer=protos_dot_mirrorpair__pb2.ProbeHostRequest.FromString,
+                    response_serializer=protos_dot_mirrorpair__pb2.ProbeHostReply.SerializeToString,
+            ),
+            'GetHostInfo': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetHostInfo,
+                    request_deserializer=protos_dot_mirrorpair__pb2.HostInfoRequest.FromString,
+                    response_serializer=protos_dot_mirrorpair__pb2.HostInfo.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -393,6 +652,168 @@ class Agent(object):
             '/mirrorpair.v1.Agent/DigestModule',
             protos_dot_mirrorpair__pb2.DigestRequest.SerializeToString,
             protos_dot_mirrorpair__pb2.DigestChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PrepareConfig(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorpair.v1.Agent/PrepareConfig',
+            protos_dot_mirrorpair__pb2.PrepareConfigRequest.SerializeToString,
+            protos_dot_mirrorpair__pb2.PrepareConfigReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CommitConfig(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorpair.v1.Agent/CommitConfig',
+            protos_dot_mirrorpair__pb2.CommitConfigRequest.SerializeToString,
+            protos_dot_mirrorpair__pb2.CommitConfigReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AbortConfig(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorpair.v1.Agent/AbortConfig',
+            protos_dot_mirrorpair__pb2.AbortConfigRequest.SerializeToString,
+            protos_dot_mirrorpair__pb2.AbortConfigReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListConfigVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorpair.v1.Agent/ListConfigVersions',
+            protos_dot_mirrorpair__pb2.ListConfigVersionsRequest.SerializeToString,
+            protos_dot_mirrorpair__pb2.ListConfigVersionsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ProbeHost(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorpair.v1.Agent/ProbeHost',
+            protos_dot_mirrorpair__pb2.ProbeHostRequest.SerializeToString,
+            protos_dot_mirrorpair__pb2.ProbeHostReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetHostInfo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorpair.v1.Agent/GetHostInfo',
+            protos_dot_mirrorpair__pb2.HostInfoRequest.SerializeToString,
+            protos_dot_mirrorpair__pb2.HostInfo.FromString,
             options,
             channel_credentials,
             insecure,

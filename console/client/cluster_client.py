@@ -14,8 +14,8 @@ import grpc
 from console.client.credentials import TlsIdentity, build_credentials, key_is_encrypted
 from console.client.events import CommandResult
 from console.client.node_client import EventSink, NodeClient, Timeouts
-from node_agent.tls.credentials import server_name
 from protos import mirrorpair_pb2 as pb
+from protos.security.credentials import server_name
 
 NODE_IDS = ("node1", "node2")
 

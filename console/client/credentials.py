@@ -10,7 +10,7 @@ from pathlib import Path
 import grpc
 from cryptography.hazmat.primitives import serialization
 
-from node_agent.tls.credentials import TlsError, channel_credentials
+from protos.security.credentials import TlsError, channel_credentials
 
 
 class PassphraseNeeded(TlsError):

@@ -21,9 +21,9 @@ from console.client.events import (
     NodeSnapshot,
     NodeUnreachable,
 )
-from node_agent.tls.credentials import TlsError, aio_secure_channel
 from protos import mirrorpair_pb2 as pb
 from protos import mirrorpair_pb2_grpc as pb_grpc
+from protos.security.credentials import TlsError, aio_secure_channel
 
 log = logging.getLogger(__name__)
 

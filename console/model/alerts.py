@@ -142,8 +142,10 @@ class AlertDetector:
                 continue
             key = (m.name, node_id)
             was_degraded, was_split = self._flags.get(key, (False, False))
-            if v.degraded and not was_degraded and m.nodes[other_node(node_id)].label == (
-                CONNECTING
+            if (
+                v.degraded
+                and not was_degraded
+                and m.nodes[other_node(node_id)].label == (CONNECTING)
             ):
                 continue  # why it is degraded depends on the peer: ask again once it is known
             self._flags[key] = (v.degraded, v.split_brain)
@@ -303,7 +305,8 @@ def _unprotected(c: str, m: ModuleView, node_id: str, now: float) -> Alert:
         Severity.WARNING,
         c,
         f"{m.name}: not protected while {peer.node_id} is stopped",
-        f"{peer.node_id} was stopped" + (f" by {who}" if who else "")
+        f"{peer.node_id} was stopped"
+        + (f" by {who}" if who else "")
         + f"; {node_id} serves {m.name} without a copy",
         m.name,
         node_id,
@@ -318,8 +321,8 @@ def _protected(m: ModuleView) -> bool:
     if m.primary is None:
         return False
     here = m.nodes[m.primary]
-    return here.reachable and (here.label, here.readiness) == ("PRIM", "Ready") and not (
-        here.degraded
+    return (
+        here.reachable and (here.label, here.readiness) == ("PRIM", "Ready") and not (here.degraded)
     )
 
 

@@ -25,9 +25,7 @@ class DesktopNotifications:
     """``on_status(text)`` hears how delivery goes ("desktop notifications" once one is
     delivered, or why none can be)."""
 
-    def __init__(
-        self, on_status: Callable[[str], None], timeout_s: float = SEND_TIMEOUT_S
-    ) -> None:
+    def __init__(self, on_status: Callable[[str], None], timeout_s: float = SEND_TIMEOUT_S) -> None:
         self._on_status = on_status
         self.timeout_s = timeout_s
         self._notifier: object | None = None
@@ -79,9 +77,7 @@ class DesktopNotifications:
             return False
         if not dispatched.is_set():
             self._forget()  # connect again next time: the service may have started since
-            self._set_status(
-                "no desktop notifications: no notification service on the session bus"
-            )
+            self._set_status("no desktop notifications: no notification service on the session bus")
             return False
         self.delivered.append(title)
         self._set_status("desktop notifications")

@@ -127,8 +127,7 @@ class CommandFlows(QObject):
         drop = plan.send_to
         self.confirmer.ask(
             f"Keep {keep}'s copy of {module}?",
-            f"Both nodes wrote to {module} while they could not see each other.\n\n"
-            f"{plan.reason}",
+            f"Both nodes wrote to {module} while they could not see each other.\n\n{plan.reason}",
             confirmed,
             yes_text=f"Keep {keep}'s copy",
             danger=True,

@@ -217,9 +217,7 @@ class MainWindow(QMainWindow):
         # says why, or what a swap will do.
         self.swap_action.setEnabled(plan.ok)
         self.swap_action.setText(f"⇄  Swap {view.selected}")
-        self.swap_action.setToolTip(
-            plan.reason if plan.ok else f"No swap possible: {plan.reason}"
-        )
+        self.swap_action.setToolTip(plan.reason if plan.ok else f"No swap possible: {plan.reason}")
 
     def swap_selected(self) -> None:
         view = self.current_view()

@@ -10,9 +10,9 @@ from grpc_reflection.v1alpha import reflection
 
 from node_agent.api.engine_api import EngineApi
 from node_agent.api.servicer import AgentServicer
-from node_agent.tls.credentials import TlsPaths, server_credentials
 from protos import mirrorpair_pb2 as pb
 from protos import mirrorpair_pb2_grpc as pb_grpc
+from protos.security.credentials import TlsPaths, server_credentials
 
 AGENT_SERVICE = pb.DESCRIPTOR.services_by_name["Agent"].full_name  # "mirrorpair.v1.Agent"
 

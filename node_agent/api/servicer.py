@@ -22,9 +22,10 @@ from node_agent.api.engine_api import (
     UnknownModule,
 )
 from node_agent.resources.common import ResourceError
-from node_agent.tls.credentials import peer_common_name
 from protos import mirrorpair_pb2 as pb
 from protos import mirrorpair_pb2_grpc as pb_grpc
+from protos.security.credentials import peer_common_name, peer_role
+from protos.security.roles import COMMAND_ROLES, RPC_ROLES, Role, allows, refusal
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +79,12 @@ class AgentServicer(pb_grpc.AgentServicer):
         self, request: pb.GetStatusRequest, context: grpc.aio.ServicerContext
     ) -> pb.NodeStatus:
         try:
-            return self._engine.status()
+            status = self._engine.status()
         except Exception as e:  # an engine bug must reach the client as a readable error
             await _internal(context, "GetStatus", e)
             raise  # unreachable: abort raises
+        status.client_role = int(peer_role(context))  # type: ignore[assignment]
+        return status
 
     async def WatchStatus(
         self, request: pb.WatchRequest, context: grpc.aio.ServicerContext
@@ -141,6 +144,8 @@ class AgentServicer(pb_grpc.AgentServicer):
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, "fullsync only applies to the second command"
             )
+        command = _command_names()[request.command - 1]
+        await require_role(context, COMMAND_ROLES[request.command], command)
         names = _module_names(self._engine.status())
         if request.module not in names:
             await context.abort(grpc.StatusCode.NOT_FOUND, _unknown_module(request.module, names))
@@ -207,6 +212,7 @@ class AgentServicer(pb_grpc.AgentServicer):
     async def AdoptVm(
         self, request: pb.AdoptVmRequest, context: grpc.aio.ServicerContext
     ) -> pb.AdoptVmReply:
+        await require_role(context, RPC_ROLES["AdoptVm"], "vm adopt")
         if not request.domain or not request.directory:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 "domain and directory are required")  # fmt: skip
@@ -259,6 +265,15 @@ def _digest_code(error: DigestRefused) -> grpc.StatusCode:
     if isinstance(error, BadDigestRequest):
         return grpc.StatusCode.INVALID_ARGUMENT
     return grpc.StatusCode.FAILED_PRECONDITION  # NoReplicatedDirectories and the like
+
+
+async def require_role(context: grpc.aio.ServicerContext, needed: Role, what: str) -> None:
+    """Abort with PERMISSION_DENIED, naming the missing role, unless the caller has it."""
+    role = peer_role(context)
+    if not allows(role, needed):
+        who = peer_common_name(context) or "no certificate"
+        log.warning("refused %s from certificate %s (role %s)", what, who, role.label)
+        await context.abort(grpc.StatusCode.PERMISSION_DENIED, refusal(role, needed, what, who))
 
 
 async def _internal(context: grpc.aio.ServicerContext, call: str, error: Exception) -> None:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from node_agent.cli.exits import Exit
-from node_agent.tls.ca import TlsError, create_ca, issue_certificate, server_name
+from protos.security.ca import TlsError, create_ca, issue_certificate, server_name
 
 
 def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -23,9 +23,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from node_agent.cli.select import local_node
 from node_agent.config.load import load_config
 from node_agent.config.model import NODE_IDS, ClusterConfig
-from node_agent.tls.credentials import channel_credentials, secure_channel, server_name
 from protos import mirrorpair_pb2 as pb
 from protos import mirrorpair_pb2_grpc as pb_grpc
+from protos.security.credentials import channel_credentials, secure_channel, server_name
 
 T = TypeVar("T")
 StrPath = str | os.PathLike[str]
@@ -119,9 +119,7 @@ class AgentClient:
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
     @classmethod
-    def for_node(
-        cls, node: str, address: str, tls: TlsFiles, timeout: float = 5.0
-    ) -> AgentClient:
+    def for_node(cls, node: str, address: str, tls: TlsFiles, timeout: float = 5.0) -> AgentClient:
         """The client of cluster node ``node``, whose certificate names mirrorpair-<node>."""
         return cls(address, server_name(node), tls.ca, tls.cert, tls.key, timeout, node)
 
@@ -296,8 +294,7 @@ def connect_cluster(
     if tls is None:
         raise ValueError("connect_cluster needs the TLS files when given a ClusterConfig")
     return {
-        node: AgentClient.for_node(node, config.nodes[node].api, tls, timeout)
-        for node in NODE_IDS
+        node: AgentClient.for_node(node, config.nodes[node].api, tls, timeout) for node in NODE_IDS
     }
 
 

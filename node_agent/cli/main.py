@@ -22,7 +22,7 @@ from node_agent.cli.exits import EPILOG, Exit
 from node_agent.cli.select import COMMANDS, NEEDS_NODE, ON_PRIMARY, SelectionError
 from node_agent.config.load import ConfigError
 from node_agent.config.model import NODE_IDS
-from node_agent.tls.ca import TlsError
+from protos.security.ca import TlsError
 
 DEFAULT_CONFIG = "/etc/mirrorpair/cluster.toml"
 WAIT_TIMEOUT_S = 120.0
@@ -170,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
         "status",
         help="both nodes, every module",
         description="Both nodes (links, witness) and every module's state on each. --json "
-        "prints states as plain names (\"PRIM\", \"READY\"; null when unknown) and numbers "
+        'prints states as plain names ("PRIM", "READY"; null when unknown) and numbers '
         "as numbers.",
     )
     status.add_argument("--json", action="store_true", help="machine-readable JSON")
@@ -186,8 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
             type=_node,
             metavar="N",
             required=command in NEEDS_NODE,
-            help="the node to act on" if command in NEEDS_NODE else f"send to this node "
-            f"only ({where})",
+            help="the node to act on"
+            if command in NEEDS_NODE
+            else f"send to this node only ({where})",
         )
         if command == "second":
             c.add_argument(

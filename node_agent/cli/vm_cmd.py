@@ -44,12 +44,21 @@ def add_parsers(sub: Any) -> None:
     ad.add_argument("domain", metavar="DOMAIN", help="the libvirt domain's name")
     ad.add_argument("--node", dest="target_node", required=True, choices=("node1", "node2"),
                     help="the node whose libvirt defines DOMAIN")  # fmt: skip
-    ad.add_argument("--directory", required=True, metavar="DIR",
-                    help="where the VM's files go (absolute; the module replicates it)")
+    ad.add_argument(
+        "--directory",
+        required=True,
+        metavar="DIR",
+        help="where the VM's files go (absolute; the module replicates it)",
+    )
     ad.add_argument("--module", default="", help="the module's name (default: DOMAIN)")
     ad.add_argument("--libvirt-uri", default="", metavar="URI", help="default qemu:///system")
-    ad.add_argument("--yes", "-y", action="store_true", default=argparse.SUPPRESS,
-                    help="answer yes to the question (needed without a terminal)")
+    ad.add_argument(
+        "--yes",
+        "-y",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="answer yes to the question (needed without a terminal)",
+    )
     ad.set_defaults(handler=cmd_vm_adopt)
 
 
@@ -61,8 +70,12 @@ def cmd_vm_list(ctx: Context, args: argparse.Namespace) -> int:
     results = ask_all(ctx.clients(), lambda c: c.list_vms(args.libvirt_uri))
     answered = {n: r for n, r in results.items() if isinstance(r, list)}
     if args.json:
-        doc = {n: [MessageToDict(v, preserving_proto_field_name=True) for v in r]
-               if isinstance(r, list) else {"error": str(r)} for n, r in results.items()}
+        doc = {
+            n: [MessageToDict(v, preserving_proto_field_name=True) for v in r]
+            if isinstance(r, list)
+            else {"error": str(r)}
+            for n, r in results.items()
+        }
         print(json.dumps(doc, indent=2, sort_keys=True))
     else:
         for node, r in results.items():
@@ -87,8 +100,7 @@ def cmd_vm_list(ctx: Context, args: argparse.Namespace) -> int:
 def _line(v: pb.VmInfo) -> str:
     kind = "defined" if v.persistent else "transient"
     owner = f"module {v.module}" if v.module else "not protected"
-    return (f"{v.domain:20} {v.state:12} {v.vcpus} vCPU  {_mib(v.memory_bytes):>9}  "
-            f"{kind}, {owner}")
+    return f"{v.domain:20} {v.state:12} {v.vcpus} vCPU  {_mib(v.memory_bytes):>9}  {kind}, {owner}"
 
 
 def cmd_vm_adopt(ctx: Context, args: argparse.Namespace) -> int:

@@ -123,8 +123,10 @@ def _witness(data: Any) -> model.WitnessConfig:
     t = Table(data, "witness", ["ping", "tcp", "interval_ms", "timeout_ms"])
     ms = {k: t.integer(f"{k}_ms", 1000, lo=50, hi=600000) for k in ("interval", "timeout")}
     return model.WitnessConfig(
-        t.items("ping", ip_value), t.items("tcp", hostport_value),
-        ms["interval"] / 1000, ms["timeout"] / 1000,
+        t.items("ping", ip_value),
+        t.items("tcp", hostport_value),
+        ms["interval"] / 1000,
+        ms["timeout"] / 1000,
     )
 
 
@@ -191,7 +193,10 @@ _COMMANDS = ("start", "stop")
 _MODULE_KEYS = [
     *("name", "kind", "preferred", *_COMMANDS, "check", *_MODULE_NUMBERS, "maxloop"),
     *("defaultprim", "autostart", "directories", "vip", "checker", "resync_mbps", "async"),
-    "write_cache", "domain", "libvirt_uri", "guest_agent",
+    "write_cache",
+    "domain",
+    "libvirt_uri",
+    "guest_agent",
 ]
 
 

@@ -131,7 +131,16 @@ def install_vm(
         guest_agent=guest_agent,
     ))  # fmt: skip
     return VmFiles(
-        name, vm_dir, kernel, initrd, disk, disk_format, console_log, xml_path, memory_mib, io,
+        name,
+        vm_dir,
+        kernel,
+        initrd,
+        disk,
+        disk_format,
+        console_log,
+        xml_path,
+        memory_mib,
+        io,
         guest_agent,
     )
 

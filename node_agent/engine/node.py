@@ -372,13 +372,22 @@ class NodeEngine:
         from node_agent.resources import vm_adopt
 
         uri = request.libvirt_uri or DEFAULT_LIBVIRT_URI
-        plan = await asyncio.to_thread(vm_adopt.plan_adoption, uri, request.domain,
-                                       request.directory, request.module, self.node_id)
+        plan = await asyncio.to_thread(
+            vm_adopt.plan_adoption,
+            uri,
+            request.domain,
+            request.directory,
+            request.module,
+            self.node_id,
+        )
         moves = [f"{src} -> {dst}" for src, dst in plan.moves]
         if not request.dry_run:
             await asyncio.to_thread(vm_adopt.adopt, uri, plan)
-            self.logbook.add("INFO", f"domain {plan.domain} adopted into {plan.directory} "
-                             f"({len(moves)} files moved) and undefined from libvirt")
+            self.logbook.add(
+                "INFO",
+                f"domain {plan.domain} adopted into {plan.directory} "
+                f"({len(moves)} files moved) and undefined from libvirt",
+            )
         return pb.AdoptVmReply(moves=moves, config=plan.config, done=not request.dry_run)
 
     async def list_vms(self, uri: str = "") -> list[pb.VmInfo]:

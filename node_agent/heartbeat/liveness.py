@@ -202,7 +202,8 @@ class Pulse:
         if self.due(now):
             return 0.0
         assert self._last_sent is not None
-        return max(0.0, self._last_sent + self.pulse_s - now)
+        # The same difference as due(): last + pulse - now may round to 0 while not due.
+        return self.pulse_s - (now - self._last_sent)
 
     def sent(self, now: float) -> None:
         self._last_sent = now

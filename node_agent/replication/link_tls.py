@@ -1,7 +1,7 @@
 """The replication link: TLS contexts, stream set-up (HELLO / HELLO_ACK), write batching
 (the TLS itself: tls_transport.py).
 
-Same trust model as the gRPC API (node_agent.tls.credentials), for plain ``ssl`` sockets:
+Same trust model as the gRPC API (protos.security.credentials), for plain ``ssl`` sockets:
 the sender presents its node certificate and checks that the receiver's certificate,
 signed by the cluster CA, names ``mirrorpair-<peer>``; the receiver requires a client
 certificate signed by the cluster CA and then checks its CN is the configured peer.
@@ -28,14 +28,14 @@ from node_agent.replication.wire import (
     WireError,
     encode_frame,
 )
-from node_agent.tls.ca import (
+from protos.security.ca import (
     TlsError,
     load_certificate,
     load_private_key,
     public_key_der,
     server_name,
 )
-from node_agent.tls.credentials import TlsPaths
+from protos.security.credentials import TlsPaths
 
 __all__ = [
     "FrameLink",

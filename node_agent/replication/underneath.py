@@ -77,6 +77,9 @@ def settle_mountpoint(
     aside.mkdir(parents=True, exist_ok=True)
     for entry in entries:
         move_entry(entry, aside)
-    log("warning", f"{len(entries)} entries were in {mountpoint} while the module was not "
-        f"mounted on this node (written behind its back?): moved aside to {aside}")
+    log(
+        "warning",
+        f"{len(entries)} entries were in {mountpoint} while the module was not "
+        f"mounted on this node (written behind its back?): moved aside to {aside}",
+    )
     return False

@@ -236,8 +236,11 @@ class CheckerVerdict:
 
 
 def counts_as_failure(
-    result: CheckResult, runs_where_primary: bool, started_at: float | None,
-    start_timeout_s: float, now: float,
+    result: CheckResult,
+    runs_where_primary: bool,
+    started_at: float | None,
+    start_timeout_s: float,
+    now: float,
 ) -> bool:
     """Whether a result counts against the module. A probe of the application that does
     not answer while its start is still waited for (up to start_timeout_s after it, until

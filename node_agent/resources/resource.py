@@ -65,8 +65,6 @@ class Resource(Protocol):
         ...
 
 
-
-
 def make_resource(
     cfg: ModuleConfig, *, node: str, log: LogFn, cwd: str, env: Mapping[str, str] | None = None,
     on_event: Callable[[], None] | None = None,

@@ -190,8 +190,7 @@ def node_addresses() -> set[tuple[str, str]]:
         with IPRoute() as ipr:
             names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
             return {
-                (names.get(msg["index"], ""), msg.get_attr("IFA_ADDRESS"))
-                for msg in ipr.get_addr()
+                (names.get(msg["index"], ""), msg.get_attr("IFA_ADDRESS")) for msg in ipr.get_addr()
             }
     except (NetlinkError, OSError) as exc:
         raise ResourceError(f"cannot list this node's addresses: {_reason(exc)}") from exc

@@ -114,8 +114,10 @@ class VmResource:
 
     def _defined_outside(self) -> str:
         name = self.conn.domain
-        return (f"a domain named {name} is defined on {self.node} outside MirrorPair: remove "
-                f"it there (virsh undefine {name}) or rename the module's domain")
+        return (
+            f"a domain named {name} is defined on {self.node} outside MirrorPair: remove "
+            f"it there (virsh undefine {name}) or rename the module's domain"
+        )
 
     def _checked_definition(self) -> tuple[str, vm_xml.DomainSpec]:
         text, spec = self._definition()
@@ -128,7 +130,7 @@ class VmResource:
         return text, spec
 
     def _node_text(self, text: str) -> str:
-        """"{node}" in the definition is this node's id, as in the config: two nodes on
+        """ "{node}" in the definition is this node's id, as in the config: two nodes on
         one machine (the demo) need two domain names and two mount paths."""
         return text.replace("{node}", self.node)
 
@@ -167,8 +169,10 @@ class VmResource:
         try:
             conn.createXML(xml, 0)
         except lv.libvirtError as e:  # libvirt's own words: they name what QEMU refused
-            raise ResourceError(f"libvirt could not start domain {spec.name} on {self.node}: "
-                                f"{e.get_error_message()}") from None
+            raise ResourceError(
+                f"libvirt could not start domain {spec.name} on {self.node}: "
+                f"{e.get_error_message()}"
+            ) from None
         self._state = "running"
 
     async def stop(self, force: bool = False) -> ResourceResult:

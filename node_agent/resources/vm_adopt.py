@@ -106,8 +106,12 @@ def _plan(text: str, domain: str, directory: str, module: str, node: str) -> Ado
         if source is None or not source.get("file") or disk.find("readonly") is not None:
             continue
         target = disk.find("target")
-        source.set("file", dest(source.get("file", ""),
-                                target.get("dev", "disk") if target is not None else "disk"))
+        source.set(
+            "file",
+            dest(
+                source.get("file", ""), target.get("dev", "disk") if target is not None else "disk"
+            ),
+        )
     for tag in ("kernel", "initrd", "dtb", "nvram"):
         el = root.find(f"os/{tag}")
         if el is not None and (el.text or "").strip():
@@ -147,12 +151,15 @@ def adopt(uri: str, plan: AdoptPlan) -> None:
         conn = lv.open(uri)
         try:
             conn.lookupByName(plan.domain).undefineFlags(
-                lv.VIR_DOMAIN_UNDEFINE_KEEP_NVRAM | lv.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
+                lv.VIR_DOMAIN_UNDEFINE_KEEP_NVRAM | lv.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+            )
         finally:
             conn.close()
     except lv.libvirtError as e:
-        raise ResourceError(f"{plan.domain} moved into {plan.directory}, but libvirt could "
-                            f"not undefine it: {e.get_error_message()}") from None
+        raise ResourceError(
+            f"{plan.domain} moved into {plan.directory}, but libvirt could "
+            f"not undefine it: {e.get_error_message()}"
+        ) from None
 
 
 def _rename_into(src: Path, dst: Path) -> None:

@@ -45,8 +45,10 @@ async def drag(window: MainWindow) -> dict[str, Any]:
     await until(lambda: "web" in view.cards, 30, "no web card")
     card = view.card("web")
     await until(
-        lambda: all(card.state_text(n).endswith("Ready") for n in OTHER)
-        and view.column_of("web") in OTHER,
+        lambda: (
+            all(card.state_text(n).endswith("Ready") for n in OTHER)
+            and view.column_of("web") in OTHER
+        ),
         30,
         "the pair did not settle in the console",
     )

@@ -246,8 +246,11 @@ def resync_in_console(
     def on_changed() -> None:
         c, sec = card(), session.model.module_status(secondary, MODULE)
         prim = session.model.module_status(primary, MODULE)
-        if c is not None and sec is not None and sec.state == pb.STATE_SECOND and (
-            sec.readiness == pb.READINESS_TRANSIENT
+        if (
+            c is not None
+            and sec is not None
+            and sec.state == pb.STATE_SECOND
+            and (sec.readiness == pb.READINESS_TRANSIENT)
         ):
             result.primary_badges.append(c.badge_texts(primary))
             result.agent_degraded |= prim is not None and prim.degraded

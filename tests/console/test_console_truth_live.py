@@ -40,9 +40,11 @@ def settled(qtbot: Any, w: MainWindow, lc: LocalCluster) -> tuple[str, str]:
     assert view is not None
     wait_for(
         qtbot,
-        lambda: "web" in view.cards
-        and view.card("web").state_text(primary) == "PRIM · Ready"
-        and view.card("web").state_text(secondary) == "SECOND · Ready",
+        lambda: (
+            "web" in view.cards
+            and view.card("web").state_text(primary) == "PRIM · Ready"
+            and view.card("web").state_text(secondary) == "SECOND · Ready"
+        ),
         20,
         "the console did not show the settled pair",
         lc.describe,

@@ -175,7 +175,7 @@ def test_encrypted_key_with_its_passphrase_in_the_keyring(
 
     from cryptography.hazmat.primitives import serialization
 
-    from node_agent.tls.ca import load_private_key
+    from protos.security.ca import load_private_key
 
     with LocalCluster(tmp_path / "cluster") as lc:
         key = load_private_key(lc.cluster.admin_key)

@@ -113,8 +113,10 @@ def test_a_failover_reaches_a_desktop_without_a_tray(
             lambda: any(line[1] == title for line in shown_lines(dunst)),
             30,
             "dunst did not show the failover",
-            lambda: f"shown: {shown_lines(dunst)}\nalerts: {notifier.history}\n"
-            f"delivery: {notifier.delivery}\n{lc.describe()}",
+            lambda: (
+                f"shown: {shown_lines(dunst)}\nalerts: {notifier.history}\n"
+                f"delivery: {notifier.delivery}\n{lc.describe()}"
+            ),
         )
         line = next(line for line in shown_lines(dunst) if line[1] == title)
         assert line[0] == "MirrorPair" and f"from {primary} to {secondary}" in line[2]

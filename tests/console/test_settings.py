@@ -18,7 +18,7 @@ from console.settings.clusters import (
 )
 from console.settings.secrets import SERVICE, SecretStore
 from node_agent.demo_cluster import build_demo_cluster
-from node_agent.tls.ca import load_private_key
+from protos.security.ca import load_private_key
 from tests.console.conftest import MemoryKeyring
 
 

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from node_agent.tls.ca import create_ca, issue_certificate
+from protos.security.ca import create_ca, issue_certificate
 from tests.integration.netns import HB_IP, LAN_IF, LAN_IP, VIP, VIP_CIDR, Topology
 
 T = TypeVar("T")

@@ -24,9 +24,9 @@ from typing import Any
 import grpc
 from google.protobuf.json_format import MessageToDict
 
-from node_agent.tls.credentials import channel_credentials, secure_channel, server_name
 from protos import mirrorpair_pb2 as pb
 from protos import mirrorpair_pb2_grpc as pb_grpc
+from protos.security.credentials import channel_credentials, secure_channel, server_name
 
 
 def serve(ca: str, cert: str, key: str) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from node_agent.tls.ca import create_ca, issue_certificate
+from protos.security.ca import create_ca, issue_certificate
 from tests.conftest import require_binary, require_fuse, require_root
 from tests.integration.netns import Topology, cleanup_stale
 from tests.integration.repl_rig import Node1, Node2, Pki

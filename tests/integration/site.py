@@ -160,8 +160,11 @@ class Site(NetnsCluster):
                     timeout: float = 30.0) -> dict:  # fmt: skip
         def ok() -> dict | None:
             m = self.module_named(node, name)
-            good = m and m["state"] == f"STATE_{state}" and (
-                readiness is None or m["readiness"] == f"READINESS_{readiness}")
+            good = (
+                m
+                and m["state"] == f"STATE_{state}"
+                and (readiness is None or m["readiness"] == f"READINESS_{readiness}")
+            )
             return m if good else None
 
         return self.wait_for(ok, f"{name} {state}/{readiness or '*'} on {node}", timeout)

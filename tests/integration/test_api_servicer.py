@@ -15,10 +15,10 @@ import pytest
 
 from node_agent.api.engine_api import CommandOutcome
 from node_agent.api.server import ApiBindError, start_server
-from node_agent.tls.ca import create_ca, issue_certificate
-from node_agent.tls.credentials import aio_secure_channel, channel_credentials, server_name
 from protos import mirrorpair_pb2 as pb
 from protos import mirrorpair_pb2_grpc as pb_grpc
+from protos.security.ca import create_ca, issue_certificate
+from protos.security.credentials import aio_secure_channel, channel_credentials, server_name
 
 SECRET = "fake-engine-secret-0123456789"
 

@@ -17,15 +17,15 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from node_agent.tls.ca import create_ca, issue_certificate
-from node_agent.tls.credentials import (
+from protos import mirrorpair_pb2 as pb
+from protos import mirrorpair_pb2_grpc as pb_grpc
+from protos.security.ca import create_ca, issue_certificate
+from protos.security.credentials import (
     aio_secure_channel,
     channel_credentials,
     secure_channel,
     server_name,
 )
-from protos import mirrorpair_pb2 as pb
-from protos import mirrorpair_pb2_grpc as pb_grpc
 from tests.integration.agents import LocalCluster
 
 OTHER = {"node1": "node2", "node2": "node1"}

@@ -29,7 +29,7 @@ from node_agent.replication.frame_decoder import FrameDecoder
 from node_agent.replication.receiver import StreamReceiver
 from node_agent.replication.sender import LinkError, NotAcknowledged, SenderState, StreamSender
 from node_agent.replication.wire import FrameType, Hello, Mode, encode_frame
-from node_agent.tls.ca import create_ca, issue_certificate
+from protos.security.ca import create_ca, issue_certificate
 
 
 @dataclass(frozen=True)

@@ -31,9 +31,17 @@ def test_the_demo_runs_a_small_vm_that_fails_over(tmp_path: Path, guest: Guest) 
             d.wait_for("Press Ctrl-C", timeout=180)
             d.wait_for("camera: a small VM")
             agents = Agents(root)
-            until("camera PRIM Ready on node1", lambda: (
-                agents.module("node1", "camera").get("state"),
-                agents.module("node1", "camera").get("readiness")) == ("PRIM", "READY"), 90)
+            until(
+                "camera PRIM Ready on node1",
+                lambda: (
+                    (
+                        agents.module("node1", "camera").get("state"),
+                        agents.module("node1", "camera").get("readiness"),
+                    )
+                    == ("PRIM", "READY")
+                ),
+                90,
+            )
             assert lv.domain_running("camera-node1") and not lv.domain_running("camera-node2")
             log = ConsoleLog(root / "camera-console.log")
             log.wait_rec(3, alive=lambda: lv.domain_running("camera-node1"))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from node_agent.config.load import parse_config
-from node_agent.tls.ca import create_ca, issue_certificate
+from protos.security.ca import create_ca, issue_certificate
 from tests.conftest import require, require_binary
 from tests.integration.engine_pair import EnginePair, cluster_config, free_port, state_of
 

@@ -31,7 +31,10 @@ def test_the_example_checkers_let_a_real_secondary_take_over(site: Site) -> None
         time.sleep(0.25)
     on2 = checkers(site, "node2")
     assert {n: (c["when"], c["active"]) for n, c in on2.items()} == {
-        "process": ("primary", False), "port": ("primary", False), "uplink": ("both", True)}
+        "process": ("primary", False),
+        "port": ("primary", False),
+        "uplink": ("both", True),
+    }
     assert all(c["ok"] and int(c["consecutive_failures"]) == 0 for c in on2.values()), on2
     on1 = checkers(site, "node1")
     assert all(c["active"] and c["ok"] for c in on1.values()), on1

@@ -84,8 +84,10 @@ def logged(site: Site, node: str, text: str, since: float = 0.0) -> bool:
 def add_data_disk(vm: VmFiles) -> None:
     """A second disk (raw, beside the first, qcow2): a VM of several disks."""
     create_disk(vm.dir / "data.raw", 8, "raw")
-    disk = ("<disk type='file' device='disk'><driver name='qemu' type='raw' cache='none'/>"
-            f"<source file='{vm.dir / 'data.raw'}'/><target dev='vdb' bus='virtio'/></disk>")
+    disk = (
+        "<disk type='file' device='disk'><driver name='qemu' type='raw' cache='none'/>"
+        f"<source file='{vm.dir / 'data.raw'}'/><target dev='vdb' bus='virtio'/></disk>"
+    )
     vm.xml_path.write_text(vm.xml.replace("</devices>", disk + "</devices>"))
 
 

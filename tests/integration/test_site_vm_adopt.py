@@ -58,7 +58,8 @@ def test_adopting_an_existing_vm_then_protecting_it(site: Site, guest: Guest) ->
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
                     str(vm.disk), str(overlay)], check=True)  # fmt: skip
     chained = vm.xml.replace("<name>legacy</name>", "<name>chain</name>").replace(
-        str(vm.disk), str(overlay))
+        str(vm.disk), str(overlay)
+    )
     conn.defineXML(chained)
     refused(site, "chain", target, f"({overlay}) has a backing chain: flatten it first")
 
@@ -78,7 +79,7 @@ def test_adopting_an_existing_vm_then_protecting_it(site: Site, guest: Guest) ->
         conn.lookupByName("legacy")  # undefined: the module defines it from now on
     spec = parse_domain((target / "legacy.xml").read_text(), "legacy.xml")
     assert problems(spec, [str(target)]) == []
-    section = r.stdout[r.stdout.index("[[module]]"):]
+    section = r.stdout[r.stdout.index("[[module]]") :]
     assert f'directories = ["{target}"]' in section and 'kind = "vm"' in section
     conn.close()
 

@@ -31,6 +31,7 @@ def libvirt_checker(site: Site, node: str) -> dict:
 
 def waits_because(s: VmSite, node: str, words: str) -> dict:
     """``node`` waits (not a secondary a swap could go to), its libvirt checker says why."""
+
     def ok() -> dict | None:
         m = s.site.module_named(node, NAME)
         c = libvirt_checker(s.site, node)
@@ -77,8 +78,10 @@ def test_a_definition_that_cannot_run_is_refused_naming_why(
     xml = s.vm.xml
     disk = "<disk type='file' device='disk'>"
     if change == "disk-outside":
-        extra = ("<disk type='file' device='disk'><driver name='qemu' type='raw'/><source "
-                 "file='/var/tmp/mp-outside.img'/><target dev='vdb' bus='virtio'/></disk>")
+        extra = (
+            "<disk type='file' device='disk'><driver name='qemu' type='raw'/><source "
+            "file='/var/tmp/mp-outside.img'/><target dev='vdb' bus='virtio'/></disk>"
+        )
         xml = xml.replace(disk, extra + disk, 1)
     elif change == "vmdk":
         xml, n = re.subn(r"""type=["']qcow2["']""", "type='vmdk'", xml, count=1)
@@ -118,9 +121,7 @@ def test_a_guest_that_does_not_boot_on_the_other_node_is_reported_with_libvirt_s
     site.wait_for(lambda: s.running("node1"), "the guest back on node1", 120)
 
 
-def test_a_running_guest_is_left_alone_while_its_libvirtd_is_down(
-    site: Site, guest: Guest
-) -> None:
+def test_a_running_guest_is_left_alone_while_its_libvirtd_is_down(site: Site, guest: Guest) -> None:
     """libvirtd dies on the primary (a crash, an upgrade restarting it): QEMU runs on
     without it, so the guest is neither restarted nor failed over blind; the checker
     says the domain's state is unknown (not a pass) until libvirt answers again."""

@@ -22,7 +22,7 @@ from node_agent.replication.tls_transport import (
     accept_tls,
     connect_tls,
 )
-from node_agent.tls.ca import server_name
+from protos.security.ca import server_name
 from tests.integration.repl_rig import Pki
 
 MiB = 1 << 20

@@ -353,15 +353,21 @@ def test_checkers_run_where_their_kind_can_pass_unless_told() -> None:
     )
     defaults = parse_config(mutate(CHECKER_END, CHECKER_END + extra)).module("web").checkers
     assert [(c.name, c.runs.value) for c in defaults] == [
-        ("port", "primary"), ("ping", "both"), ("interface", "both"), ("command", "primary")]
+        ("port", "primary"),
+        ("ping", "both"),
+        ("interface", "both"),
+        ("command", "primary"),
+    ]
     told = parse_config(mutate(CHECKER_END, CHECKER_END + '\nwhen = "both"')).module("web")
     assert told.checkers[0].runs is CheckerWhen.BOTH
 
 
 @pytest.mark.parametrize(
     ("checker", "fragments"),
-    [('kind = "tcp"\ntarget = "127.0.0.1:1"\nwhen = "secondary"', ['"primary", "both"']),
-     ('kind = "process"\nwhen = "both"', ['"primary" for a "process" checker'])],
+    [
+        ('kind = "tcp"\ntarget = "127.0.0.1:1"\nwhen = "secondary"', ['"primary", "both"']),
+        ('kind = "process"\nwhen = "both"', ['"primary" for a "process" checker']),
+    ],
 )
 def test_checker_when_is_checked(checker: str, fragments: list[str]) -> None:
     with pytest.raises(ConfigError) as info:
@@ -392,9 +398,11 @@ def test_a_vm_module_names_its_domain_in_its_directory() -> None:
 
 @pytest.mark.parametrize(
     ("extra", "key", "fragment"),
-    [('domain = "../elsewhere.xml"', "module.vms.domain", "outside the module's directories"),
-     ('domain = "/etc/libvirt/qemu/vms.xml"', "module.vms.domain", "outside"),
-     ('check = "virsh domstate vms"', "module.vms.check", "not used by a vm module")],
+    [
+        ('domain = "../elsewhere.xml"', "module.vms.domain", "outside the module's directories"),
+        ('domain = "/etc/libvirt/qemu/vms.xml"', "module.vms.domain", "outside"),
+        ('check = "virsh domstate vms"', "module.vms.check", "not used by a vm module"),
+    ],
 )
 def test_a_vm_definition_must_be_replicated(extra: str, key: str, fragment: str) -> None:
     with pytest.raises(ConfigError) as info:

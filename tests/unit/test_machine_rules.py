@@ -165,7 +165,7 @@ def test_degraded_ends_with_a_secondary_again_and_with_the_primary_role() -> Non
         pair.round()
         seen.append((m1.state, m1.degraded))
     assert (State.ALONE, True) in seen and seen[-1] == (State.PRIM, False)
-    assert (State.PRIM, True) not in seen[seen.index((State.ALONE, True)):]
+    assert (State.PRIM, True) not in seen[seen.index((State.ALONE, True)) :]
     pair.replication_failed("node1")
     pair.round()
     assert m1.degraded

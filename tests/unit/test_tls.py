@@ -17,8 +17,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from node_agent.config.model import NodePaths
-from node_agent.tls.ca import TlsError, create_ca, issue_certificate, server_name
-from node_agent.tls.credentials import (
+from protos.security.ca import TlsError, create_ca, issue_certificate, server_name
+from protos.security.credentials import (
     aio_secure_channel,
     channel_credentials,
     peer_common_name,

@@ -33,7 +33,11 @@ def test_what_is_read_of_a_definition() -> None:
     assert spec.memory_bytes == 256 << 20
     (disk,) = spec.disks
     assert (disk.target, disk.kind, disk.source, disk.fmt) == (
-        "vda", "file", f"{DIR}/system.qcow2", "qcow2")
+        "vda",
+        "file",
+        f"{DIR}/system.qcow2",
+        "qcow2",
+    )
     assert spec.files == (("kernel", f"{DIR}/vmlinuz"),)
     assert problems(spec, [DIR]) == []
 

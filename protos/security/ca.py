@@ -25,6 +25,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from protos.security.roles import Role, role_subject
+
 CA_CERT_FILE = "ca.pem"
 CA_KEY_FILE = "ca.key"
 VALIDITY_DAYS = 3650  # an expired certificate takes the whole cluster down: be generous
@@ -93,6 +95,7 @@ def issue_certificate(
     localhost: bool = True,
     force: bool = False,
     days: int = VALIDITY_DAYS,
+    role: Role | None = None,
 ) -> tuple[Path, Path]:
     """Sign a certificate with CN ``name``; writes ``<out_dir>/<name>.pem`` and ``.key``.
 
@@ -100,7 +103,9 @@ def issue_certificate(
     ``server_name(name)``, ``dns`` and ``ips`` as SANs, and with ``localhost``
     also localhost / 127.0.0.1 / ::1 (two agents on one machine, local tools).
     ``client`` adds clientAuth: a console or admin certificate is
-    ``server=False, client=True``. Returns (cert path, key path).
+    ``server=False, client=True``. ``role`` (the subject's OU) defaults to ``NODE`` for
+    a server certificate and ``ADMINISTRATOR`` for a client one (the first console of a
+    cluster administers it). Returns (cert path, key path).
     """
     if not _NAME_RE.fullmatch(name):
         raise ValueError(f"certificate name must be 1-64 of A-Z a-z 0-9 _ . -, got {name!r}")
@@ -111,16 +116,39 @@ def issue_certificate(
     cert_path, key_path = out / f"{name}.pem", out / f"{name}.key"
     _refuse_overwrite([cert_path, key_path], force)
 
-    sans = _subject_alt_names(name, ips, dns, server=server, localhost=localhost)
+    sans = subject_alt_names(name, ips, dns, server=server, localhost=localhost)
     usages = [ExtendedKeyUsageOID.SERVER_AUTH] * server + [ExtendedKeyUsageOID.CLIENT_AUTH] * client
     key = ec.generate_private_key(ec.SECP256R1())
+    if role is None:
+        role = Role.NODE if server else Role.ADMINISTRATOR
+    cert = sign_certificate(
+        ca_cert, ca_key, name, key.public_key(), role=role, sans=sans, usages=usages, days=days
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    _write(key_path, _key_pem(key), 0o600, force)
+    _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644, force)
+    return cert_path, key_path
+
+
+def sign_certificate(
+    ca_cert: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    name: str,
+    public_key: PublicKeyTypes,
+    *,
+    role: Role,
+    sans: list[x509.GeneralName],
+    usages: list[x509.ObjectIdentifier],
+    days: int = VALIDITY_DAYS,
+) -> x509.Certificate:
+    """A leaf certificate for ``public_key`` (CN ``name``, OU ``role``) signed by the CA."""
     now = _now()
     ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     builder = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .subject_name(role_subject(name, role))
         .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
+        .public_key(public_key)  # type: ignore[arg-type]
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(hours=1))
         # A leaf outliving its CA would only fail later and more confusingly.
@@ -128,18 +156,17 @@ def issue_certificate(
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_key_usage(ca=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(public_key),  # type: ignore[arg-type]
+            critical=False,
+        )
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False
         )
     )
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-    cert = builder.sign(ca_key, hashes.SHA256())
-    out.mkdir(parents=True, exist_ok=True)
-    _write(key_path, _key_pem(key), 0o600, force)
-    _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644, force)
-    return cert_path, key_path
+    return builder.sign(ca_key, hashes.SHA256())
 
 
 def load_ca(
@@ -185,7 +212,7 @@ def load_private_key(path: str | os.PathLike[str], what: str = "key") -> Private
         raise TlsError(f"{what} file {path} is not a PEM private key: {e}") from None
 
 
-def _subject_alt_names(
+def subject_alt_names(
     name: str, ips: Iterable[str], dns: Iterable[str], *, server: bool, localhost: bool
 ) -> list[x509.GeneralName]:
     dns_names = [server_name(name)] if server else []

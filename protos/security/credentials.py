@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import grpc
 from cryptography.exceptions import InvalidSignature
 
-from node_agent.tls.ca import (
+from protos.security.ca import (
     TlsError,
     load_certificate,
     load_private_key,
@@ -28,6 +28,7 @@ from node_agent.tls.ca import (
     read_file,
     server_name,
 )
+from protos.security.roles import Role, role_of_pem
 
 __all__ = [
     "TlsError",
@@ -36,6 +37,7 @@ __all__ = [
     "channel_credentials",
     "channel_options",
     "peer_common_name",
+    "peer_role",
     "secure_channel",
     "server_credentials",
     "server_name",
@@ -43,6 +45,7 @@ __all__ = [
 
 StrPath = str | os.PathLike[str]
 _CN_PROPERTY = "x509_common_name"  # grpc core's name for the peer certificate's CN
+_PEM_PROPERTY = "x509_pem_cert"
 
 
 class TlsPaths(Protocol):
@@ -127,6 +130,12 @@ def peer_common_name(context: grpc.ServicerContext | grpc.aio.ServicerContext) -
     """
     values = context.auth_context().get(_CN_PROPERTY) or []
     return values[0].decode("utf-8", "replace") if values else ""
+
+
+def peer_role(context: grpc.ServicerContext | grpc.aio.ServicerContext) -> Role:
+    """The role of the verified client certificate of the current call (NONE if none)."""
+    values = context.auth_context().get(_PEM_PROPERTY) or []
+    return role_of_pem(values[0]) if values and peer_common_name(context) else Role.NONE
 
 
 def _load_checked(ca: StrPath, cert: StrPath, key: StrPath) -> tuple[bytes, bytes, bytes]:
