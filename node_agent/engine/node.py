@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from node_agent.api.engine_api import CommandOutcome
-from node_agent.config.model import DEFAULT_LIBVIRT_URI, ClusterConfig, other_node
+from node_agent.config.model import ClusterConfig, ModuleConfig, other_node
 from node_agent.core.env import UNCONFIGURED, Env, PeerView
 from node_agent.core.states import State
 from node_agent.engine.boot_id import next_boot_id
@@ -69,18 +69,7 @@ class NodeEngine:
         )  # fmt: skip
         self.sender = HeartbeatSender(self.transport, Pulse(config.pulse_s), self._build_heartbeat)
         self.witness = WitnessProbe(config.witness, grace_s=config.timeout_s)
-        self.modules: dict[str, ModuleDriver] = {}
-        for mcfg in config.modules:
-            self.modules[mcfg.name] = ModuleDriver(
-                mcfg,
-                node_id,
-                data_dir,
-                self.logbook,
-                env_fn=lambda name=mcfg.name: self.env(name),
-                on_change=self.wake,
-                detection_timeout_s=config.timeout_s,
-                config=config,
-            )
+        self.modules = {m.name: self.make_driver(m) for m in config.modules}
         self._wake = asyncio.Event()
         self._changed = asyncio.Condition()
         self._node_fingerprint: tuple = ()
@@ -90,6 +79,21 @@ class NodeEngine:
         self._stopping = False
         self.receiver: StreamReceiver | None = None
         self._opened = False
+        self.started = False  # run() has started the modules (reconfigure starts new ones)
+
+    def make_driver(self, mcfg: ModuleConfig) -> ModuleDriver:
+        return ModuleDriver(
+            mcfg, self.node_id, self.paths.data_dir, self.logbook,
+            env_fn=lambda name=mcfg.name: self.env(name), on_change=self.wake,
+            detection_timeout_s=self.config.timeout_s, config=self.config,
+        )  # fmt: skip
+
+    async def reconfigure(self, new_config: ClusterConfig) -> list[str]:
+        """Apply a new configuration version while running (node_agent/engine/reconfigure.py):
+        what it did, one line per action."""
+        from node_agent.engine.reconfigure import reconfigure
+
+        return await reconfigure(self, new_config)
 
     # ----- environment -------------------------------------------------------------
     def peer_view(self, module: str) -> PeerView | None:
@@ -117,6 +121,7 @@ class NodeEngine:
                 for name, d in self.modules.items()
             ],
             witness_reachable=self.witness.reachable,
+            config_version=self.config.version,
         )
 
     def _on_heartbeat(self, _link: str, hb: hpb.Heartbeat) -> None:
@@ -147,11 +152,8 @@ class NodeEngine:
         """Run until cancelled; on cancellation stop local resources cleanly."""
         await self.open()
         self.logbook.add("INFO", f"agent {self.node_id} started (version {VERSION})")
-        await asyncio.gather(*(d.clean_start() for d in self.modules.values()))
-        for name, d in self.modules.items():
-            if d.cfg.autostart:
-                d.machine.command("start", "agent (autostart)", self.env(name))
-                d.after_step()
+        await self.start_modules(list(self.modules))
+        self.started = True
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self.sender.run(), name="heartbeat-sender"),
@@ -163,22 +165,33 @@ class NodeEngine:
         finally:
             await self._shutdown()
 
+    async def start_modules(self, names: list[str], who: str = "agent (autostart)") -> None:
+        """Clean up what an earlier run left, then start those set to autostart."""
+        drivers = [self.modules[n] for n in names]
+        await asyncio.gather(*(d.clean_start() for d in drivers))
+        for d in drivers:
+            if d.cfg.autostart:
+                d.machine.command("start", who, self.env(d.cfg.name))
+                d.after_step()
+
     async def _start_receiver(self) -> None:
-        """The secondary side of replication: one TLS listener for every module."""
-        replicated = {n: d for n, d in self.modules.items() if d.repl is not None}
-        if not replicated:
+        """The secondary side of replication: one TLS listener for every module (started
+        with the first replicated module, at open() or when a reconfigure adds one)."""
+        replicated = [d for d in self.modules.values() if d.repl is not None]
+        if not replicated or self.receiver is not None:
             return
         loop = asyncio.get_running_loop()
-        for d in replicated.values():
+        for d in replicated:
             d.repl.attach(loop)
 
+        # Looked up at each connection: modules come and go with the configuration.
         def resolve(module: str):
-            d = replicated.get(module)
-            return d.repl.repl.secondary_applier() if d is not None else None
+            d = self.modules.get(module)
+            return d.repl.repl.secondary_applier() if d is not None and d.repl else None
 
         def handle_request(module: str, payload: bytes) -> bytes:
-            d = replicated.get(module)
-            if d is None:
+            d = self.modules.get(module)
+            if d is None or d.repl is None:
                 raise KeyError(f"unknown module {module!r}")
             return d.repl.repl.handle_request(payload)
 
@@ -293,6 +306,7 @@ class NodeEngine:
     # ----- EngineApi -------------------------------------------------------------------
     def status(self) -> pb.NodeStatus:
         now = time.monotonic()
+        peer = self.liveness.latest(now)
         links = []
         for st in self.liveness.link_states(now):
             net = next(n for n in self.config.heartbeat if n.name == st.name)
@@ -321,6 +335,9 @@ class NodeEngine:
             version=VERSION,
             time=time.time(),
             heartbeats_rejected=self.liveness.rejected_total,
+            config_version=self.config.version,
+            peer_config_version=peer.config_version if peer is not None else 0,
+            configured=True,
         )
 
     async def watch(self, log_level: str = "") -> AsyncIterator[pb.StatusEvent]:
@@ -369,38 +386,14 @@ class NodeEngine:
         return self.config.source_text, self.config.version, self.config.source_path
 
     async def adopt_vm(self, request: pb.AdoptVmRequest) -> pb.AdoptVmReply:
-        from node_agent.resources import vm_adopt
+        from node_agent.engine.vm_calls import adopt_vm
 
-        uri = request.libvirt_uri or DEFAULT_LIBVIRT_URI
-        plan = await asyncio.to_thread(
-            vm_adopt.plan_adoption,
-            uri,
-            request.domain,
-            request.directory,
-            request.module,
-            self.node_id,
-        )
-        moves = [f"{src} -> {dst}" for src, dst in plan.moves]
-        if not request.dry_run:
-            await asyncio.to_thread(vm_adopt.adopt, uri, plan)
-            self.logbook.add(
-                "INFO",
-                f"domain {plan.domain} adopted into {plan.directory} "
-                f"({len(moves)} files moved) and undefined from libvirt",
-            )
-        return pb.AdoptVmReply(moves=moves, config=plan.config, done=not request.dry_run)
+        return await adopt_vm(self, request)
 
     async def list_vms(self, uri: str = "") -> list[pb.VmInfo]:
-        from node_agent.resources.vm_inventory import list_vms
+        from node_agent.engine.vm_calls import list_vms
 
-        vms = [m for m in self.config.modules if m.vm is not None]
-        uri = uri or (vms[0].vm.uri if vms and vms[0].vm else DEFAULT_LIBVIRT_URI)
-        uri = uri.replace("{node}", self.node_id)
-        mine = {}
-        for name, d in self.modules.items():
-            if (vm := d.resource.describe().vm) is not None:
-                mine[vm.domain] = name
-        return await asyncio.to_thread(list_vms, uri, mine)
+        return await list_vms(self, uri)
 
     def digest(
         self, module: str, zone_size: int = 0, algorithm: str = ""
