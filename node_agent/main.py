@@ -38,13 +38,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 async def serve(config_path: str, node_id: str) -> None:
     from node_agent.api.server import start_server
+    from node_agent.config.configurator import Configurator
+    from node_agent.config.store import ConfigStore
     from node_agent.engine.node import NodeEngine
 
     config = load_config(config_path)
     engine = NodeEngine(config, node_id)
     address = config.nodes[node_id].api
     await engine.open()
-    server = await start_server(engine, address, config.paths_for(node_id))
+    # Configuration changes from the console: installed in config_path, applied live.
+    configurator = Configurator(ConfigStore(config_path), node_id, engine.reconfigure, config,
+                                log=engine.logbook.add)  # fmt: skip
+    server = await start_server(engine, address, config.paths_for(node_id), configurator)
     print(f"mirrorpair-agent {node_id} ready on {address}", file=sys.stderr, flush=True)
     loop = asyncio.get_running_loop()
     task = loop.create_task(engine.run())

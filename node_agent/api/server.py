@@ -10,6 +10,7 @@ from grpc_reflection.v1alpha import reflection
 
 from node_agent.api.engine_api import EngineApi
 from node_agent.api.servicer import AgentServicer
+from node_agent.config.configurator import Configurator
 from protos import mirrorpair_pb2 as pb
 from protos import mirrorpair_pb2_grpc as pb_grpc
 from protos.security.credentials import TlsPaths, server_credentials
@@ -36,7 +37,9 @@ class ApiBindError(OSError):
         super().__init__(f"cannot listen on API address {address}: {detail}")
 
 
-async def start_server(engine: EngineApi, address: str, tls_paths: TlsPaths) -> grpc.aio.Server:
+async def start_server(
+    engine: EngineApi, address: str, tls_paths: TlsPaths, configurator: Configurator | None = None
+) -> grpc.aio.Server:
     """Serve the Agent API on ``address`` (host:port) and return the started server.
 
     Client certificates signed by the cluster CA are required (``server_credentials``);
@@ -45,7 +48,7 @@ async def start_server(engine: EngineApi, address: str, tls_paths: TlsPaths) -> 
     """
     credentials = server_credentials(tls_paths)  # before binding: file errors read better
     server = grpc.aio.server(options=SERVER_OPTIONS)
-    pb_grpc.add_AgentServicer_to_server(AgentServicer(engine), server)
+    pb_grpc.add_AgentServicer_to_server(AgentServicer(engine, configurator), server)
 
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

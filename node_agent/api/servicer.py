@@ -15,12 +15,14 @@ from collections.abc import AsyncIterator
 
 import grpc
 
+from node_agent.api.config_service import ConfigServiceMixin
 from node_agent.api.engine_api import (
     BadDigestRequest,
     DigestRefused,
     EngineApi,
     UnknownModule,
 )
+from node_agent.config.configurator import Configurator
 from node_agent.resources.common import ResourceError
 from protos import mirrorpair_pb2 as pb
 from protos import mirrorpair_pb2_grpc as pb_grpc
@@ -69,11 +71,13 @@ def _module_names(status: pb.NodeStatus) -> list[str]:
     return [m.name for m in status.modules]
 
 
-class AgentServicer(pb_grpc.AgentServicer):
-    """grpc.aio implementation of ``mirrorpair.v1.Agent`` on top of an ``EngineApi``."""
+class AgentServicer(ConfigServiceMixin, pb_grpc.AgentServicer):
+    """grpc.aio implementation of ``mirrorpair.v1.Agent`` on top of an ``EngineApi``
+    (configuration changes: ``ConfigServiceMixin``, node_agent/api/config_service.py)."""
 
-    def __init__(self, engine: EngineApi) -> None:
+    def __init__(self, engine: EngineApi, configurator: Configurator | None = None) -> None:
         self._engine = engine
+        self._configurator = configurator
 
     async def GetStatus(
         self, request: pb.GetStatusRequest, context: grpc.aio.ServicerContext
@@ -186,11 +190,15 @@ class AgentServicer(pb_grpc.AgentServicer):
     async def GetConfig(
         self, request: pb.GetConfigRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetConfigReply:
+        found = await self._config_text(request.version, context)
         try:
-            text, version, path = self._engine.config_text()
+            text, version, path = found or self._engine.config_text()
         except Exception as e:
             await _internal(context, "GetConfig", e)
             raise
+        if found is None and request.version not in (0, version):
+            msg = f"version {request.version} is not kept on this node (it runs {version})"
+            await context.abort(grpc.StatusCode.NOT_FOUND, msg)
         # The cluster secret authenticates heartbeats: it must never leave the node.
         return pb.GetConfigReply(
             toml=mask_secret(text, _secret_of(text)), version=version, path=path

@@ -16,7 +16,7 @@ import re
 import sys
 from collections.abc import Sequence
 
-from node_agent.cli import ca_cmd, console_cmd, demo_cmd, verify_cmd, vm_cmd
+from node_agent.cli import ca_cmd, config_cmd, console_cmd, demo_cmd, verify_cmd, vm_cmd
 from node_agent.cli.commands import Context, cmd_log, cmd_module, cmd_state, cmd_status
 from node_agent.cli.exits import EPILOG, Exit
 from node_agent.cli.select import COMMANDS, NEEDS_NODE, ON_PRIMARY, SelectionError
@@ -245,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     verify_cmd.add_parsers(sub)
     vm_cmd.add_parsers(sub)
+    config_cmd.add_parsers(sub)
     console_cmd.add_parsers(sub)
     ca_cmd.add_parsers(sub)
     demo_cmd.add_parsers(sub)
