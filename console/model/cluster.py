@@ -102,7 +102,27 @@ class ClusterModel:
             witness=witness,
             last_update=n.last_update,
             down_since=n.down_since,
+            config_version=st.config_version if st is not None else 0,
+            config_warning=self.config_mismatch(node_id),
         )
+
+    def config_mismatch(self, node_id: str) -> str:
+        """Why ``node_id`` does not run the same configuration as its peer ("" if it does,
+        or if nobody knows): the peer's own status says, else the version the peer
+        announced in its heartbeat (the console may not reach the peer itself)."""
+        st = self.status(node_id)
+        own = st.config_version if st is not None else 0
+        if not own:
+            return ""
+        peer = other_node(node_id)
+        theirs = self.status(peer)
+        if theirs is not None and theirs.config_version and theirs.config_version != own:
+            return (f"runs configuration version {own}, {peer} runs version "
+                    f"{theirs.config_version}")  # fmt: skip
+        heard = st.peer_config_version
+        if heard and heard != own:
+            return f"runs configuration version {own}, its peer announces version {heard}"
+        return ""
 
     # ----- modules ---------------------------------------------------------------------
     def module_names(self) -> list[str]:

@@ -131,6 +131,8 @@ class NodeView:
     witness: str  # "", "reachable", "unreachable"
     last_update: float  # console clock (time.time()) of the last snapshot, 0 = never
     down_since: float = 0.0  # console clock when it stopped answering, 0 = it answers
+    config_version: int = 0  # the configuration version it runs (0 unknown / none)
+    config_warning: str = ""  # the two nodes run different versions: what differs
 
     @property
     def colour(self) -> Colour:
@@ -138,6 +140,6 @@ class NodeView:
             return Colour.GREY
         if not self.reachable:
             return Colour.RED
-        if any(not link.up for link in self.links):
+        if any(not link.up for link in self.links) or self.config_warning:
             return Colour.ORANGE
         return Colour.GREEN

@@ -90,6 +90,10 @@ class ServerColumn(QFrame):
         self.error.setWordWrap(True)
         self.error.hide()
         h.addWidget(self.error)
+        self.config_warning = _label("nodeError")  # the two nodes run different versions
+        self.config_warning.setWordWrap(True)
+        self.config_warning.hide()
+        h.addWidget(self.config_warning)
         outer.addWidget(header)
 
         body = QWidget()
@@ -113,8 +117,12 @@ class ServerColumn(QFrame):
     def show_node(self, view: NodeView) -> None:
         self.light.setPixmap(light_icon(view.colour, 14).pixmap(14, 14))
         self.address.setText(
-            f"{view.address}" + (f"  ·  agent {view.version}" if view.version else "")
+            f"{view.address}"
+            + (f"  ·  agent {view.version}" if view.version else "")
+            + (f"  ·  config v{view.config_version}" if view.config_version else "")
         )
+        self.config_warning.setVisible(bool(view.config_warning) and view.reachable)
+        self.config_warning.setText(f"⚠ configuration mismatch: {view.config_warning}")
         if view.connecting:
             self.reach.setText("connecting…")
         elif view.reachable:
