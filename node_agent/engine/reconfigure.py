@@ -6,15 +6,21 @@ like at agent start (autostart); every other module keeps its driver, its resour
 VIP and its replication stream as they are. The live cluster keys (pulse, timeout: see
 node_agent/config/changes.py) are set in place.
 
-Both nodes commit the same version at about the same moment. A module stopped on the
-primary while the peer is still a ready secondary would be taken over there (``stop``
-hands over), just before the peer stops it too: so a primary first waits, a bounded
-time, while the peer still runs the old version with a ready secondary copy; the
-secondary stops at once, and starts a changed module again only once the peer no longer
-serves it with the old settings (else it would join that primary, and the primary's
-stop would hand the module to it). The wait is bounded: a peer that never commits (the
-console died between the two commits) gets the module handed over, with the old
-settings, until it commits too.
+Both nodes commit the same version at about the same moment, and two rules keep the
+pair from racing itself:
+
+- a module stopped on the primary while the peer is still a ready secondary would be
+  taken over there (``stop`` hands over), just before the peer stops it too: so a primary
+  waits while the peer still runs the old version with a ready secondary copy; the
+  secondary stops at once;
+- a module started on both nodes at once would find the other one stopped on each side,
+  and each would take it (a split brain): so the preferred node starts it, and the other
+  starts it once the peer runs the new version and has started it (a changed module also
+  waits while the peer still serves it with the old settings).
+
+Every wait is bounded: a peer that never commits (the console died between the two
+commits) gets a module handed over, or a new module started without it, and joins when
+it commits too.
 """
 
 from __future__ import annotations
@@ -60,6 +66,7 @@ async def reconfigure(engine: NodeEngine, new: ClusterConfig) -> list[str]:
     engine.modules = {m.name: kept.get(m.name) or engine.make_driver(m) for m in new.modules}
     for name in going:
         engine._fingerprints.pop(name, None)
+    engine.sender.urgent()  # the peer hears the new version (and which modules) now
     loop = asyncio.get_running_loop()
     for name in fresh:
         if (repl := engine.modules[name].repl) is not None:
@@ -68,11 +75,8 @@ async def reconfigure(engine: NodeEngine, new: ClusterConfig) -> list[str]:
         await engine._start_receiver()  # no-op if it runs (it serves every module)
     if engine.started:
         who = f"agent ({why})"
-        await asyncio.gather(
-            engine.start_modules(list(d.added), who),
-            *(_restart(engine, n, new.version, who, peer_wait) for n in d.changed),
-        )
-    engine.sender.urgent()  # the peer hears the new version and modules at once
+        await asyncio.gather(*(_start(engine, n, new.version, who, peer_wait) for n in fresh))
+    engine.sender.urgent()
     engine.wake()
     engine.logbook.add("INFO", f"{why}: applied")
     return d.describe()
@@ -90,26 +94,35 @@ def _peer_ready_secondary(engine: NodeEngine, name: str, version: int) -> bool:
     return ready and _peer_older(engine, version)
 
 
-def _peer_primary(engine: NodeEngine, name: str, version: int) -> bool:
-    p = engine.peer_view(name)
-    return p is not None and p.state.is_primary and _peer_older(engine, version)
-
-
-async def _restart(engine: NodeEngine, name: str, version: int, who: str,
-                   peer_wait: float) -> None:  # fmt: skip
-    """Start a changed module again once the peer no longer serves it with the old
-    settings: joining that primary as secondary would hand the module back to it."""
-    deadline = time.monotonic() + peer_wait
-    while _peer_primary(engine, name, version) and time.monotonic() < deadline:
-        await asyncio.sleep(POLL_S)
-    if name in engine.modules:
-        await engine.start_modules([name], who)
-
-
 def _stopped(drv: ModuleDriver) -> bool:
     repl = drv.repl
     idle = repl is None or (not repl.busy and repl.repl.role is Role.NONE)
     return drv.machine.state is State.STOP and not drv.running and not drv.vip_held and idle
+
+
+def _may_start(engine: NodeEngine, name: str, version: int) -> bool:
+    """Whether a new or changed module may start here now (see the module's doc)."""
+    hb = engine.liveness.latest(time.monotonic())
+    if hb is None:
+        return True  # the peer is silent: start as at agent start (alone if it stays so)
+    p = engine.peer_view(name)
+    older = hb.config_version < version
+    if older and p is not None and p.state.is_primary:
+        return False  # it serves the module with the old settings: it stops it soon
+    if engine.modules[name].cfg.preferred == engine.node_id:
+        return True
+    # The other node waits for the preferred one to have started it: both starting at
+    # once would each see the other stopped, and each take it (a split brain).
+    return not older and p is not None and p.state is not State.STOP
+
+
+async def _start(engine: NodeEngine, name: str, version: int, who: str,
+                 peer_wait: float) -> None:  # fmt: skip
+    if engine.modules[name].cfg.autostart:
+        deadline = time.monotonic() + peer_wait
+        while not _may_start(engine, name, version) and time.monotonic() < deadline:
+            await asyncio.sleep(POLL_S)
+    await engine.start_modules([name], who)
 
 
 async def _stop(engine: NodeEngine, name: str, version: int, peer_wait: float) -> None:

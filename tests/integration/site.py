@@ -180,11 +180,16 @@ class Site(NetnsCluster):
             with open(out, "ab") as fh:
                 fh.write(f"----- agent start {time.strftime('%H:%M:%S')}\n".encode())
                 argv = [*self.nsenter(node), str(BIN / "mirrorpair-agent"), "--config",
-                        str(self.config), "--node", node]  # fmt: skip
+                        str(self.config_for(node)), "--node", node]  # fmt: skip
                 # nsenter execs the agent: .pid is the agent's own.
                 self.agents[node] = subprocess.Popen(argv, cwd=REPO, stdout=fh, stderr=fh)
         for node in nodes or ("node1", "node2"):
             self.wait_for(lambda n=node: self._ready(n), f"{node} agent ready", timeout)
+
+    def config_for(self, node: str) -> Path:
+        """The config file ``node``'s agent reads (one file for both unless a test gives
+        each server its own, as real servers have: a configuration change writes it)."""
+        return self.config
 
     def start_libvirtd(self, node: str, timeout: float = 60.0) -> Libvirtd:
         """``node``'s own libvirtd in its namespaces (tests/integration/site_libvirt.py)."""
