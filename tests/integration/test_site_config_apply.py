@@ -161,13 +161,28 @@ def test_a_later_version_adds_a_module_without_touching_the_running_one(
     for node in ("node1", "node2"):  # the file on each server is the new version
         assert "version = 2 " in site.config_for(node).read_text()
 
-    # Restore version 1: its text again, as version 3. The module goes, web stays.
+    # v3 changes the new module: it restarts on both (no split brain, not handed over to
+    # node2 on the way) and replicates again; web is not touched.
     extra_pid = int((site.base / "node1/data/modules/extra/app.pid").read_text())
+    r = site.apply(version_text(site, 3, extra_module(f"{site.base}/srv/extra") + "maxloop = 5\n"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "node2: runs version 3: restart module extra (maxloop)" in r.stdout
+    site.wait_module("node1", "extra", "PRIM", "READY", timeout=40)
+    site.wait_module("node2", "extra", "SECOND", "READY", timeout=40)
+    new_pid = int((site.base / "node1/data/modules/extra/app.pid").read_text())
+    assert new_pid != extra_pid and not (site.base / "node2/data/modules/extra/app.pid").exists()
+    site.sh("node1", f"echo v3 > {site.base}/srv/extra/v3.txt && sync {site.base}/srv/extra")
+    v3_copy = extra_copy.with_name("v3.txt")
+    site.wait_for(lambda: v3_copy.exists(), "extra replicated after its restart", 10)
+    assert site.app_pid("node1") == web_pid and len(site.resyncs("node1")) == resyncs
+
+    # Restore version 1: its text again, as version 4. The module goes, web stays.
+    extra_pid = new_pid
     r = site.cli("config", "restore", "1")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "restoring version 1 as version 3" in r.stdout
-    assert "node1: runs version 3: remove module extra" in r.stdout
-    assert (site.version("node1"), site.version("node2")) == (3, 3)
+    assert "restoring version 1 as version 4" in r.stdout
+    assert "node1: runs version 4: remove module extra" in r.stdout
+    assert (site.version("node1"), site.version("node2")) == (4, 4)
     for node in ("node1", "node2"):
         assert "extra" not in site.shown(node) and "extra" in site.shown(node, 2)
         assert [m["name"] for m in site.status(node)["modules"]] == ["web"]
@@ -180,4 +195,7 @@ def test_a_later_version_adds_a_module_without_touching_the_running_one(
     lines = [ln.split() for ln in r.stdout.splitlines()]
     node1 = lines[1 : lines.index(["node2:"])]
     assert [(ln[0], ln[3], ln[-1]) for ln in node1] == [
-        ("3", "cert", "running"), ("2", "cert", "admin"), ("1", "(installed", "hand)")]  # fmt: skip
+        ("4", "cert", "running"), ("3", "cert", "admin"), ("2", "cert", "admin"),
+        ("1", "(installed", "hand)")]  # fmt: skip
+    r = site.cli("config", "show", "--version", "9")
+    assert r.returncode == 13 and "version 9 is not kept on this node" in r.stderr, r.stderr
