@@ -18,6 +18,7 @@ starts over; it can never commit a version it did not check in this life.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -100,7 +101,8 @@ class ConfigStore:
         except FileNotFoundError:
             mode = 0o600
         atomic_write(self.path, config.source_text.encode("utf-8"), mode)
-        self._prune(config.version)
+        with contextlib.suppress(OSError):  # installed: an old version left over is harmless
+            self._prune(config.version)
 
     def _keep(self, version: int, text: str, who: str, at: float) -> None:
         atomic_write(self._text_path(version), text.encode("utf-8"))

@@ -199,3 +199,35 @@ def test_a_later_version_adds_a_module_without_touching_the_running_one(
         ("1", "(installed", "hand)")]  # fmt: skip
     r = site.cli("config", "show", "--version", "9")
     assert r.returncode == 13 and "version 9 is not kept on this node" in r.stderr, r.stderr
+
+
+def test_a_commit_that_fails_on_one_server_is_finished_by_applying_again(
+    csite: ConfigSite,
+) -> None:
+    """node2 accepts the prepare but cannot install the file (its versions folder is
+    broken: a disk failure, say): node1 runs the new version, the CLI says so and how to
+    finish; once node2 is repaired the same text applied again finishes the job."""
+    site = csite
+    site.start()
+    site.wait_pair("node1", timeout=40)
+    broken = site.config_for("node2").parent / "versions"
+    broken.write_text("not a directory")
+    (site.base / "srv" / "extra").mkdir()
+    v2 = version_text(site, 2, extra_module(f"{site.base}/srv/extra"))
+    r = site.apply(v2)
+    assert r.returncode == 13, r.stdout + r.stderr
+    assert "node1: runs version 2: add module extra" in r.stdout
+    assert "node2: refused: commit failed:" in r.stderr
+    assert "node1 already runs version 2: apply the same text again to finish" in r.stderr
+    assert (site.version("node1"), site.version("node2")) == (2, 1)
+    st = site.status("node2")
+    assert st is not None and st["peer_config_version"] == 2  # the mismatch is visible
+    assert site.state("node1") == ("PRIM", "READY")  # and no failover came of it
+    broken.unlink()
+    r = site.apply(v2)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "node1: runs version 2: no change" in r.stdout
+    assert "node2: runs version 2: add module extra" in r.stdout
+    assert (site.version("node1"), site.version("node2")) == (2, 2)
+    site.wait_module("node1", "extra", "PRIM", "READY", timeout=40)
+    site.wait_module("node2", "extra", "SECOND", "READY", timeout=40)
