@@ -121,6 +121,11 @@ def render_status(
             rows.append([node, addresses.get(node, "?"), "ERROR", "", "", ""])
             errors.append(f"  {node}: ERROR {res}")
     out += table(rows) + errors
+    versions = {n: r.config_version for n, r in results.items()
+                if isinstance(r, pb.NodeStatus) and r.config_version}  # fmt: skip
+    if len(set(versions.values())) > 1:  # a change applied to one node only: say so
+        runs = ", ".join(f"{n} runs version {v}" for n, v in sorted(versions.items()))
+        out.append(f"  CONFIGURATION MISMATCH: {runs}")
     for mod in module_names(results):
         out += ["", f"Module {mod}  ({_vip_line(mod, results)})"]
         rows = [["NODE", "STATE", "READINESS", "DATA", "FLAGS", "LAST RULE", "REASON"]]

@@ -183,3 +183,11 @@ def test_format_log_entry() -> None:
 def test_table_alignment() -> None:
     lines = render.table([["A", "BB"], ["ccc", "d"]], indent="  ")
     assert lines == ["  A    BB", "  ccc  d"]
+
+
+def test_a_configuration_mismatch_is_shouted() -> None:
+    same = {n: node(n, web(pb.STATE_PRIM), config_version=3) for n in ADDRS}
+    assert "MISMATCH" not in render.render_status(same, ADDRS, "demo")
+    differ = {"node1": node("node1", config_version=3), "node2": node("node2", config_version=4)}
+    text = render.render_status(differ, ADDRS, "demo")
+    assert "  CONFIGURATION MISMATCH: node1 runs version 3, node2 runs version 4" in text
