@@ -38,7 +38,7 @@ def add_parsers(sub: Any) -> None:
         "does not touch keep running. A secret written as \"***\" keeps each node's own. "
         "Exit 0 applied, 13 refused, 10 a node unreachable.",
     )  # fmt: skip
-    ap.add_argument("file", metavar="FILE", type=Path)
+    ap.add_argument("file", metavar="FILE", type=Path, help="the whole new cluster file")
     ap.set_defaults(handler=cmd_config_apply)
     vs = csub.add_parser("versions", help="the versions each node keeps",
                          description="Every configuration version each node keeps, newest "
@@ -49,13 +49,15 @@ def add_parsers(sub: Any) -> None:
         description="Take version N's text (as a node keeps it) and apply it to both nodes "
         "as a new version (the greatest running + 1). Exit codes as for apply.",
     )  # fmt: skip
-    rs.add_argument("version", metavar="N", type=int)
+    rs.add_argument("version", metavar="N", type=int, help="the kept version to restore")
     rs.set_defaults(handler=cmd_config_restore)
     sh = csub.add_parser("show", help="print the configuration a node runs (or kept)",
                          description="Print the configuration text --node runs (default: "
                          "node1), or its kept version N; the secret shows as \"***\".")  # fmt: skip
-    sh.add_argument("--version", dest="config_version", type=int, default=0, metavar="N")
-    sh.add_argument("--node", dest="target_node", choices=NODE_IDS, default=NODE_IDS[0])
+    sh.add_argument("--version", dest="config_version", type=int, default=0, metavar="N",
+                    help="a kept version (default: the running one)")  # fmt: skip
+    sh.add_argument("--node", dest="target_node", choices=NODE_IDS, default=NODE_IDS[0],
+                    help="the node to ask (default node1)")  # fmt: skip
     sh.set_defaults(handler=cmd_config_show)
 
 
