@@ -66,9 +66,10 @@ class ConfigStore:
         self.path = Path(path)
         self.dir = self.path.parent / "versions"
         self._name_re = re.compile(rf"{re.escape(self.path.stem)}\.v(\d+)\.toml")
-        for d in (self.path.parent, self.dir):  # a killed install leaves its tmp file
-            for stale in d.glob(".*.tmp") if d.is_dir() else ():
-                stale.unlink(missing_ok=True)
+        # A killed install leaves its tmp file (only ours: the folder is shared, /etc/...).
+        self.path.with_name(f".{self.path.name}.tmp").unlink(missing_ok=True)
+        for stale in self.dir.glob(".*.tmp") if self.dir.is_dir() else ():
+            stale.unlink(missing_ok=True)
 
     def _text_path(self, version: int) -> Path:
         return self.dir / f"{self.path.stem}.v{version}.toml"

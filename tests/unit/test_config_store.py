@@ -75,8 +75,9 @@ def test_stale_tmp_files_are_removed(tmp_path: Path) -> None:
     (tmp_path / ".cluster.toml.tmp").write_text("half")
     (tmp_path / "versions").mkdir()
     (tmp_path / "versions" / ".cluster.v2.toml.tmp").write_text("half")
+    (tmp_path / ".other.conf.tmp").write_text("not ours")
     ConfigStore(tmp_path / "cluster.toml")
-    assert not list(tmp_path.rglob("*.tmp"))
+    assert [p.name for p in tmp_path.rglob("*.tmp")] == [".other.conf.tmp"]
 
 
 def pending(tx: str, expires: float = 100.0, version: int = 2) -> Pending:
