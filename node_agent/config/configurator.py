@@ -18,6 +18,7 @@ import json
 import os
 import re
 import socket
+import stat
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -228,7 +229,8 @@ def local_problems(cfg: ClusterConfig, node_id: str, old: ClusterConfig | None) 
     """What would fail on this node: its own addresses must be local (checked by binding
     them, port 0), each VIP's interface must exist here, each replicated directory must be
     a directory or creatable. Only what the change brings is checked: what runs now
-    already works (and its addresses are bound by this very agent)."""
+    already works (its addresses are bound by this very agent, its directories may be
+    its own FUSE mounts -- dead ones too, after a crash, until the module starts)."""
     problems = []
     if old is None:
         me = cfg.nodes[node_id]
@@ -243,6 +245,7 @@ def local_problems(cfg: ClusterConfig, node_id: str, old: ClusterConfig | None) 
         for path in _missing_directories(cfg, node_id, data_dir=True):
             problems += _not_creatable(path, "cluster.data_dir")
     before = {m.name: m for m in old.modules} if old else {}
+    running_dirs = {d for m in before.values() for d in m.directories}
     for m in cfg.modules:
         if before.get(m.name) == m:
             continue
@@ -253,12 +256,20 @@ def local_problems(cfg: ClusterConfig, node_id: str, old: ClusterConfig | None) 
             except OSError:
                 problems.append(f"module.{m.name}.vip.interface: no interface {iface!r} here")
         for i, d in enumerate(m.directories):
+            if d in running_dirs:  # in use: the agent's mounts handle it (even a dead one)
+                continue
             path = Path(d.replace("{node}", node_id))
             key = f"module.{m.name}.directories[{i}]"
-            if path.exists() and not path.is_dir():
-                problems.append(f"{key}: {path} is not a directory")
-            elif not path.exists():
+            try:
+                st = path.stat()
+            except (FileNotFoundError, NotADirectoryError):
                 problems += _not_creatable(path, key)
+                continue
+            except OSError as e:
+                problems.append(f"{key}: {path}: {e.strerror}")
+                continue
+            if not stat.S_ISDIR(st.st_mode):
+                problems.append(f"{key}: {path} is not a directory")
     return problems
 
 
@@ -278,8 +289,11 @@ def _not_local(key: str, host: str) -> str:
 
 def _not_creatable(path: Path, key: str) -> list[str]:
     parent = path.parent
-    while not parent.exists():
-        parent = parent.parent
+    try:
+        while not parent.exists():
+            parent = parent.parent
+    except OSError as e:
+        return [f"{key}: {path} cannot be created: {parent}: {e.strerror}"]
     if not parent.is_dir():
         return [f"{key}: {path} cannot be created: {parent} is not a directory"]
     if not os.access(parent, os.W_OK | os.X_OK):

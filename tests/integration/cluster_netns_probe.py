@@ -4,7 +4,9 @@ Started by ``tests.integration.cluster_netns.Probe`` as
 ``python -m tests.integration.cluster_netns_probe CA CERT KEY``; reads one JSON request per
 stdin line and writes one JSON reply line: ``status`` / ``logs`` (gRPC to an agent, mTLS
 with the admin certificate, or with other files given in ``tls``), ``http`` (GET),
-``udp`` (send one datagram from a given source address). Errors are replies, never exits.
+``udp`` (send one datagram from a given source address), ``rpc`` (a configuration call of
+the Agent service, request and reply as JSON; a refusal as its status code). Errors are
+replies, never exits.
 """
 
 from __future__ import annotations
@@ -22,11 +24,19 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from google.protobuf.json_format import MessageToDict
+from google.protobuf.json_format import MessageToDict, ParseDict
 
 from protos import mirrorpair_pb2 as pb
 from protos import mirrorpair_pb2_grpc as pb_grpc
 from protos.security.credentials import channel_credentials, secure_channel, server_name
+
+_REQUESTS = {
+    "GetConfig": pb.GetConfigRequest,
+    "PrepareConfig": pb.PrepareConfigRequest,
+    "CommitConfig": pb.CommitConfigRequest,
+    "AbortConfig": pb.AbortConfigRequest,
+    "ListConfigVersions": pb.ListConfigVersionsRequest,
+}
 
 
 def serve(ca: str, cert: str, key: str) -> None:
@@ -62,6 +72,15 @@ def serve(ca: str, cert: str, key: str) -> None:
                 pb.GetLogsRequest(module=req["module"], limit=1000), timeout=2
             )
             return {"entries": [as_dict(e) for e in reply.entries]}
+        if op == "rpc":  # any unary Agent call: {"method", "request": dict}; errors by code
+            method = getattr(stub(req), req["method"])
+            msg = ParseDict(req.get("request", {}), _REQUESTS[req["method"]]())
+            try:
+                return {"reply": as_dict(method(msg, timeout=req.get("deadline", 10)))}
+            except grpc.RpcError as e:
+                if e.code() is grpc.StatusCode.UNAVAILABLE:  # a fresh channel next time
+                    channels.pop(req["address"]).close()
+                return {"code": e.code().name, "details": e.details()}
         if op == "http":
             with urllib.request.urlopen(req["url"], timeout=1.0) as resp:
                 return {"body": resp.read().decode()}

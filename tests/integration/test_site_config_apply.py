@@ -25,7 +25,7 @@ from protos.security.ca import issue_certificate
 from protos.security.roles import Role
 from tests.conftest import require_binary, require_fuse
 from tests.integration.cluster_netns import APP_CHECK, APP_STOP, BIN, REPO
-from tests.integration.netns import Topology
+from tests.integration.netns import LAN_IP, Topology
 from tests.integration.site import Site, site_toml
 
 pytestmark = pytest.mark.root
@@ -231,3 +231,40 @@ def test_a_commit_that_fails_on_one_server_is_finished_by_applying_again(
     assert (site.version("node1"), site.version("node2")) == (2, 2)
     site.wait_module("node1", "extra", "PRIM", "READY", timeout=40)
     site.wait_module("node2", "extra", "SECOND", "READY", timeout=40)
+
+
+def test_a_prepare_does_not_survive_an_agent_restart(csite: ConfigSite) -> None:
+    """Prepared, then the agent is killed and started again: the commit is refused
+    (FAILED_PRECONDITION, saying why) and the node still runs the old version."""
+    site = csite
+    site.start()
+    site.wait_pair("node1", timeout=40)
+    shown = site.shown("node1")
+    assert 'secret = "***"' in shown  # what a console edits
+    v2 = shown.replace("\nversion = 1 ", "\nversion = 2 ", 1).replace("maxloop = 3", "maxloop = 4")
+    probe, address = site.probe("client"), f"{LAN_IP['node1']}:7700"
+
+    def rpc(method: str, timeout: float = 10.0, **request: object) -> dict:
+        return probe.ask(timeout + 5, op="rpc", address=address, node="node1", method=method,
+                         request=request, deadline=timeout)  # fmt: skip
+
+    reply = rpc("PrepareConfig", toml=v2, transaction="tx-1", expected_version=1)
+    assert reply["reply"]["accepted"], reply
+    assert reply["reply"]["changes"] == ["restart module web (maxloop)"]
+    site.kill_agent("node1")
+    site.kill_app("node1")
+    site.start("node1")
+    answered = lambda: (r := rpc("CommitConfig", transaction="tx-1"))["code"] != "UNAVAILABLE" and r  # noqa: E731
+    reply = site.wait_for(answered, "node1 answers again", 10)
+    assert reply["code"] == "FAILED_PRECONDITION", reply
+    assert "no configuration change 'tx-1' is prepared on node1" in reply["details"]
+    assert site.version("node1") == 1 and "maxloop = 3" in site.config_for("node1").read_text()
+    # A fresh prepare + commit of the masked text works, keeping node1's own secret.
+    reply = rpc("PrepareConfig", toml=v2, transaction="tx-2", expected_version=1)
+    assert reply["reply"]["accepted"], reply
+    # node2 still serves web on version 1 (it took over): node1's commit waits for it a
+    # while before it starts web with the new settings (then as secondary).
+    reply = rpc("CommitConfig", 60.0, transaction="tx-2")
+    assert reply["reply"]["version"] == 2, reply
+    assert site.version("node1") == 2
+    assert 'secret = "change-me' in site.config_for("node1").read_text()
