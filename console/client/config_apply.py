@@ -33,11 +33,13 @@ ABORT_TIMEOUT_S = 5.0
 
 def _reason(error: BaseException, timeout_s: float) -> str:
     if isinstance(error, TimeoutError):
-        return f"no answer within {timeout_s:g} s"
+        return f"unreachable: no answer within {timeout_s:g} s"
     if isinstance(error, grpc.aio.AioRpcError):
         code, details = error.code(), error.details() or ""
-        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-            return f"unreachable: {details or code.name.lower()}"
+        if code is grpc.StatusCode.DEADLINE_EXCEEDED:
+            return f"unreachable: no answer within {timeout_s:g} s (agent hung?)"
+        if code is grpc.StatusCode.UNAVAILABLE:
+            return f"unreachable: {details or 'unavailable'}"
         return f"{details} ({code.name})" if details else code.name
     return f"{type(error).__name__}: {error}"
 

@@ -107,7 +107,7 @@ async def _apply(stubs: _Stubs, text: str) -> int:
     # A node that does not answer is left to apply_both, which names it and aborts.
     current = await stubs.each("GetConfig", pb.GetConfigRequest())
     expected = {n: r.version for n, r in current.items() if isinstance(r, pb.GetConfigReply)}
-    outcome = await apply_both(stubs.stubs, text, expected)
+    outcome = await apply_both(stubs.stubs, text, expected, prepare_timeout_s=stubs.timeout)
     return _report(outcome)
 
 

@@ -77,6 +77,7 @@ class Configurator:
         self._log = log or (lambda _level, _message: None)
         self._clock, self._wall, self._ttl = clock, wall, ttl_s
         self.pending = PendingTable()
+        self._applying = 0  # the version a commit is applying now (0 = none)
 
     # ----- prepare ---------------------------------------------------------------------
     def prepare(
@@ -101,6 +102,9 @@ class Configurator:
     ) -> Prepared:
         if not transaction.strip():
             raise Refused("a transaction id is required")
+        if self._applying:  # its stops and starts must not interleave with another's
+            raise Refused(f"version {self._applying} is being applied here: try again when "
+                          "it is done")  # fmt: skip
         new = self._parse(self._unmask(text, secret))
         old = self.running
         try:
@@ -195,6 +199,7 @@ class Configurator:
             f"configuration version {p.config.version} committed (transaction "
             f"{transaction}) by {who}, replacing version {running}",
         )
+        self._applying = p.config.version
         try:
             done = await self._apply(p.config)
         except Exception as e:
@@ -204,6 +209,8 @@ class Configurator:
                 f"fully applied: {e}; it applies in full at the agent's next start",
             )
             raise
+        finally:
+            self._applying = 0
         return Prepared(p.config.version, done)
 
     def abort(self, transaction: str, who: str) -> None:

@@ -4,17 +4,21 @@ configuration file, as real servers have; the real `mirrorpair config` CLI runs 
 client host and does the two phases (console/client/config_apply.py).
 
 - a change the second server refuses (a directory that cannot exist there), one sent
-  while a server is down, and one from an operator certificate leave both servers on the
-  old version;
+  while a server hangs or is down, and one from an operator certificate leave both
+  servers on the old version; a commit that fails on one server is finished by applying
+  the same text again; a prepare does not survive an agent restart;
 - a later version adds a module without restarting the running one: its application's
   pid is the same, its replication carries on (no resync), the new module reaches
   PRIM/SECOND and replicates too;
-- an earlier version restored = its text applied with a new version number.
+- an earlier version restored = its text applied with a new version number;
+- the first replicated module, added by a later version, starts the replication
+  receiver the agent did not need until then.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,11 +51,12 @@ class ConfigSite(Site):
         assert st is not None, f"{node} does not answer"
         return int(st["config_version"])
 
-    def apply(self, text: str, cert: str = "admin") -> subprocess.CompletedProcess[str]:
+    def apply(self, text: str, cert: str = "admin",
+              timeout: float = 5.0) -> subprocess.CompletedProcess[str]:  # fmt: skip
         path = self.base / "new.toml"
         path.write_text(text)
         if cert == "admin":
-            return self.cli("config", "apply", str(path))
+            return self.cli("--timeout", str(timeout), "config", "apply", str(path))
         pki = self.base / "pki"
         argv = [BIN / "mirrorpair", "--config", self.config, "--cert", pki / f"{cert}.pem",
                 "--key", pki / f"{cert}.key", "config", "apply", str(path)]  # fmt: skip
@@ -118,6 +123,15 @@ def test_a_refusal_or_an_absent_server_leaves_both_on_the_old_version(csite: Con
     r = site.apply(good, cert="oper")
     assert r.returncode == 13, r.stdout + r.stderr
     assert r.stderr.count("needs the administrator role") == 2, r.stderr
+
+    # node2's agent hangs (SIGSTOP): its prepare gets no answer in time; node1 aborts.
+    site.agents["node2"].send_signal(signal.SIGSTOP)
+    r = site.apply(good, timeout=2)
+    assert r.returncode == 10, r.stdout + r.stderr
+    assert "node2: refused: unreachable: no answer within 2 s" in r.stderr, r.stderr
+    assert "node1: refused" not in r.stderr and site.version("node1") == 1
+    assert site.status("node1")["modules"][0]["name"] == "web"
+    site.agents["node2"].send_signal(signal.SIGCONT)
 
     # node2's agent is down: nothing changes on node1 either.
     site.kill_agent("node2")
@@ -268,3 +282,26 @@ def test_a_prepare_does_not_survive_an_agent_restart(csite: ConfigSite) -> None:
     assert reply["reply"]["version"] == 2, reply
     assert site.version("node1") == 2
     assert 'secret = "change-me' in site.config_for("node1").read_text()
+
+
+def test_the_first_replicated_module_starts_the_receiver(csite: ConfigSite) -> None:
+    """web replicates nothing at first, so neither agent listens for replication; a version
+    adding a replicated module starts the listener, and the module replicates."""
+    site = csite
+    text = version_text(site, 1)
+    line = f'directories = ["{site.base}/srv/www"]'
+    assert text.count(line) == 1
+    site.config.write_text(text.replace(line, ""))
+    site.start()
+    site.wait_pair("node1", timeout=40)
+    listening = "ss -Hltn 'sport = :7702'"
+    assert site.sh("node2", listening).stdout.strip() == ""  # no receiver yet
+    (site.base / "srv" / "extra").mkdir()
+    r = site.apply(version_text(site, 2, extra_module(f"{site.base}/srv/extra")).replace(line, ""))
+    assert r.returncode == 0, r.stdout + r.stderr
+    site.wait_module("node1", "extra", "PRIM", "READY", timeout=40)
+    site.wait_module("node2", "extra", "SECOND", "READY", timeout=40)
+    assert site.sh("node2", listening).stdout.strip() != ""
+    site.sh("node1", f"echo first > {site.base}/srv/extra/first.txt && sync {site.base}/srv/extra")
+    copy = site.base / "node2" / "data" / "modules" / "extra" / "copy" / "0" / "first.txt"
+    site.wait_for(lambda: copy.exists() and copy.read_text() == "first\n", "extra replicated", 10)

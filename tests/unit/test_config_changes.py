@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node_agent.config.changes import Verdict, VersionError, check_version, diff
+from node_agent.config.changes import Verdict, VersionError, check_version, diff, module_keys
 from node_agent.config.load import parse_config
 from node_agent.config.model import ClusterConfig, ModuleConfig
 from tests.unit.test_config import BASE
@@ -151,5 +151,22 @@ def test_diff_partitions_the_modules(old_mods: dict, new_mods: dict) -> None:
     untouched = set(new_mods) - set(d.added) - set(d.changed)
     for n in untouched:  # nothing to do for them: the same ModuleConfig
         assert old.module(n) == new.module(n)
-    # Every ModuleConfig field is compared (a new field cannot be forgotten).
-    assert all(isinstance(f.name, str) for f in dataclasses.fields(ModuleConfig))
+
+
+def test_every_module_field_is_compared() -> None:
+    """A field added to ModuleConfig one day is a change too (nothing to forget)."""
+    web = cfg().module("web")
+    for f in dataclasses.fields(ModuleConfig):
+        keys = module_keys(web, dataclasses.replace(web, **{f.name: object()}))
+        assert len(keys) == 1 and keys[0] in (f.name, "async", "checker", "domain"), f.name
+
+
+def test_a_peer_on_another_version_looks_the_same_to_the_automaton() -> None:
+    """The version rides in every heartbeat (to be shown), but the automaton never sees
+    it: a mismatch alone cannot move a module."""
+    from node_agent.core.env import PeerView
+    from node_agent.core.states import Readiness, State
+    from node_agent.engine.convert import view_from_pb, view_to_pb
+
+    view = PeerView(State.SECOND, Readiness.READY, True, ("g1",))
+    assert view_from_pb(view_to_pb("web", view, 3)) == view_from_pb(view_to_pb("web", view, 4))

@@ -135,7 +135,6 @@ def test_a_second_transaction_is_refused_while_one_is_pending(tmp_path: Path) ->
     ("version", "expected", "match"),
     [
         (1, 1, "version 1 is running here with another text"),
-        (0 + 1, 1, "version 1 is running here"),
         (2, 3, "this node runs configuration version 1, not 3 as expected"),
     ],
 )
@@ -224,3 +223,28 @@ def test_get_text_of_unknown_versions(tmp_path: Path) -> None:
     with pytest.raises(KeyError, match="no configuration yet"):
         Node(tmp_path / "fresh").c.text(0)
     assert parse_config(n.c.text(0)[0]).version == 1
+
+
+def test_no_prepare_while_a_commit_is_being_applied(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        n = Node(tmp_path, text(tmp_path, 1))
+        release = asyncio.Event()
+
+        async def slow(new: ClusterConfig) -> list[str]:
+            await release.wait()
+            return ["done"]
+
+        n.c._apply = slow
+        n.prepare(text(tmp_path, 2, app("a")))
+        commit = asyncio.ensure_future(n.c.commit("t1", "cert admin"))
+        await asyncio.sleep(0.01)
+        with pytest.raises(Refused, match="version 2 is being applied here"):
+            n.prepare(text(tmp_path, 3, app("b")), "t2", expected=2)
+        release.set()
+        assert (await commit).changes == ["done"]
+        assert n.prepare(text(tmp_path, 3, app("b")), "t2", expected=2) == [
+            "remove module a",
+            "add module b",
+        ]
+
+    asyncio.run(scenario())
