@@ -69,7 +69,9 @@ class NodeEngine:
         )  # fmt: skip
         self.sender = HeartbeatSender(self.transport, Pulse(config.pulse_s), self._build_heartbeat)
         self.witness = WitnessProbe(config.witness, grace_s=config.timeout_s)
-        self.modules = {m.name: self.make_driver(m) for m in config.modules}
+        self.modules: dict[str, ModuleDriver] = {
+            m.name: self.make_driver(m) for m in config.modules
+        }
         self._wake = asyncio.Event()
         self._changed = asyncio.Condition()
         self._node_fingerprint: tuple = ()
@@ -210,10 +212,11 @@ class NodeEngine:
         self.wake()
 
     async def _decision_loop(self) -> None:
-        # Peer loss is noticed by time, so step at least a few times per pulse.
-        period = min(self.config.pulse_s, self.config.timeout_s / 6)
         was_alive = False
         while True:
+            # Peer loss is noticed by time, so step at least a few times per pulse (read
+            # each time: a new configuration version may change them).
+            period = min(self.config.pulse_s, self.config.timeout_s / 6)
             alive = self.liveness.peer_alive(time.monotonic())
             if alive != was_alive:
                 was_alive = alive

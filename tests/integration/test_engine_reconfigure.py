@@ -121,3 +121,25 @@ def test_a_change_that_needs_a_restart_is_refused(tmp_path: Path) -> None:
             await pair.close()
 
     run(scenario())
+
+
+def test_pulse_and_timeout_change_live(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        base = cluster_config(tmp_path)  # pulse 100 ms, timeout 1000 ms
+        pair = EnginePair(base)
+        e1, e2 = pair.start("node1"), pair.start("node2")
+        try:
+            await pair.wait_roles("node1", "node2", "PRIM/SECOND")
+            text = base.source_text.replace("pulse_ms = 100", "pulse_ms = 200")
+            v2 = bump(base, 2, text.replace("timeout_ms = 1000", "timeout_ms = 1500"))
+            out = await asyncio.gather(e1.reconfigure(v2), e2.reconfigure(v2))
+            assert out == [["change cluster.pulse_ms", "change cluster.timeout_ms"]] * 2
+            for e in (e1, e2):
+                assert e.sender.pulse.pulse_s == 0.2 and e.liveness.timeout_s == 1.5
+                assert e.modules["web"].machine.policy.detection_timeout_s == 1.5
+            await asyncio.sleep(2.0)  # still paired at the new pace
+            assert both(e1, e2, "web") and e1.status().peer_config_version == 2
+        finally:
+            await pair.close()
+
+    run(scenario())
