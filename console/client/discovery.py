@@ -4,10 +4,13 @@ address serves (its fingerprint is what the agent printed and advertises)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import ipaddress
 import socket
 import ssl
 
+import ifaddr
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from zeroconf import IPVersion, ServiceStateChange
@@ -53,13 +56,32 @@ async def served_certificate(address: str, timeout: float = 5.0) -> bytes:
     return await asyncio.to_thread(_served_certificate, address, timeout)
 
 
-async def _reachable(host: str, port: int) -> bool:
+async def _answers_as(address: str, fingerprint: str) -> bool:
+    """Whether ``address`` serves the advertised certificate (not merely accepts a
+    connection: a proxy or another machine may)."""
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), CONNECT_TIMEOUT_S)
-    except (OSError, TimeoutError):
+        pem = await asyncio.wait_for(served_certificate(address, CONNECT_TIMEOUT_S), 2.0)
+    except (OSError, TimeoutError, ValueError):
         return False
-    writer.close()
-    return True
+    return not fingerprint or fingerprint_of(pem) == fingerprint
+
+
+def _on_link_first(hosts: list[str]) -> list[str]:
+    """Addresses in a subnet of this PC first: an agent advertises all its networks
+    (heartbeat links too), and the LAN one is what the console should dial."""
+    networks = []
+    for adapter in ifaddr.get_adapters():
+        for ip in adapter.ips:
+            if isinstance(ip.ip, str):
+                with contextlib.suppress(ValueError):
+                    networks.append(ipaddress.ip_network(f"{ip.ip}/{ip.network_prefix}", False))
+
+    def on_link(host: str) -> bool:
+        with contextlib.suppress(ValueError):
+            return any(ipaddress.ip_address(host) in n for n in networks)
+        return False
+
+    return sorted(hosts, key=lambda h: not on_link(h))
 
 
 async def browse(seconds: float, interfaces: list[str] | None = None) -> list[FoundServer]:
@@ -81,8 +103,8 @@ async def browse(seconds: float, interfaces: list[str] | None = None) -> list[Fo
             if not await info.async_request(zc.zeroconf, 3000) or info.port is None:
                 continue
             props = {k.decode(): (v or b"").decode() for k, v in (info.properties or {}).items()}
-            for host in info.parsed_addresses():
-                if await _reachable(host, info.port):
+            for host in _on_link_first(info.parsed_addresses()):
+                if await _answers_as(f"{host}:{info.port}", props.get("fp", "")):
                     found.append(
                         FoundServer(
                             address=f"{host}:{info.port}",
