@@ -90,12 +90,12 @@ def _directory(
         return [Problem(field, "must not be / (a module replicates its own directory)")]
     out: list[Problem] = []
     for other, owner in seen:
-        who = "this module" if owner == m.name else f"module {owner}"
+        owner_text = "this module" if owner == m.name else f"module {owner}"
         if path == other:
             out.append(
                 Problem(
                     field,
-                    f"is already a directory of {who}: each directory "
+                    f"is already a directory of {owner_text}: each directory "
                     "belongs to one module (give each VM its own directory)",
                 )
             )
@@ -104,7 +104,7 @@ def _directory(
             out.append(
                 Problem(
                     field,
-                    f"{inner} lies inside {outer} ({who}): replicated "
+                    f"{inner} lies inside {outer} ({owner_text}): replicated "
                     "directories must not be nested",
                 )
             )

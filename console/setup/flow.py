@@ -229,7 +229,7 @@ class SetupFlow:
     def swap_nodes(self) -> None:
         """node1 becomes node2 and the other way round (before pairing)."""
         a, b = self.chosen.get(NODE_IDS[0]), self.chosen.get(NODE_IDS[1])
-        codes = {n: self.codes.get(o, "") for n, o in zip(NODE_IDS, reversed(NODE_IDS))}
+        codes = {n: self.codes.get(o, "") for n, o in zip(NODE_IDS, NODE_IDS[::-1], strict=True)}
         self.chosen = {n: s for n, s in zip(NODE_IDS, (b, a), strict=True) if s is not None}
         for node in NODE_IDS:
             self._forget_pairing(node)
