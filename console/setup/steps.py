@@ -104,11 +104,11 @@ def _refusal(flow: SetupFlow, node: str, server: FoundServer, e: PairingRefused)
     if e.cooldown_s > 0:
         flow.cooldown_until[node] = flow.clock() + e.cooldown_s
         flow.attempts_left[node] = 0
-        return f"{e} — too many wrong codes: try again in {math.ceil(e.cooldown_s)} s"
+        return f"{e}: try again in {math.ceil(e.cooldown_s)} s"
     if e.attempts_left > 0:
         flow.attempts_left[node] = e.attempts_left
         n = e.attempts_left
-        return f"{e} — wrong code: {n} attempt{'s' if n != 1 else ''} left"
+        return f"{e}: {n} attempt{'s' if n != 1 else ''} left"
     return (
         f"{e} — pairing is closed on {server.hostname}: reopen it on that server "
         "(mirrorpair-agent pairing open)"
@@ -233,7 +233,8 @@ def _module_line(flow: SetupFlow, m: ModulePlan) -> str:
     if m.vip is not None:
         ifaces = ", ".join(f"{n} {i}" for n, i in sorted(m.vip.interfaces.items()))
         parts.append(f"VIP {flow.vip_address(m)} ({ifaces})")
-    parts.append("checkers: " + (", ".join(c.name for c in m.checkers) or "the defaults"))
+    implicit = "the domain's state, libvirt on the standby" if m.kind == "vm" else "none"
+    parts.append("checkers: " + (", ".join(c.name for c in m.checkers) or implicit))
     return " — ".join(parts)
 
 

@@ -26,6 +26,7 @@ from console.setup.flow import Page
 from console.setup.netplan import usable
 from console.setup.plan import NODE_IDS, NetworkPlan
 from console.ui.setup_wizard import FlowPage, SetupWizard
+from console.ui.theme import set_role
 
 ADDRESS = Qt.ItemDataRole.UserRole
 
@@ -188,12 +189,13 @@ class PairPage(FlowPage):
             form.addRow("Pairing code", row)
             form.addRow("", self.status[node])
             self.body.addWidget(box)
-        self.body.addStretch(1)
-        self.finish_layout()
+        self.finish_layout(stretch=True)
 
     def _code(self, node: str, text: str) -> None:
         self.flow.codes[node] = text
         self.flow.pair_errors.pop(node, None)  # a new code: the old refusal is history
+        self.status[node].setText("")
+        self.error.setText("")  # the refusal was about the code just replaced
 
     def _pair(self, node: str) -> None:
         step = self.flow.pair(self.wiz.backend, node)
@@ -214,6 +216,7 @@ class PairPage(FlowPage):
             else:
                 text = self.flow.pair_errors.get(node, "")
             self.status[node].setText(text)
+            set_role(self.status[node], "level", "ok" if h is not None else "error")
 
 
 class NetworksPage(FlowPage):
@@ -231,7 +234,10 @@ class NetworksPage(FlowPage):
         self.table = QTableWidget(0, len(self.COLUMNS))
         self.table.setObjectName("networkTable")
         self.table.setHorizontalHeaderLabels(self.COLUMNS)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        self.table.verticalHeader().hide()
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.itemChanged.connect(self._edited)
         self.body.addWidget(self.table, 1)
@@ -317,8 +323,7 @@ class WitnessPage(FlowPage):
         form.addRow("Ping", self.ping)
         form.addRow("TCP", self.tcp)
         self.body.addLayout(form)
-        self.body.addStretch(1)
-        self.finish_layout()
+        self.finish_layout(stretch=True)
 
     def _set(self, kind: str, text: str) -> None:
         setattr(self.flow.witness, kind, split_list(text))

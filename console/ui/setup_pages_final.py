@@ -82,7 +82,8 @@ class ReviewPage(FlowPage):
         # The secret is the cluster's heartbeat key: not shown on a desk screen.
         shown = self.flow.toml_text()
         if len(self.flow.secret) > 3:
-            shown = shown.replace(self.flow.secret, "•" * 12 + " (generated, kept in the keyring)")
+            hidden = '"' + "•" * 12 + '"  # generated; kept in the OS keyring, not shown'
+            shown = shown.replace(f'"{self.flow.secret}"', hidden)
         self.text.setPlainText(shown)
         self.show_problems(self.flow.check(self.page_id))
 
@@ -101,13 +102,18 @@ class ApplyPage(FlowPage):
         self.status.setObjectName("applyStatus")
         self.status.setWordWrap(True)
         self.body.addWidget(self.status)
-        self.body.addStretch(1)
-        self.finish_layout()
+        self.finish_layout(stretch=True)
 
     def refresh(self) -> None:
         f = self.flow
         if f.done and f.outcome is not None:
             self.status.setText(f"✔ Both servers run version {f.outcome.version}.")
+            return
+        if f.apply_error:
+            self.status.setText(
+                "Nothing was changed on either server. Fix what is said "
+                "below (Back to change the configuration) and apply again."
+            )
             return
         hosts = " and ".join(f"{h.hostname} ({n})" for n, h in sorted(f.hosts.items()))
         self.status.setText(f"Press “Apply to both servers” to send version {f.version} of "

@@ -34,6 +34,7 @@ def _table(name: str, columns: list[str]) -> QTableWidget:
     t.setObjectName(name)
     t.setHorizontalHeaderLabels(columns)
     t.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+    t.verticalHeader().hide()
     t.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
     t.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
     return t
@@ -237,7 +238,9 @@ class ModulesPage(FlowPage):
         row = self.table.currentRow()
         self.table.setRowCount(len(self.flow.modules))
         for r, m in enumerate(self.flow.modules):
-            checkers = ", ".join(c.name for c in m.checkers) or "the defaults"
+            checkers = ", ".join(c.name for c in m.checkers) or (
+                "implicit" if m.kind == "vm" else "none"
+            )
             cells = [m.name, m.kind, m.preferred, ", ".join(m.directories), _what(m), checkers]
             for c, text in enumerate(cells):
                 item = QTableWidgetItem(text)
@@ -250,7 +253,9 @@ class ModulesPage(FlowPage):
         for node in NODE_IDS:
             for vm in self.flow.vms.get(node, []):
                 dirs = sorted({d.path.rsplit("/", 1)[0] for d in vm.disks}) or ["no disk"]
-                item = QTreeWidgetItem([vm.domain, node, vm.state, ", ".join(dirs), vm.module])
+                h = self.flow.hosts.get(node)
+                server = f"{node} ({h.hostname})" if h else node
+                item = QTreeWidgetItem([vm.domain, server, vm.state, ", ".join(dirs), vm.module])
                 item.setData(0, VM, vm)
                 self.vms.addTopLevelItem(item)
         errors = [f"{n}: {e}" for n, e in sorted(self.flow.vm_errors.items())]

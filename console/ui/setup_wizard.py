@@ -62,11 +62,14 @@ class FlowPage(QWizardPage):
     def flow(self) -> SetupFlow:
         return self.wiz.flow
 
-    def finish_layout(self) -> None:
-        """The problem labels under the page's own widgets."""
+    def finish_layout(self, stretch: bool = False) -> None:
+        """The problem labels under the page's own widgets (then the free space, on a
+        page whose widgets do not fill it)."""
         self.body.addWidget(self.busy_label)
         self.body.addWidget(self.error)
         self.body.addWidget(self.warning)
+        if stretch:
+            self.body.addStretch(1)
 
     # ----- what subclasses fill in --------------------------------------------------------
     def refresh(self) -> None:
