@@ -10,6 +10,7 @@ configuration before it, and a refusal keeps the wizard open on that page.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
@@ -144,6 +145,7 @@ class SetupWizard(QWizard):
         self.flow = flow or SetupFlow()
         self.busy = False
         self.task: asyncio.Future[Any] | None = None
+        self._step: Awaitable[Any] | None = None
         self.setObjectName("setupWizard")
         editing = self.flow.editing
         name = self.flow.cluster_name
@@ -221,6 +223,7 @@ class SetupWizard(QWizard):
         if label is not None:
             label.setText(what)
         self.task = asyncio.ensure_future(body())
+        self._step = step
 
     def _set_busy(self, busy: bool) -> None:
         self.busy = busy
@@ -228,3 +231,13 @@ class SetupWizard(QWizard):
             page.completeChanged.emit()
         self.button(QWizard.WizardButton.BackButton).setEnabled(not busy)
         self.busy_changed.emit(busy)
+
+    def reject(self) -> None:
+        """Cancel: a step still asking the servers is abandoned (nothing was applied)."""
+        if self.task is not None and not self.task.done():
+            self.task.cancel()  # perhaps before it ran at all: not busy any more either way
+            self._set_busy(False)
+            step = self._step
+            if inspect.iscoroutine(step) and inspect.getcoroutinestate(step) == "CORO_CREATED":
+                step.close()  # never started: nothing to unwind, no "never awaited" warning
+        super().reject()

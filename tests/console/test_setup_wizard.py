@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtWidgets import QMenu, QPushButton
+from PySide6.QtWidgets import QLabel, QMenu, QPushButton, QTreeWidget
 
 from console.settings.clusters import ClusterEntry, make_entry
 from console.settings.secrets import SecretStore
@@ -19,7 +19,7 @@ from console.setup.backend import SetupError
 from console.setup.flow import Page
 from console.ui.main_window import MainWindow
 from console.ui.setup_wizard import SetupWizard
-from tests.console.setup_fake import FakeBackend, two_servers
+from tests.console.setup_fake import CODES, A, B, FakeBackend, two_servers
 from tests.console.test_setup_flow_config import running_text
 from tests.console.wizard_drive import (
     child,
@@ -148,3 +148,40 @@ def test_edit_wizard_adds_a_module(qtbot: Any, run: Callable[..., Any]) -> None:
     run(steps(), 30)
     assert backend.running == {"node1": 2, "node2": 2}
     assert 'secret = "***"' in backend.applied[-1][0]  # the agents keep their own
+
+
+def test_cancel_abandons_a_running_step(qtbot: Any, run: Callable[..., Any]) -> None:
+    backend = two_servers()
+    backend.delay = 5.0  # the discovery never ends in time
+    wiz = SetupWizard(lambda: backend)
+    qtbot.addWidget(wiz)
+    wiz.show()
+    assert wiz.busy and not child(wiz, QPushButton, "nextButton").isEnabled()  # type: ignore[attr-defined]
+    task = wiz.task
+    wiz.reject()
+    qtbot.waitUntil(lambda: task is not None and task.done())
+    assert not wiz.busy and backend.applied == []
+
+
+def test_libvirt_errors_are_shown_on_the_modules_page(qtbot: Any, run: Callable[..., Any]) -> None:
+    backend = two_servers()
+    backend.vm_errors["node2"] = "libvirt on srv-b does not answer"
+    wiz = SetupWizard(lambda: backend)
+    qtbot.addWidget(wiz)
+    wiz.show()
+
+    async def steps() -> None:
+        await idle(wiz)
+        type_in(wiz, "clusterName", "c")
+        await next_page(wiz, Page.PAIR)
+        type_in(wiz, "code_node1", CODES[A])
+        type_in(wiz, "code_node2", CODES[B])
+        for page in (Page.NETWORKS, Page.WITNESS, Page.MODULES):
+            await next_page(wiz, page)
+        await idle(wiz)
+
+    run(steps(), 30)
+    label = child(wiz.currentPage(), QLabel, "vmErrors")
+    assert "node2: libvirt on srv-b does not answer" in label.text()  # type: ignore[attr-defined]
+    vms = child(wiz.currentPage(), QTreeWidget, "vmList")
+    assert vms.topLevelItemCount() == 1  # type: ignore[attr-defined]

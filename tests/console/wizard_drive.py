@@ -107,7 +107,11 @@ async def drive(wiz: SetupWizard, backend: FakeBackend, shot: Shot) -> None:
     use.setCheckState(Qt.CheckState.Unchecked)
     assert "only one network" in warning_text(wiz)
     use.setCheckState(Qt.CheckState.Checked)
+    table.item(1, 2).setText("10.10.0.9")  # not srv-a's
+    assert "not an address of node1 (srv-a)" in error_text(wiz)
+    table.item(1, 2).setText("10.10.0.1")
     table.item(1, 1).setText("direct")
+    assert error_text(wiz) == ""
     shot("networks")
     await next_page(wiz, Page.WITNESS)
 
