@@ -435,3 +435,31 @@ def test_running_text_that_cannot_be_read() -> None:
         parse_running("[cluster\nname=")
     with pytest.raises(RunningConfigError):
         parse_running("[cluster]\nversion = 'x'\n")
+
+
+def test_commands_with_quotes_and_accents_survive_the_text() -> None:
+    flow, backend = full_flow()
+    web = flow.module("web")
+    web.start = 'sh -c "echo \\"démarré\\" > /tmp/x\\tok"'
+    web.stop = "pkill -f 'nginx: master'"
+    cfg = agent_parse(flow.toml_text())
+    assert (cfg.module("web").start, cfg.module("web").stop) == (web.start, web.stop)
+    again = parse_running(flow.toml_text())
+    assert again.modules[1].start == web.start
+
+
+def test_edit_of_networks_and_witness_is_listed() -> None:
+    text_, backend = running_text()
+    flow = run(SetupFlow.edit(backend, text_))
+    flow.witness.tcp = ["192.168.1.254:80"]
+    assert flow.summary()[-1] == "Changes: change heartbeat networks or witness"
+    cfg = parse_config(flow.toml_text().replace('"***"', '"' + "s" * 20 + '"'))
+    assert cfg.witness.tcp == ("192.168.1.254:80",)
+
+
+def test_a_vm_module_named_otherwise_keeps_its_definition_name() -> None:
+    flow, backend = modules_flow()
+    flow.add_vm(run(flow.load_vms(backend, "node1"))[0], name="vms-recorder")
+    backend.dirs["node1"].add("/srv/vms/recorder")
+    cfg = agent_parse(flow.toml_text())
+    assert cfg.module("vms-recorder").vm.domain == "/srv/vms/recorder/recorder.xml"  # type: ignore[union-attr]
