@@ -20,7 +20,7 @@ from console.setup.flow import Page
 from console.ui.main_window import MainWindow
 from console.ui.setup_wizard import SetupWizard
 from tests.console.setup_fake import CODES, A, B, FakeBackend, two_servers
-from tests.console.test_setup_flow_config import running_text
+from tests.console.test_setup_flow_apply import running_text
 from tests.console.wizard_drive import (
     child,
     click,
