@@ -97,12 +97,15 @@ class SetupFlow:
     # ----- starting points --------------------------------------------------------------
     @classmethod
     def from_running(
-        cls, toml_text: str, hosts: dict[str, HostFacts], **kw: Callable[[], float]
+        cls,
+        toml_text: str,
+        hosts: dict[str, HostFacts],
+        clock: Callable[[], float] = time.monotonic,
     ) -> SetupFlow:
         """Edit a running cluster: ``toml_text`` as its agents serve it (GetConfig, the
         secret masked), ``hosts`` both nodes' facts. RunningConfigError if unreadable."""
-        flow = cls(**kw)
         plan = parse_running(toml_text)
+        flow = cls(clock=clock)
         flow.running = plan
         flow.cluster_name = plan.name
         flow.hosts = {n: hosts[n] for n in NODE_IDS}

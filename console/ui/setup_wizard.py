@@ -86,6 +86,7 @@ class FlowPage(QWizardPage):
     def initializePage(self) -> None:  # noqa: N802 (Qt override)
         self.flow.enter(self.page_id)
         self._validated = False
+        self.error.setText("")  # from an earlier visit: checked again on Next
         self.refresh()
         self.show_problems(self.flow.check(self.page_id), only_warnings=True)
         self.start()
