@@ -17,6 +17,7 @@ from cryptography.x509.oid import NameOID
 
 from console.client.credentials import build_credentials
 from console.client.discovery import browse, fingerprint_of, served_certificate, split_address
+from console.settings.clusters import ClusterEntry, make_entry
 from console.settings.identity import ClusterPki
 from console.settings.secrets import PASSPHRASE, SecretStore
 from console.setup.backend import (
@@ -33,7 +34,7 @@ from console.setup.backend import (
 )
 from protos import mirrorpair_pb2 as pb
 from protos import mirrorpair_pb2_grpc as pb_grpc
-from protos.security.credentials import server_name
+from protos.security.credentials import TlsError, server_name
 
 PAIRING_NAME = "mirrorpair-pairing"  # the DNS name of an agent's pairing certificate
 HEARTBEAT_SECRET = "heartbeat-secret"
@@ -56,6 +57,21 @@ class SetupClient:
         self.cluster_name = cluster_name
         self.mdns_interfaces = mdns_interfaces
         self.nodes: dict[str, str] = {}  # node id -> API address, once paired
+        self.entry: ClusterEntry | None = None  # an existing cluster (editing)
+
+    @classmethod
+    def for_entry(
+        cls, entry: ClusterEntry, secret_store: SecretStore, base_dir: Path
+    ) -> SetupClient:
+        """The backend that edits an existing cluster's configuration."""
+        client = cls(base_dir, secret_store, cluster_name=entry.name)
+        client.entry = entry
+        client.nodes = dict(entry.addresses)
+        return client
+
+    def secrets_note(self) -> str:
+        """What the wizard must tell about secrets ("" when the keyring keeps them)."""
+        return "" if self.secrets.available() else self.secrets.unavailable_message()
 
     # ----- the cluster's PKI on this PC ---------------------------------------------
     def pki(self) -> ClusterPki:
@@ -71,8 +87,15 @@ class SetupClient:
         address = self.nodes.get(node_id)
         if address is None:
             raise SetupError(f"{node_id} is not paired yet")
-        pki = self.pki()
-        creds = build_credentials(pki.identity, pki.passphrase)
+        try:
+            if self.entry is not None:
+                passphrase = self.secrets.get(self.entry.name, PASSPHRASE)
+                creds = build_credentials(self.entry.identity, passphrase)
+            else:
+                pki = self.pki()
+                creds = build_credentials(pki.identity, pki.passphrase)
+        except TlsError as e:
+            raise SetupError(str(e)) from None
         options = [("grpc.ssl_target_name_override", server_name(node_id))]
         return grpc.aio.secure_channel(address, creds, options=options)
 
@@ -119,6 +142,8 @@ class SetupClient:
 
     # ----- pairing ----------------------------------------------------------------------
     async def pair(self, server: FoundServer, node_id: str, code: str) -> HostFacts:
+        # The flow names the new cluster in the server it pairs (FoundServer.cluster_name).
+        self.cluster_name = server.cluster_name or self.cluster_name
         try:
             pem = await served_certificate(server.address)
         except OSError as e:
@@ -192,6 +217,27 @@ class SetupClient:
             [PathFacts(p.path, p.exists, p.is_dir, p.empty, p.error) for p in reply.paths],
             [AddressFacts(a.address, a.answers, a.local) for a in reply.addresses],
         )
+
+    async def running_config(self) -> str:
+        """The configuration the cluster runs (its secret masked), from either node."""
+        errors = []
+        for node in ("node1", "node2"):
+            try:
+                reply = await self._agent(node, lambda s: s.GetConfig(
+                    pb.GetConfigRequest(), timeout=CALL_TIMEOUT_S))  # fmt: skip
+            except SetupError as e:
+                errors.append(str(e))
+                continue
+            if reply.toml:
+                return reply.toml
+            errors.append(f"{node} has no configuration yet")
+        raise SetupError("; ".join(errors))
+
+    def cluster_entry(self, flow: object = None) -> ClusterEntry:
+        """The console's entry for the cluster just set up (certificate from pairing)."""
+        identity = self.pki().identity
+        return make_entry(self.cluster_name, self.nodes["node1"], self.nodes["node2"],
+                          str(identity.ca), str(identity.cert), str(identity.key))  # fmt: skip
 
     # ----- applying -----------------------------------------------------------------------
     async def apply(self, toml_text: str, expected: dict[str, int]) -> ApplyOutcome:

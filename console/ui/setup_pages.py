@@ -189,6 +189,12 @@ class PairPage(FlowPage):
             form.addRow("Pairing code", row)
             form.addRow("", self.status[node])
             self.body.addWidget(box)
+        # No OS keyring: the operator must know that secrets last for this session only.
+        self.secrets_note = QLabel("")
+        self.secrets_note.setObjectName("secretsNote")
+        self.secrets_note.setWordWrap(True)
+        set_role(self.secrets_note, "level", "warning")
+        self.body.addWidget(self.secrets_note)
         self.finish_layout(stretch=True)
 
     def _code(self, node: str, text: str) -> None:
@@ -202,6 +208,8 @@ class PairPage(FlowPage):
         self.wiz.run(step, lambda _r: (self.refresh(), self.recheck()), f"Pairing {node}…")
 
     def refresh(self) -> None:
+        note = getattr(self.wiz.backend, "secrets_note", None)
+        self.secrets_note.setText(note() if callable(note) else "")
         for node in NODE_IDS:
             s = self.flow.server(self.flow.chosen.get(node, ""))
             self.servers[node].setText(f"{s.hostname} ({s.address})" if s else "not chosen")
