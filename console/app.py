@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from console.settings.clusters import (
     ClusterEntry,
@@ -59,6 +60,22 @@ def load_entries(args: argparse.Namespace) -> tuple[list[ClusterEntry], Path | N
     return load_clusters(path), path
 
 
+if TYPE_CHECKING:
+    from console.settings.secrets import SecretStore
+
+
+def setup_backend_factory(secrets: SecretStore, base_dir: Path):  # type: ignore[no-untyped-def]
+    """The setup wizard's backends: a new cluster's PKI goes under ``base_dir/<name>``."""
+    from console.client.setup_client import SetupClient
+
+    def factory(entry: ClusterEntry | None) -> SetupClient:
+        if entry is None:
+            return SetupClient(base_dir, secrets)
+        return SetupClient.for_entry(entry, secrets, base_dir)
+
+    return factory
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -86,7 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
 
-    window = MainWindow(entries, SecretStore(), settings_path=settings_path)
+    secrets = SecretStore()
+    window = MainWindow(
+        entries, secrets, settings_path=settings_path,
+        setup_backends=setup_backend_factory(
+            secrets, (settings_path or default_config_path()).parent
+        ),
+    )  # fmt: skip
     closed = asyncio.Event()
     window.closed.connect(closed.set)
     signal.signal(signal.SIGINT, lambda *_: window.close())

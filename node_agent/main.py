@@ -12,8 +12,9 @@ import logging
 import os
 import signal
 import sys
+from pathlib import Path
 
-from node_agent.config.load import ConfigError, load_config
+from node_agent.config.load import DEFAULT_STATE_DIR, ConfigError
 from node_agent.malloc_tuning import keep_large_buffers
 from protos.security.ca import TlsError
 
@@ -25,34 +26,43 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "--config", default=os.environ.get("MIRRORPAIR_CONFIG", "/etc/mirrorpair/cluster.toml")
-    )
+        "--config", default=os.environ.get("MIRRORPAIR_CONFIG", "/etc/mirrorpair/cluster.toml"),
+        help="the cluster configuration; absent = not set up yet (the console's wizard "
+        "pairs this server and writes it)",
+    )  # fmt: skip
     p.add_argument(
         "--node",
         default=os.environ.get("MIRRORPAIR_NODE", ""),
-        help="this node's id: node1 or node2",
+        help="this node's id: node1 or node2 (known from pairing when not given)",
     )
+    p.add_argument(
+        "--state-dir", default=os.environ.get("MIRRORPAIR_STATE_DIR", DEFAULT_STATE_DIR),
+        help="the agent's own files: certificates from pairing, data (default %(default)s)",
+    )  # fmt: skip
+    p.add_argument(
+        "--listen", default=os.environ.get("MIRRORPAIR_LISTEN", "0.0.0.0:7700"),
+        help="where an agent without configuration listens (default %(default)s)",
+    )  # fmt: skip
+    p.add_argument("--no-mdns", action="store_true", help="do not advertise over mDNS")
+    p.add_argument(
+        "--open-pairing", action="store_true",
+        help="open pairing on this server (a running agent picks it up): print a new "
+        "pairing code for the console's setup wizard and exit",
+    )  # fmt: skip
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
 
 
-async def serve(config_path: str, node_id: str) -> None:
-    from node_agent.api.server import start_server
-    from node_agent.config.configurator import Configurator
-    from node_agent.config.store import ConfigStore
-    from node_agent.engine.node import NodeEngine
+async def serve(args: argparse.Namespace) -> None:
+    from node_agent.host.agent_host import AgentHost
 
-    config = load_config(config_path)
-    engine = NodeEngine(config, node_id)
-    address = config.nodes[node_id].api
-    await engine.open()
-    # Configuration changes from the console: installed in config_path, applied live.
-    configurator = Configurator(ConfigStore(config_path), node_id, engine.reconfigure, config,
-                                log=engine.logbook.add)  # fmt: skip
-    server = await start_server(engine, address, config.paths_for(node_id), configurator)
-    print(f"mirrorpair-agent {node_id} ready on {address}", file=sys.stderr, flush=True)
+    host = AgentHost(
+        config_path=Path(args.config), state_dir=Path(args.state_dir), node_id=args.node,
+        listen=args.listen, mdns=not args.no_mdns and os.environ.get("MIRRORPAIR_MDNS") != "0",
+    )  # fmt: skip
+    await host.start()
     loop = asyncio.get_running_loop()
-    task = loop.create_task(engine.run())
+    task = loop.create_task(host.run())
 
     def stop_once() -> None:
         # A second signal must not interrupt the clean stop the first one started.
@@ -65,7 +75,19 @@ async def serve(config_path: str, node_id: str) -> None:
         loop.add_signal_handler(sig, stop_once)
     with contextlib.suppress(asyncio.CancelledError):
         await task
-    await server.stop(grace=1.0)
+
+
+def open_pairing(state_dir: str) -> int:
+    from node_agent.host.state import StateDir, fingerprint
+
+    state = StateDir(state_dir)
+    code = state.open_pairing()
+    fp = fingerprint(state.pairing_identity()[0])
+    print(f"pairing is open on this server: code {code}")
+    print(f"certificate fingerprint: {fp}")
+    print("a running agent serves the pairing calls within a second; enter the code in "
+          "the console's setup wizard")  # fmt: skip
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,16 +96,18 @@ def main(argv: list[str] | None = None) -> int:
         level=getattr(logging, args.log_level.upper(), logging.INFO),
         format=f"%(asctime)s {args.node or '?'} %(levelname)s %(name)s: %(message)s",
     )
-    if args.node not in ("node1", "node2"):
+    if args.node not in ("", "node1", "node2"):
         print(
             "mirrorpair-agent: --node must be node1 or node2 (or set MIRRORPAIR_NODE)",
             file=sys.stderr,
         )
         return 2
+    if args.open_pairing:
+        return open_pairing(args.state_dir)
     keep_large_buffers()  # the data path's 1 MiB buffers: reuse, not fresh pages
     try:
-        asyncio.run(serve(args.config, args.node))
-    except (ConfigError, TlsError) as exc:
+        asyncio.run(serve(args))
+    except (ConfigError, TlsError, ValueError) as exc:
         print(f"mirrorpair-agent: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

@@ -32,6 +32,7 @@ from console.ui.confirm import Confirmer
 from console.ui.detail_panel import ModuleDetail
 from console.ui.flows import CommandFlows
 from console.ui.session import ClusterSession
+from console.ui.setup_launch import SetupBackendFactory, SetupLauncher
 from console.ui.theme import app_icon, light_icon
 from console.ui.tray import TrayNotifier
 
@@ -46,9 +47,11 @@ class MainWindow(QMainWindow):
         *,
         settings_path: Path | None = None,
         timeouts: Timeouts | None = None,
+        setup_backends: SetupBackendFactory | None = None,
     ) -> None:
         super().__init__()
         self.secrets, self.settings_path, self.timeouts = secrets, settings_path, timeouts
+        self.setup = SetupLauncher(self, setup_backends)
         self.entries = list(entries)
         self.sessions: dict[str, ClusterSession] = {}
         self.views: dict[str, ClusterView] = {}
@@ -67,6 +70,7 @@ class MainWindow(QMainWindow):
         self.empty.setObjectName("emptyColumn")
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self._build_toolbar()
+        self._build_menu()
         self._build_docks()
         self._build_status_bar()
         self.notifier.notified.connect(self._alert_listed)
@@ -99,6 +103,25 @@ class MainWindow(QMainWindow):
         self.edit_action = bar.addAction("Edit cluster…", self._edit_cluster)
         self.remove_action = bar.addAction("Remove cluster", self._remove_cluster)
         self.addToolBar(bar)
+
+    def _build_menu(self) -> None:
+        menu = self.menuBar().addMenu("&Cluster")
+        menu.setObjectName("clusterMenu")
+        self.setup_action = menu.addAction("Set up a new cluster…", self.setup.open_new)
+        self.setup_action.setObjectName("setupClusterAction")
+        self.config_action = menu.addAction("Edit configuration…", self._edit_config)
+        self.config_action.setObjectName("editConfigAction")
+        if not self.setup.available:
+            self.setup_action.setEnabled(False)
+        menu.addSeparator()
+        menu.addAction("Add cluster…", self._add_cluster)
+        menu.addAction("Edit cluster…", self._edit_cluster)
+        menu.addAction("Remove cluster", self._remove_cluster)
+
+    def _edit_config(self) -> None:
+        session = self.current_session()
+        if session is not None:
+            self.setup.open_edit(session.entry)
 
     def _build_docks(self) -> None:
         self.detail = ModuleDetail()
@@ -241,6 +264,7 @@ class MainWindow(QMainWindow):
         elif not self.sessions and self.tabs.indexOf(self.empty) < 0:
             self.tabs.addTab(self.empty, "Welcome")
         self.edit_action.setEnabled(bool(self.sessions))
+        self.config_action.setEnabled(bool(self.sessions) and self.setup.available)
         self.remove_action.setEnabled(bool(self.sessions) and self.settings_path is not None)
 
     # ----- cluster list ------------------------------------------------------------------
@@ -256,6 +280,10 @@ class MainWindow(QMainWindow):
         dialog = ClusterDialog(self.secrets, entry, self)
         dialog.saved.connect(lambda e, p, keep: self._saved(entry, e, p, keep))
         dialog.open()
+
+    def add_entry(self, entry: ClusterEntry) -> None:
+        """Watch a cluster set up from this console (the setup wizard's new cluster)."""
+        self._saved(None, entry, "", False)
 
     def _saved(
         self, old: ClusterEntry | None, new: ClusterEntry, passphrase: str, keep: bool

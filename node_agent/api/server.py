@@ -16,6 +16,7 @@ from protos import mirrorpair_pb2_grpc as pb_grpc
 from protos.security.credentials import TlsPaths, server_credentials
 
 AGENT_SERVICE = pb.DESCRIPTOR.services_by_name["Agent"].full_name  # "mirrorpair.v1.Agent"
+PAIRING_SERVICE = pb.DESCRIPTOR.services_by_name["Pairing"].full_name
 
 SERVER_OPTIONS: list[tuple[str, int]] = [
     # grpc enables SO_REUSEPORT by default: a second agent (or a stale one) could then bind
@@ -47,16 +48,33 @@ async def start_server(
     Stop it with ``await server.stop(grace)``.
     """
     credentials = server_credentials(tls_paths)  # before binding: file errors read better
+    return await serve_services(
+        address, credentials, AgentServicer(engine, configurator=configurator)
+    )
+
+
+async def serve_services(
+    address: str,
+    credentials: grpc.ServerCredentials,
+    agent: pb_grpc.AgentServicer,
+    pairing: pb_grpc.PairingServicer | None = None,
+) -> grpc.aio.Server:
+    """A started server of the Agent service (and Pairing, when given), with health
+    checking and reflection; ApiBindError naming the address when it cannot bind."""
     server = grpc.aio.server(options=SERVER_OPTIONS)
-    pb_grpc.add_AgentServicer_to_server(AgentServicer(engine, configurator), server)
+    pb_grpc.add_AgentServicer_to_server(agent, server)
+    services = [AGENT_SERVICE]
+    if pairing is not None:
+        pb_grpc.add_PairingServicer_to_server(pairing, server)
+        services.append(PAIRING_SERVICE)
 
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for service in (health.OVERALL_HEALTH, AGENT_SERVICE):
+    for service in (health.OVERALL_HEALTH, *services):
         await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
 
     reflection.enable_server_reflection(
-        [AGENT_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+        [*services, health.SERVICE_NAME, reflection.SERVICE_NAME], server
     )
     try:
         port = server.add_secure_port(address, credentials)

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import re
 import tomllib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 
@@ -75,9 +75,30 @@ class AgentServicer(ConfigServiceMixin, pb_grpc.AgentServicer):
     """grpc.aio implementation of ``mirrorpair.v1.Agent`` on top of an ``EngineApi``
     (configuration changes: ``ConfigServiceMixin``, node_agent/api/config_service.py)."""
 
-    def __init__(self, engine: EngineApi, configurator: Configurator | None = None) -> None:
+    def __init__(
+        self,
+        engine: EngineApi,
+        host_info: Callable[[], Awaitable[pb.HostInfo]] | None = None,
+        configurator: Configurator | None = None,
+    ) -> None:
         self._engine = engine
+        self._host_info = host_info
         self._configurator = configurator
+
+    async def GetHostInfo(
+        self, request: pb.HostInfoRequest, context: grpc.aio.ServicerContext
+    ) -> pb.HostInfo:
+        if self._host_info is None:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "no host information here")
+        return await self._host_info()  # type: ignore[misc]
+
+    async def ProbeHost(
+        self, request: pb.ProbeHostRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ProbeHostReply:
+        from node_agent.host.facts import probe
+
+        await require_role(context, RPC_ROLES["ProbeHost"], "probing the server")
+        return await probe(request)
 
     async def GetStatus(
         self, request: pb.GetStatusRequest, context: grpc.aio.ServicerContext

@@ -8,7 +8,14 @@ import sys
 from pathlib import Path
 
 from node_agent.cli.exits import Exit
-from protos.security.ca import TlsError, create_ca, issue_certificate, server_name
+from protos.security.ca import (
+    TlsError,
+    create_ca,
+    issue_certificate,
+    load_certificate,
+    server_name,
+)
+from protos.security.roles import ROLES, Role, role_of
 
 
 def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -54,6 +61,13 @@ def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
         action="store_true",
         help="leave localhost, 127.0.0.1 and ::1 out of a node certificate",
     )
+    issue.add_argument(
+        "--role",
+        choices=[r.label for r in ROLES],
+        help="what the certificate may ask agents: node (default for a node certificate), "
+        "operator (watch, swap, migrate, start, stop) or administrator (also prim, "
+        "forcestop, second, configuration; default for --client-only)",
+    )
     issue.add_argument("--out", type=Path, help="output directory (default: the CA directory)")
     issue.add_argument("--force", action="store_true", help="overwrite existing files")
     issue.set_defaults(func=cmd_issue)
@@ -83,11 +97,13 @@ def cmd_issue(args: argparse.Namespace) -> int:
             client=True,
             localhost=not args.no_localhost,
             force=args.force,
+            role=Role.parse(args.role) if args.role else None,
         )
     except (OSError, ValueError, TlsError) as e:
         return _fail(e)
     kind = "client" if args.client_only else "node (server and client)"
-    print(f"issued a {kind} certificate for {args.name!r}:")
+    role = role_of(load_certificate(cert))
+    print(f"issued a {kind} certificate for {args.name!r}, role {role.label}:")
     print(f"  certificate: {cert}")
     print(f"  key:         {key}")
     if not args.client_only:

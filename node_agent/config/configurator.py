@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from node_agent.config.changes import Verdict, VersionError, check_version, diff
-from node_agent.config.load import parse_config
+from node_agent.config.load import DEFAULT_STATE_DIR, parse_config
 from node_agent.config.model import ClusterConfig
 from node_agent.config.store import (
     PENDING_TTL_S,
@@ -71,12 +71,14 @@ class Configurator:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         ttl_s: float = PENDING_TTL_S,
+        state_dir: str = DEFAULT_STATE_DIR,
     ) -> None:
         self.store, self.node_id, self._apply = store, node_id, apply
         self.running = running
         self._log = log or (lambda _level, _message: None)
         self._clock, self._wall, self._ttl = clock, wall, ttl_s
         self.pending = PendingTable()
+        self._state_dir = state_dir  # where a text without [tls] / data_dir puts them
         self._applying = 0  # the version a commit is applying now (0 = none)
 
     # ----- prepare ---------------------------------------------------------------------
@@ -159,7 +161,7 @@ class Configurator:
     def _parse(self, text: str) -> ClusterConfig:
         try:
             # Parsed as the file it will become: a relative secret_file is found there.
-            return parse_config(text, str(self.store.path))
+            return parse_config(text, str(self.store.path), self._state_dir)
         except ConfigError as e:
             where = f" (line {e.line}, column {e.col})" if e.line else ""
             raise Refused(
@@ -224,9 +226,9 @@ class Configurator:
     def text(self, version: int = 0) -> tuple[str, int, str]:
         """(text, version, path) of the running version (0) or a kept one (KeyError)."""
         r = self.running
-        if version == 0 or (r is not None and version == r.version):
-            if r is None:
-                raise KeyError(f"{self.node_id} has no configuration yet")
+        if version == 0 and r is None:
+            return "", 0, ""  # no configuration yet: an empty text, version 0
+        if r is not None and version in (0, r.version):
             return r.source_text, r.version, r.source_path
         return self.store.read(version), version, str(self.store.path)
 

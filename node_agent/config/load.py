@@ -42,6 +42,7 @@ from node_agent.config.table import (
     is_ip,
 )
 
+DEFAULT_STATE_DIR = "/var/lib/mirrorpair"  # the agent's own files: certificates, data
 _TOML_POS_RE = re.compile(r"\(at line (\d+), column (\d+)\)")
 MIN_SECRET_LEN = 16
 
@@ -49,7 +50,7 @@ MIN_SECRET_LEN = 16
 _CLUSTER_KEYS = ["name", "version", "secret", "secret_file", "pulse_ms", "timeout_ms", "data_dir"]
 
 
-def _cluster(t: Table, base_dir: Path | None) -> dict[str, Any]:
+def _cluster(t: Table, base_dir: Path | None, state_dir: str) -> dict[str, Any]:
     out: dict[str, Any] = {"name": t.name(), "version": t.integer("version", 1, lo=1)}
     if "secret" in t.data and "secret_file" in t.data:
         raise ConfigError(t.key("secret_file"), "give either secret or secret_file, not both")
@@ -75,7 +76,8 @@ def _cluster(t: Table, base_dir: Path | None) -> dict[str, Any]:
     pulse = t.integer("pulse_ms", 500, lo=50, hi=10000)
     what = f"an integer between 3 * pulse_ms = {3 * pulse} and 600000"
     timeout = t.integer("timeout_ms", 3000, lo=3 * pulse, hi=600000, what=what)
-    data_dir = abspath_value(t.get("data_dir"), t.key("data_dir"))
+    # Absent: under the agent's state directory (a configuration written by the console).
+    data_dir = abspath_value(t.get("data_dir", f"{state_dir}/data"), t.key("data_dir"))
     out.update(pulse_s=pulse / 1000, timeout_s=timeout / 1000, data_dir=data_dir)
     return out
 
@@ -275,13 +277,27 @@ def _modules(root: Table) -> tuple[model.ModuleConfig, ...]:
     return tuple(modules)
 
 
-def _build(doc: dict[str, Any], text: str, source: str, base_dir: Path | None) -> ClusterConfig:
-    root = Table(doc, "", ["cluster", "tls", "nodes", "heartbeat", "witness", "module"])
-    cluster = _cluster(Table(root.get("cluster"), "cluster", _CLUSTER_KEYS), base_dir)
+def _tls(root: Table, state_dir: str) -> model.TlsConfig:
+    if "tls" not in root.data:  # the certificates the agent was given when it was paired
+        return model.TlsConfig(**default_tls_files(state_dir))
     tls = Table(root.get("tls"), "tls", ["ca", "cert", "key"])  # {node} allowed in all
+    return model.TlsConfig(**{k: tls.string(k) for k in ("ca", "cert", "key")})
+
+
+def default_tls_files(state_dir: str) -> dict[str, str]:
+    """Where pairing installs a node's CA, certificate and key (a config without [tls])."""
+    tls = f"{state_dir.rstrip('/')}/tls"
+    return {"ca": f"{tls}/ca.pem", "cert": f"{tls}/node.pem", "key": f"{tls}/node.key"}
+
+
+def _build(
+    doc: dict[str, Any], text: str, source: str, base_dir: Path | None, state_dir: str
+) -> ClusterConfig:
+    root = Table(doc, "", ["cluster", "tls", "nodes", "heartbeat", "witness", "module"])
+    cluster = _cluster(Table(root.get("cluster"), "cluster", _CLUSTER_KEYS), base_dir, state_dir)
     cfg = ClusterConfig(
         **cluster,
-        tls=model.TlsConfig(**{k: tls.string(k) for k in ("ca", "cert", "key")}),
+        tls=_tls(root, state_dir),
         nodes=_nodes(root.get("nodes")),
         heartbeat=_heartbeats(root),
         witness=_witness(doc["witness"]) if "witness" in doc else model.WitnessConfig(),
@@ -293,9 +309,12 @@ def _build(doc: dict[str, Any], text: str, source: str, base_dir: Path | None) -
     return cfg
 
 
-def parse_config(text: str, source: str = "<string>") -> ClusterConfig:
+def parse_config(
+    text: str, source: str = "<string>", state_dir: str = DEFAULT_STATE_DIR
+) -> ClusterConfig:
     """Parse and validate config TOML. ``source`` names the file in errors and the result;
-    a relative ``secret_file`` is resolved against its directory."""
+    a relative ``secret_file`` is resolved against its directory. Without [tls] or
+    ``cluster.data_dir`` the node's ``state_dir`` holds the certificates and the data."""
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -306,15 +325,15 @@ def parse_config(text: str, source: str = "<string>") -> ClusterConfig:
         raise ConfigError("", detail, source, line, col) from None
     base_dir = Path(source).parent if source != "<string>" else None
     try:
-        return _build(doc, text, source, base_dir)
+        return _build(doc, text, source, base_dir, state_dir)
     except ConfigError as e:
         raise ConfigError(e.key, e.detail, source, e.line, e.col) from None
 
 
-def load_config(path: str | Path) -> ClusterConfig:
-    """Read and validate the cluster config file at ``path``."""
+def load_config(path: str | Path, state_dir: str = DEFAULT_STATE_DIR) -> ClusterConfig:
+    """Read and validate the cluster config file at ``path`` (``state_dir``: see parse_config)."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError("", f"cannot read config file: {e}", source=str(path)) from None
-    return parse_config(text, source=str(path))
+    return parse_config(text, source=str(path), state_dir=state_dir)

@@ -43,12 +43,17 @@ def server_name(node_id: str) -> str:
 
 
 def create_ca(
-    dir: str | os.PathLike[str], cluster_name: str, *, force: bool = False
+    dir: str | os.PathLike[str],
+    cluster_name: str,
+    *,
+    force: bool = False,
+    passphrase: bytes | None = None,
 ) -> tuple[Path, Path]:
     """Create the cluster CA in ``dir``; returns (cert path, key path).
 
     Refuses to overwrite an existing CA unless ``force``: a new CA orphans every
-    certificate issued by the old one.
+    certificate issued by the old one. With ``passphrase`` the key is written encrypted
+    (the console's CA: no private key in plain text on the desk PC).
     """
     if not cluster_name.strip():
         raise ValueError("the cluster name must not be empty")
@@ -78,7 +83,7 @@ def create_ca(
         .sign(key, hashes.SHA256())
     )
     directory.mkdir(parents=True, exist_ok=True)
-    _write(key_path, _key_pem(key), 0o600, force)
+    _write(key_path, key_pem(key, passphrase), 0o600, force)
     _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644, force)
     return cert_path, key_path
 
@@ -96,6 +101,8 @@ def issue_certificate(
     force: bool = False,
     days: int = VALIDITY_DAYS,
     role: Role | None = None,
+    passphrase: bytes | None = None,
+    ca_passphrase: bytes | None = None,
 ) -> tuple[Path, Path]:
     """Sign a certificate with CN ``name``; writes ``<out_dir>/<name>.pem`` and ``.key``.
 
@@ -111,7 +118,7 @@ def issue_certificate(
         raise ValueError(f"certificate name must be 1-64 of A-Z a-z 0-9 _ . -, got {name!r}")
     if not (server or client):
         raise ValueError("a certificate must be for a server, a client or both")
-    ca_cert, ca_key = load_ca(ca_dir)
+    ca_cert, ca_key = load_ca(ca_dir, ca_passphrase)
     out = Path(out_dir)
     cert_path, key_path = out / f"{name}.pem", out / f"{name}.key"
     _refuse_overwrite([cert_path, key_path], force)
@@ -125,7 +132,7 @@ def issue_certificate(
         ca_cert, ca_key, name, key.public_key(), role=role, sans=sans, usages=usages, days=days
     )
     out.mkdir(parents=True, exist_ok=True)
-    _write(key_path, _key_pem(key), 0o600, force)
+    _write(key_path, key_pem(key, passphrase), 0o600, force)
     _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644, force)
     return cert_path, key_path
 
@@ -170,12 +177,12 @@ def sign_certificate(
 
 
 def load_ca(
-    ca_dir: str | os.PathLike[str],
+    ca_dir: str | os.PathLike[str], passphrase: bytes | None = None
 ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     """The CA certificate and key from ``ca_dir``, with errors naming the file."""
     cert_path, key_path = Path(ca_dir) / CA_CERT_FILE, Path(ca_dir) / CA_KEY_FILE
     cert = load_certificate(cert_path, "CA certificate")
-    key = load_private_key(key_path, "CA key")
+    key = load_private_key(key_path, "CA key", passphrase)
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise TlsError(f"CA key {key_path} is not an EC key")
     if public_key_der(cert.public_key()) != public_key_der(key.public_key()):
@@ -200,15 +207,19 @@ def load_certificate(path: str | os.PathLike[str], what: str = "certificate") ->
         raise TlsError(f"{what} file {path} is not a PEM certificate: {e}") from None
 
 
-def load_private_key(path: str | os.PathLike[str], what: str = "key") -> PrivateKeyTypes:
+def load_private_key(
+    path: str | os.PathLike[str], what: str = "key", passphrase: bytes | None = None
+) -> PrivateKeyTypes:
     data = read_file(path, what)
     try:
-        return serialization.load_pem_private_key(data, password=None)
+        return serialization.load_pem_private_key(data, password=passphrase)
     except TypeError:
-        raise TlsError(
-            f"{what} file {path} is encrypted; MirrorPair needs it unencrypted"
-        ) from None
+        if passphrase:
+            raise TlsError(f"{what} file {path} is not encrypted") from None
+        raise TlsError(f"{what} file {path} is encrypted: its passphrase is needed") from None
     except ValueError as e:
+        if passphrase and b"ENCRYPTED" in data:
+            raise TlsError(f"wrong passphrase for {what} file {path}") from None
         raise TlsError(f"{what} file {path} is not a PEM private key: {e}") from None
 
 
@@ -251,11 +262,15 @@ def public_key_der(public_key: PublicKeyTypes) -> bytes:
     )
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+def key_pem(key: ec.EllipticCurvePrivateKey, passphrase: bytes | None = None) -> bytes:
+    """PKCS#8 PEM, encrypted when a passphrase is given."""
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(passphrase)
+        if passphrase
+        else serialization.NoEncryption()
+    )
     return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
     )
 
 

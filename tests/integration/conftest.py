@@ -12,6 +12,7 @@ from protos.security.ca import create_ca, issue_certificate
 from tests.conftest import require_binary, require_fuse, require_root
 from tests.integration.netns import Topology, cleanup_stale
 from tests.integration.repl_rig import Node1, Node2, Pki
+from tests.integration.setup_site import SetupSite
 from tests.integration.site import Site
 
 
@@ -72,3 +73,14 @@ def nodes(tmp_path: Path, pki: Pki) -> Iterator[Callable[..., tuple[Node1, Node2
     for n1, n2 in made:
         n1.mr.stop_primary()
         n2.close()
+
+
+@pytest.fixture
+def setup_site(topology: Topology, tmp_path: Path) -> Iterator[SetupSite]:
+    """Two freshly installed servers (no configuration, pairing open, mDNS) and the desk
+    PC (this process) on their LAN (tests/integration/setup_site.py)."""
+    require_fuse()
+    for binary in ("nsenter", "unshare", "ping"):
+        require_binary(binary)
+    with SetupSite(topology, tmp_path / "setup") as s:
+        yield s

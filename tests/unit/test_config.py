@@ -163,7 +163,6 @@ INVALID = [
      'secret = "0123456789abcdef-secret"\nsecret_file = "/x"', "cluster.secret_file", ["either"]),
     ("secret-file-missing", 'secret = "0123456789abcdef-secret"',
      'secret_file = "/nonexistent/secret"', "cluster.secret_file", ["/nonexistent/secret"]),
-    ("data-dir-missing", 'data_dir = "/tmp/mp/{node}"\n', "", "cluster.data_dir", ["required"]),
     ("cluster-typo", "pulse_ms = 500", "pulse = 500", "cluster.pulse",
      ['unknown key "pulse"', 'did you mean "pulse_ms"']),
     ("top-typo", "[witness]", "[witnes]", "witnes", ["unknown key", "witness"]),
@@ -414,3 +413,18 @@ def test_a_vm_needs_its_directory() -> None:
     with pytest.raises(ConfigError) as info:
         parse_config(BASE + VM.replace('directories = ["/srv/vms"]\n', ""))
     assert info.value.key == "module.vms.directories" and "needs its directory" in str(info.value)
+
+
+def test_without_tls_and_data_dir_the_state_dir_holds_both() -> None:
+    """A configuration written by the console names neither: the certificates pairing
+    installed and the data live in the agent's state directory."""
+    text = mutate('data_dir = "/tmp/mp/{node}"\n', "")
+    start, end = text.index("[tls]"), text.index("[nodes.node1]")
+    text = text[:start] + text[end:]
+    cfg = parse_config(text, state_dir="/srv/mp-state")
+    paths = cfg.paths_for("node2")
+    assert str(paths.data_dir) == "/srv/mp-state/data"
+    assert (str(paths.ca), str(paths.cert), str(paths.key)) == (
+        "/srv/mp-state/tls/ca.pem", "/srv/mp-state/tls/node.pem", "/srv/mp-state/tls/node.key",
+    )  # fmt: skip
+    assert str(parse_config(text).paths_for("node1").data_dir) == "/var/lib/mirrorpair/data"
