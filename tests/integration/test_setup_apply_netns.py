@@ -10,6 +10,8 @@ import asyncio
 import json
 import time
 
+import pytest
+
 from console.client.setup_client import SetupClient
 from console.settings.secrets import SecretStore
 from protos import mirrorpair_pb2 as pb
@@ -17,6 +19,8 @@ from tests.integration.cluster_netns import APP_CHECK, APP_STOP
 from tests.integration.netns import HB_IP, LAN_IP
 from tests.integration.setup_site import DESK_IP, NODES
 from tests.integration.test_pairing import MemoryKeyring
+
+pytestmark = pytest.mark.root
 
 START = "sleep 100000 > /dev/null 2>&1 & echo $! > app.pid"
 
