@@ -5,9 +5,11 @@ used to talk to agents (issue 12, point 8)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import tomllib
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -32,6 +34,7 @@ from console.setup.backend import (
     VmDiskFacts,
     VmFacts,
 )
+from console.setup.versions import ConfigVersion, with_version
 from protos import mirrorpair_pb2 as pb
 from protos import mirrorpair_pb2_grpc as pb_grpc
 from protos.security.credentials import TlsError, server_name
@@ -232,6 +235,44 @@ class SetupClient:
                 return reply.toml
             errors.append(f"{node} has no configuration yet")
         raise SetupError("; ".join(errors))
+
+    async def config_versions(self) -> list[ConfigVersion]:
+        """The versions the nodes keep, newest first, with the nodes running each."""
+        found: dict[int, ConfigVersion] = {}
+        errors = []
+        for node in ("node1", "node2"):
+            try:
+                reply = await self._agent(node, lambda s: s.ListConfigVersions(
+                    pb.ListConfigVersionsRequest(), timeout=CALL_TIMEOUT_S))  # fmt: skip
+            except SetupError as e:
+                errors.append(str(e))
+                continue
+            for v in reply.versions:
+                known = found.get(v.version) or ConfigVersion(v.version, v.applied_at,
+                                                              v.applied_by)  # fmt: skip
+                running = known.running_on + ((node,) if v.running else ())
+                found[v.version] = replace(known, running_on=running)
+        if not found and errors:
+            raise SetupError("; ".join(errors))
+        return sorted(found.values(), key=lambda v: -v.version)
+
+    async def restore(self, version: int) -> ApplyOutcome:
+        """Apply kept ``version`` again as the next version, on both nodes or neither."""
+        current: dict[str, int] = {}
+        text = ""
+        for node in ("node1", "node2"):
+            running = await self._agent(node, lambda s: s.GetConfig(
+                pb.GetConfigRequest(), timeout=CALL_TIMEOUT_S))  # fmt: skip
+            current[node] = running.version
+            if not text:
+                with contextlib.suppress(SetupError):
+                    old = await self._agent(node, lambda s: s.GetConfig(
+                        pb.GetConfigRequest(version=version), timeout=CALL_TIMEOUT_S))  # fmt: skip
+                    text = old.toml
+        if not text:
+            raise SetupError(f"neither node keeps configuration version {version}")
+        # The text's secret is masked ("***"): each node keeps its own.
+        return await self.apply(with_version(text, max(current.values()) + 1), current)
 
     def cluster_entry(self, flow: object = None) -> ClusterEntry:
         """The console's entry for the cluster just set up (certificate from pairing)."""

@@ -111,12 +111,21 @@ class MainWindow(QMainWindow):
         self.setup_action.setObjectName("setupClusterAction")
         self.config_action = menu.addAction("Edit configuration…", self._edit_config)
         self.config_action.setObjectName("editConfigAction")
+        self.restore_action = menu.addAction(
+            "Restore an earlier configuration…", self._restore_config
+        )
+        self.restore_action.setObjectName("restoreConfigAction")
         if not self.setup.available:
             self.setup_action.setEnabled(False)
         menu.addSeparator()
         menu.addAction("Add cluster…", self._add_cluster)
         menu.addAction("Edit cluster…", self._edit_cluster)
         menu.addAction("Remove cluster", self._remove_cluster)
+
+    def _restore_config(self) -> None:
+        session = self.current_session()
+        if session is not None:
+            self.setup.open_restore(session.entry)
 
     def _edit_config(self) -> None:
         session = self.current_session()
@@ -265,6 +274,7 @@ class MainWindow(QMainWindow):
             self.tabs.addTab(self.empty, "Welcome")
         self.edit_action.setEnabled(bool(self.sessions))
         self.config_action.setEnabled(bool(self.sessions) and self.setup.available)
+        self.restore_action.setEnabled(bool(self.sessions) and self.setup.available)
         self.remove_action.setEnabled(bool(self.sessions) and self.settings_path is not None)
 
     # ----- cluster list ------------------------------------------------------------------

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QMessageBox
 from console.settings.clusters import ClusterEntry
 from console.setup.backend import SetupBackend, SetupError
 from console.setup.flow import SetupFlow
+from console.ui.restore_dialog import RestoreDialog
 from console.ui.setup_wizard import SetupWizard
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ class SetupLauncher(QObject):
         self.window, self.factory = window, factory
         self.wizard: SetupWizard | None = None
         self.task: asyncio.Future[None] | None = None
+        self.restore: RestoreDialog | None = None
 
     @property
     def available(self) -> bool:
@@ -60,6 +62,14 @@ class SetupLauncher(QObject):
             self._show(wizard)
 
         self.task = asyncio.ensure_future(load())
+
+    def open_restore(self, entry: ClusterEntry) -> RestoreDialog | None:
+        """The versions ``entry``'s servers keep, to apply one again."""
+        if self.factory is None:
+            return None
+        self.restore = RestoreDialog(entry.name, self.factory(entry), self.window)  # type: ignore[arg-type]
+        self.restore.open()
+        return self.restore
 
     def _show(self, wizard: SetupWizard) -> SetupWizard:
         self.wizard = wizard

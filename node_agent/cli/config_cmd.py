@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import sys
 import time
 from pathlib import Path
@@ -16,14 +15,13 @@ import grpc
 
 from console.client.config_apply import apply_both
 from console.setup.backend import ApplyOutcome
+from console.setup.versions import with_version
 from node_agent.cli.commands import Context
 from node_agent.cli.exits import Exit
 from node_agent.config.model import NODE_IDS
 from protos import mirrorpair_pb2 as pb
 from protos import mirrorpair_pb2_grpc as pb_grpc
 from protos.security.credentials import aio_secure_channel, channel_credentials, server_name
-
-_VERSION_RE = re.compile(r"(?m)^([ \t]*version[ \t]*=[ \t]*)\d+")
 
 
 def add_parsers(sub: Any) -> None:
@@ -154,13 +152,6 @@ def cmd_config_versions(ctx: Context, args: argparse.Namespace) -> int:
         return Exit.UNREACHABLE if failed == len(replies) else Exit.OK
 
     return _run(ctx, body)
-
-
-def with_version(text: str, version: int) -> str:
-    """``text`` declaring [cluster] version ``version``."""
-    if _VERSION_RE.search(text):
-        return _VERSION_RE.sub(lambda m: f"{m[1]}{version}", text, count=1)
-    return text.replace("[cluster]\n", f"[cluster]\nversion = {version}\n", 1)
 
 
 def cmd_config_restore(ctx: Context, args: argparse.Namespace) -> int:
