@@ -212,7 +212,9 @@ class PairPage(FlowPage):
         self.secrets_note.setText(note() if callable(note) else "")
         for node in NODE_IDS:
             s = self.flow.server(self.flow.chosen.get(node, ""))
-            self.servers[node].setText(f"{s.hostname} ({s.address})" if s else "not chosen")
+            # The fingerprint is printed next to the code on the server: compare them.
+            fp = f", certificate {s.fingerprint[:16]}…" if s and s.fingerprint else ""
+            self.servers[node].setText(f"{s.hostname} ({s.address}){fp}" if s else "not chosen")
             code = self.flow.codes.get(node, "")
             if self.codes[node].text() != code:
                 self.codes[node].setText(code)

@@ -40,8 +40,10 @@ class VersionInfo:
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Replace ``path`` by ``data`` so that a crash leaves the old or the new content."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    """Replace ``path`` by ``data`` so that a crash leaves the old or the new content.
+    The temporary file is this process's own: two agents on one machine (the demo) may
+    share the folder and write the same version at once."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         os.fchmod(fd, mode)  # an old tmp file may have had other bits
@@ -59,6 +61,12 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
         os.close(dirfd)
 
 
+def _alive(tmp_name: str) -> bool:
+    """Whether the process that writes this tmp file (``.NAME.PID.tmp``) still runs."""
+    pid = tmp_name.rsplit(".", 2)[-2]
+    return pid.isdigit() and Path(f"/proc/{pid}").exists()
+
+
 class ConfigStore:
     """The configuration file at ``path`` and the versions kept beside it."""
 
@@ -66,10 +74,13 @@ class ConfigStore:
         self.path = Path(path)
         self.dir = self.path.parent / "versions"
         self._name_re = re.compile(rf"{re.escape(self.path.stem)}\.v(\d+)\.toml")
-        # A killed install leaves its tmp file (only ours: the folder is shared, /etc/...).
-        self.path.with_name(f".{self.path.name}.tmp").unlink(missing_ok=True)
-        for stale in self.dir.glob(".*.tmp") if self.dir.is_dir() else ():
-            stale.unlink(missing_ok=True)
+        # A killed install leaves its tmp file: remove those of processes gone (the folder
+        # is shared: /etc/..., or two demo agents).
+        for folder, pattern in ((self.path.parent, f".{self.path.name}.*tmp"),
+                                (self.dir, ".*.tmp")):  # fmt: skip
+            for stale in folder.glob(pattern) if folder.is_dir() else ():
+                if not _alive(stale.name):
+                    stale.unlink(missing_ok=True)
 
     def _text_path(self, version: int) -> Path:
         return self.dir / f"{self.path.stem}.v{version}.toml"

@@ -64,6 +64,8 @@ class AgentHost:
         self._mode = ""  # "pairing" or "cluster"
         self._advertiser = Advertiser() if mdns else None
         self._switch = asyncio.Event()
+        self._advert_task: asyncio.Future[None] | None = None
+        self._advert_lock = asyncio.Lock()
         self.configurator: Configurator | None = None  # start(): configuration changes
 
     # ----- start ------------------------------------------------------------------
@@ -132,7 +134,9 @@ class AgentHost:
         self._mode = mode
         log.info("serving %s on %s", "the pairing calls" if mode == "pairing" else
                  "the cluster's API (mTLS)", self._address)  # fmt: skip
-        await self._advertise()
+        # In the background (mDNS probing takes a second; the API serves already), one
+        # publication after the other: a half-done one must not leave a stale advert.
+        self._advert_task = asyncio.ensure_future(self._advertise())
 
     def _tls_paths(self):  # type: ignore[no-untyped-def]
         if self.config is not None:
@@ -179,9 +183,13 @@ class AgentHost:
     async def _advertise(self) -> None:
         if self._advertiser is None:
             return
+        async with self._advert_lock:
+            await self._publish(self._advertiser)
+
+    async def _publish(self, advertiser: Advertiser) -> None:
         paired = self.state.paired()
         host, _, port = self._address.rpartition(":")
-        await self._advertiser.publish(
+        await advertiser.publish(
             Advert(
                 hostname=facts.hostname(),
                 port=int(port),
@@ -244,6 +252,10 @@ class AgentHost:
                 await self._engine_task
         if self._server is not None:
             await self._server.stop(grace=1.0)
+        if self._advert_task is not None and not self._advert_task.done():
+            self._advert_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._advert_task
         if self._advertiser is not None:
             await self._advertiser.close()
 

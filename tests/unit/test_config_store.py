@@ -72,12 +72,20 @@ def test_old_versions_are_pruned(tmp_path: Path) -> None:
 
 
 def test_stale_tmp_files_are_removed(tmp_path: Path) -> None:
-    (tmp_path / ".cluster.toml.tmp").write_text("half")
+    """Those of dead processes; not a running agent's (two demo agents share the folder),
+    not another program's."""
+    dead = 2**22 + 17  # above pid_max's default: no such process
+    (tmp_path / ".cluster.toml.tmp").write_text("half")  # an older agent's name
+    (tmp_path / f".cluster.toml.{dead}.tmp").write_text("half")
     (tmp_path / "versions").mkdir()
-    (tmp_path / "versions" / ".cluster.v2.toml.tmp").write_text("half")
+    (tmp_path / "versions" / f".cluster.v2.toml.{dead}.tmp").write_text("half")
+    (tmp_path / "versions" / f".cluster.v3.toml.{os.getpid()}.tmp").write_text("writing")
     (tmp_path / ".other.conf.tmp").write_text("not ours")
     ConfigStore(tmp_path / "cluster.toml")
-    assert [p.name for p in tmp_path.rglob("*.tmp")] == [".other.conf.tmp"]
+    assert sorted(p.name for p in tmp_path.rglob("*.tmp")) == [
+        ".cluster.v3.toml." + str(os.getpid()) + ".tmp",
+        ".other.conf.tmp",
+    ]
 
 
 def pending(tx: str, expires: float = 100.0, version: int = 2) -> Pending:
