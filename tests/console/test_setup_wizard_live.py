@@ -26,6 +26,10 @@ from tests.integration.setup_site import DESK_IP, NODES
 from tests.integration.site import APP_CHECK, APP_START, APP_STOP
 
 
+def other(node: str) -> str:
+    return "node2" if node == "node1" else "node1"
+
+
 def plain_secrets_on_disk(roots: list[Path], secrets: list[str]) -> list[str]:
     """Files under ``roots`` holding one of ``secrets`` or an unencrypted private key."""
     found = []
@@ -130,7 +134,12 @@ def test_the_wizard_sets_up_two_fresh_servers(
         wait_for(qtbot, settled, 90, f"web PRIM/SECOND in the console ({roles})",
                  lambda: "\n".join(setup_site.agent_text(n)[-3000:] for n in NODES))  # fmt: skip
         primary = next(n for n, text in roles.items() if text.startswith("PRIM"))
-        assert VIP in setup_site.sh(primary, "ip -o addr").stdout
+        # The wizard's node ids need not be the namespaces' names: map by address.
+        flow = window.setup.wizard.flow
+        server = {setup_site.address(n): n for n in NODES}
+        host = {n: server[flow.server(flow.chosen[n]).address] for n in NODES}
+        assert VIP in setup_site.sh(host[primary], "ip -o addr").stdout
+        assert VIP not in setup_site.sh(host[other(primary)], "ip -o addr").stdout
 
         # Both servers' certificates came from the CA the wizard made on this PC.
         client = window.setup.wizard.backend
