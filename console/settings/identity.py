@@ -11,7 +11,6 @@ console never writes a private key or a secret in plain text.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from console.client.credentials import TlsIdentity
+from console.setup.plan import is_ip
 from protos.security.ca import (
     CA_CERT_FILE,
     create_ca,
@@ -66,18 +66,10 @@ class ClusterPki:
         if not csr.is_signature_valid:
             raise ValueError("the server's certificate request has a bad signature")
         ca_cert, ca_key = load_ca(self.directory, self.passphrase.encode())
-        good_ips = [ip for ip in ips if _is_ip(ip)]
+        good_ips = [ip for ip in ips if is_ip(ip)]
         cert = sign_certificate(
             ca_cert, ca_key, node_id, csr.public_key(), role=Role.NODE,
             sans=subject_alt_names(node_id, good_ips, [], server=True, localhost=True),
             usages=[ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
         )  # fmt: skip
         return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from node_agent.config.store import atomic_write
 from node_agent.host.pairing_gate import new_code
 
 PAIRING_NAME = "mirrorpair-pairing"  # the DNS name of the self-signed pairing certificate
@@ -42,24 +43,6 @@ def fingerprint(cert_pem: bytes) -> str:
     return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.fchmod(fd, mode)
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 class StateDir:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
@@ -72,6 +55,11 @@ class StateDir:
         self.paired_file = self.root / "pairing.json"
         self.code_file = self.root / "pairing-code"
 
+    @staticmethod
+    def _write(path: Path, data: bytes, mode: int = 0o644) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, data, mode)
+
     # ----- paired or not ---------------------------------------------------------
     def paired(self) -> Paired | None:
         try:
@@ -83,12 +71,12 @@ class StateDir:
     def install_identity(
         self, paired: Paired, ca_pem: bytes, cert_pem: bytes, key_pem: bytes
     ) -> None:
-        write_atomic(self.key, key_pem, 0o600)
-        write_atomic(self.cert, cert_pem)
-        write_atomic(self.ca, ca_pem)
+        self._write(self.key, key_pem, 0o600)
+        self._write(self.cert, cert_pem)
+        self._write(self.ca, ca_pem)
         record = {"cluster": paired.cluster, "node_id": paired.node_id,
                   "paired_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}  # fmt: skip
-        write_atomic(self.paired_file, json.dumps(record, indent=1).encode())
+        self._write(self.paired_file, json.dumps(record, indent=1).encode())
 
     # ----- the pairing code: its file's presence means pairing is open ------------
     def code(self) -> str | None:
@@ -100,7 +88,7 @@ class StateDir:
     def open_pairing(self) -> str:
         """A new code (pairing opened, or reopened by the local command)."""
         code = new_code()
-        write_atomic(self.code_file, f"{code}\n".encode(), 0o600)
+        self._write(self.code_file, f"{code}\n".encode(), 0o600)
         return code
 
     def close_pairing(self) -> None:
@@ -135,6 +123,6 @@ class StateDir:
             serialization.NoEncryption(),
         )
         cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-        write_atomic(self.pairing_key, key_pem, 0o600)
-        write_atomic(self.pairing_cert, cert_pem)
+        self._write(self.pairing_key, key_pem, 0o600)
+        self._write(self.pairing_cert, cert_pem)
         return cert_pem, key_pem

@@ -25,8 +25,8 @@ from PySide6.QtWidgets import QApplication
 from console.settings.clusters import entry_from_cluster_toml
 from console.settings.secrets import SecretStore
 from console.ui.main_window import MainWindow
-from tests.console.conftest import MemoryKeyring
 from tests.console.live import TEST_TIMEOUTS
+from tests.keyrings import MemoryKeyring
 
 OTHER = {"node1": "node2", "node2": "node1"}
 

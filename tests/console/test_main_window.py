@@ -17,9 +17,9 @@ from console.settings.clusters import load_clusters, make_entry
 from console.settings.secrets import SecretStore
 from console.ui.main_window import MainWindow
 from protos import mirrorpair_pb2 as pb
-from tests.console.conftest import MemoryKeyring
 from tests.console.live import TEST_TIMEOUTS, closed_port, entry_for, wait_for
 from tests.integration.agents import LocalCluster
+from tests.keyrings import MemoryKeyring
 
 
 def test_two_clusters_with_summary_lights(

@@ -19,7 +19,7 @@ from console.settings.clusters import (
 from console.settings.secrets import SERVICE, SecretStore
 from node_agent.demo_cluster import build_demo_cluster
 from protos.security.ca import load_private_key
-from tests.console.conftest import MemoryKeyring
+from tests.keyrings import MemoryKeyring
 
 
 def test_round_trip_and_no_secret_in_the_file(tmp_path: Path) -> None:

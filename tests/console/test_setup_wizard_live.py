@@ -88,7 +88,11 @@ async def drive(wiz: Any, site: Any, www: Path) -> None:
 
 
 def test_the_wizard_sets_up_two_fresh_servers(
-    qtbot: Any, run: Any, setup_site: Any, tmp_path: Path, monkeypatch: Any  # noqa: F811
+    qtbot: Any,
+    run: Any,
+    setup_site: Any,  # noqa: F811 (the fixture imported above)
+    tmp_path: Path,
+    monkeypatch: Any,
 ) -> None:
     home, config = tmp_path / "home", tmp_path / "home" / ".config"
     config.mkdir(parents=True)

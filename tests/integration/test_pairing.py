@@ -15,7 +15,6 @@ from pathlib import Path
 import grpc
 import pytest
 from cryptography import x509
-from keyring.backend import KeyringBackend
 
 from console.client.discovery import served_certificate
 from console.client.setup_client import PAIRING_NAME, SetupClient
@@ -26,23 +25,7 @@ from protos import mirrorpair_pb2_grpc as pb_grpc
 from protos.security.ca import create_ca, issue_certificate
 from protos.security.roles import Role
 from tests.integration.pairing_rig import REPO, UnpairedAgent
-
-
-class MemoryKeyring(KeyringBackend):
-    priority = 1  # type: ignore[assignment]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.store: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.store.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.store[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        self.store.pop((service, username), None)
+from tests.keyrings import MemoryKeyring
 
 
 @pytest.fixture

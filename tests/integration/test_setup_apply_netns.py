@@ -18,7 +18,7 @@ from protos import mirrorpair_pb2 as pb
 from tests.integration.cluster_netns import APP_CHECK, APP_STOP
 from tests.integration.netns import HB_IP, LAN_IP
 from tests.integration.setup_site import DESK_IP, NODES
-from tests.integration.test_pairing import MemoryKeyring
+from tests.keyrings import MemoryKeyring
 
 pytestmark = pytest.mark.root
 

@@ -8,7 +8,7 @@ import asyncio
 from console.client.setup_client import SetupClient
 from console.settings.secrets import SecretStore
 from tests.integration.setup_site import DESK_IP, NODES
-from tests.integration.test_pairing import MemoryKeyring
+from tests.keyrings import MemoryKeyring
 
 
 def test_the_desk_finds_both_servers_over_mdns_and_pairs_them(setup_site, tmp_path) -> None:
