@@ -28,6 +28,11 @@ from node_agent.demo_vm.disk import create_disk
 from node_agent.demo_vm.firmware import Firmware
 from node_agent.demo_vm.guest import Guest
 
+# OVMF takes its share of the guest's memory (its own data, runtime services, the copies
+# of the kernel and initrd it loads): with 128 MiB the test guest's kernel never starts
+# (seen under TCG: the firmware clears the screen, then nothing); 256 MiB boots it.
+UEFI_MEMORY_MIB = 256
+
 
 @dataclass(frozen=True)
 class VmFiles:
@@ -132,7 +137,7 @@ def install_vm(
     cmdline: str | None = None,
     disk_format: str = "qcow2",
     disk_mib: int = 64,
-    memory_mib: int = 128,
+    memory_mib: int | None = None,
     io: str = "native",
     guest_agent: bool = False,
     uefi: Firmware | None = None,
@@ -140,7 +145,10 @@ def install_vm(
     """Copy the guest's kernel and initrd into ``vm_dir``, create its disk there (if absent)
     and write ``domain.xml`` (default command line: the records mode, unbounded).
     ``uefi``: also ``nvram.fd``, a copy of the firmware's variable template (if absent).
+    ``memory_mib`` defaults to 128 MiB, :data:`UEFI_MEMORY_MIB` for a UEFI guest.
     Installing again rewrites the XML and keeps the disk and the NVRAM."""
+    if memory_mib is None:
+        memory_mib = 128 if uefi is None else UEFI_MEMORY_MIB
     vm_dir.mkdir(parents=True, exist_ok=True)
     console_log.parent.mkdir(parents=True, exist_ok=True)
     kernel, initrd = vm_dir / "vmlinuz", vm_dir / "initrd.img"
