@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from node_agent.demo_vm.firmware import Firmware
     from node_agent.demo_vm.guest import Guest
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -65,4 +66,18 @@ def guest() -> Guest:
         return build_guest()
     except GuestBuildError as e:
         require(False, f"cannot build the test guest: {e}")
+        raise
+
+
+@pytest.fixture(scope="session")
+def uefi() -> Firmware:
+    """The UEFI guests' firmware (node_agent/demo_vm/firmware.py: Debian trixie's OVMF),
+    fetched once per machine and cached."""
+    require_vm()
+    from node_agent.demo_vm.firmware import FirmwareError, uefi_firmware
+
+    try:
+        return uefi_firmware()
+    except FirmwareError as e:
+        require(False, f"cannot fetch the UEFI test firmware: {e}")
         raise

@@ -17,6 +17,7 @@ import pytest
 
 from node_agent.demo_vm.disk import check_disk, create_disk
 from node_agent.demo_vm.domain import VmFiles, install_vm
+from node_agent.demo_vm.firmware import Firmware
 from node_agent.demo_vm.guest import Guest
 from tests.integration.site import Site
 from tests.vm.console import ConsoleLog
@@ -61,11 +62,11 @@ class VmSite:
 
 def make_vm_site(site: Site, guest: Guest, cmdline: str | None = None, maxloop: int = 1,
                  libvirt_on: tuple[str, ...] = ("node1", "node2"),
-                 guest_agent: bool = False) -> VmSite:  # fmt: skip
+                 guest_agent: bool = False, uefi: Firmware | None = None) -> VmSite:  # fmt: skip
     lv = {node: site.start_libvirtd(node) for node in libvirt_on}
     vm = install_vm(site.base / "srv" / "vms" / NAME, guest, name=NAME, cmdline=cmdline,
                     console_log=site.base / "console" / f"{NAME}.log",
-                    guest_agent=guest_agent)  # fmt: skip
+                    guest_agent=guest_agent, uefi=uefi)  # fmt: skip
     with open(site.config, "a") as fh:
         fh.write(vm_module(vm.dir, maxloop, guest_agent))
     return VmSite(site, vm, ConsoleLog(vm.console_log), lv)

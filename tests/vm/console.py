@@ -16,6 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 _REC = re.compile(r"^REC (\d+)$", re.M)
+# Terminal control sequences (CSI): UEFI firmware clears the screen on the serial port
+# before the kernel starts, with no newline after, so the guest's first line follows them.
+_CSI = re.compile(r"\x1b\[[0-9;=?]*[A-Za-z]")
 
 
 class ConsoleTimeout(AssertionError):
@@ -31,7 +34,8 @@ class ConsoleLog:
             with open(self.path, "rb") as fh:
                 fh.seek(since)
                 # The tty turns "\n" into "\r\n": give patterns plain lines.
-                return fh.read().decode(errors="replace").replace("\r\n", "\n")
+                text = fh.read().decode(errors="replace").replace("\r\n", "\n")
+                return _CSI.sub("", text)
         except FileNotFoundError:
             return ""
 
