@@ -225,7 +225,11 @@ def _module(data: Any, index: int) -> model.ModuleConfig:
         checkers.append(checker)
     kw: dict[str, Any] = {k: t.string(k, cmd_default, empty=kind != "app") for k in _COMMANDS}
     kw |= {k: t.number(k, _MODULE_DEFAULTS[k]) for k in _MODULE_NUMBERS}
-    kw |= {k: t.flag(k, _MODULE_DEFAULTS[k]) for k in ("defaultprim", "autostart", "write_cache")}
+    kw |= {k: t.flag(k, _MODULE_DEFAULTS[k]) for k in ("defaultprim", "autostart")}
+    # A VM's disks (cache='none') bypass the page cache anyway, but QEMU writes a UEFI
+    # NVRAM with buffered writes it never flushes: with the cache, a crash would lose
+    # what the guest was told is saved. Off by default for VMs.
+    kw["write_cache"] = t.flag("write_cache", kind == "app")
     directories = t.items("directories", abspath_value)
     if kind == "vm":
         kw["vm"] = _vm(t, name, directories)

@@ -6,10 +6,11 @@ replicated directory, the firmware's code installed on each node (outside it).
 The NVRAM is data the firmware writes at every boot (boot options, its monotonic counter):
 node1's writes reach node2's copy like the disks' do, so after a crash node2's firmware
 starts from what node1's left, not from the template. QEMU writes the NVRAM (a pflash
-drive) with plain buffered writes and never flushes them, so the module has
-``write_cache = false`` (docs/vm-modules.md): with the mount's writeback cache those writes
-would reach the other node only when the kernel writes them back (about 30 s later), and a
-crash before that would lose them, as a power cut loses a local disk's unflushed writes.
+drive) with plain buffered writes and never flushes them, so a vm module has
+``write_cache = false`` by default (docs/vm-modules.md): with the mount's writeback cache
+those writes would reach the other node only when the kernel writes them back (about 30 s
+later), and a crash before that would lose them, as a power cut loses a local disk's
+unflushed writes.
 """
 
 from __future__ import annotations
@@ -38,8 +39,6 @@ def test_a_uefi_vm_boots_on_the_other_node_from_the_replicated_nvram_after_a_cra
     site: Site, guest: Guest, uefi: Firmware
 ) -> None:
     s = make_vm_site(site, guest, uefi=uefi)
-    with open(site.config, "a") as fh:
-        fh.write("write_cache = false\n")  # into the vm module's section, the file's last
     add_data_disk(s.vm)
     nvram = s.vm.nvram
     assert nvram is not None and nvram.parent == s.vm.dir

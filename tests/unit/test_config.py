@@ -393,6 +393,9 @@ def test_a_vm_module_names_its_domain_in_its_directory() -> None:
                         'libvirt_uri = "qemu+ssh://x/system"')  # fmt: skip
     vm = told.module("vms").vm
     assert vm is not None and vm.domain == "/srv/vms/def/recorder.xml" and vm.guest_agent
+    # A VM's NVRAM is written without flushes: no writeback cache unless asked for.
+    assert not parse_config(BASE + VM).module("vms").write_cache
+    assert parse_config(BASE + VM + "write_cache = true").module("vms").write_cache
 
 
 @pytest.mark.parametrize(
