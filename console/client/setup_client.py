@@ -157,7 +157,16 @@ class SetupClient:
                 "(another machine at that address?): find the servers again"
             )
         pki = self.pki()
-        pki.ensure(self.cluster_name)
+        try:
+            pki.ensure(self.cluster_name)
+            pki.ca_key()  # opens with this session's passphrase, or says why not
+        except (TlsError, ValueError, OSError) as e:
+            raise SetupError(
+                f"the CA of cluster {self.cluster_name!r} on this PC ({pki.directory}) cannot "
+                f"be used: {e}. Without its passphrase (kept in the OS keyring) it is lost: "
+                "choose another cluster name, or remove that folder and pair both servers "
+                "again"
+            ) from None
         host = split_address(server.address)[0]
         try:
             begun = await self._pairing_call(server.address, pem, lambda s: s.BeginPairing(

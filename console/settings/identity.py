@@ -57,6 +57,10 @@ class ClusterPki:
             )  # fmt: skip
         return self.identity
 
+    def ca_key(self) -> object:
+        """The CA's key, decrypted (TlsError naming the file when it cannot be)."""
+        return load_ca(self.directory, self.passphrase.encode())[1]
+
     def ca_pem(self) -> bytes:
         return self.identity.ca.read_bytes()
 

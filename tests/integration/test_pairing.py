@@ -171,3 +171,16 @@ def test_the_local_command_reopens_pairing_for_the_same_node_only(agent, tmp_pat
         run(client.pair(found, "node2", code))
     assert "this server is node1" in str(e.value)
     assert run(client.pair(found, "node1", code)).node_id == "node1"
+
+
+def test_a_ca_whose_passphrase_is_lost_is_refused_with_what_to_do(agent, tmp_path) -> None:
+    """The desk's CA of an earlier session, its passphrase gone with that session (no
+    keyring): pairing says so instead of failing somewhere deep."""
+    earlier = desk(tmp_path)
+    earlier.pki().ensure("site")
+    later = desk(tmp_path)  # another session: another (empty) keyring
+    server = run(later.reach(agent.address))
+    with pytest.raises(SetupError) as e:
+        run(later.pair(server, "node1", agent.code()))
+    assert "cannot be used" in str(e.value) and "choose another cluster name" in str(e.value)
+    assert not (agent.state_dir / "pairing.json").exists()
