@@ -81,8 +81,9 @@ def open_pairing(state_dir: str) -> int:
     from node_agent.host.state import StateDir, fingerprint
 
     state = StateDir(state_dir)
-    code = state.open_pairing()
+    # The certificate first: the running agent serves it as soon as the code appears.
     fp = fingerprint(state.pairing_identity()[0])
+    code = state.open_pairing()
     print(f"pairing is open on this server: code {code}")
     print(f"certificate fingerprint: {fp}")
     print("a running agent serves the pairing calls within a second; enter the code in "

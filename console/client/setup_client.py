@@ -38,6 +38,7 @@ from console.setup.versions import ConfigVersion, with_version
 from protos import mirrorpair_pb2 as pb
 from protos import mirrorpair_pb2_grpc as pb_grpc
 from protos.security.credentials import TlsError, server_name
+from protos.security.pairing_proof import pairing_proof
 
 PAIRING_NAME = "mirrorpair-pairing"  # the DNS name of an agent's pairing certificate
 HEARTBEAT_SECRET = "heartbeat-secret"
@@ -168,18 +169,29 @@ class SetupClient:
                 "again"
             ) from None
         host = split_address(server.address)[0]
+        # The code proves itself bound to the certificate this PC sees (an impostor's
+        # would differ): protos/security/pairing_proof.py.
+        proof = pairing_proof(code, fingerprint_of(pem))
         try:
             begun = await self._pairing_call(server.address, pem, lambda s: s.BeginPairing(
-                pb.BeginPairingRequest(code=code, node_id=node_id, cluster_name=self.cluster_name,
-                                       ca_cert=pki.ca_pem(), addresses=[host]),
-                timeout=CALL_TIMEOUT_S))  # fmt: skip
-            cert = pki.sign_node(node_id, begun.csr, [host])
-            await self._pairing_call(server.address, pem, lambda s: s.CompletePairing(
-                pb.CompletePairingRequest(code=code, certificate=cert),
-                timeout=CALL_TIMEOUT_S))  # fmt: skip
+                pb.BeginPairingRequest(code=proof, node_id=node_id,
+                                       cluster_name=self.cluster_name, ca_cert=pki.ca_pem(),
+                                       addresses=[host]), timeout=CALL_TIMEOUT_S))  # fmt: skip
         except grpc.aio.AioRpcError as e:
             raise _pairing_error(server.address, e) from None
+        cert = pki.sign_node(node_id, begun.csr, [host])
         self.nodes[node_id] = server.address
+        try:
+            await self._pairing_call(server.address, pem, lambda s: s.CompletePairing(
+                pb.CompletePairingRequest(code=proof, certificate=cert),
+                timeout=CALL_TIMEOUT_S))  # fmt: skip
+        except grpc.aio.AioRpcError as e:
+            lost = e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+            if lost:  # the answer may be what was lost: is it paired with our CA now?
+                with contextlib.suppress(SetupError):
+                    return await self._wait_paired(node_id)
+            del self.nodes[node_id]
+            raise _pairing_error(server.address, e) from None
         return await self._wait_paired(node_id)
 
     async def _wait_paired(self, node_id: str) -> HostFacts:

@@ -22,6 +22,7 @@ from console.client.credentials import TlsIdentity
 from console.setup.plan import is_ip
 from protos.security.ca import (
     CA_CERT_FILE,
+    TlsError,
     create_ca,
     issue_certificate,
     load_ca,
@@ -47,10 +48,17 @@ class ClusterPki:
         return all(p.exists() for p in (self.identity.ca, self.identity.cert, self.identity.key))
 
     def ensure(self, cluster: str) -> TlsIdentity:
-        """Create the CA and the console's certificate unless they exist."""
-        if not self.exists():
-            secret = self.passphrase.encode()
-            create_ca(self.directory, cluster, force=True, passphrase=secret)
+        """Create the CA and the console's certificate where they do not exist. An
+        existing CA is never replaced (servers paired with it would be orphaned): half
+        of one (its key or certificate alone) is an error naming the file."""
+        secret = self.passphrase.encode()
+        ca_files = (self.identity.ca, self.directory / "ca.key")
+        if not any(p.exists() for p in ca_files):
+            create_ca(self.directory, cluster, passphrase=secret)
+        elif not all(p.exists() for p in ca_files):
+            missing = next(p for p in ca_files if not p.exists())
+            raise TlsError(f"the cluster's CA is incomplete: {missing} is missing")
+        if not (self.identity.cert.exists() and self.identity.key.exists()):
             issue_certificate(
                 self.directory, CONSOLE_NAME, self.directory, server=False, force=True,
                 role=Role.ADMINISTRATOR, passphrase=secret, ca_passphrase=secret,

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import grpc
 
-from node_agent.api.server import serve_services
+from node_agent.api.server import ApiBindError, serve_services
 from node_agent.api.servicer import AgentServicer
 from node_agent.config.configurator import Configurator
 from node_agent.config.load import load_config
@@ -37,7 +37,7 @@ from node_agent.host.pairing_service import PairingServicer, closed_agent_servic
 from node_agent.host.state import StateDir, fingerprint
 from node_agent.host.unconfigured import EngineSlot, UnconfiguredEngine
 from protos import mirrorpair_pb2 as pb
-from protos.security.credentials import server_credentials
+from protos.security.credentials import TlsError, server_credentials
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,8 @@ class AgentHost:
         self._mode = ""  # "pairing" or "cluster"
         self._advertiser = Advertiser() if mdns else None
         self._switch = asyncio.Event()
-        self._advert_task: asyncio.Future[None] | None = None
+        self._advert_tasks: set[asyncio.Future[None]] = set()
+        self._served = ""  # the address the running server listens on
         self._advert_lock = asyncio.Lock()
         self.configurator: Configurator | None = None  # start(): configuration changes
 
@@ -114,29 +115,52 @@ class AgentHost:
         log.warning(msg)
 
     # ----- serving ----------------------------------------------------------------
+    def _wanted_mode(self) -> str:
+        # Cluster mode needs an identity: an unpaired agent whose code file was removed
+        # keeps answering the pairing calls (closed) rather than failing to serve.
+        identity = self.config is not None or self.state.paired() is not None
+        return "cluster" if identity and not self.pairing.open else "pairing"
+
     async def _serve(self) -> None:
-        mode = "pairing" if self.pairing.open else "cluster"
+        """(Re)start the server in the wanted mode. Credentials are built before the old
+        server stops (a bad file leaves it serving); an address that cannot be bound
+        (a configuration moving the API) leaves the server on the address it had."""
+        mode = self._wanted_mode()
+        pairing = PairingServicer(self.pairing, self.host_info, self._paired)
+        try:
+            if mode == "pairing":
+                cert, key = self.state.pairing_identity()
+                creds = grpc.ssl_server_credentials([(key, cert)], require_client_auth=False)
+                agent: object = closed_agent_servicer()
+            else:
+                creds = server_credentials(self._tls_paths())
+                assert self.slot is not None
+                agent = AgentServicer(self.slot, host_info=self.host_info,  # type: ignore[arg-type]
+                                      configurator=self.configurator)  # fmt: skip
+        except TlsError as e:
+            if self._server is None:
+                raise
+            log.error("cannot serve %s: %s; serving as before", mode, e)
+            return
         if self._server is not None:
             await self._server.stop(grace=0.5)
             self._server = None
-        pairing = PairingServicer(self.pairing, self.host_info, self._paired)
+        try:
+            self._server = await serve_services(self._address, creds, agent, pairing)  # type: ignore[arg-type]
+        except ApiBindError as e:
+            if not self._served or self._served == self._address:
+                raise
+            log.error("%s; the API stays on %s", e, self._served)
+            self._address = self._served
+            self._server = await serve_services(self._address, creds, agent, pairing)  # type: ignore[arg-type]
+        self._mode, self._served = mode, self._address
         if mode == "pairing":
-            cert, key = self.state.pairing_identity()
-            creds = grpc.ssl_server_credentials([(key, cert)], require_client_auth=False)
-            agent = closed_agent_servicer()
             self._announce_code()
-        else:
-            creds = server_credentials(self._tls_paths())
-            assert self.slot is not None
-            agent = AgentServicer(self.slot, host_info=self.host_info,  # type: ignore[arg-type]
-                                  configurator=self.configurator)  # fmt: skip
-        self._server = await serve_services(self._address, creds, agent, pairing)
-        self._mode = mode
         log.info("serving %s on %s", "the pairing calls" if mode == "pairing" else
                  "the cluster's API (mTLS)", self._address)  # fmt: skip
         # In the background (mDNS probing takes a second; the API serves already), one
         # publication after the other: a half-done one must not leave a stale advert.
-        self._advert_task = asyncio.ensure_future(self._advertise())
+        self._advert_tasks.add(asyncio.ensure_future(self._advertise()))
 
     def _tls_paths(self):  # type: ignore[no-untyped-def]
         if self.config is not None:
@@ -237,7 +261,7 @@ class AgentHost:
                     self._switch.clear()
                     await asyncio.sleep(SWITCH_DELAY_S)
                     await self._serve()
-                elif (self._mode == "pairing") != self.pairing.open:
+                elif self._wanted_mode() != self._mode:
                     await self._serve()  # reopened by the local command (or closed)
                 if self._engine_task is not None and self._engine_task.done():
                     self._engine_task.result()  # the engine died: the agent must too
@@ -252,10 +276,10 @@ class AgentHost:
                 await self._engine_task
         if self._server is not None:
             await self._server.stop(grace=1.0)
-        if self._advert_task is not None and not self._advert_task.done():
-            self._advert_task.cancel()
+        for task in self._advert_tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._advert_task
+                await task
         if self._advertiser is not None:
             await self._advertiser.close()
 

@@ -10,7 +10,6 @@ start of the fingerprint: two agents on one host (the demo, the tests) stay dist
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import socket
 from dataclasses import dataclass
@@ -46,8 +45,11 @@ class Advert:
 
 
 def _advertised_addresses(listen_host: str) -> list[bytes]:
-    if listen_host and not ipaddress.ip_address(listen_host).is_unspecified:
-        return [socket.inet_aton(listen_host)] if ":" not in listen_host else []
+    """The listen address, or every IPv4 address of the node when it listens on all
+    (a host name is resolved)."""
+    if listen_host and listen_host not in ("0.0.0.0", "::"):
+        infos = socket.getaddrinfo(listen_host, None, socket.AF_INET)
+        return list(dict.fromkeys(socket.inet_aton(i[4][0]) for i in infos))
     return [socket.inet_aton(a.address) for a in facts.addresses() if ":" not in a.address]
 
 
@@ -57,18 +59,21 @@ class Advertiser:
     def __init__(self) -> None:
         self._zc: AsyncZeroconf | None = None
         self._info: ServiceInfo | None = None
+        self._closed = False
 
     async def publish(self, advert: Advert) -> None:
-        addresses = await asyncio.to_thread(_advertised_addresses, advert.listen_host)
-        info = ServiceInfo(
-            SERVICE_TYPE,
-            f"{advert.hostname}-{advert.fingerprint[:8]}.{SERVICE_TYPE}",
-            addresses=addresses,
-            port=advert.port,
-            properties=advert.properties(),
-            server=f"mp-{advert.fingerprint[:12]}.local.",
-        )
         try:
+            addresses = await asyncio.to_thread(_advertised_addresses, advert.listen_host)
+            info = ServiceInfo(
+                SERVICE_TYPE,
+                f"{advert.hostname}-{advert.fingerprint[:8]}.{SERVICE_TYPE}",
+                addresses=addresses,
+                port=advert.port,
+                properties=advert.properties(),
+                server=f"mp-{advert.fingerprint[:12]}.local.",
+            )
+            if self._closed:  # the agent is stopping: advertise nothing more
+                return
             if self._zc is None:
                 self._zc = AsyncZeroconf(ip_version=IPVersion.V4Only)
             if self._info is not None and self._info.name == info.name:
@@ -83,6 +88,7 @@ class Advertiser:
                         "to a typed address", e)  # fmt: skip
 
     async def close(self) -> None:
+        self._closed = True
         if self._zc is not None:
             try:
                 await self._zc.async_unregister_all_services()

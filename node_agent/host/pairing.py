@@ -9,6 +9,7 @@ has nothing installed and its code still works: the console begins again.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from node_agent.config.table import NAME_RE
 from node_agent.host.pairing_gate import CodeRefused, PairingGate
 from node_agent.host.state import Paired, StateDir, fingerprint
 from protos.security.ca import public_key_der, server_name
+from protos.security.pairing_proof import pairing_proof
 from protos.security.roles import Role, role_of
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,8 @@ class Pairing:
         self, state: StateDir, gate: PairingGate | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:  # fmt: skip
+        """``proof`` arguments below: ``pairing_proof(code, fingerprint of the pairing
+        certificate)``, as the console computes it (protos/security/pairing_proof.py)."""
         self.state = state
         self.gate = gate or PairingGate()
         self._clock = clock
@@ -61,21 +65,22 @@ class Pairing:
     def open(self) -> bool:
         return self.state.code() is not None
 
-    def _check_code(self, code: str) -> None:
-        expected = self.state.code()
-        if expected is None:
+    def _check_code(self, proof: str) -> None:
+        code = self.state.code()
+        if code is None:
             raise PairingClosed(
                 "pairing is closed on this server: run `mirrorpair-agent --open-pairing` "
                 "on it to pair it again"
             )
-        self.gate.check(code, expected, self._clock())
+        served = fingerprint(self.state.pairing_identity()[0])
+        self.gate.check(proof, pairing_proof(code, served), self._clock())
 
     def begin(
-        self, code: str, node_id: str, cluster: str, ca_pem: bytes, addresses: list[str]
+        self, proof: str, node_id: str, cluster: str, ca_pem: bytes, addresses: list[str]
     ) -> bytes:
         """The CSR (PEM) of a fresh key for ``node_id``; raises CodeRefused,
         PairingClosed or BadPairingRequest."""
-        self._check_code(code)
+        self._check_code(proof)
         if node_id not in NODE_IDS:
             raise BadPairingRequest(f"node_id must be node1 or node2, got {node_id!r}")
         if not NAME_RE.fullmatch(cluster):
@@ -105,9 +110,9 @@ class Pairing:
         log.info("pairing begun as %s of cluster %r", node_id, cluster)
         return csr.public_bytes(serialization.Encoding.PEM)
 
-    def complete(self, code: str, cert_pem: bytes) -> str:
+    def complete(self, proof: str, cert_pem: bytes) -> str:
         """Install the signed certificate; returns its fingerprint. Closes pairing."""
-        self._check_code(code)
+        self._check_code(proof)
         pending = self._pending
         if pending is None:
             raise BadPairingRequest("no pairing begun on this server (it may have restarted)")
@@ -130,6 +135,13 @@ class Pairing:
 
 
 def _check_node_certificate(cert: x509.Certificate, pending: _Pending) -> None:
+    now = dt.datetime.now(dt.UTC)
+    if not cert.not_valid_before_utc - dt.timedelta(hours=1) <= now < cert.not_valid_after_utc:
+        # Installed, it would close pairing and leave a server that cannot serve.
+        raise BadPairingRequest(
+            f"certificate is valid from {cert.not_valid_before_utc:%Y-%m-%d %H:%M} to "
+            f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC, not now: check the clocks"
+        )
     try:
         cert.verify_directly_issued_by(pending.ca)
     except (ValueError, TypeError, InvalidSignature):

@@ -12,6 +12,8 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
+from protos.security.pairing_proof import normalize_code
+
 ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I/L: read off a screen
 GROUPS, GROUP_LEN = 3, 4
 MAX_ATTEMPTS = 5
@@ -21,11 +23,6 @@ COOLDOWN_S = 60.0
 def new_code() -> str:
     raw = "".join(secrets.choice(ALPHABET) for _ in range(GROUPS * GROUP_LEN))
     return format_code(raw)
-
-
-def normalize_code(text: str) -> str:
-    """Upper case, dashes and spaces dropped: how a person may type it."""
-    return "".join(c for c in text.upper() if c not in "- \t")
 
 
 def format_code(text: str) -> str:

@@ -78,8 +78,8 @@ async def _refuse(context: grpc.aio.ServicerContext, call: str, error: Exception
 
 
 PAIRING_OPEN_MESSAGE = (
-    "pairing is open on this server: it answers only the pairing calls until the setup "
-    "wizard pairs it (or the pairing code file is removed and the agent restarted)"
+    "pairing is open on this server: it answers only the pairing calls until the "
+    "console's setup wizard pairs it"
 )
 
 

@@ -6,9 +6,9 @@
     pairing-code                             present = pairing is open (0600)
     data/                                    modules' data (a config without data_dir)
 
-Every file is written whole (temporary file, fsync, rename): an agent killed while
-pairing keeps either its old identity or the new one. ``pairing.json`` is written last,
-so a half-installed identity is not "paired" and the same code still works.
+Every file is written whole (temporary file, fsync, rename). ``pairing.json`` is removed
+first and written last: an agent killed while its identity is installed is not "paired"
+afterwards, and its code (deleted only after) still works to pair it again.
 """
 
 from __future__ import annotations
@@ -71,6 +71,9 @@ class StateDir:
     def install_identity(
         self, paired: Paired, ca_pem: bytes, cert_pem: bytes, key_pem: bytes
     ) -> None:
+        # Not paired while the files change: a crash in between leaves a node that is not
+        # paired and whose code still works (a re-pairing too), never a mixed identity.
+        self.paired_file.unlink(missing_ok=True)
         self._write(self.key, key_pem, 0o600)
         self._write(self.cert, cert_pem)
         self._write(self.ca, ca_pem)

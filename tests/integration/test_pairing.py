@@ -16,13 +16,14 @@ import grpc
 import pytest
 from cryptography import x509
 
-from console.client.discovery import served_certificate
+from console.client.discovery import fingerprint_of, served_certificate
 from console.client.setup_client import PAIRING_NAME, SetupClient
 from console.settings.secrets import SecretStore
 from console.setup.backend import PairingRefused, SetupError
 from protos import mirrorpair_pb2 as pb
 from protos import mirrorpair_pb2_grpc as pb_grpc
 from protos.security.ca import create_ca, issue_certificate
+from protos.security.pairing_proof import pairing_proof
 from protos.security.roles import Role
 from tests.integration.pairing_rig import REPO, UnpairedAgent
 from tests.keyrings import MemoryKeyring
@@ -143,7 +144,8 @@ def test_an_agent_killed_between_the_two_pairing_calls_pairs_again(agent, tmp_pa
     options = [("grpc.ssl_target_name_override", PAIRING_NAME)]
     with grpc.secure_channel(agent.address, creds, options=options) as channel:
         pb_grpc.PairingStub(channel).BeginPairing(
-            pb.BeginPairingRequest(code=agent.code(), node_id="node2", cluster_name="site",
+            pb.BeginPairingRequest(code=pairing_proof(agent.code(), fingerprint_of(pem)),
+                                   node_id="node2", cluster_name="site",
                                    ca_cert=pki.ca_pem()), timeout=5)  # fmt: skip
     code = agent.code()
     agent.kill()
@@ -184,3 +186,25 @@ def test_a_ca_whose_passphrase_is_lost_is_refused_with_what_to_do(agent, tmp_pat
         run(later.pair(server, "node1", agent.code()))
     assert "cannot be used" in str(e.value) and "choose another cluster name" in str(e.value)
     assert not (agent.state_dir / "pairing.json").exists()
+
+
+def test_removing_the_code_file_closes_pairing_and_the_local_command_reopens_it(
+    agent, tmp_path
+) -> None:
+    """An unpaired agent whose code file is removed keeps running with pairing closed
+    (it has no identity to serve anything else); `--open-pairing` opens it again."""
+    client = desk(tmp_path)
+    (agent.state_dir / "pairing-code").unlink()
+    time.sleep(2.5)  # the agent looks at the file every second
+    assert agent.proc is not None and agent.proc.poll() is None, agent.log()
+    server = run(client.reach(agent.address))
+    assert not server.paired
+    with pytest.raises(PairingRefused) as e:
+        run(client.pair(server, "node1", "AAAA-AAAA-AAAA"))
+    assert "pairing is closed" in str(e.value)
+    out = subprocess.run(
+        [sys.executable, "-m", "node_agent.main", "--state-dir", str(agent.state_dir),
+         "--open-pairing"], capture_output=True, text=True, cwd=REPO, check=True,
+    ).stdout  # fmt: skip
+    assert f"fingerprint: {server.fingerprint}" in out  # the certificate it serves
+    assert run(client.pair(server, "node1", agent.code())).node_id == "node1"

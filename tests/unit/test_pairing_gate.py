@@ -16,6 +16,7 @@ from node_agent.host.pairing_gate import (
     new_code,
     normalize_code,
 )
+from protos.security.pairing_proof import pairing_proof
 
 
 def test_codes_are_three_groups_of_four_from_the_alphabet() -> None:
@@ -81,3 +82,11 @@ def test_never_more_than_max_attempts_wrong_codes_per_cooldown(steps) -> None:
         for t in run:
             assert sum(t <= u < t + 60 for u in run) <= 3
     assert normalize_code(code) == "7KQ2M9XD4HTA"
+
+
+def test_the_proof_binds_the_code_to_the_certificate_and_hides_it() -> None:
+    fp_real, fp_impostor = "ab" * 32, "cd" * 32
+    proof = pairing_proof("7kq2-m9xd 4hta", fp_real)
+    assert proof == pairing_proof("7KQ2M9XD4HTA", fp_real.upper())  # as typed, either case
+    assert proof != pairing_proof("7KQ2M9XD4HTA", fp_impostor)  # worthless elsewhere
+    assert "7KQ2" not in proof.upper() and len(proof) == 64
