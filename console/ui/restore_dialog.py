@@ -48,6 +48,7 @@ class RestoreDialog(QDialog):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.verticalHeader().hide()
         self.status = QLabel("Reading the versions the servers keep…")
         self.status.setObjectName("restoreStatus")
         self.status.setWordWrap(True)
@@ -78,6 +79,7 @@ class RestoreDialog(QDialog):
             row = [str(v.version), when if v.applied_at else "—", v.applied_by or "by hand",
                    ", ".join(v.running_on) or "—"]  # fmt: skip
             self.model.appendRow([QStandardItem(text) for text in row])
+        self.table.resizeColumnsToContents()  # the dates in full
         self.status.setText("Choose the version to apply again: it becomes a new version, "
                             "applied to both servers or to neither.")  # fmt: skip
 

@@ -253,10 +253,16 @@ class AgentHost:
     # ----- running ----------------------------------------------------------------
     async def run(self) -> None:
         """Serve until cancelled; then stop the engine cleanly and the server."""
+        was_open = self.pairing.open
         try:
             while True:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._switch.wait(), WATCH_FILES_S)
+                if was_open and not self.pairing.open and self.state.paired() is None:
+                    # The code file was removed by hand: say so (nothing else shows it).
+                    log.warning("pairing closed: the pairing code file %s is gone; "
+                                "--open-pairing opens it again", self.state.code_file)  # fmt: skip
+                was_open = self.pairing.open
                 if self._switch.is_set():
                     self._switch.clear()
                     await asyncio.sleep(SWITCH_DELAY_S)

@@ -195,9 +195,12 @@ def test_removing_the_code_file_closes_pairing_and_the_local_command_reopens_it(
     (it has no identity to serve anything else); `--open-pairing` opens it again."""
     client = desk(tmp_path)
     (agent.state_dir / "pairing-code").unlink()
-    time.sleep(2.5)  # the agent looks at the file every second
+    deadline = time.monotonic() + 10
+    while "pairing closed: the pairing code file" not in agent.log():
+        assert time.monotonic() < deadline, agent.log()  # it looks every second
+        time.sleep(0.1)
+    server = run(client.reach(agent.address))  # still serving after it noticed
     assert agent.proc is not None and agent.proc.poll() is None, agent.log()
-    server = run(client.reach(agent.address))
     assert not server.paired
     with pytest.raises(PairingRefused) as e:
         run(client.pair(server, "node1", "AAAA-AAAA-AAAA"))
