@@ -72,6 +72,9 @@ class ModuleMachine(RulesMixin, CommandsMixin):
         self.swap_request = False
         self.swap_request_since = 0.0
         self.checker_wait = False
+        self.data_plane_down = False  # checker_wait is held for a dead data plane
+        # After adopt(): until then a silent peer means "not heard yet", not "gone".
+        self.adopted_until = -math.inf
         self.forced_primary = False  # `prim`: serve even without peer and witness
         self.resume_on_witness = False  # stepped down from ALONE only for the witness
         self.lost_peer_wait = False  # WAIT after losing the peer: never ALONE on silence
@@ -154,6 +157,8 @@ class ModuleMachine(RulesMixin, CommandsMixin):
     # ----- inputs ----------------------------------------------------------------
     def step(self, env: Env) -> None:
         """Re-evaluate the rules until nothing changes (a few rounds at most)."""
+        if env.peer is None and env.now < self.adopted_until:
+            return  # just adopted: the restarted agent has not heard the peer yet
         for _ in range(6):
             before = self._snapshot()
             self._decide(env)
@@ -221,6 +226,45 @@ class ModuleMachine(RulesMixin, CommandsMixin):
                 # is on the peer, so it belongs to a new generation -- if the peer serves
                 # its copy meanwhile, the histories diverge and show it.
                 self._go_alone(env, "replication-failed", f"degraded: {reason}")
+        self.step(env)
+
+    def adopt(self, state: State, env: Env, primary_since: float = 0.0,
+              current: bool = False) -> None:  # fmt: skip
+        """Agent restart while the module's data plane kept serving (issue 13): take up
+        the role it holds rather than start over. PRIM or ALONE: its mounts serve and the
+        resource was found running; SECOND: it receives the stream (``current``: its copy
+        is complete). No new generation: the data did not change hands."""
+        if self.state is not State.STOP:
+            return
+        why = "the data plane kept serving through an agent restart"
+        self.adopted_until = env.now + self.policy.detection_timeout_s
+        if state.is_primary:
+            self.resource_up = True
+            self.answered_at = env.now
+            self._set(state, Readiness.TRANSIENT, "adopted", env.now, why)
+            self.primary_since = primary_since or env.now
+            self._refresh_primary_readiness(env)
+        elif state is State.SECOND:
+            ready = Readiness.READY if current else Readiness.NOT_READY
+            self._set(State.SECOND, ready, "adopted", env.now, why)
+        self.step(env)
+
+    def data_plane_lost(self, detail: str, env: Env) -> None:
+        """The module's data plane died: its mounts and stream are gone. A primary stops
+        serving (the peer takes over, as after a crash of this node), a secondary's copy
+        is no longer current; neither is a candidate until ``data_plane_back``."""
+        self._log(env.now, "ERROR", f"data plane died: {detail}", "data-plane")
+        if self.state is not State.STOP:
+            # Held like a checker saying "wait": not a candidate, not joining as SECOND.
+            self.checker_wait = self.data_plane_down = True
+            self._step_down(env, "data-plane", f"data plane died ({detail}): restarting it")
+        self.step(env)
+
+    def data_plane_back(self, env: Env) -> None:
+        if self.data_plane_down:
+            self.data_plane_down = False
+            self.checker_wait = False
+            self._log(env.now, "INFO", "data plane restarted", "data-plane")
         self.step(env)
 
     def checker_failed(self, action: str, detail: str, env: Env) -> None:

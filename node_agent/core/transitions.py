@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from node_agent.core.states import Readiness, State
 
 ALLOWED: dict[State, frozenset[State]] = {
-    State.STOP: frozenset({State.WAIT, State.SECOND, State.ALONE}),
+    # STOP -> PRIM: only an agent restart adopting a data plane that kept serving.
+    State.STOP: frozenset({State.WAIT, State.SECOND, State.ALONE, State.PRIM}),
     State.WAIT: frozenset({State.STOP, State.ALONE, State.SECOND}),
     State.ALONE: frozenset({State.PRIM, State.WAIT, State.STOP}),
     State.PRIM: frozenset({State.ALONE, State.WAIT, State.STOP}),
@@ -20,7 +21,7 @@ ALLOWED: dict[State, frozenset[State]] = {
 # an operator's command: a WAIT or ALONE they lead to is logged as INFO, not WARNING.
 ROUTINE_CAUSES = frozenset(
     {"start", "elected", "peer-primary", "peer-second", "resync-done", "resource", "swap",
-     "migrate", "stop", "stopstart", "second", "defaultprim", "survivor-chosen"}
+     "migrate", "stop", "stopstart", "second", "defaultprim", "survivor-chosen", "adopted"}
 )  # fmt: skip
 
 

@@ -4,6 +4,7 @@ resource and its VIP, run checkers, and feed the results back to the machine."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import os
@@ -29,6 +30,7 @@ from node_agent.resources.checkers import CheckerTracker, counts_as_failure, mak
 from node_agent.resources.common import ResourceError
 from node_agent.resources.resource import make_resource
 from node_agent.resources.vip import VirtualIP
+from protos import dataplane_pb2 as dp
 from protos import mirrorpair_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -284,6 +286,8 @@ class ModuleDriver:
             await asyncio.gather(self._op, return_exceptions=True)
         if self.running or self.vip_held:
             await self._stop()
+        if self.repl is not None:
+            await self.repl.close(stop_data_plane=True)
 
     # ----- what a killed predecessor left, and drift -------------------------------
     async def clean_start(self) -> None:
@@ -291,6 +295,13 @@ class ModuleDriver:
         the module may be found running here (a SIGKILLed agent leaves its application
         and VIP behind: clients would then reach two nodes)."""
         self._loop = asyncio.get_running_loop()
+        if self.repl is not None:
+            try:
+                await self.repl.open()
+            except (OSError, RuntimeError) as exc:
+                self._app_log("error", f"data plane: {exc}")
+            if await self._adopt():
+                return
         try:
             if self.vip is not None and await self.vip.is_held():
                 await self.vip.release()
@@ -306,6 +317,37 @@ class ModuleDriver:
         except (ResourceError, OSError) as exc:
             self._app_log("error", f"cleaning up after an earlier run: {exc}")
         self.vip_held = self.vip is not None and await self._vip_present()
+
+    async def _adopt(self) -> bool:
+        """The data plane an earlier agent left kept serving (issue 13): take up its role
+        with the resource it serves, without stopping anything. False: start clean."""
+        assert self.repl is not None
+        st = self.repl.adopted
+        if st is None or st.role == dp.DataPlaneState.NONE:
+            return False
+        env = self._env()
+        if st.role == dp.DataPlaneState.SECONDARY:
+            self.machine.adopt(State.SECOND, env, current=st.secondary_current)
+            self.after_step()
+            return True
+        serving = st.mode != "fenced" and await self.resource.found_running()
+        if not serving:  # nothing to take over: unmount, then clean up as after a crash
+            self._app_log("warning", "the data plane kept the mounts of a resource that no "
+                          "longer runs (or was fenced): stopping it")  # fmt: skip
+            with contextlib.suppress(OSError, RuntimeError):
+                await self.repl.stop_primary()
+            return False
+        self.running = True
+        self.vip_held = self.vip is not None and await self._vip_present()
+        state = State.ALONE if st.mode == "track" else State.PRIM
+        self.machine.adopt(state, env, primary_since=st.primary_since)
+        if st.hold_token:  # a break the old agent may not have taken in: the gate decides
+            self.machine.replication_failed("replication broke while the agent was down",
+                                            env, st.hold_token)  # fmt: skip
+        self._app_log("info", f"{self.resource.kind} resource found running with the data "
+                      "plane's mounts: taken over")  # fmt: skip
+        self.after_step()
+        return True
 
     async def _vip_present(self) -> bool:
         assert self.vip is not None

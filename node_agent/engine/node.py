@@ -10,10 +10,12 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from node_agent import VERSION
 from node_agent.api.engine_api import CommandOutcome
 from node_agent.config.model import ClusterConfig, ModuleConfig, other_node
 from node_agent.core.env import UNCONFIGURED, Env, PeerView
 from node_agent.core.states import State
+from node_agent.dataplane.router import ReplicationRouter
 from node_agent.engine.boot_id import next_boot_id
 from node_agent.engine.convert import machine_fingerprint, view_from_pb, view_to_pb
 from node_agent.engine.logbook import LogBook, level_number
@@ -23,13 +25,11 @@ from node_agent.engine.vip_audit import audit_vips
 from node_agent.heartbeat.liveness import Liveness, Pulse
 from node_agent.heartbeat.udp import HeartbeatSender, HeartbeatTransport
 from node_agent.heartbeat.witness import WitnessProbe
-from node_agent.replication.receiver import StreamReceiver
 from protos import heartbeat_pb2 as hpb
 from protos import mirrorpair_pb2 as pb
 
 log = logging.getLogger(__name__)
 
-VERSION = "0.1.0"
 WATCH_KEEPALIVE_S = 2.0
 CHECK_PERIOD_S = 0.5
 VIP_AUDIT_S = 1.0  # how often the interfaces are compared with what each module wants
@@ -79,7 +79,7 @@ class NodeEngine:
         self._peer_seen: tuple | None = None
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
-        self.receiver: StreamReceiver | None = None
+        self.receiver: ReplicationRouter | None = None
         self._opened = False
         self.started = False  # run() has started the modules (reconfigure starts new ones)
 
@@ -172,36 +172,25 @@ class NodeEngine:
         drivers = [self.modules[n] for n in names]
         await asyncio.gather(*(d.clean_start() for d in drivers))
         for d in drivers:
-            if d.cfg.autostart:
+            if d.cfg.autostart and d.machine.state is State.STOP:  # not one adopted running
                 d.machine.command("start", who, self.env(d.cfg.name))
                 d.after_step()
 
     async def _start_receiver(self) -> None:
-        """The secondary side of replication: one TLS listener for every module (started
-        with the first replicated module, at open() or when a reconfigure adds one)."""
+        """The node's replication port (started with the first replicated module, at
+        open() or when a reconfigure adds one): each connection is handed to its module's
+        data plane, which runs the secondary's side of the stream."""
         replicated = [d for d in self.modules.values() if d.repl is not None]
         if not replicated or self.receiver is not None:
             return
-        loop = asyncio.get_running_loop()
-        for d in replicated:
-            d.repl.attach(loop)
 
         # Looked up at each connection: modules come and go with the configuration.
-        def resolve(module: str):
+        def lookup(module: str):  # type: ignore[no-untyped-def]
             d = self.modules.get(module)
-            return d.repl.repl.secondary_applier() if d is not None and d.repl else None
-
-        def handle_request(module: str, payload: bytes) -> bytes:
-            d = self.modules.get(module)
-            if d is None or d.repl is None:
-                raise KeyError(f"unknown module {module!r}")
-            return d.repl.repl.handle_request(payload)
+            return d.repl.dp if d is not None and d.repl is not None else None
 
         host, port = self.config.nodes[self.node_id].replication_address
-        self.receiver = StreamReceiver(
-            node_id=self.node_id, peer=self.peer_id, tls=self.paths, resolve=resolve,
-            host=host, port=port, handle_request=handle_request,
-        )  # fmt: skip
+        self.receiver = ReplicationRouter(host, port, lookup)
         await self.receiver.start()
 
     def _on_witness(self, reachable: bool) -> None:
@@ -247,7 +236,7 @@ class NodeEngine:
         # entries, links, peer, witness or a resync's progress (keepalive covers the rest).
         now = time.monotonic()
         node_fp = (
-            tuple(d.repl.repl.progress()[:3] for d in self.modules.values() if d.repl),
+            tuple(d.repl.progress_tuple()[:3] for d in self.modules.values() if d.repl),
             self.logbook.seq,
             self.liveness.peer_alive(now),
             tuple(st.up for st in self.liveness.link_states(now)),

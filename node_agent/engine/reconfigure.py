@@ -57,7 +57,7 @@ async def reconfigure(engine: NodeEngine, new: ClusterConfig) -> list[str]:
     peer_wait = max(PEER_WAIT_MIN_S, 3 * old.timeout_s)
     await asyncio.gather(*(_stop(engine, n, new.version, peer_wait) for n in going))
     for name in going:
-        _drop(engine.modules[name])
+        await _drop(engine.modules[name])
     engine.config = new
     _set_timing(engine, old, new)
     kept = {n: drv for n, drv in engine.modules.items() if n not in going}
@@ -67,10 +67,6 @@ async def reconfigure(engine: NodeEngine, new: ClusterConfig) -> list[str]:
     for name in going:
         engine._fingerprints.pop(name, None)
     engine.sender.urgent()  # the peer hears the new version (and which modules) now
-    loop = asyncio.get_running_loop()
-    for name in fresh:
-        if (repl := engine.modules[name].repl) is not None:
-            repl.attach(loop)
     if engine._opened:
         await engine._start_receiver()  # no-op if it runs (it serves every module)
     if engine.started:
@@ -96,7 +92,7 @@ def _peer_ready_secondary(engine: NodeEngine, name: str, version: int) -> bool:
 
 def _stopped(drv: ModuleDriver) -> bool:
     repl = drv.repl
-    idle = repl is None or (not repl.busy and repl.repl.role is Role.NONE)
+    idle = repl is None or (not repl.busy and repl.role is Role.NONE)
     return drv.machine.state is State.STOP and not drv.running and not drv.vip_held and idle
 
 
@@ -151,13 +147,11 @@ async def _stop(engine: NodeEngine, name: str, version: int, peer_wait: float) -
         await drv.shutdown()
 
 
-def _drop(drv: ModuleDriver) -> None:
-    """Close the files a module's replication keeps open (its successor reopens them)."""
-    if drv.repl is None:
-        return
-    for closable in (drv.repl.repl.activity, drv.repl.repl.bitmap):
+async def _drop(drv: ModuleDriver) -> None:
+    """End the module's data plane (its successor, if any, starts its own)."""
+    if drv.repl is not None:
         with contextlib.suppress(Exception):
-            closable.close()
+            await drv.repl.close(stop_data_plane=True)
 
 
 def _set_timing(engine: NodeEngine, old: ClusterConfig, new: ClusterConfig) -> None:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from cryptography.exceptions import InvalidSignature
 
 from node_agent.replication.frame_decoder import FrameDecoder
+from node_agent.replication.route import route_preamble
 from node_agent.replication.tls_transport import connect_tls
 from node_agent.replication.wire import (
     Frame,
@@ -182,7 +183,8 @@ async def open_stream(
     """
     where, t = f"{peer} at {host}:{port}", timeout_s
     try:
-        transport, link = await connect_tls(host, port, ctx, server_name(peer), FrameLink, t)
+        transport, link = await connect_tls(host, port, ctx, server_name(peer), FrameLink, t,
+                                            route_preamble(hello.module))  # fmt: skip
     except ssl.SSLCertVerificationError as e:
         raise LinkError(f"certificate of {where} not accepted: {e.verify_message}") from None
     except ssl.SSLError as e:

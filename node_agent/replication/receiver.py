@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from node_agent.replication import link_tls, ops, wire
 from node_agent.replication.apply import Applier, UnsafePath
 from node_agent.replication.frame_decoder import FrameDecoder
+from node_agent.replication.route import RouteError, read_route
 from node_agent.replication.tls_transport import accept_tls
 from node_agent.replication.wire import Frame, FrameType, Hello, Mode, encode_frame
 
@@ -128,11 +129,24 @@ class StreamReceiver:
             self._conns.add(task)
             task.add_done_callback(self._conns.discard)
 
-    async def _handshake(self, conn: socket.socket, addr: tuple) -> None:
+    def adopt(self, conn: socket.socket, addr: tuple) -> None:
+        """A connection whose route was read by the node's router (node_agent/dataplane):
+        the TLS handshake and the stream, as for one accepted here."""
+        task = asyncio.get_running_loop().create_task(self._handshake(conn, addr, routed=True))
+        self._conns.add(task)
+        task.add_done_callback(self._conns.discard)
+
+    async def _handshake(self, conn: socket.socket, addr: tuple, routed: bool = False) -> None:
         # Handshake errors surface here, so a refused certificate gets a log line.
         where = f"{addr[0]}:{addr[1]}"
         try:
+            if not routed:  # every primary names the module first (route.py)
+                conn.setblocking(False)
+                await read_route(conn, self.hello_timeout_s)
             await accept_tls(conn, self._ssl, lambda: _Stream(self, where), self.hello_timeout_s)
+        except RouteError as e:
+            log.warning("refused replication connection from %s: %s", where, e)
+            conn.close()
         except (ssl.SSLError, OSError, TimeoutError) as e:
             reason = getattr(e, "verify_message", None) or getattr(e, "reason", None) or e
             log.warning("refused replication connection from %s: TLS handshake failed: %s",

@@ -65,10 +65,12 @@ async def _ready(loop: asyncio.AbstractEventLoop, sock: socket.socket, write: bo
 
 async def connect_tls(
     host: str, port: int, ctx: ssl.SSLContext, server_hostname: str,
-    protocol_factory: type[P] | Any, timeout_s: float,
+    protocol_factory: type[P] | Any, timeout_s: float, preamble: bytes = b"",
 ) -> tuple[TlsTransport, P]:  # fmt: skip
     """Connect, complete the TLS handshake (together within ``timeout_s``), start the
-    protocol. Raises OSError, ssl.SSLError (ssl.SSLCertVerificationError) or TimeoutError."""
+    protocol. ``preamble`` is sent in clear before the handshake (the route to the
+    module's data plane: node_agent/dataplane/route.py). Raises OSError, ssl.SSLError
+    (ssl.SSLCertVerificationError) or TimeoutError."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
 
@@ -91,6 +93,8 @@ async def connect_tls(
 
     sock = await asyncio.wait_for(tcp(), timeout_s)
     try:
+        if preamble:
+            await asyncio.wait_for(loop.sock_sendall(sock, preamble), timeout_s)
         tls = ctx.wrap_socket(sock, server_hostname=server_hostname,
                               do_handshake_on_connect=False)  # fmt: skip
     except BaseException:

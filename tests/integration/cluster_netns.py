@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from protos.security.ca import create_ca, issue_certificate
+from node_agent.dataplane.supervisor import read_pid
 from tests.integration.netns import HB_IP, LAN_IF, LAN_IP, VIP, VIP_CIDR, Topology
 
 T = TypeVar("T")
@@ -239,10 +240,27 @@ class NetnsCluster:
                 os.kill(pid, signal.SIGKILL)
         return pid
 
+    def data_plane_pids(self, node: str) -> dict[str, int]:
+        """module -> pid of each data plane process of ``node`` that runs."""
+        out = {}
+        for pidfile in (self.base / node / "data" / "modules").glob("*/dataplane/pid"):
+            pid = read_pid(pidfile.parent)
+            if pid is not None and Path(f"/proc/{pid}").exists():
+                out[pidfile.parent.parent.name] = pid
+        return out
+
+    def kill_data_planes(self, node: str) -> None:
+        """SIGKILL every data plane of ``node`` (they outlive an agent, not a server)."""
+        for pid in self.data_plane_pids(node).values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
     def power_off(self, node: str) -> None:
-        """SIGKILL agent and app, and cut the node from every network (see module doc)."""
+        """SIGKILL agent, app and data planes, and cut the node from every network (see
+        module doc)."""
         self.kill_agent(node)
         self.kill_app(node)
+        self.kill_data_planes(node)
         self.topo.cut(f"lan:{node}")
         self.topo.cut("direct")
 
@@ -259,6 +277,7 @@ class NetnsCluster:
             if proc.poll() is None:
                 self.kill_agent(node)
             self.kill_app(node)
+            self.kill_data_planes(node)
 
     def __enter__(self) -> NetnsCluster:
         return self

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import socket
 import time
 from collections.abc import Callable
@@ -12,6 +14,7 @@ from pathlib import Path
 
 from node_agent.config.load import parse_config
 from node_agent.config.model import ClusterConfig
+from node_agent.dataplane.supervisor import read_pid
 from node_agent.engine.node import NodeEngine
 from protos import mirrorpair_pb2 as pb
 
@@ -125,6 +128,13 @@ class EnginePair:
             await self.stop(node)
 
 
+def kill_data_plane(run_dir) -> None:  # type: ignore[no-untyped-def]
+    pid = read_pid(run_dir)
+    if pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 def _silent_shutdown(engine: NodeEngine):
     async def shutdown() -> None:
         for t in engine._tasks:
@@ -133,6 +143,8 @@ def _silent_shutdown(engine: NodeEngine):
         for d in engine.modules.values():
             with contextlib.suppress(Exception):
                 await d.resource.stop()
+            if d.repl is not None:  # the whole node goes: its data planes too
+                kill_data_plane(d.repl.run_dir)
         engine.transport.close()
         engine.logbook.close()
 

@@ -1,0 +1,165 @@
+"""A module's data plane process: ``python -m node_agent.dataplane RUN_DIR``.
+
+Started by the agent (node_agent/dataplane/supervisor.py) in a session of its own, so
+that it outlives the agent: a crash, a restart or an upgrade of the agent leaves the
+module's FUSE mounts served and its stream replicating. It owns one ModuleReplication,
+the secondary's receive path for that module (connections handed over by the agent's
+router) and the control socket the agent drives it by.
+
+It stops when the agent asks (Shutdown), on SIGTERM/SIGINT (a primary role is stopped
+first: unmounted once the stream's ACKs are in), or by itself when it has no role and no
+agent has talked to it for IDLE_EXIT_S (the agent that started it is gone for good).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hmac
+import logging
+import os
+import secrets
+import signal
+import sys
+import time
+from pathlib import Path
+
+import grpc
+
+from node_agent.dataplane.handoff import HandoffServer
+from node_agent.dataplane.service import DataPlaneService
+from node_agent.dataplane.spec import (
+    PIDFILE,
+    SPEC,
+    TOKEN,
+    DataPlaneSpec,
+    socket_names,
+    write_private,
+)
+from node_agent.replication import link_tls
+from node_agent.replication.module_repl import ModuleReplication, Role
+from node_agent.replication.receiver import StreamReceiver
+from node_agent.replication.wire import Mode as WireMode
+from protos import dataplane_pb2_grpc as dp_grpc
+
+log = logging.getLogger("node_agent.dataplane")
+IDLE_EXIT_S = 120.0
+TOKEN_HEADER = "x-dataplane-token"
+
+
+class _TokenCheck(grpc.aio.ServerInterceptor):
+    def __init__(self, token: str) -> None:
+        self._token = token.encode()
+
+    async def intercept_service(self, continuation, details):  # type: ignore[no-untyped-def]
+        given = dict(details.invocation_metadata or ()).get(TOKEN_HEADER, "")
+        if hmac.compare_digest(str(given).encode(), self._token):
+            return await continuation(details)
+
+        async def refuse(request, context):  # type: ignore[no-untyped-def]
+            await context.abort(
+                grpc.StatusCode.UNAUTHENTICATED, "wrong or missing data plane token"
+            )
+
+        return grpc.unary_unary_rpc_method_handler(refuse)
+
+
+def _paths(spec: DataPlaneSpec) -> link_tls.TlsPaths:
+    class Paths:
+        ca, cert, key = Path(spec.ca), Path(spec.cert), Path(spec.key)
+
+    return Paths()  # type: ignore[return-value]
+
+
+def build(spec: DataPlaneSpec, log_fn) -> ModuleReplication:  # type: ignore[no-untyped-def]
+    return ModuleReplication(
+        spec.module, spec.directories, Path(spec.copy_root), Path(spec.track_root),
+        spec.node_id, spec.peer_id, spec.peer_host, spec.peer_port, _paths(spec), log_fn,
+        bandwidth_cap=spec.bandwidth_cap, mode=WireMode(spec.mode), kernel=spec.kernel,
+        mount_options={"writeback_cache": spec.write_cache, **spec.mount_options},
+    )  # fmt: skip
+
+
+async def serve(run_dir: Path) -> int:
+    spec = DataPlaneSpec.from_json((run_dir / SPEC).read_text(), str(run_dir / SPEC))
+    ctl_name, fd_name = socket_names(run_dir)
+    loop = asyncio.get_running_loop()
+    holder: list[DataPlaneService] = []
+    repl = build(spec, lambda level, msg: holder[0].log_line(level, msg) if holder else None)
+    stop = asyncio.Event()
+    unmount_on_stop = [True]
+
+    def shutdown(unmount: bool) -> None:
+        unmount_on_stop[0] = unmount
+        loop.call_soon_threadsafe(stop.set)
+
+    service = DataPlaneService(repl, spec.digest(), shutdown)
+    holder.append(service)
+    service.bind_loop(loop)
+
+    def resolve(module: str):  # type: ignore[no-untyped-def]
+        return repl.secondary_applier() if module == spec.module else None
+
+    def handle_request(module: str, payload: bytes) -> bytes:
+        if module != spec.module:
+            raise KeyError(f"this data plane serves {spec.module!r}, not {module!r}")
+        return repl.handle_request(payload)
+
+    receiver = StreamReceiver(node_id=spec.node_id, peer=spec.peer_id, tls=_paths(spec),
+                              resolve=resolve, handle_request=handle_request)  # fmt: skip
+    token = secrets.token_hex(32)
+    server = grpc.aio.server(interceptors=[_TokenCheck(token)])
+    dp_grpc.add_DataPlaneServicer_to_server(service, server)
+    server.add_insecure_port(f"unix-abstract:{ctl_name}")
+    # Bind both sockets before announcing the token: a second data plane of the same
+    # module fails here (address in use) instead of taking the first one's place.
+    handoff = HandoffServer(
+        fd_name, token, lambda c, a: loop.call_soon_threadsafe(receiver.adopt, c, a)
+    )
+    await server.start()
+    write_private(run_dir / TOKEN, token)
+    write_private(run_dir / PIDFILE, f"{os.getpid()}\n")
+    handoff.start()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    progress = loop.create_task(service.progress_loop())
+    log.info("data plane of %s started (pid %d)", spec.module, os.getpid())
+    try:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5.0):
+                    await stop.wait()
+            idle = time.monotonic() - service.last_agent_seen
+            if repl.role is Role.NONE and not service._subscribers and idle > IDLE_EXIT_S:
+                log.info("no role and no agent for %.0f s: exiting", idle)
+                break
+    finally:
+        progress.cancel()
+        handoff.close()
+        await receiver.close()
+        if repl.role is Role.PRIMARY and unmount_on_stop[0]:
+            await asyncio.to_thread(repl.stop_primary)
+        repl.leave_secondary()
+        await server.stop(1.0)
+        with contextlib.suppress(OSError):
+            (run_dir / TOKEN).unlink()
+        log.info("data plane of %s stopped", spec.module)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mirrorpair-dataplane", description=__doc__)
+    parser.add_argument("run_dir", type=Path)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    try:
+        return asyncio.run(serve(args.run_dir))
+    except OSError as e:
+        print(f"mirrorpair-dataplane: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""Starting a module's data plane, or taking over the one an earlier agent left running.
+
+``connect(spec, run_dir)`` returns a client and whether the data plane was already
+running (adopted). A running one is found by its token and its answer on the control
+socket; one whose settings differ from the spec is kept if it holds a role (it serves a
+mount or a stream: stopping it would stop the module) and replaced if it holds none.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import node_agent
+from node_agent.dataplane.client import DataPlaneClient, DataPlaneError
+from node_agent.dataplane.spec import (
+    LOGFILE,
+    PIDFILE,
+    SPEC,
+    TOKEN,
+    DataPlaneSpec,
+    socket_names,
+    write_private,
+)
+from protos import dataplane_pb2 as dp
+
+log = logging.getLogger(__name__)
+START_TIMEOUT_S = 30.0
+CODE_ROOT = Path(node_agent.__file__).resolve().parent.parent
+
+
+class DataPlaneStartError(RuntimeError):
+    """The data plane did not start: the message quotes the end of its log."""
+
+
+def _client(spec: DataPlaneSpec, run_dir: Path) -> DataPlaneClient | None:
+    ctl, fd = socket_names(run_dir)
+    try:
+        token = (run_dir / TOKEN).read_text().strip()
+    except OSError:
+        return None
+    return DataPlaneClient(spec.module, run_dir, ctl, fd, token) if token else None
+
+
+def read_pid(run_dir: Path) -> int | None:
+    try:
+        return int((run_dir / PIDFILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"node_agent.dataplane" in cmdline
+
+
+def find_running(
+    spec: DataPlaneSpec, run_dir: Path
+) -> tuple[DataPlaneClient, dp.DataPlaneState] | None:
+    """The data plane an earlier agent left, if one answers."""
+    if not _alive(read_pid(run_dir)):
+        return None
+    client = _client(spec, run_dir)
+    if client is None:
+        return None
+    try:
+        return client, client.get_state(timeout=3.0)
+    except DataPlaneError as e:
+        log.warning("%s: a data plane runs (pid %s) but does not answer: %s", spec.module,
+                    read_pid(run_dir), e)  # fmt: skip
+        client.close()
+        return None
+
+
+def spawn(spec: DataPlaneSpec, run_dir: Path) -> tuple[DataPlaneClient, dp.DataPlaneState]:
+    """Start a data plane for ``spec`` (blocking until it answers)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(run_dir, 0o700)
+    stop_stale(run_dir)
+    with contextlib.suppress(FileNotFoundError):
+        (run_dir / TOKEN).unlink()
+    write_private(run_dir / SPEC, spec.to_json())
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(CODE_ROOT), env.get("PYTHONPATH", "")) if p)
+    with open(run_dir / LOGFILE, "ab") as out:
+        # A session of its own: signals to the agent's process group do not reach it.
+        proc = subprocess.Popen([sys.executable, "-m", "node_agent.dataplane", str(run_dir)],
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env,
+                                start_new_session=True, cwd="/")  # fmt: skip
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise DataPlaneStartError(f"data plane of {spec.module} exited ({proc.returncode}): "
+                                      f"{_log_tail(run_dir)}")  # fmt: skip
+        client = _client(spec, run_dir) if read_pid(run_dir) == proc.pid else None
+        if client is not None:
+            try:
+                return client, client.get_state(timeout=2.0)
+            except DataPlaneError:
+                client.close()
+        time.sleep(0.02)
+    proc.kill()
+    raise DataPlaneStartError(f"data plane of {spec.module} did not answer within "
+                              f"{START_TIMEOUT_S:g} s: {_log_tail(run_dir)}")  # fmt: skip
+
+
+def stop_stale(run_dir: Path) -> None:
+    """A data plane of this run dir that does not answer is killed (it holds the socket
+    names a new one needs)."""
+    pid = read_pid(run_dir)
+    if _alive(pid):
+        assert pid is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        for _ in range(200):
+            if not _alive(pid):
+                break
+            time.sleep(0.01)
+
+
+def _log_tail(run_dir: Path, lines: int = 5) -> str:
+    try:
+        text = (run_dir / LOGFILE).read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "(no log)"
+    return " | ".join(text[-lines:]) or "(empty log)"
+
+
+def connect(spec: DataPlaneSpec, run_dir: Path) -> tuple[DataPlaneClient, dp.DataPlaneState, bool]:
+    """(client, its state, adopted): the running data plane, else a new one."""
+    found = find_running(spec, run_dir)
+    if found is not None:
+        client, state = found
+        if state.spec_digest == spec.digest():
+            return client, state, True
+        if state.role != dp.DataPlaneState.NONE:
+            log.warning("%s: the running data plane has other settings but holds a role: kept "
+                        "until the module stops here", spec.module)  # fmt: skip
+            return client, state, True
+        client.shutdown()
+        client.close()
+    client, state = spawn(spec, run_dir)
+    return client, state, False
