@@ -29,8 +29,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from protos.security.ca import create_ca, issue_certificate
 from node_agent.dataplane.supervisor import read_pid
+from protos.security.ca import create_ca, issue_certificate
 from tests.integration.netns import HB_IP, LAN_IF, LAN_IP, VIP, VIP_CIDR, Topology
 
 T = TypeVar("T")
