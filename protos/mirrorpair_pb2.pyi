@@ -186,7 +186,7 @@ class AdoptVmReply(_message.Message):
     def __init__(self, moves: _Optional[_Iterable[str]] = ..., config: _Optional[str] = ..., done: bool = ...) -> None: ...
 
 class ModuleStatus(_message.Message):
-    __slots__ = ("name", "kind", "state", "readiness", "uptodate", "degraded", "split_brain", "reason", "last_rule", "generations", "synctime", "vip", "vip_held", "resource_running", "checkers", "resync", "preferred_node", "state_since", "peer_state", "peer_readiness", "vm", "last_start_s", "resource_state", "activity", "activity_since", "last_stop_s")
+    __slots__ = ("name", "kind", "state", "readiness", "uptodate", "degraded", "split_brain", "reason", "last_rule", "generations", "synctime", "vip", "vip_held", "resource_running", "checkers", "resync", "preferred_node", "state_since", "peer_state", "peer_readiness", "vm", "last_start_s", "resource_state", "activity", "activity_since", "last_stop_s", "data_plane")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -213,6 +213,7 @@ class ModuleStatus(_message.Message):
     ACTIVITY_FIELD_NUMBER: _ClassVar[int]
     ACTIVITY_SINCE_FIELD_NUMBER: _ClassVar[int]
     LAST_STOP_S_FIELD_NUMBER: _ClassVar[int]
+    DATA_PLANE_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: str
     state: ModuleState
@@ -239,7 +240,24 @@ class ModuleStatus(_message.Message):
     activity: str
     activity_since: float
     last_stop_s: float
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[_Union[ModuleState, str]] = ..., readiness: _Optional[_Union[Readiness, str]] = ..., uptodate: bool = ..., degraded: bool = ..., split_brain: bool = ..., reason: _Optional[str] = ..., last_rule: _Optional[str] = ..., generations: _Optional[_Iterable[str]] = ..., synctime: _Optional[float] = ..., vip: _Optional[str] = ..., vip_held: bool = ..., resource_running: bool = ..., checkers: _Optional[_Iterable[_Union[CheckerStatus, _Mapping]]] = ..., resync: _Optional[_Union[ResyncProgress, _Mapping]] = ..., preferred_node: _Optional[str] = ..., state_since: _Optional[float] = ..., peer_state: _Optional[_Union[ModuleState, str]] = ..., peer_readiness: _Optional[_Union[Readiness, str]] = ..., vm: _Optional[_Union[VmInfo, _Mapping]] = ..., last_start_s: _Optional[float] = ..., resource_state: _Optional[str] = ..., activity: _Optional[str] = ..., activity_since: _Optional[float] = ..., last_stop_s: _Optional[float] = ...) -> None: ...
+    data_plane: DataPlaneInfo
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[_Union[ModuleState, str]] = ..., readiness: _Optional[_Union[Readiness, str]] = ..., uptodate: bool = ..., degraded: bool = ..., split_brain: bool = ..., reason: _Optional[str] = ..., last_rule: _Optional[str] = ..., generations: _Optional[_Iterable[str]] = ..., synctime: _Optional[float] = ..., vip: _Optional[str] = ..., vip_held: bool = ..., resource_running: bool = ..., checkers: _Optional[_Iterable[_Union[CheckerStatus, _Mapping]]] = ..., resync: _Optional[_Union[ResyncProgress, _Mapping]] = ..., preferred_node: _Optional[str] = ..., state_since: _Optional[float] = ..., peer_state: _Optional[_Union[ModuleState, str]] = ..., peer_readiness: _Optional[_Union[Readiness, str]] = ..., vm: _Optional[_Union[VmInfo, _Mapping]] = ..., last_start_s: _Optional[float] = ..., resource_state: _Optional[str] = ..., activity: _Optional[str] = ..., activity_since: _Optional[float] = ..., last_stop_s: _Optional[float] = ..., data_plane: _Optional[_Union[DataPlaneInfo, _Mapping]] = ...) -> None: ...
+
+class DataPlaneInfo(_message.Message):
+    __slots__ = ("pid", "version", "role", "mode", "mounts", "started_at")
+    PID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    MOUNTS_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    pid: int
+    version: str
+    role: str
+    mode: str
+    mounts: int
+    started_at: float
+    def __init__(self, pid: _Optional[int] = ..., version: _Optional[str] = ..., role: _Optional[str] = ..., mode: _Optional[str] = ..., mounts: _Optional[int] = ..., started_at: _Optional[float] = ...) -> None: ...
 
 class NodeStatus(_message.Message):
     __slots__ = ("cluster_name", "node_id", "peer_id", "api_address", "peer_api_address", "peer_alive", "witness_configured", "witness_reachable", "links", "modules", "version", "time", "heartbeats_rejected", "config_version", "peer_config_version", "configured", "client_role")

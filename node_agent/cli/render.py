@@ -59,6 +59,8 @@ def _flags(m: pb.ModuleStatus) -> str:
     if m.resync.active:
         flags.append(f"resync {resync_text(m.resync)}")
     flags += [f"checker {c.name} failing" for c in m.checkers if not c.ok]
+    if m.HasField("data_plane") and m.data_plane.pid == 0:
+        flags.append("data plane down")
     return ", ".join(flags) or "-"
 
 

@@ -51,4 +51,17 @@ def module_status(d: ModuleDriver, peer: PeerView | None) -> pb.ModuleStatus:
         activity=activity,
         activity_since=since,
         last_stop_s=d.last_stop_s,
+        data_plane=_data_plane(d),
     )
+
+
+def _data_plane(d: ModuleDriver) -> pb.DataPlaneInfo | None:
+    if d.repl is None:
+        return None  # nothing replicated: no data plane
+    client = d.repl.dp
+    if client is None:
+        return pb.DataPlaneInfo(pid=0, role="none")  # died: being restarted
+    st = client.state
+    return pb.DataPlaneInfo(pid=st.pid, version=st.version, role=str(client.role),
+                            mode=st.mode if st.role == st.PRIMARY else "", mounts=st.mounts,
+                            started_at=st.started_at)  # fmt: skip

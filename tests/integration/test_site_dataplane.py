@@ -141,8 +141,12 @@ def test_the_mount_and_the_stream_outlive_the_agent(site: Site) -> None:
     assert site.state("node1") == ("PRIM", "READY")
 
     # A rolling upgrade of the agent alone: another build takes the data plane over.
+    # The old one is told to leave its modules running (SIGUSR2) and exits at once.
     root = _other_build(site)
-    site.kill_agent("node1")
+    site.agents["node1"].send_signal(signal.SIGUSR2)
+    assert site.agents["node1"].wait(10) == 0
+    assert "exits leaving its modules running" in site.agent_text("node1")
+    assert site.mounted("node1")
     writer.wait_more(site, 50, "records written during the upgrade", timeout=10)
     _start_build(site, "node1", root)
     site.wait_state("node1", "PRIM", "READY", timeout=20)
