@@ -111,12 +111,20 @@ async def serve(run_dir: Path) -> int:
     token = secrets.token_hex(32)
     server = grpc.aio.server(interceptors=[_TokenCheck(token)])
     dp_grpc.add_DataPlaneServicer_to_server(service, server)
-    server.add_insecure_port(f"unix-abstract:{ctl_name}")
     # Bind both sockets before announcing the token: a second data plane of the same
     # module fails here (address in use) instead of taking the first one's place.
-    handoff = HandoffServer(
-        fd_name, token, lambda c, a: loop.call_soon_threadsafe(receiver.adopt, c, a)
-    )
+    try:
+        handoff = HandoffServer(fd_name, token,
+                                lambda c, a: loop.call_soon_threadsafe(receiver.adopt, c, a))  # fmt: skip
+    except OSError as e:
+        raise OSError(e.errno, f"another data plane of {spec.module} runs for {run_dir} "
+                      f"(its socket is in use: {e.strerror})") from None  # fmt: skip
+    try:
+        server.add_insecure_port(f"unix-abstract:{ctl_name}")
+    except RuntimeError as e:
+        handoff.close()
+        raise OSError(f"data plane of {spec.module}: cannot listen on its control socket "
+                      f"({e})") from None  # fmt: skip
     await server.start()
     write_private(run_dir / TOKEN, token)
     write_private(run_dir / PIDFILE, f"{os.getpid()}\n")

@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -98,6 +99,8 @@ def spawn(spec: DataPlaneSpec, run_dir: Path) -> tuple[DataPlaneClient, dp.DataP
         proc = subprocess.Popen([sys.executable, "-m", "node_agent.dataplane", str(run_dir)],
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env,
                                 start_new_session=True, cwd="/")  # fmt: skip
+    # Reaped when it exits (it is our child until we exit): no zombie looks alive.
+    threading.Thread(target=proc.wait, name=f"dp-reap-{spec.module}", daemon=True).start()
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
