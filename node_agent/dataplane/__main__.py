@@ -114,8 +114,8 @@ async def serve(run_dir: Path) -> int:
     # Bind both sockets before announcing the token: a second data plane of the same
     # module fails here (address in use) instead of taking the first one's place.
     try:
-        handoff = HandoffServer(fd_name, token,
-                                lambda c, a: loop.call_soon_threadsafe(receiver.adopt, c, a))  # fmt: skip
+        handoff = HandoffServer(fd_name, token, lambda c, a: loop.call_soon_threadsafe(
+            receiver.adopt, c, a))  # fmt: skip
     except OSError as e:
         raise OSError(e.errno, f"another data plane of {spec.module} runs for {run_dir} "
                       f"(its socket is in use: {e.strerror})") from None  # fmt: skip
