@@ -27,6 +27,7 @@ from node_agent.replication import link_tls, ops, wire
 from node_agent.replication.apply import Applier
 from node_agent.replication.frame_decoder import FrameDecoder
 from node_agent.replication.receiver import StreamReceiver
+from node_agent.replication.route import route_preamble
 from node_agent.replication.sender import LinkError, NotAcknowledged, SenderState, StreamSender
 from node_agent.replication.wire import FrameType, Hello, Mode, encode_frame
 from protos.security.ca import create_ca, issue_certificate
@@ -249,6 +250,7 @@ class RawPeer:
     def __init__(self, pki: Pki, port: int) -> None:
         ctx = link_tls.client_context(pki.paths("node1"))
         sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        sock.sendall(route_preamble("mod"))  # what every primary sends first
         self.sock = ctx.wrap_socket(sock, server_hostname="mirrorpair-node2")
         self.decoder = FrameDecoder()
         self.sock.sendall(encode_frame(FrameType.HELLO, 0, Hello("mod", "node1", "g")))
