@@ -6,6 +6,7 @@ libvirt, a binary) must FAIL, never skip; outside CI it skips with the reason.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -81,3 +82,23 @@ def uefi() -> Firmware:
     except FirmwareError as e:
         require(False, f"cannot fetch the UEFI test firmware: {e}")
         raise
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Data planes outlive agents by design; one a test left behind (a crash test whose
+    node was never powered off) is killed here, not left serving a deleted folder."""
+    import signal
+    from pathlib import Path
+
+    base = str(session.config._tmp_path_factory.getbasetemp())  # type: ignore[attr-defined]
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"node_agent.dataplane" in argv and any(a.decode(errors="replace").startswith(base)
+                                                   for a in argv):  # fmt: skip
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(proc.name), signal.SIGKILL)
