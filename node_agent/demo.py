@@ -24,6 +24,7 @@ from node_agent.cli.client import AgentClientError
 from node_agent.cli.console_cmd import console_problem, how_to_watch_text
 from node_agent.cli.exits import Exit
 from node_agent.config.model import NODE_IDS
+from node_agent.dataplane.supervisor import kill_data_planes
 from node_agent.demo_cluster import APP_SCRIPT, DemoCluster, DemoError, build_demo_cluster
 from node_agent.demo_control import ControlServer
 from node_agent.demo_vm import demo_module
@@ -109,7 +110,9 @@ def wait_ready(cluster: DemoCluster, agents: Iterable[AgentProcess], timeout_s: 
 
 
 def kill_demo_apps(cluster: DemoCluster) -> None:
-    """Kill sample app servers left behind (their pid files in the nodes' data dirs)."""
+    """Kill sample app servers and data planes left behind (a demo leaves nothing)."""
+    for node in NODE_IDS:
+        kill_data_planes(cluster.data_dirs.get(node, cluster.root / node))
     for pidfile in cluster.root.glob("node*/*.pid"):
         with contextlib.suppress(OSError, ValueError):
             pid = int(pidfile.read_text().strip())
@@ -265,6 +268,8 @@ class _Supervisor:
                 raise ValueError(f"the {node} agent is not running")
             pid = agent.proc.pid if agent.proc else 0
             agent.kill()  # the demo's terminal says so too, with how to restart it
+            # A server crash: its data planes (mounts, streams) die with it.
+            kill_data_planes(self.cluster.data_dirs.get(node, self.cluster.root / node))
             # The server dies with its VM (an agent alone killed leaves QEMU running).
             gone = demo_module.destroy(node) if self.vm else []
             vm = f", its VM {gone[0]} destroyed" if gone else ""

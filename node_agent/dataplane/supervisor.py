@@ -155,3 +155,23 @@ def connect(spec: DataPlaneSpec, run_dir: Path) -> tuple[DataPlaneClient, dp.Dat
         client.close()
     client, state = spawn(spec, run_dir)
     return client, state, False
+
+
+def running_data_planes(data_dir: Path) -> dict[str, int]:
+    """module -> pid of each data plane running for the agent whose data dir this is."""
+    out = {}
+    for pidfile in Path(data_dir).glob("modules/*/dataplane/" + PIDFILE):
+        pid = read_pid(pidfile.parent)
+        if _alive(pid):
+            assert pid is not None
+            out[pidfile.parent.parent.name] = pid
+    return out
+
+
+def kill_data_planes(data_dir: Path) -> list[int]:
+    """SIGKILL them all: the crash of a whole server (a demo's "kill", a test's)."""
+    pids = list(running_data_planes(data_dir).values())
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return pids

@@ -23,6 +23,7 @@ from pathlib import Path
 from node_agent.cli.client import AgentClient, AgentClientError
 from node_agent.cli.main import main as cli_main
 from node_agent.config.model import NODE_IDS
+from node_agent.dataplane.supervisor import kill_data_planes
 from node_agent.demo import AgentProcess, kill_demo_apps, wait_ready
 from node_agent.demo_cluster import DemoCluster, build_demo_cluster
 from protos import mirrorpair_pb2 as pb
@@ -110,8 +111,10 @@ class LocalCluster:
         return self._clients[node]
 
     def kill(self, node: str) -> None:
-        """SIGKILL the agent (its demo app follows it within half a second)."""
+        """SIGKILL the agent and its data planes: the server crashes (its demo app follows
+        the agent within half a second)."""
         self.agents[node].kill()
+        kill_data_planes(self.cluster.data_dirs.get(node, self.cluster.root / node))
 
     def stop(self, node: str) -> None:
         """SIGTERM: a clean agent stop."""

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from node_agent.dataplane.supervisor import read_pid
+from node_agent.dataplane.supervisor import kill_data_planes, running_data_planes
 from protos.security.ca import create_ca, issue_certificate
 from tests.integration.netns import HB_IP, LAN_IF, LAN_IP, VIP, VIP_CIDR, Topology
 
@@ -210,11 +210,16 @@ class NetnsCluster:
             raise AssertionError(f"{node} agent exited with {proc.returncode}\n{self.tail(node)}")
         return text in self.out_path(node).read_text(errors="replace").rsplit("-----", 1)[-1]
 
-    def kill_agent(self, node: str) -> None:
+    def kill_agent(self, node: str, data_planes: bool = True) -> None:
+        """SIGKILL the agent -- and, unless told otherwise, its modules' data planes: the
+        crash of MirrorPair on that server, its mounts and streams with it (the agent
+        alone dying leaves them serving: test_site_dataplane.py)."""
         proc = self.agents[node]
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signal.SIGKILL)
         proc.wait()
+        if data_planes:
+            self.kill_data_planes(node)
 
     def stop_agent(self, node: str, timeout: float = 30.0) -> int:
         """A clean stop (SIGTERM): the agent stops its module first."""
@@ -242,18 +247,11 @@ class NetnsCluster:
 
     def data_plane_pids(self, node: str) -> dict[str, int]:
         """module -> pid of each data plane process of ``node`` that runs."""
-        out = {}
-        for pidfile in (self.base / node / "data" / "modules").glob("*/dataplane/pid"):
-            pid = read_pid(pidfile.parent)
-            if pid is not None and Path(f"/proc/{pid}").exists():
-                out[pidfile.parent.parent.name] = pid
-        return out
+        return running_data_planes(self.base / node / "data")
 
     def kill_data_planes(self, node: str) -> None:
         """SIGKILL every data plane of ``node`` (they outlive an agent, not a server)."""
-        for pid in self.data_plane_pids(node).values():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        kill_data_planes(self.base / node / "data")
 
     def power_off(self, node: str) -> None:
         """SIGKILL agent, app and data planes, and cut the node from every network (see

@@ -119,7 +119,7 @@ def test_the_mount_and_the_stream_outlive_the_agent(site: Site) -> None:
     writer = Writer(site, "node1", site.www / "records.log")
     writer.wait_more(site, 50, "records written through the mount")
 
-    site.kill_agent("node1")
+    site.kill_agent("node1", data_planes=False)
     at_kill = writer.acked
     writer.wait_more(site, 100, "records written while no agent runs", timeout=10)
     assert site.mounted("node1")
@@ -133,7 +133,7 @@ def test_the_mount_and_the_stream_outlive_the_agent(site: Site) -> None:
 
     # The secondary's agent too: its data plane goes on receiving.
     second = site.data_plane_pids("node2")
-    site.kill_agent("node2")
+    site.kill_agent("node2", data_planes=False)
     writer.wait_more(site, 50, "records written while node2 has no agent", timeout=10)
     site.start("node2")
     site.wait_state("node2", "SECOND", "READY", timeout=20)
