@@ -36,10 +36,11 @@ sys.path.insert(0, str(REPO))
 import grpc  # noqa: E402
 
 from node_agent.config.model import NodePaths  # noqa: E402
-from node_agent.replication import ops, wire  # noqa: E402
-from node_agent.replication.apply import Applier  # noqa: E402
-from node_agent.replication.receiver import StreamReceiver  # noqa: E402
-from node_agent.replication.sender import StreamSender  # noqa: E402
+from node_agent.replication import ops  # noqa: E402
+from node_agent.replication.local.apply import Applier  # noqa: E402
+from node_agent.replication.stream import wire  # noqa: E402
+from node_agent.replication.stream.receiver import StreamReceiver  # noqa: E402
+from node_agent.replication.stream.sender import StreamSender  # noqa: E402
 from protos.security.ca import create_ca, issue_certificate, server_name  # noqa: E402
 from protos.security.credentials import channel_credentials, server_credentials  # noqa: E402
 

@@ -28,8 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from node_agent.replication.apply import Applier  # noqa: E402
-from node_agent.replication.mount import Mount  # noqa: E402
+from node_agent.replication.fuse.mount import Mount  # noqa: E402
+from node_agent.replication.local.apply import Applier  # noqa: E402
 from node_agent.replication.ops import Op  # noqa: E402
 
 

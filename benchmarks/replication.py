@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO))
 from node_agent.config.model import NodePaths  # noqa: E402
 from node_agent.malloc_tuning import keep_large_buffers  # noqa: E402
 from node_agent.replication.module_repl import ModuleReplication  # noqa: E402
-from node_agent.replication.receiver import StreamReceiver  # noqa: E402
+from node_agent.replication.stream.receiver import StreamReceiver  # noqa: E402
 from protos.security.ca import create_ca, issue_certificate  # noqa: E402
 
 MiB = 1 << 20

@@ -23,7 +23,7 @@ from node_agent.engine.vip_audit import audit_vips
 from node_agent.heartbeat.liveness import Liveness, Pulse
 from node_agent.heartbeat.udp import HeartbeatSender, HeartbeatTransport
 from node_agent.heartbeat.witness import WitnessProbe
-from node_agent.replication.receiver import StreamReceiver
+from node_agent.replication.stream.receiver import StreamReceiver
 from protos import heartbeat_pb2 as hpb
 from protos import mirrorpair_pb2 as pb
 

@@ -18,10 +18,10 @@ from node_agent.core.machine import ModuleMachine
 from node_agent.core.states import Readiness, State
 from node_agent.core.write_gate import Gate, write_gate
 from node_agent.replication.module_repl import ModuleReplication, Role
-from node_agent.replication.peer_doubt import kernel_boot_id
-from node_agent.replication.primary import Mode
-from node_agent.replication.quarantine import quarantine
-from node_agent.replication.wire import Mode as WireMode
+from node_agent.replication.resync.quarantine import quarantine
+from node_agent.replication.roles.primary import Mode
+from node_agent.replication.stream.wire import Mode as WireMode
+from node_agent.replication.tracking.peer_doubt import kernel_boot_id
 from protos import mirrorpair_pb2 as pb
 
 RETRY_PAIRING_S = 5.0  # after a failed resync/pairing, try again this much later

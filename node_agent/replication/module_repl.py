@@ -6,7 +6,7 @@ mode -- or CONNECTING when the peer may hold a current copy (a swap made us PRIM
 REPLICATE if the records match (else the pair breaks: the outdate handshake, then a
 resync); a resynchronizing peer gets a ResyncSession first. ``peer_gone`` leaves the
 stream; ``stop_primary`` unmounts and disconnects. Leaving a synchronous stream, on
-purpose or by failure, holds the writes (primary.py) until the engine's write gate
+purpose or by failure, holds the writes (roles/primary.py) until the engine's write gate
 decides (``resolve_hold``).
 Secondary: ``become_secondary`` / ``leave_secondary``; the node's StreamReceiver calls
 ``secondary_applier()`` (resolve) and ``handle_request(payload)`` (resync requests).
@@ -38,23 +38,23 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from node_agent.replication import link_tls
-from node_agent.replication import requests as rq
-from node_agent.replication.activity_log import ActivityLog
-from node_agent.replication.apply import Applier
-from node_agent.replication.bitmap import ZoneBitmap
-from node_agent.replication.journal import JournalError
-from node_agent.replication.mount import Mount, MountError, clear_stale_mounts
-from node_agent.replication.pairing import PairingMixin
-from node_agent.replication.peer_doubt import PeerDoubt
-from node_agent.replication.primary import Mode, PrimaryReplicator, StreamBreak
-from node_agent.replication.resync_session import ResyncSession
-from node_agent.replication.resync_tracker import changeset_ops
-from node_agent.replication.secondary_side import SecondarySide
-from node_agent.replication.sender import StreamSender
-from node_agent.replication.underneath import settle_mountpoint
-from node_agent.replication.wire import Mode as WireMode
-from node_agent.replication.zones import DEFAULT_ZONE_SIZE
+from node_agent.replication.fuse.mount import Mount, MountError, clear_stale_mounts
+from node_agent.replication.fuse.underneath import settle_mountpoint
+from node_agent.replication.local.apply import Applier
+from node_agent.replication.resync import requests as rq
+from node_agent.replication.resync.session import ResyncSession
+from node_agent.replication.resync.tracker import changeset_ops
+from node_agent.replication.roles.pairing import PairingMixin
+from node_agent.replication.roles.primary import Mode, PrimaryReplicator, StreamBreak
+from node_agent.replication.roles.secondary import SecondarySide
+from node_agent.replication.stream import link_tls
+from node_agent.replication.stream.sender import StreamSender
+from node_agent.replication.stream.wire import Mode as WireMode
+from node_agent.replication.tracking.activity_log import ActivityLog
+from node_agent.replication.tracking.bitmap import ZoneBitmap
+from node_agent.replication.tracking.journal import JournalError
+from node_agent.replication.tracking.peer_doubt import PeerDoubt
+from node_agent.replication.tracking.zones import DEFAULT_ZONE_SIZE
 
 log = logging.getLogger(__name__)
 LogFn = Callable[[str, str], None]  # (level, message), as node_agent.resources

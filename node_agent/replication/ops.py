@@ -2,8 +2,8 @@
 
 Paths are always *relative* to the replicated directory's root, with "/" separators
 and no leading slash ("" is the root itself). The secondary re-checks every path
-before applying anything (node_agent.replication.apply). The wire encoding of these
-dataclasses lives in node_agent.replication.wire; nothing else serializes them.
+before applying anything (node_agent.replication.local.apply). The wire encoding of these
+dataclasses lives in node_agent.replication.stream.wire; nothing else serializes them.
 """
 
 from __future__ import annotations

@@ -285,7 +285,7 @@ def fio_report(stdout: str) -> dict:
 def _rogue(base: Path, path: str) -> None:
     from node_agent.config.model import NodePaths
     from node_agent.replication import ops
-    from node_agent.replication.sender import NotAcknowledged, StreamSender
+    from node_agent.replication.stream.sender import NotAcknowledged, StreamSender
 
     pki = base / "pki"
     tls = NodePaths(base / "rogue", pki / "ca.pem", pki / "node1.pem", pki / "node1.key")

@@ -23,12 +23,18 @@ from typing import Any
 import pytest
 
 from node_agent.config.model import NodePaths
-from node_agent.replication import link_tls, ops, wire
-from node_agent.replication.apply import Applier
-from node_agent.replication.frame_decoder import FrameDecoder
-from node_agent.replication.receiver import StreamReceiver
-from node_agent.replication.sender import LinkError, NotAcknowledged, SenderState, StreamSender
-from node_agent.replication.wire import FrameType, Hello, Mode, encode_frame
+from node_agent.replication import ops
+from node_agent.replication.local.apply import Applier
+from node_agent.replication.stream import link_tls, wire
+from node_agent.replication.stream.frame_decoder import FrameDecoder
+from node_agent.replication.stream.receiver import StreamReceiver
+from node_agent.replication.stream.sender import (
+    LinkError,
+    NotAcknowledged,
+    SenderState,
+    StreamSender,
+)
+from node_agent.replication.stream.wire import FrameType, Hello, Mode, encode_frame
 from protos.security.ca import create_ca, issue_certificate
 
 

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from node_agent.replication import early_flush, ops
-from node_agent.replication.apply import Applier
-from node_agent.replication.mount import Mount
+from node_agent.replication import ops
+from node_agent.replication.fuse.mount import Mount
+from node_agent.replication.local import early_flush
+from node_agent.replication.local.apply import Applier
 from tests.conftest import require_fuse
 from tests.integration.test_fusefs import ApplierReplicator
 

@@ -27,9 +27,9 @@ from pathlib import Path
 import pytest
 
 from node_agent.replication import ops
-from node_agent.replication.apply import Applier
-from node_agent.replication.mount import Mount, MountError
-from node_agent.replication.syscalls import fallocate, renameat2
+from node_agent.replication.fuse.mount import Mount, MountError
+from node_agent.replication.local.apply import Applier
+from node_agent.replication.local.syscalls import fallocate, renameat2
 from tests.conftest import require_binary, require_fuse
 
 REPO = Path(__file__).resolve().parents[2]
@@ -377,7 +377,7 @@ def test_stale_mount_is_cleared(tmp_path: Path) -> None:
     b.mkdir()
     code = (
         "import sys, time; from pathlib import Path; "
-        "from node_agent.replication.mount import Mount\n"
+        "from node_agent.replication.fuse.mount import Mount\n"
         "class R:\n def replicate(self, op): pass\n"
         f"Mount(Path({str(b)!r}), Path({str(m)!r}), R()).start(); print('up', flush=True); "
         "time.sleep(60)"

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from node_agent.replication import ops
-from node_agent.replication import requests as rq
-from node_agent.replication.primary import Mode
-from node_agent.replication.sender import (
+from node_agent.replication.resync import requests as rq
+from node_agent.replication.roles.primary import Mode
+from node_agent.replication.stream.sender import (
     NotAcknowledged,
     RequestFailed,
     SenderState,

@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 
 from node_agent.replication import ops
-from node_agent.replication.activity_log import ActivityLog
-from node_agent.replication.bitmap import ZoneBitmap
-from node_agent.replication.peer_doubt import PeerDoubt
-from node_agent.replication.primary import Mode, PrimaryReplicator, StreamBreak
-from node_agent.replication.resync_session import Pacer
-from node_agent.replication.resync_tracker import ResyncTracker, changeset_ops, prefixed
-from node_agent.replication.sender import NotAcknowledged, SenderState
-from node_agent.replication.zones import Change, ChangeSet
+from node_agent.replication.resync.session import Pacer
+from node_agent.replication.resync.tracker import ResyncTracker, changeset_ops, prefixed
+from node_agent.replication.roles.primary import Mode, PrimaryReplicator, StreamBreak
+from node_agent.replication.stream.sender import NotAcknowledged, SenderState
+from node_agent.replication.tracking.activity_log import ActivityLog
+from node_agent.replication.tracking.bitmap import ZoneBitmap
+from node_agent.replication.tracking.peer_doubt import PeerDoubt
+from node_agent.replication.tracking.zones import Change, ChangeSet
 
 ZS = 1 << 20
 

@@ -1,4 +1,5 @@
-"""The resync REQUEST/REPLY messages (requests.py): round trips, hostile payloads, waiters."""
+"""The resync REQUEST/REPLY messages (resync/requests.py): round trips, hostile payloads,
+waiters."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from node_agent.replication import requests as rq
-from node_agent.replication.scan import Entry
-from node_agent.replication.zones import ChangeSet
+from node_agent.replication.local.scan import Entry
+from node_agent.replication.resync import requests as rq
+from node_agent.replication.tracking.zones import ChangeSet
 
 ENTRY = Entry("0/d\udcff/f", "f", 0o100644, 0, 0, 5, 10**18, 10**18 - 1, None, 64, 99, 1, 0)
 LINK = Entry("0/l", "l", 0o120777, 1000, 1000, 3, 1, 2, "../x", 64, 100, 1, 0)

@@ -15,7 +15,7 @@ import ctypes
 import struct
 import zlib
 
-from node_agent.replication.wire import (
+from node_agent.replication.stream.wire import (
     FLAG_FAILED,
     HEADER,
     HEADER_LEN,

@@ -25,8 +25,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from node_agent.replication import ops
-from node_agent.replication.scan import DIR, FILE, OTHER, SYMLINK, Entry, Listing
-from node_agent.replication.zones import (
+from node_agent.replication.local.scan import DIR, FILE, OTHER, SYMLINK, Entry, Listing
+from node_agent.replication.tracking.zones import (
     DEFAULT_ZONE_SIZE,
     IDENTITY_CHANGED,
     ChangeSet,

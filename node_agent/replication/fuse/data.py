@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING
 from mfusepy import FuseOSError
 
 from node_agent.replication import ops
-from node_agent.replication.fusefs_namespace import guard
-from node_agent.replication.fusefs_order import whole
-from node_agent.replication.syscalls import fallocate
+from node_agent.replication.fuse.namespace import guard
+from node_agent.replication.fuse.order import whole
+from node_agent.replication.local.syscalls import fallocate
 
 if TYPE_CHECKING:
-    from node_agent.replication.fusefs import ReplicatingFS
+    from node_agent.replication.fuse.fusefs import ReplicatingFS
 
     _Base = ReplicatingFS
 else:

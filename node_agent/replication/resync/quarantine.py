@@ -9,7 +9,7 @@ import stat
 import time
 from pathlib import Path
 
-from node_agent.replication.zones import ChangeSet
+from node_agent.replication.tracking.zones import ChangeSet
 
 
 def quarantine(copy_root: Path, changes: ChangeSet | None, dest_root: Path) -> Path:

@@ -42,17 +42,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from node_agent.replication import ops
-from node_agent.replication import requests as rq
-from node_agent.replication import scan as sc
+from node_agent.replication.local import scan as sc
 from node_agent.replication.ops import Op
-from node_agent.replication.resync_plan import plan_resync, zone_bytes
-from node_agent.replication.resync_progress import ResyncProgress
-from node_agent.replication.sender import SenderState, StreamSender
-from node_agent.replication.zones import ChangeSet, zone_count
+from node_agent.replication.resync import requests as rq
+from node_agent.replication.resync.plan import plan_resync, zone_bytes
+from node_agent.replication.resync.progress import ResyncProgress
+from node_agent.replication.stream.sender import SenderState, StreamSender
+from node_agent.replication.tracking.zones import ChangeSet, zone_count
 
 if TYPE_CHECKING:
-    from node_agent.replication.primary import PrimaryReplicator
-    from node_agent.replication.resync_tracker import ResyncTracker
+    from node_agent.replication.resync.tracker import ResyncTracker
+    from node_agent.replication.roles.primary import PrimaryReplicator
 
 HASH_BATCH = 32  # zones per hashes request: bounds how long the peer's apply thread hashes
 

@@ -1,6 +1,6 @@
 """The resync conversation carried in REQUEST / REPLY frames (docs/replication.md).
 
-wire.py defines the frames (REQUEST/REPLY: opaque payload, seq = request id,
+stream/wire.py defines the frames (REQUEST/REPLY: opaque payload, seq = request id,
 FLAG_FAILED on a refused request); this module defines what is inside them. A payload is::
 
     u32 n (big-endian) | n bytes: a JSON object (UTF-8, ASCII-escaped) | raw tail
@@ -8,7 +8,7 @@ FLAG_FAILED on a refused request); this module defines what is inside them. A pa
 The JSON object always has "t" (the message type); the raw tail is only used by
 ``hashes_r`` (the digests, back to back). Paths are strings relative to the module's
 copy root ("0/disk.img": directory index, then the path inside it); a Linux file name
-that is not UTF-8 travels as surrogate escapes (``\\udcXX`` in JSON), as in wire.py.
+that is not UTF-8 travels as surrogate escapes (``\\udcXX`` in JSON), as in stream/wire.py.
 
 =========  ====================================================  ===============================
 request    fields                                                reply
@@ -39,8 +39,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from node_agent.replication.scan import DIR, FILE, OTHER, SYMLINK, Entry
-from node_agent.replication.zones import check_zone_size
+from node_agent.replication.local.scan import DIR, FILE, OTHER, SYMLINK, Entry
+from node_agent.replication.tracking.zones import check_zone_size
 
 _LEN = struct.Struct(">I")
 DIGEST = 16  # every negotiated algorithm is truncated to 128 bits

@@ -23,7 +23,7 @@ import os
 import threading
 from pathlib import Path
 
-from node_agent.replication.zones import ChangeSet
+from node_agent.replication.tracking.zones import ChangeSet
 
 KERNEL_BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 

@@ -19,9 +19,9 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
-from node_agent.replication.journal import Journal
 from node_agent.replication.ops import Op
-from node_agent.replication.zones import DEFAULT_ZONE_SIZE, ChangeSet, check_zone_size
+from node_agent.replication.tracking.journal import Journal
+from node_agent.replication.tracking.zones import DEFAULT_ZONE_SIZE, ChangeSet, check_zone_size
 
 
 class ZoneBitmap:

@@ -12,11 +12,11 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from node_agent.replication import requests as rq
-from node_agent.replication.activity_log import ActivityLog
-from node_agent.replication.apply import Applier
-from node_agent.replication.bitmap import ZoneBitmap
-from node_agent.replication.resync_server import CopyApplier, ResyncServer
+from node_agent.replication.local.apply import Applier
+from node_agent.replication.resync import requests as rq
+from node_agent.replication.resync.server import CopyApplier, ResyncServer
+from node_agent.replication.tracking.activity_log import ActivityLog
+from node_agent.replication.tracking.bitmap import ZoneBitmap
 
 
 class SecondarySide:

@@ -25,7 +25,7 @@ from typing import Any
 
 import mfusepy
 
-from node_agent.replication.fusefs import ReplicatingFS
+from node_agent.replication.fuse.fusefs import ReplicatingFS
 from node_agent.replication.replicator import Replicator
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ Failure (connection lost, NACK/ERROR, a bad frame, no ACK or PONG within ack_tim
 the sender goes FAILED, calls ``on_failure(reason, ops)`` with every op the peer has not
 applied, in seq order (the module marks their zones dirty), and only then releases the
 waiters -- with ``NotAcknowledged``: the op is tracked but the peer lacks it, and only the
-layer above knows whether that may be acknowledged (primary.py holds it until the write
+layer above knows whether that may be acknowledged (roles/primary.py holds it until the write
 gate decides). Every later ``replicate`` goes to ``fallback`` (the tracking path) and
 raises the same. A sender is single-use: after FAILED or close(), the module builds a new
 one to reconnect; always call close(), which also ends the sender's thread.
@@ -32,11 +32,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from node_agent.replication import link_tls, ops
-from node_agent.replication.link_tls import FrameLink, LinkError
+from node_agent.replication import ops
 from node_agent.replication.ops import Op
-from node_agent.replication.requests import PendingRequests, RequestFailed
-from node_agent.replication.sender_types import (
+from node_agent.replication.resync.requests import PendingRequests, RequestFailed
+from node_agent.replication.stream import link_tls
+from node_agent.replication.stream.link_tls import FrameLink, LinkError
+from node_agent.replication.stream.sender_types import (
     NotAcknowledged,
     Pending,
     SenderState,
@@ -44,8 +45,8 @@ from node_agent.replication.sender_types import (
     unacknowledged,
     wait_pending,
 )
-from node_agent.replication.tls_transport import TlsTransport
-from node_agent.replication.wire import (
+from node_agent.replication.stream.tls_transport import TlsTransport
+from node_agent.replication.stream.wire import (
     FLAG_FAILED,
     MAX_WRITE_DATA,
     Frame,

@@ -39,8 +39,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from node_agent.replication import ops
-from node_agent.replication.journal import Journal
-from node_agent.replication.zones import (
+from node_agent.replication.tracking.journal import Journal
+from node_agent.replication.tracking.zones import (
     DEFAULT_ZONE_SIZE,
     FALLOC_FL_COLLAPSE_RANGE,
     FALLOC_FL_INSERT_RANGE,

@@ -28,13 +28,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from node_agent.replication import ops
-from node_agent.replication import requests as rq
-from node_agent.replication.activity_log import ActivityLog
-from node_agent.replication.apply import Applier, UnsafePath, check_syntax
-from node_agent.replication.bitmap import ZoneBitmap
+from node_agent.replication.local.apply import Applier, UnsafePath, check_syntax
+from node_agent.replication.local.scan import available_hashes, scan_tree, zone_hashes
+from node_agent.replication.local.syscalls import syncfs
 from node_agent.replication.ops import Op, op_paths
-from node_agent.replication.scan import available_hashes, scan_tree, zone_hashes
-from node_agent.replication.syscalls import syncfs
+from node_agent.replication.resync import requests as rq
+from node_agent.replication.tracking.activity_log import ActivityLog
+from node_agent.replication.tracking.bitmap import ZoneBitmap
 
 PAGE_BYTES = 1 << 20  # a listing page: well under wire.MAX_PAYLOAD
 _NEEDS_NAME = (ops.Write, ops.Truncate, ops.Fallocate, ops.Create, ops.Mknod, ops.Mkdir,

@@ -20,7 +20,7 @@ import stat
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
-from node_agent.replication.zones import DEFAULT_ZONE_SIZE, check_zone_size, zone_count
+from node_agent.replication.tracking.zones import DEFAULT_ZONE_SIZE, check_zone_size, zone_count
 
 FILE, DIR, SYMLINK, OTHER = "f", "d", "l", "o"
 

@@ -18,9 +18,9 @@ from collections.abc import Callable
 
 from cryptography.exceptions import InvalidSignature
 
-from node_agent.replication.frame_decoder import FrameDecoder
-from node_agent.replication.tls_transport import connect_tls
-from node_agent.replication.wire import (
+from node_agent.replication.stream.frame_decoder import FrameDecoder
+from node_agent.replication.stream.tls_transport import connect_tls
+from node_agent.replication.stream.wire import (
     Frame,
     FrameType,
     Hello,

@@ -21,10 +21,10 @@ from typing import Any, TypeVar
 from mfusepy import FuseOSError
 
 from node_agent.replication import ops
-from node_agent.replication.fusefs_order import whole
-from node_agent.replication.syscalls import AT_FDCWD, renameat2
+from node_agent.replication.fuse.order import whole
+from node_agent.replication.local.syscalls import AT_FDCWD, renameat2
 
-log = logging.getLogger("node_agent.replication.fusefs")
+log = logging.getLogger("node_agent.replication.fuse.fusefs")
 
 T = TypeVar("T")
 

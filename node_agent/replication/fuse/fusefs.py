@@ -7,7 +7,7 @@ when that returns (or the errno of the OSError it raised). Read-only operations 
 local only.
 
 Ordering guarantee: operations on the same path whose effects could conflict are applied
-locally and handed over in the same order (see fusefs_order); writes to disjoint ranges
+locally and handed over in the same order (see order.py); writes to disjoint ranges
 and operations on other paths run concurrently. If the replicator offers the optional
 ``submit(op) -> wait`` (enqueue in order, return a callable that blocks until safe), the
 claim ends once the op is submitted, and the waits are pipelined.
@@ -54,12 +54,12 @@ import mfusepy
 from mfusepy import FuseOSError
 
 from node_agent.replication import ops
-from node_agent.replication.early_flush import EarlyFlush
-from node_agent.replication.fusefs_data import DataOps
-from node_agent.replication.fusefs_namespace import NamespaceOps, guard
-from node_agent.replication.fusefs_order import OrderGate, WritersLock
+from node_agent.replication.fuse.data import DataOps
+from node_agent.replication.fuse.namespace import NamespaceOps, guard
+from node_agent.replication.fuse.order import OrderGate, WritersLock
+from node_agent.replication.fuse.writeback import Writeback
+from node_agent.replication.local.early_flush import EarlyFlush
 from node_agent.replication.replicator import Replicator
-from node_agent.replication.writeback import Writeback
 
 log = logging.getLogger(__name__)
 

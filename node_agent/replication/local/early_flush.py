@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from node_agent.replication.syscalls import SYNC_FILE_RANGE_WRITE, sync_file_range
+from node_agent.replication.local.syscalls import SYNC_FILE_RANGE_WRITE, sync_file_range
 
 DEFAULT_THRESHOLD = 8 << 20  # large enough for big sequential I/O, small for the cache
 

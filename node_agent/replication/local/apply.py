@@ -25,9 +25,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from node_agent.replication import ops
-from node_agent.replication.early_flush import EarlyFlush
+from node_agent.replication.local.early_flush import EarlyFlush
+from node_agent.replication.local.syscalls import fallocate, renameat2, syncfs
 from node_agent.replication.ops import Op, op_paths
-from node_agent.replication.syscalls import fallocate, renameat2, syncfs
 
 _DIR_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # Namespace operations need a parent and a name: the root itself can never be their target.

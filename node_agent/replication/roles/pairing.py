@@ -11,12 +11,12 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from node_agent.replication import link_tls
-from node_agent.replication import requests as rq
-from node_agent.replication.primary import Mode
-from node_agent.replication.resync_session import ResyncSession, ask
-from node_agent.replication.resync_tracker import changeset_ops
-from node_agent.replication.sender import StreamSender
+from node_agent.replication.resync import requests as rq
+from node_agent.replication.resync.session import ResyncSession, ask
+from node_agent.replication.resync.tracker import changeset_ops
+from node_agent.replication.roles.primary import Mode
+from node_agent.replication.stream import link_tls
+from node_agent.replication.stream.sender import StreamSender
 
 if TYPE_CHECKING:
     from node_agent.replication.module_repl import ModuleReplication

@@ -1,9 +1,9 @@
 """What a running resync still has to send, and what the application changed meanwhile
 (docs/replication.md, "Resync session"): the primary's replicator consults it, under a
-zone's lock, for every op while it is in RESYNC mode (primary.py), and the resync session
-takes zones from it (resync_session.py).
+zone's lock, for every op while it is in RESYNC mode (roles/primary.py), and the resync session
+takes zones from it (session.py).
 
-Helpers shared with primary.py: ``prefixed`` (a mount's op moved under the copy root's
+Helpers shared with roles/primary.py: ``prefixed`` (a mount's op moved under the copy root's
 directory "I/"), ``data_zones`` (the zones an op writes) and ``changeset_ops`` (synthetic
 ops marking a record's zones in a bitmap).
 """
@@ -16,9 +16,9 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 
 from node_agent.replication import ops
-from node_agent.replication import zones as zn
 from node_agent.replication.ops import Op, op_paths
-from node_agent.replication.zones import Change, ChangeSet, zone_count, zones_of
+from node_agent.replication.tracking import zones as zn
+from node_agent.replication.tracking.zones import Change, ChangeSet, zone_count, zones_of
 
 NS_FLAGS = Change.CREATED | Change.REMOVED | Change.RENAMED | Change.LINKED
 META = int(Change.METADATA)

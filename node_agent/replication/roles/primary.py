@@ -35,17 +35,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
-from node_agent.replication.activity_log import ActivityLog
-from node_agent.replication.bitmap import ZoneBitmap
 from node_agent.replication.ops import Op, op_paths
-from node_agent.replication.peer_doubt import PeerDoubt
-from node_agent.replication.resync_tracker import (
+from node_agent.replication.resync.tracker import (
     ResyncTracker,
     changeset_ops,
     data_zones,
     prefixed,
 )
-from node_agent.replication.sender import NotAcknowledged, StreamSender
+from node_agent.replication.stream.sender import NotAcknowledged, StreamSender
+from node_agent.replication.tracking.activity_log import ActivityLog
+from node_agent.replication.tracking.bitmap import ZoneBitmap
+from node_agent.replication.tracking.peer_doubt import PeerDoubt
 
 log = logging.getLogger(__name__)
 Wait = Callable[[], None]

@@ -37,11 +37,12 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from node_agent.replication import link_tls, ops, wire
-from node_agent.replication.apply import Applier, UnsafePath
-from node_agent.replication.frame_decoder import FrameDecoder
-from node_agent.replication.tls_transport import accept_tls
-from node_agent.replication.wire import Frame, FrameType, Hello, Mode, encode_frame
+from node_agent.replication import ops
+from node_agent.replication.local.apply import Applier, UnsafePath
+from node_agent.replication.stream import link_tls, wire
+from node_agent.replication.stream.frame_decoder import FrameDecoder
+from node_agent.replication.stream.tls_transport import accept_tls
+from node_agent.replication.stream.wire import Frame, FrameType, Hello, Mode, encode_frame
 
 log = logging.getLogger(__name__)
 RequestHandler = Callable[[str, bytes], bytes]
