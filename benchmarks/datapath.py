@@ -102,8 +102,9 @@ def serve(pki: Path, work: Path, port_file: Path) -> None:
 
 
 class GrpcReplicator:
-    """Replicator semantics over one gRPC bidi stream: seq under a lock, block until the
-    (cumulative) ack covers it. Deliberately the same shape as StreamSender."""
+    """One op at a time over one gRPC bidi stream: seq under a lock, block until the
+    (cumulative) ack covers it. Deliberately the same shape as StreamSender's enqueue and
+    wait."""
 
     def __init__(self, pki: Path, port: int) -> None:
         p = paths(pki, "node1")
@@ -155,6 +156,11 @@ def stream_replicator(pki: Path, port: int) -> StreamSender:
     )  # fmt: skip
     sender.connect()
     return sender
+
+
+def one_by_one(sender: StreamSender) -> Callable[[ops.Op], None]:
+    """Each op enqueued, then waited for: the path of a synchronous write."""
+    return lambda op: sender.enqueue(op)()
 
 
 def sequential(rep: Callable[[ops.Op], None], name: str, n: int, size: int) -> list[float]:
@@ -224,7 +230,7 @@ def main() -> None:
                 results["gRPC"].append(measure(g.replicate, args))
                 g.close()
                 s = stream_replicator(pki, stream_port)
-                results["stream"].append(measure(s.replicate, args))
+                results["stream"].append(measure(one_by_one(s), args))
                 s.close()
         finally:
             far.kill()

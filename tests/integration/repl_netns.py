@@ -298,7 +298,7 @@ def _rogue(base: Path, path: str) -> None:
     sender.connect()
     acknowledged = True
     try:
-        sender.replicate(ops.Create(path, 0o100644))
+        sender.enqueue(ops.Create(path, 0o100644))()
     except NotAcknowledged:
         acknowledged = False
     print(json.dumps({"state": str(sender.state.name), "failures": failures,

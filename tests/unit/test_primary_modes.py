@@ -114,7 +114,7 @@ def in_thread(fn: Callable[[], object]) -> threading.Thread:
 
 def test_track_marks_durably_and_sends_nothing(rig: Rig, tmp_path: Path) -> None:
     rig.primary.submit(w("0/a", 3))()
-    rig.primary.replicate(ops.Create("0/b", 0o100644))
+    rig.primary.submit(ops.Create("0/b", 0o100644))()
     again = ZoneBitmap(tmp_path / "bitmap").load()  # what survives a crash
     assert again.is_dirty("0/a", 3) and again.namespace_dirty("0/b")
     assert rig.primary.mode is Mode.TRACK

@@ -1,7 +1,7 @@
-"""Ordering of replicated operations on the primary (used by fusefs).
+"""Ordering of replicated operations on the primary (used by handover.py).
 
 The FUSE layer applies each operation locally, then hands it over (``submit`` gives it
-its place in the stream; ``replicate`` also waits for it to be safe). It holds a *claim*
+its place in the stream; the wait it returns blocks until it is safe). It holds a *claim*
 on the byte ranges an operation touches from before the local apply until the hand-over
 returns: conflicting operations (same path, overlapping ranges; anything but a data
 write claims the whole path) are applied locally and handed over strictly one after the

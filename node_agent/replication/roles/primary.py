@@ -1,8 +1,9 @@
 """The primary's replicator: one per module, in one of six modes (docs/replication.md).
 
-``PrimaryReplicator`` implements Replicator *with* the optional ``submit(op) -> wait``, so
-fusefs applies each change locally and hands it to ``submit`` under its own global lock
-(one total order), then waits outside it. ``submit`` never blocks for a round trip:
+``PrimaryReplicator`` implements ``Replicator`` (replicator.py), one view of it per mount
+(``directory(I)``): the FUSE layer applies each change locally and hands it to ``submit``
+under the change's claim (fuse/handover.py), then waits outside it. ``submit`` never
+blocks for a round trip:
 
 - TRACK: mark the op's zones in the persistent bitmap (durable); the wait is a no-op;
 - CONNECTING: new ops block until the stream is up, or the connect deadline breaks it;
@@ -36,6 +37,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from node_agent.replication.ops import Op, op_paths
+from node_agent.replication.replicator import Prepared, Wait
 from node_agent.replication.resync.tracker import (
     ResyncTracker,
     changeset_ops,
@@ -48,7 +50,6 @@ from node_agent.replication.tracking.bitmap import ZoneBitmap
 from node_agent.replication.tracking.peer_doubt import PeerDoubt
 
 log = logging.getLogger(__name__)
-Wait = Callable[[], None]
 
 
 class Mode(StrEnum):
@@ -76,16 +77,6 @@ def _noop() -> None:
     return None
 
 
-@dataclass(frozen=True)
-class Prepared:
-    """A write's record, made *before* it is applied locally (write-ahead: a crash between
-    the local write and its record would leave a difference nobody knows of): its zones
-    active in the activity log (``token``), or marked in the bitmap (``marked``)."""
-
-    token: tuple = ()
-    marked: bool = False
-
-
 def fenced_error(reason: str) -> OSError:
     return OSError(errno.EIO, f"writes fenced: {reason}")
 
@@ -104,9 +95,6 @@ class _Directory:
 
     def abandon(self, prepared: Prepared) -> None:
         self._primary.abandon(prepared)
-
-    def replicate(self, op: Op) -> None:
-        self.submit(op)()
 
     @property
     def fenced(self) -> bool:
@@ -143,9 +131,6 @@ class PrimaryReplicator:
 
     def directory(self, index: int) -> _Directory:
         return _Directory(self, str(index))
-
-    def replicate(self, op: Op) -> None:
-        self.submit(op)()
 
     def prepare(self, op: Op) -> Prepared:
         """Before a Write is applied locally, outside fusefs' claim on it (so that many

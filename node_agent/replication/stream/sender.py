@@ -1,21 +1,22 @@
 """The primary's end of a module's replication stream (DESIGN §5 "Data path").
 
-``StreamSender`` is the module's Replicator while it is PRIM with a connected peer. Many
-FUSE threads call ``replicate(op)``; each call takes the next seq and appends its frame to
-an outbox under one lock (so wire order = seq order), then blocks on its own lock until
-the peer's cumulative ACK covers that seq. A dedicated thread runs an asyncio loop that
-owns the one TLS connection: it writes whatever the outbox holds in one batch, reads ACKs
-and releases waiters. Many ops are in flight; nothing waits for a per-op round trip.
+``StreamSender`` carries the ops the module's replicator (roles/primary.py) hands it while
+it is PRIM with a connected peer. Many FUSE threads call ``enqueue(op)``; each call takes
+the next seq and appends its frame to an outbox under one lock (so wire order = seq
+order), and returns a wait that blocks on the op's own lock until the peer's cumulative
+ACK covers that seq. A dedicated thread runs an asyncio loop that owns the one TLS
+connection: it writes whatever the outbox holds in one batch, reads ACKs and releases
+waiters. Many ops are in flight; nothing waits for a per-op round trip.
 
 Failure (connection lost, NACK/ERROR, a bad frame, no ACK or PONG within ack_timeout_s):
 the sender goes FAILED, calls ``on_failure(reason, ops)`` with every op the peer has not
 applied, in seq order (the module marks their zones dirty), and only then releases the
 waiters -- with ``NotAcknowledged``: the op is tracked but the peer lacks it, and only the
-layer above knows whether that may be acknowledged (roles/primary.py holds it until the write
-gate decides). Every later ``replicate`` goes to ``fallback`` (the tracking path) and
-raises the same. A sender is single-use: after FAILED or close(), the module builds a new
-one to reconnect; always call close(), which also ends the sender's thread.
-``enqueue(op)`` = replicate in halves (order now, wait later); ``request()``: REQUEST/REPLY.
+layer above knows whether that may be acknowledged (roles/primary.py holds it until the
+write gate decides). Every later ``enqueue`` goes to ``fallback`` (the tracking path) and
+its wait raises the same. A sender is single-use: after FAILED or close(), the module
+builds a new one to reconnect; always call close(), which also ends the sender's thread.
+``request()``: REQUEST/REPLY, in order with the ops.
 """
 
 from __future__ import annotations
@@ -136,13 +137,10 @@ class StreamSender:
             self._stop_loop()
             raise
 
-    def replicate(self, op: Op) -> None:
-        """Block until the peer applied ``op`` (or received it, mode "second"); see Replicator."""
-        self.enqueue(op)()
-
     def enqueue(self, op: Op) -> Callable[[], None]:
-        """Give ``op`` its seq now; the returned wait blocks like replicate (not RUNNING:
-        ``fallback(op)`` runs here and the wait returns at once)."""
+        """Give ``op`` its seq now; the returned wait blocks until the peer applied it (or
+        received it, mode "second"). Not RUNNING: ``fallback(op)`` runs here and the wait
+        raises NotAcknowledged at once."""
         parts: list[Op] = [op]
         if type(op) is ops.Write and len(op.data) > MAX_WRITE_DATA:
             step = MAX_WRITE_DATA
@@ -159,7 +157,7 @@ class StreamSender:
         sizes = [sum(map(len, pieces)) for pieces in payloads]
         with self._lock:
             if self._state is SenderState.NEW:
-                raise RuntimeError("replicate() before connect()")
+                raise RuntimeError("enqueue() before connect()")
             while (
                 self._state is SenderState.RUNNING
                 and self._unapplied_bytes
@@ -203,7 +201,7 @@ class StreamSender:
 
     def close(self, timeout_s: float | None = None) -> None:
         """Stop replicating: wait (up to ack_timeout_s) for in-flight ops, fail the rest
-        through on_failure, close the connection. Later replicate() calls use fallback."""
+        through on_failure, close the connection. Later enqueue() calls use fallback."""
         with self._lock:
             if self._state is SenderState.NEW:
                 self._state = SenderState.CLOSED
