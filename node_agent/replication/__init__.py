@@ -12,4 +12,8 @@
 - ``resync/``: reintegration (plan, tracker, the primary's session, the secondary's server,
   its messages, progress, quarantine).
 - ``roles/``: the primary's replicator modes, pairing, the secondary side.
+
+Imports go one way, never in a circle: tracking uses ops; local uses tracking; fuse uses
+local and the replicator interface; stream uses local; resync uses stream, local and
+tracking; roles use all but fuse; module_repl puts everything together.
 """

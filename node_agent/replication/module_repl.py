@@ -43,7 +43,6 @@ from node_agent.replication.fuse.mount import Mount, MountError, clear_stale_mou
 from node_agent.replication.fuse.underneath import settle_mountpoint
 from node_agent.replication.local.apply import Applier
 from node_agent.replication.resync import requests as rq
-from node_agent.replication.resync.tracker import changeset_ops
 from node_agent.replication.roles.pairing import Pairing, PeerLink
 from node_agent.replication.roles.primary import Mode, PrimaryReplicator, StreamBreak
 from node_agent.replication.roles.secondary import SecondarySide
@@ -53,7 +52,7 @@ from node_agent.replication.tracking.activity_log import ActivityLog
 from node_agent.replication.tracking.bitmap import ZoneBitmap
 from node_agent.replication.tracking.journal import JournalError
 from node_agent.replication.tracking.peer_doubt import PeerDoubt
-from node_agent.replication.tracking.zones import DEFAULT_ZONE_SIZE
+from node_agent.replication.tracking.zones import DEFAULT_ZONE_SIZE, changeset_ops
 
 log = logging.getLogger(__name__)
 LogFn = Callable[[str, str], None]  # (level, message), as node_agent.resources

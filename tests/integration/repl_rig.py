@@ -4,8 +4,9 @@ are in tests/integration/conftest.py.
 
 node1, the primary: a ModuleReplication whose directory is mounted (FUSE over its copy).
 node2, the secondary: a StreamReceiver (own event loop thread) whose resolve and request
-hook go to a second ModuleReplication in SECOND role (resync.server + CopyApplier over its
-own copy directory). Both use certificates of a CA made in tmp_path.
+hook go to a second ModuleReplication in SECOND role (resync.server and
+roles.secondary.CopyApplier over its own copy directory). Both use certificates of a CA
+made in tmp_path.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from node_agent.replication.ops import Op, op_paths
 
 _DIR_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # Namespace operations need a parent and a name: the root itself can never be their target.
-_NEEDS_NAME = (
+NEEDS_NAME = (
     ops.Write,
     ops.Truncate,
     ops.Fallocate,
@@ -112,7 +112,7 @@ class Applier:
             raise TypeError(f"not a replication operation: {op!r}")
         for rel in op_paths(op):
             self.check_path(rel)
-            if rel == "" and isinstance(op, _NEEDS_NAME):
+            if rel == "" and isinstance(op, NEEDS_NAME):
                 raise UnsafePath(f"{type(op).__name__} cannot target the root ({rel!r})")
         if isinstance(op, ops.Symlink) and "\0" in op.target:
             raise UnsafePath(f"symlink target {op.target!r} contains a NUL byte")

@@ -28,14 +28,14 @@ done       generation (str), history [str]                       done_r: {}
 =========  ====================================================  ===============================
 
 Decoding checks every type and bound and raises ``RequestError``; it never evaluates
-anything. No I/O. ``PendingRequests`` is the sender's table of requests awaiting a REPLY.
+anything. No I/O. (The sender's table of requests awaiting a REPLY is in
+stream/sender_types.py.)
 """
 
 from __future__ import annotations
 
 import json
 import struct
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -266,62 +266,3 @@ def decode_reply(req: Request, payload: bytes) -> Reply:
             raise RequestError("hashes_r: zones and digests do not match")
         return HashesReply({z: tail[i * DIGEST : (i + 1) * DIGEST] for i, z in enumerate(zones)})
     return DoneReply()
-
-
-# -- the sender's side of REQUEST/REPLY -------------------------------------------------
-class RequestFailed(Exception):
-    """The peer answered a REQUEST with FLAG_FAILED; the message says why."""
-
-
-class Waiting:
-    __slots__ = ("event", "reply", "error")
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-        self.reply = b""
-        self.error: BaseException | None = None
-
-
-class PendingRequests:
-    """Request ids and their waiters (thread-safe). ``add`` -> id; the stream's reader
-    calls ``resolve``; a dying stream calls ``fail_all``; the caller blocks in ``wait``."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._seq = 0
-        self._waiting: dict[int, Waiting] = {}
-
-    def add(self) -> tuple[int, Waiting]:
-        with self._lock:
-            self._seq += 1
-            w = self._waiting[self._seq] = Waiting()
-            return self._seq, w
-
-    def resolve(self, rid: int, body: bytes, failed: bool) -> None:
-        with self._lock:
-            w = self._waiting.pop(rid, None)
-        if w is None:  # timed out meanwhile: dropped
-            return
-        if failed:
-            w.error = RequestFailed(bytes(body).decode("utf-8", "replace"))
-        else:
-            w.reply = body
-        w.event.set()
-
-    def fail_all(self, error: BaseException) -> None:
-        with self._lock:
-            waiting, self._waiting = list(self._waiting.values()), {}
-        for w in waiting:
-            w.error = error
-            w.event.set()
-
-    def wait(self, rid: int, w: Waiting, timeout_s: float, peer: str) -> bytes:
-        """The reply; RequestFailed, the fail_all error, or TimeoutError (the stream
-        stays up and a late reply is dropped)."""
-        if not w.event.wait(timeout_s):
-            with self._lock:
-                self._waiting.pop(rid, None)
-            raise TimeoutError(f"no reply from {peer} to request {rid} within {timeout_s:g} s")
-        if w.error is not None:
-            raise w.error
-        return w.reply

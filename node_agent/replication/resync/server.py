@@ -1,21 +1,16 @@
 """The secondary's side of a resync (docs/replication.md, "Resync session").
 
-``ResyncServer.handle(payload)`` answers the primary's REQUESTs (node_agent.replication.
-requests): ``begin`` (our latest generation, what our copy may hold beyond it -- activity
-log and bitmap -- and our kernel boot id), ``list`` (our copy's tree,
-paged by encoded size), ``hashes`` (per-zone digests of one file) and ``done`` (the copy is
-complete: synced to disk, our change record restarted from the primary's generation, then
-``on_done`` -- all before the reply goes out). It runs in the receiver's apply thread, in
-order with the ops around it, so a listing or a hash sees every op before it.
+``ResyncServer.handle(payload)`` answers the primary's REQUESTs (requests.py): ``begin``
+(our latest generation, what our copy may hold beyond it -- activity log and bitmap -- and
+our kernel boot id), ``list`` (our copy's tree, paged by encoded size), ``hashes``
+(per-zone digests of one file) and ``done`` (the copy is complete: synced to disk, our
+change record restarted from the primary's generation, then ``on_done`` -- all before the
+reply goes out). It runs in the receiver's apply thread, in order with the ops around it,
+so a listing or a hash sees every op before it.
 
 Every path a request names is checked like the Applier does -- relative, no ``..``, under
 one of the module's directories, no symlinked parent, a regular file -- and refused
 (the REPLY carries FLAG_FAILED) otherwise; answering never changes the copy.
-
-``CopyApplier`` is the Applier the receiver gets for a module's copy root: on top of the
-Applier's checks, the first component must be one of the module's directories, which
-themselves are never written, created, removed or renamed; and once the module has left
-SECOND here (``live()`` false) it refuses every op, so a lingering stream applies nothing.
 """
 
 from __future__ import annotations
@@ -27,42 +22,15 @@ import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from node_agent.replication import ops
-from node_agent.replication.local.apply import Applier, UnsafePath, check_syntax
+from node_agent.replication.local.apply import UnsafePath, check_syntax
 from node_agent.replication.local.scan import available_hashes, scan_tree, zone_hashes
 from node_agent.replication.local.syscalls import syncfs
-from node_agent.replication.ops import Op, op_paths
 from node_agent.replication.resync import requests as rq
 from node_agent.replication.tracking.activity_log import ActivityLog
 from node_agent.replication.tracking.bitmap import ZoneBitmap
 
 PAGE_BYTES = 1 << 20  # a listing page: well under wire.MAX_PAYLOAD
-_NEEDS_NAME = (ops.Write, ops.Truncate, ops.Fallocate, ops.Create, ops.Mknod, ops.Mkdir,
-               ops.Unlink, ops.Rmdir, ops.Rename, ops.Link, ops.Symlink)  # fmt: skip
 _DIR = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-class CopyApplier(Applier):
-    """An Applier over a module's copy root whose paths are "I/..." (see module doc)."""
-
-    def __init__(
-        self, root: Path, tops: Iterable[str], live: Callable[[], bool], early_flush: bool = True
-    ) -> None:
-        super().__init__(root, early_flush=early_flush)
-        self._tops, self._live = frozenset(tops), live
-
-    def validate(self, op: Op) -> None:
-        if not self._live():
-            raise OSError(errno.EPERM, "the module is no longer SECOND on this node")
-        super().validate(op)
-        for path in op_paths(op):
-            if isinstance(op, ops.Fsync) and path == "":
-                continue  # syncfs of the copy's filesystem
-            top = path.split("/", 1)[0]
-            if top not in self._tops:
-                raise UnsafePath(f"path {path!r} is not under a replicated directory")
-            if path == top and isinstance(op, _NEEDS_NAME):
-                raise UnsafePath(f"{type(op).__name__} cannot target directory root {path!r}")
 
 
 class ResyncServer:

@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from node_agent.replication import ops
 from node_agent.replication.local import scan as sc
@@ -47,12 +47,23 @@ from node_agent.replication.ops import Op
 from node_agent.replication.resync import requests as rq
 from node_agent.replication.resync.plan import plan_resync, zone_bytes
 from node_agent.replication.resync.progress import ResyncProgress
+from node_agent.replication.resync.tracker import ResyncTracker
 from node_agent.replication.stream.sender import SenderState, StreamSender
+from node_agent.replication.tracking.bitmap import ZoneBitmap
 from node_agent.replication.tracking.zones import ChangeSet, zone_count
 
-if TYPE_CHECKING:
-    from node_agent.replication.resync.tracker import ResyncTracker
-    from node_agent.replication.roles.primary import PrimaryReplicator
+
+class ResyncingReplicator(Protocol):
+    """What a session needs of the primary's replicator (roles/primary.py)."""
+
+    zone_size: int
+    bitmap: ZoneBitmap
+
+    def start_resync(self, sender: StreamSender) -> ResyncTracker: ...
+    def quiesced(self) -> AbstractContextManager[None]: ...
+    def bind(self) -> None: ...
+    def finish_resync(self, sender: StreamSender, base_generation: str) -> bool: ...
+
 
 HASH_BATCH = 32  # zones per hashes request: bounds how long the peer's apply thread hashes
 
@@ -83,7 +94,7 @@ def ask(sender: StreamSender, req: rq.Request, timeout_s: float) -> rq.Reply:
 
 class ResyncSession:
     def __init__(
-        self, primary: PrimaryReplicator, sender: StreamSender, copy_root: Path, *,
+        self, primary: ResyncingReplicator, sender: StreamSender, copy_root: Path, *,
         node_id: str, history: Callable[[], tuple[str, ...]],
         pause: Callable[[], AbstractContextManager[None]], fullsync: bool = False,
         bandwidth: float | None = None, request_timeout_s: float = 120.0,

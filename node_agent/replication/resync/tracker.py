@@ -1,64 +1,26 @@
 """What a running resync still has to send, and what the application changed meanwhile
 (docs/replication.md, "Resync session"): the primary's replicator consults it, under a
-zone's lock, for every op while it is in RESYNC mode (roles/primary.py), and the resync session
-takes zones from it (session.py).
-
-Helpers shared with roles/primary.py: ``prefixed`` (a mount's op moved under the copy root's
-directory "I/"), ``data_zones`` (the zones an op writes) and ``changeset_ops`` (synthetic
-ops marking a record's zones in a bitmap).
+zone's lock, for every op while it is in RESYNC mode (roles/primary.py), and the resync
+session takes zones from it (session.py).
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import threading
 from collections.abc import Callable, Iterable, Iterator
 
 from node_agent.replication import ops
 from node_agent.replication.ops import Op, op_paths
 from node_agent.replication.tracking import zones as zn
-from node_agent.replication.tracking.zones import Change, ChangeSet, zone_count, zones_of
+from node_agent.replication.tracking.zones import Change, ChangeSet, zone_count
 
 NS_FLAGS = Change.CREATED | Change.REMOVED | Change.RENAMED | Change.LINKED
 META = int(Change.METADATA)
 _NAMESPACE = (ops.Create, ops.Mknod, ops.Mkdir, ops.Unlink, ops.Rmdir, ops.Rename, ops.Link,
               ops.Symlink)  # fmt: skip
 _SHIFT = zn.FALLOC_FL_COLLAPSE_RANGE | zn.FALLOC_FL_INSERT_RANGE
-_HOLE = zn.FALLOC_FL_PUNCH_HOLE | zn.FALLOC_FL_ZERO_RANGE
 STRIPES = 64
-
-
-def prefixed(op: Op, top: str) -> Op:
-    """``op`` with its paths moved under the copy root's directory ``top``."""
-
-    def move(p: str) -> str:
-        return f"{top}/{p}" if p else top
-
-    if isinstance(op, ops.Rename | ops.Link):
-        return dataclasses.replace(op, src=move(op.src), dst=move(op.dst))
-    if isinstance(op, ops.Fsync) and not op.path:
-        return op  # "" = syncfs: the same filesystem for every directory
-    return dataclasses.replace(op, path=move(op.path))
-
-
-def data_zones(op: Op, zone_size: int) -> list[int]:
-    """Zones whose bytes ``op`` writes (what the resync could send instead)."""
-    if isinstance(op, ops.Write):
-        return list(zones_of(op.offset, len(op.data), zone_size))
-    if isinstance(op, ops.Fallocate) and op.mode & _HOLE:
-        return list(zones_of(op.offset, op.length, zone_size))
-    return []
-
-
-def changeset_ops(changes: ChangeSet) -> list[Op]:
-    """Synthetic ops that mark the same zones in a bitmap (merging a record into it)."""
-    zs, out = changes.zone_size, []
-    for path, fc in changes:
-        out.extend(ops.Write(path, z * zs, b"\0") for z in sorted(fc.zones))
-        if fc.tail is not None:
-            out.append(ops.Truncate(path, fc.tail * zs))
-    return out
 
 
 class ResyncTracker:

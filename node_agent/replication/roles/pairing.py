@@ -20,12 +20,12 @@ from typing import Any
 
 from node_agent.replication.resync import requests as rq
 from node_agent.replication.resync.session import ResyncSession, ask
-from node_agent.replication.resync.tracker import changeset_ops
 from node_agent.replication.roles.primary import Mode, PrimaryReplicator, StreamBreak
 from node_agent.replication.stream import link_tls
 from node_agent.replication.stream.sender import StreamSender
 from node_agent.replication.stream.wire import Mode as WireMode
 from node_agent.replication.tracking.peer_doubt import PeerDoubt
+from node_agent.replication.tracking.zones import changeset_ops
 
 log = logging.getLogger(__name__)
 LogFn = Callable[[str, str], None]  # (level, message)

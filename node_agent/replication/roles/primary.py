@@ -36,18 +36,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
-from node_agent.replication.ops import Op, op_paths
+from node_agent.replication.ops import Op, op_paths, prefixed
 from node_agent.replication.replicator import Prepared, Wait
-from node_agent.replication.resync.tracker import (
-    ResyncTracker,
-    changeset_ops,
-    data_zones,
-    prefixed,
-)
+from node_agent.replication.resync.tracker import ResyncTracker
 from node_agent.replication.stream.sender import NotAcknowledged, StreamSender
 from node_agent.replication.tracking.activity_log import ActivityLog
 from node_agent.replication.tracking.bitmap import ZoneBitmap
 from node_agent.replication.tracking.peer_doubt import PeerDoubt
+from node_agent.replication.tracking.zones import changeset_ops, data_zones
 
 log = logging.getLogger(__name__)
 

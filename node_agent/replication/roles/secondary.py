@@ -8,15 +8,45 @@ op once the role has moved on (the epoch changed), so a lingering stream applies
 
 from __future__ import annotations
 
+import errno
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from node_agent.replication.local.apply import Applier
+from node_agent.replication import ops
+from node_agent.replication.local.apply import NEEDS_NAME, Applier, UnsafePath
+from node_agent.replication.ops import Op, op_paths
 from node_agent.replication.resync import requests as rq
-from node_agent.replication.resync.server import CopyApplier, ResyncServer
+from node_agent.replication.resync.server import ResyncServer
 from node_agent.replication.tracking.activity_log import ActivityLog
 from node_agent.replication.tracking.bitmap import ZoneBitmap
+
+
+class CopyApplier(Applier):
+    """The Applier the receiver gets for a module's copy root, whose paths are "I/...": on
+    top of the Applier's checks, the first component must be one of the module's
+    directories, which themselves are never written, created, removed or renamed; and once
+    the module has left SECOND here (``live()`` false) it refuses every op, so a lingering
+    stream applies nothing."""
+
+    def __init__(
+        self, root: Path, tops: Iterable[str], live: Callable[[], bool], early_flush: bool = True
+    ) -> None:
+        super().__init__(root, early_flush=early_flush)
+        self._tops, self._live = frozenset(tops), live
+
+    def validate(self, op: Op) -> None:
+        if not self._live():
+            raise OSError(errno.EPERM, "the module is no longer SECOND on this node")
+        super().validate(op)
+        for path in op_paths(op):
+            if isinstance(op, ops.Fsync) and path == "":
+                continue  # syncfs of the copy's filesystem
+            top = path.split("/", 1)[0]
+            if top not in self._tops:
+                raise UnsafePath(f"path {path!r} is not under a replicated directory")
+            if path == top and isinstance(op, NEEDS_NAME):
+                raise UnsafePath(f"{type(op).__name__} cannot target directory root {path!r}")
 
 
 class SecondarySide:

@@ -35,12 +35,13 @@ from collections.abc import Callable
 
 from node_agent.replication import ops
 from node_agent.replication.ops import Op
-from node_agent.replication.resync.requests import PendingRequests, RequestFailed
 from node_agent.replication.stream import link_tls
 from node_agent.replication.stream.link_tls import FrameLink, LinkError
 from node_agent.replication.stream.sender_types import (
     NotAcknowledged,
     Pending,
+    PendingRequests,
+    RequestFailed,
     SenderState,
     SenderStats,
     unacknowledged,
@@ -188,7 +189,7 @@ class StreamSender:
 
     def request(self, payload: bytes, timeout_s: float) -> bytes:
         """REQUEST in order with the ops before it; the REPLY, or RequestFailed / LinkError /
-        TimeoutError (see requests.PendingRequests)."""
+        TimeoutError (see sender_types.PendingRequests)."""
         with self._lock:
             if self._state is not SenderState.RUNNING:
                 raise LinkError(f"no stream to {self.peer}: {self._failure or self._state}")

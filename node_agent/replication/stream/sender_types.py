@@ -1,6 +1,6 @@
 """What the primary's stream sender hands out: its states and stats, the error a waiter
-gets when the peer never acknowledged its op, and the per-op pending record a FUSE
-thread waits on (see sender.py). Apart only for size.
+gets when the peer never acknowledged its op, the per-op pending record a FUSE thread
+waits on, and the table of REQUESTs awaiting a REPLY (see sender.py). Apart only for size.
 """
 
 from __future__ import annotations
@@ -67,3 +67,61 @@ class Pending:
             self.done.acquire()
         self.released = False
         self.error: OSError | None = None
+
+
+class RequestFailed(Exception):
+    """The peer answered a REQUEST with FLAG_FAILED; the message says why."""
+
+
+class Waiting:
+    __slots__ = ("event", "reply", "error")
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.reply = b""
+        self.error: BaseException | None = None
+
+
+class PendingRequests:
+    """Request ids and their waiters (thread-safe). ``add`` -> id; the stream's reader
+    calls ``resolve``; a dying stream calls ``fail_all``; the caller blocks in ``wait``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._waiting: dict[int, Waiting] = {}
+
+    def add(self) -> tuple[int, Waiting]:
+        with self._lock:
+            self._seq += 1
+            w = self._waiting[self._seq] = Waiting()
+            return self._seq, w
+
+    def resolve(self, rid: int, body: bytes, failed: bool) -> None:
+        with self._lock:
+            w = self._waiting.pop(rid, None)
+        if w is None:  # timed out meanwhile: dropped
+            return
+        if failed:
+            w.error = RequestFailed(bytes(body).decode("utf-8", "replace"))
+        else:
+            w.reply = body
+        w.event.set()
+
+    def fail_all(self, error: BaseException) -> None:
+        with self._lock:
+            waiting, self._waiting = list(self._waiting.values()), {}
+        for w in waiting:
+            w.error = error
+            w.event.set()
+
+    def wait(self, rid: int, w: Waiting, timeout_s: float, peer: str) -> bytes:
+        """The reply; RequestFailed, the fail_all error, or TimeoutError (the stream
+        stays up and a late reply is dropped)."""
+        if not w.event.wait(timeout_s):
+            with self._lock:
+                self._waiting.pop(rid, None)
+            raise TimeoutError(f"no reply from {peer} to request {rid} within {timeout_s:g} s")
+        if w.error is not None:
+            raise w.error
+        return w.reply

@@ -294,3 +294,25 @@ class ChangeSet:
             zones = {z for start, count in runs for z in range(start, start + count)}
             out._files[str(path)] = FileChanges(zones, tail, Change(flags))
         return out
+
+
+_HOLE = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE
+
+
+def data_zones(op: ops.Op, zone_size: int) -> list[int]:
+    """Zones whose bytes ``op`` writes (what a resync could send instead)."""
+    if isinstance(op, ops.Write):
+        return list(zones_of(op.offset, len(op.data), zone_size))
+    if isinstance(op, ops.Fallocate) and op.mode & _HOLE:
+        return list(zones_of(op.offset, op.length, zone_size))
+    return []
+
+
+def changeset_ops(changes: ChangeSet) -> list[ops.Op]:
+    """Synthetic ops that mark the same zones in a bitmap (merging a record into it)."""
+    zs, out = changes.zone_size, []
+    for path, fc in changes:
+        out.extend(ops.Write(path, z * zs, b"\0") for z in sorted(fc.zones))
+        if fc.tail is not None:
+            out.append(ops.Truncate(path, fc.tail * zs))
+    return out
