@@ -57,6 +57,10 @@ def paths(pki: Path, node: str) -> NodePaths:
 # ---- the far side (a separate process) --------------------------------------------------
 
 
+def refuse_requests(module: str, payload: bytes) -> bytes:
+    raise NotImplementedError("the benchmark sends no requests")
+
+
 def serve(pki: Path, work: Path, port_file: Path) -> None:
     """Host both transports; write "grpc_port stream_port" to port_file."""
     parent = os.getppid()
@@ -89,7 +93,7 @@ def serve(pki: Path, work: Path, port_file: Path) -> None:
     async def main() -> None:
         rx = StreamReceiver(
             node_id="node2", peer="node1", tls=paths(pki, "node2"), host="127.0.0.1", port=0,
-            resolve=lambda m: Applier(work / "stream"),
+            resolve=lambda m: Applier(work / "stream"), handle_request=refuse_requests,
         )  # fmt: skip
         port = await rx.start()
         port_file.write_text(f"{grpc_port} {port}\n")

@@ -68,9 +68,9 @@ class StreamReceiver:
         peer: str,
         tls: link_tls.TlsPaths | ssl.SSLContext,
         resolve: Callable[[str], Applier | None],
+        handle_request: RequestHandler,
         host: str = "0.0.0.0",
         port: int = wire.DEFAULT_PORT,
-        handle_request: RequestHandler | None = None,
         hello_timeout_s: float = 5.0,
         max_queued_bytes: int = 64 * 1024 * 1024,
     ) -> None:
@@ -388,11 +388,9 @@ class _Stream(asyncio.BufferedProtocol):
         return None
 
     def _request(self, frame: Frame) -> None:
-        handler, flags = self._owner._handle_request, 0
+        flags = 0
         try:
-            if handler is None:
-                raise NotImplementedError("this node answers no requests yet")
-            reply = handler(self.module, frame.body)  # type: ignore[arg-type]
+            reply = self._owner._handle_request(self.module, frame.body)  # type: ignore[arg-type]
         except Exception as e:
             reply, flags = f"{type(e).__name__}: {e}".encode(), wire.FLAG_FAILED
         self._post(self._write, encode_frame(FrameType.REPLY, frame.seq, reply, flags))
