@@ -36,10 +36,11 @@ sys.path.insert(0, str(REPO))
 import grpc  # noqa: E402
 
 from node_agent.config.model import NodePaths  # noqa: E402
-from node_agent.replication import ops, wire  # noqa: E402
-from node_agent.replication.apply import Applier  # noqa: E402
-from node_agent.replication.receiver import StreamReceiver  # noqa: E402
-from node_agent.replication.sender import StreamSender  # noqa: E402
+from node_agent.replication import ops  # noqa: E402
+from node_agent.replication.local.apply import Applier  # noqa: E402
+from node_agent.replication.stream import wire  # noqa: E402
+from node_agent.replication.stream.receiver import StreamReceiver  # noqa: E402
+from node_agent.replication.stream.sender import StreamSender  # noqa: E402
 from protos.security.ca import create_ca, issue_certificate, server_name  # noqa: E402
 from protos.security.credentials import channel_credentials, server_credentials  # noqa: E402
 
@@ -54,6 +55,10 @@ def paths(pki: Path, node: str) -> NodePaths:
 
 
 # ---- the far side (a separate process) --------------------------------------------------
+
+
+def refuse_requests(module: str, payload: bytes) -> bytes:
+    raise NotImplementedError("the benchmark sends no requests")
 
 
 def serve(pki: Path, work: Path, port_file: Path) -> None:
@@ -88,7 +93,7 @@ def serve(pki: Path, work: Path, port_file: Path) -> None:
     async def main() -> None:
         rx = StreamReceiver(
             node_id="node2", peer="node1", tls=paths(pki, "node2"), host="127.0.0.1", port=0,
-            resolve=lambda m: Applier(work / "stream"),
+            resolve=lambda m: Applier(work / "stream"), handle_request=refuse_requests,
         )  # fmt: skip
         port = await rx.start()
         port_file.write_text(f"{grpc_port} {port}\n")
@@ -101,8 +106,9 @@ def serve(pki: Path, work: Path, port_file: Path) -> None:
 
 
 class GrpcReplicator:
-    """Replicator semantics over one gRPC bidi stream: seq under a lock, block until the
-    (cumulative) ack covers it. Deliberately the same shape as StreamSender."""
+    """One op at a time over one gRPC bidi stream: seq under a lock, block until the
+    (cumulative) ack covers it. Deliberately the same shape as StreamSender's enqueue and
+    wait."""
 
     def __init__(self, pki: Path, port: int) -> None:
         p = paths(pki, "node1")
@@ -154,6 +160,11 @@ def stream_replicator(pki: Path, port: int) -> StreamSender:
     )  # fmt: skip
     sender.connect()
     return sender
+
+
+def one_by_one(sender: StreamSender) -> Callable[[ops.Op], None]:
+    """Each op enqueued, then waited for: the path of a synchronous write."""
+    return lambda op: sender.enqueue(op)()
 
 
 def sequential(rep: Callable[[ops.Op], None], name: str, n: int, size: int) -> list[float]:
@@ -223,7 +234,7 @@ def main() -> None:
                 results["gRPC"].append(measure(g.replicate, args))
                 g.close()
                 s = stream_replicator(pki, stream_port)
-                results["stream"].append(measure(s.replicate, args))
+                results["stream"].append(measure(one_by_one(s), args))
                 s.close()
         finally:
             far.kill()

@@ -28,22 +28,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from node_agent.replication.apply import Applier  # noqa: E402
-from node_agent.replication.mount import Mount  # noqa: E402
-from node_agent.replication.ops import Op  # noqa: E402
-
-
-class NullReplicator:
-    def replicate(self, op: Op) -> None:
-        pass
-
-
-class ApplierReplicator:
-    def __init__(self, root: Path) -> None:
-        self.applier = Applier(root)
-
-    def replicate(self, op: Op) -> None:
-        self.applier.apply(op)
+from node_agent.replication.fuse.mount import Mount  # noqa: E402
+from node_agent.replication.local.apply import Applier  # noqa: E402
+from tests.integration.local_replicator import LocalReplicator  # noqa: E402
 
 
 def dd_mbps(target: Path) -> float:
@@ -91,8 +78,8 @@ def main() -> None:
         d.mkdir()
     opts = {"writeback_cache": not args.no_writeback}
     mounts = [
-        Mount(dirs["b-null"], dirs["m-null"], NullReplicator(), **opts),
-        Mount(dirs["b-app"], dirs["m-app"], ApplierReplicator(dirs["s-app"]), **opts),
+        Mount(dirs["b-null"], dirs["m-null"], LocalReplicator(), **opts),
+        Mount(dirs["b-app"], dirs["m-app"], LocalReplicator(Applier(dirs["s-app"])), **opts),
     ]
     targets = {"plain": dirs["plain"], "fuse": dirs["m-null"], "applier": dirs["m-app"]}
     results: dict[str, dict[str, list[float]]] = {t: {} for t in targets}

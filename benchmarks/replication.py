@@ -14,6 +14,7 @@ Everything is in the page cache for every contender; the two copies are director
 on the same disk, so the secondary's writes compete with the primary's.
 
     sudo .venv/bin/python benchmarks/replication.py [--size-mib 1024] [--reps 1] [--quick]
+                                                    [--writes-only]
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ sys.path.insert(0, str(REPO))
 from node_agent.config.model import NodePaths  # noqa: E402
 from node_agent.malloc_tuning import keep_large_buffers  # noqa: E402
 from node_agent.replication.module_repl import ModuleReplication  # noqa: E402
-from node_agent.replication.receiver import StreamReceiver  # noqa: E402
+from node_agent.replication.stream.receiver import StreamReceiver  # noqa: E402
 from protos.security.ca import create_ca, issue_certificate  # noqa: E402
 
 MiB = 1 << 20
@@ -269,6 +270,8 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=1)
     ap.add_argument("--fio-runtime", type=int, default=10)
     ap.add_argument("--quick", action="store_true", help="256 MiB file, 3 s fio runs")
+    ap.add_argument("--writes-only", action="store_true",
+                    help="(1) only: no resync measurements (a 1 MiB file to pair)")  # fmt: skip
     ap.add_argument("--secondary-on", choices=("disk", "tmpfs"), default="disk",
                     help="where the secondary's copy lives: the same disk as the primary's "
                     "(both copies share its bandwidth: 0.5x is the ceiling) or tmpfs (a "
@@ -293,6 +296,8 @@ def main() -> None:
         return secondary_main(args.secondary, not args.no_early_flush)
     if args.quick:
         args.size_mib, args.fio_runtime = 256, 3
+    if args.writes_only:
+        args.size_mib = 1
     for tool in ("dd", "fio", "rsync"):
         if shutil.which(tool) is None:
             sys.exit(f"needs {tool}")
@@ -323,7 +328,8 @@ def main() -> None:
         print(f"first pairing (identical {args.size_mib} MiB file, no record): {took:.2f} s, "
               f"{st['bytes_sent']} B sent")  # fmt: skip
         bench_writes(work / "local", p, args.reps, args.fio_runtime)
-        bench_resync(p, work, size)
+        if not args.writes_only:
+            bench_resync(p, work, size)
     finally:
         if p is not None:
             p.mr.stop_primary()

@@ -31,19 +31,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from node_agent.replication import ops  # noqa: E402
-from node_agent.replication.apply import Applier  # noqa: E402
-from node_agent.replication.resync_plan import (  # noqa: E402
-    ResyncPlan,
-    differing_zones,
-    plan_resync,
-)
-from node_agent.replication.scan import (  # noqa: E402
+from node_agent.replication.local.apply import Applier  # noqa: E402
+from node_agent.replication.local.scan import (  # noqa: E402
     available_hashes,
     negotiate_hash,
     scan_tree,
     zone_hashes,
 )
-from node_agent.replication.zones import ChangeSet  # noqa: E402
+from node_agent.replication.resync.plan import (  # noqa: E402
+    ResyncPlan,
+    differing_zones,
+    plan_resync,
+)
+from node_agent.replication.tracking.zones import ChangeSet  # noqa: E402
 
 ZONE = 1 << 20
 

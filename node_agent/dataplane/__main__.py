@@ -37,10 +37,10 @@ from node_agent.dataplane.spec import (
     socket_names,
     write_private,
 )
-from node_agent.replication import link_tls
 from node_agent.replication.module_repl import ModuleReplication, Role
-from node_agent.replication.receiver import StreamReceiver
-from node_agent.replication.wire import Mode as WireMode
+from node_agent.replication.stream import link_tls
+from node_agent.replication.stream.receiver import StreamReceiver
+from node_agent.replication.stream.wire import Mode as WireMode
 from protos import dataplane_pb2_grpc as dp_grpc
 
 log = logging.getLogger("node_agent.dataplane")

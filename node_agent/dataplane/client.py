@@ -23,7 +23,7 @@ import grpc
 
 from node_agent.dataplane.handoff import hand_off
 from node_agent.replication.module_repl import Role
-from node_agent.replication.primary import Mode
+from node_agent.replication.roles.primary import Mode
 from protos import dataplane_pb2 as dp
 from protos import dataplane_pb2_grpc as dp_grpc
 

@@ -1,7 +1,7 @@
 """The node's replication port: each connection goes to its module's data plane.
 
 The agent listens (one port per node, as configured); a connection names its module in
-clear first (node_agent/replication/route.py), and the socket is handed over to that
+clear first (node_agent/replication/stream/route.py), and the socket is handed over to that
 module's data plane, which does the TLS handshake and runs the stream. Streams already
 handed over do not pass through the agent: they go on while it restarts.
 """
@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from node_agent.dataplane.client import DataPlaneClient
 from node_agent.dataplane.handoff import HandoffError
-from node_agent.replication.route import RouteError, read_route
+from node_agent.replication.stream.route import RouteError, read_route
 
 log = logging.getLogger(__name__)
 ROUTE_TIMEOUT_S = 5.0

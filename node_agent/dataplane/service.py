@@ -23,7 +23,7 @@ import grpc
 
 from node_agent import VERSION
 from node_agent.replication.module_repl import ModuleReplication, Role
-from node_agent.replication.quarantine import quarantine
+from node_agent.replication.resync.quarantine import quarantine
 from protos import dataplane_pb2 as dp
 from protos import dataplane_pb2_grpc as dp_grpc
 
@@ -75,7 +75,7 @@ class DataPlaneService(dp_grpc.DataPlaneServicer):
             hold_token=repl.primary.hold_token, history=list(self._history),
             primary_since=self._primary_since if repl.role is Role.PRIMARY else 0.0,
             secondary_current=repl.role is Role.SECONDARY and self._secondary_current,
-            mounts=len(repl._mounts), pid=os.getpid(), version=VERSION,
+            mounts=repl.mount_count, pid=os.getpid(), version=VERSION,
             spec_digest=self._spec_digest, resync_active=p.active, resync_done=p.bytes_done,
             resync_total=p.bytes_total, resync_rate=p.rate,
             resync_eta=-1.0 if p.eta is None else p.eta,

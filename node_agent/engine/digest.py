@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from node_agent.api.engine_api import BadDigestRequest, NoReplicatedDirectories, UnknownModule
 from node_agent.core.states import State
-from node_agent.replication.scan import (
+from node_agent.replication.local.scan import (
     DIR,
     FILE,
     OTHER,
@@ -29,7 +29,7 @@ from node_agent.replication.scan import (
     scan_tree,
     zone_hashes,
 )
-from node_agent.replication.zones import DEFAULT_ZONE_SIZE, zone_count
+from node_agent.replication.tracking.zones import DEFAULT_ZONE_SIZE, zone_count
 from protos import mirrorpair_pb2 as pb
 
 if TYPE_CHECKING:

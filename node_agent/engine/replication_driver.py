@@ -23,10 +23,10 @@ from node_agent.core.write_gate import Gate, write_gate
 from node_agent.dataplane.client import DataPlaneClient, DataPlaneError, Progress
 from node_agent.dataplane.spec import DataPlaneSpec
 from node_agent.dataplane.supervisor import connect
+from node_agent.replication.fuse.mount import clear_stale_mounts
 from node_agent.replication.module_repl import Role
-from node_agent.replication.mount import clear_stale_mounts
-from node_agent.replication.peer_doubt import kernel_boot_id
-from node_agent.replication.primary import Mode
+from node_agent.replication.roles.primary import Mode
+from node_agent.replication.tracking.peer_doubt import kernel_boot_id
 from protos import dataplane_pb2 as dp
 from protos import mirrorpair_pb2 as pb
 

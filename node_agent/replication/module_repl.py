@@ -2,14 +2,15 @@
 
 Primary: ``become_primary`` mounts every directory (FUSE over ``copy_root/I``), in TRACK
 mode -- or CONNECTING when the peer may hold a current copy (a swap made us PRIM).
-``peer_is_secondary`` pairs in a background thread: a Ready peer goes straight to
-REPLICATE if the records match (else the pair breaks: the outdate handshake, then a
-resync); a resynchronizing peer gets a ResyncSession first. ``peer_gone`` leaves the
-stream; ``stop_primary`` unmounts and disconnects. Leaving a synchronous stream, on
-purpose or by failure, holds the writes (primary.py) until the engine's write gate
-decides (``resolve_hold``).
+``peer_is_secondary`` pairs in a background thread (``Pairing``, roles/pairing.py): a
+Ready peer goes straight to REPLICATE if the records match (else the pair breaks: the
+outdate handshake, then a resync); a resynchronizing peer gets a ResyncSession first.
+``peer_gone`` leaves the stream; ``stop_primary`` unmounts and disconnects. Leaving a
+synchronous stream, on purpose or by failure, holds the writes (roles/primary.py) until
+the engine's write gate decides (``resolve_hold``).
 Secondary: ``become_secondary`` / ``leave_secondary``; the node's StreamReceiver calls
-``secondary_applier()`` (resolve) and ``handle_request(payload)`` (resync requests).
+``secondary_applier()`` (resolve) and ``handle_request(payload)`` (resync requests), both
+answered by ``SecondarySide`` (roles/secondary.py).
 
 Threading -- the engine must know:
 - Blocking, call via ``asyncio.to_thread``: become_primary, stop_primary, peer_gone,
@@ -38,23 +39,20 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from node_agent.replication import link_tls
-from node_agent.replication import requests as rq
-from node_agent.replication.activity_log import ActivityLog
-from node_agent.replication.apply import Applier
-from node_agent.replication.bitmap import ZoneBitmap
-from node_agent.replication.journal import JournalError
-from node_agent.replication.mount import Mount, MountError, clear_stale_mounts
-from node_agent.replication.pairing import PairingMixin
-from node_agent.replication.peer_doubt import PeerDoubt
-from node_agent.replication.primary import Mode, PrimaryReplicator, StreamBreak
-from node_agent.replication.resync_session import ResyncSession
-from node_agent.replication.resync_tracker import changeset_ops
-from node_agent.replication.secondary_side import SecondarySide
-from node_agent.replication.sender import StreamSender
-from node_agent.replication.underneath import settle_mountpoint
-from node_agent.replication.wire import Mode as WireMode
-from node_agent.replication.zones import DEFAULT_ZONE_SIZE
+from node_agent.replication.fuse.mount import Mount, MountError, clear_stale_mounts
+from node_agent.replication.fuse.underneath import settle_mountpoint
+from node_agent.replication.local.apply import Applier
+from node_agent.replication.resync import requests as rq
+from node_agent.replication.roles.pairing import Pairing, PeerLink
+from node_agent.replication.roles.primary import Mode, PrimaryReplicator, StreamBreak
+from node_agent.replication.roles.secondary import SecondarySide
+from node_agent.replication.stream import link_tls
+from node_agent.replication.stream.wire import Mode as WireMode
+from node_agent.replication.tracking.activity_log import ActivityLog
+from node_agent.replication.tracking.bitmap import ZoneBitmap
+from node_agent.replication.tracking.journal import JournalError
+from node_agent.replication.tracking.peer_doubt import PeerDoubt
+from node_agent.replication.tracking.zones import DEFAULT_ZONE_SIZE, changeset_ops
 
 log = logging.getLogger(__name__)
 LogFn = Callable[[str, str], None]  # (level, message), as node_agent.resources
@@ -74,7 +72,7 @@ class Progress(NamedTuple):
     eta: float | None  # seconds; None while the rate is unknown
 
 
-class ModuleReplication(PairingMixin):
+class ModuleReplication:
     def __init__(
         self, module_name: str, directories: Sequence[str | os.PathLike[str]], copy_root: Path,
         track_root: Path, node_id: str, peer_id: str, peer_host: str, port: int,
@@ -96,11 +94,13 @@ class ModuleReplication(PairingMixin):
         self.tops = [str(i) for i in range(len(self.directories))]
         for top in self.tops:
             (self.copy_root / top).mkdir(parents=True, exist_ok=True)
-        self._peer_host, self._port, self._tls_paths = peer_host, port, tls_paths
         self._log_fn = log
-        self.bandwidth_cap, self._wire_mode = bandwidth_cap, WireMode(mode)
-        self._ack_timeout, self._connect_timeout, self._request_timeout = (
-            ack_timeout_s, connect_timeout_s, request_timeout_s)  # fmt: skip
+        self.bandwidth_cap = bandwidth_cap
+        link = PeerLink(module_name, node_id, peer_id, peer_host, port, tls_paths,
+                        WireMode(mode), ack_timeout_s, connect_timeout_s,
+                        request_timeout_s)  # fmt: skip
+        # how long a bound replicator waits for the stream before it holds writes
+        self._connect_deadline = connect_timeout_s + ack_timeout_s
         # early_flush: both copies start writeback as data arrives (see early_flush.py)
         self._mount_options = {"early_flush": early_flush} | dict(mount_options or {})
         self.on_degraded, self.on_replicating = on_degraded, on_replicating
@@ -119,16 +119,18 @@ class ModuleReplication(PairingMixin):
                                          self.doubt)  # fmt: skip
         self.secondary = SecondarySide(self.copy_root, self.tops, self.bitmap, self.activity,
                                        self._resync_done, kernel, early_flush)  # fmt: skip
+        self._pairing = Pairing(
+            self.primary, self.doubt, link, self.copy_root, history=lambda: self._history,
+            pause=self._paused_writers, log=self._log,
+            on_degraded=lambda *args: self._notify(self.on_degraded, *args),
+            on_replicating=lambda: self._notify(self.on_replicating),
+            on_resync_failed=lambda reason: self._notify(self.on_resync_failed, reason),
+        )  # fmt: skip
         self._lock = threading.RLock()  # role changes (may wait for threads and ACKs)
         self._mu = threading.Lock()  # short field updates; never held while waiting
         self._role = Role.NONE
         self._history: tuple[str, ...] = ()
         self._mounts: list[Mount] = []
-        self._tls_ctx: Any = None
-        self._sender: StreamSender | None = None
-        self._session: ResyncSession | None = None
-        self._thread: threading.Thread | None = None
-        self._cancel = threading.Event()
 
     def _log(self, level: str, message: str) -> None:
         log.log(getattr(logging, level.upper(), logging.INFO), "%s: %s", self.name, message)
@@ -170,7 +172,7 @@ class ModuleReplication(PairingMixin):
                 self._log("error", f"activity log unreadable ({e}); the next resync compares")
                 self.bitmap.clear(None)  # type: ignore[arg-type]
             self.activity.clear()
-            self.primary.reset(bound, self._connect_timeout + self._ack_timeout)
+            self.primary.reset(bound, self._connect_deadline)
             mounts: list[Mount] = []
             try:
                 for top, mp in zip(self.tops, self.directories, strict=True):
@@ -210,22 +212,20 @@ class ModuleReplication(PairingMixin):
             if self._role is not Role.PRIMARY:
                 raise RuntimeError(f"module {self.name} is not primary on {self.node_id}")
             mode = self.primary.mode
-            if (self._thread and self._thread.is_alive()) or mode in (Mode.HELD, Mode.FENCED):
+            if self._pairing.running or mode in (Mode.HELD, Mode.FENCED):
                 return
             if mode in (Mode.REPLICATE, Mode.CONNECTING) and (transient or fullsync):
                 # The secondary asked for a resync: it stops claiming a current copy only
                 # through the outdate handshake; the engine pairs again once the gate opens.
                 why = "the secondary asked for a full resync" if fullsync else "resync wanted"
-                return self._broke(self.primary.detach(why, requested=True))
+                return self._pairing.leave(self.primary.detach(why, requested=True))
             if mode is Mode.REPLICATE:
                 return
             direct = not transient and not fullsync
             if direct:  # the peer claims a current copy: writes wait for the stream
-                self.primary.connecting(self._connect_timeout + self._ack_timeout)
-            self._cancel = cancel = threading.Event()
-            self._thread = threading.Thread(target=self._pair, args=(direct, fullsync, cancel),
-                                            name=f"repl-pair-{self.name}", daemon=True)  # fmt: skip
-            self._thread.start()
+                self.primary.connecting(self._connect_deadline)
+            options = {"bandwidth": self.bandwidth_cap, **self.session_options}
+            self._pairing.start(direct, fullsync, options)
 
     def _stream_failed(self, brk: StreamBreak) -> None:
         """From PrimaryReplicator, in a thread of its own (or a FUSE thread if CONNECTING
@@ -234,20 +234,7 @@ class ModuleReplication(PairingMixin):
             return  # an unbound resync: the session fails on its own and reports it
         self._log("error", f"replication to {self.peer_id} failed: {brk.reason}; writes "
                   "wait until the peer is known not to serve without them")  # fmt: skip
-        self._broke(brk)
-
-    def _broke(self, brk: StreamBreak | None) -> None:
-        """After leaving a stream: close it at once (unacknowledged ops are marked) and
-        report a hold (the automaton must take it in before the gate can open)."""
-        if brk is None:
-            return
-        with self._mu:
-            if brk.sender is not None and self._sender is brk.sender:
-                self._sender = None
-        if brk.sender is not None:
-            brk.sender.close(timeout_s=0)
-        if brk.hold:
-            self._notify(self.on_degraded, brk.reason, brk.hold, brk.requested)
+        self._pairing.leave(brk)
 
     def resolve_hold(self, hold: str, gate_open: bool) -> None:
         """The write gate's verdict (event loop): release the held writes, or fence them
@@ -272,36 +259,21 @@ class ModuleReplication(PairingMixin):
                     stack.enter_context(m.fs.writers.exclusive())
             yield
 
-    def _stop_pairing(self, reason: str) -> None:
-        self._cancel.set()
-        if self._session is not None:
-            self._session.cancel()
-        self._broke(self.primary.detach(reason))  # also unblocks the pairing thread
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(30.0)
-            if thread.is_alive():
-                log.error("%s: pairing thread did not stop", self.name)
-
     def peer_gone(self) -> None:
         """The peer is down or no longer secondary: leave the stream (held if bound)."""
         with self._lock:
-            self._stop_pairing(f"{self.peer_id} is no longer a reachable secondary")
+            self._pairing.stop(f"{self.peer_id} is no longer a reachable secondary")
 
     def stop_primary(self) -> None:
         """After the resource stopped: unmount (dirty pages are replicated on the way),
         wait for the stream's ACKs, leave the role."""
         with self._lock:
-            if self._thread is not None and self._thread.is_alive():
-                self._stop_pairing("the module stops here")
+            if self._pairing.running:
+                self._pairing.stop("the module stops here")
             for m in reversed(self._mounts):
                 m.stop()
             self._mounts = []
-            sender = self.primary.release()
-            with self._mu:
-                self._sender = None
-            if sender is not None:
-                sender.close()
+            self._pairing.release()
             self.activity.clear()  # every op is ACKed or marked: nothing in doubt
             self._role = Role.NONE
 
@@ -334,14 +306,18 @@ class ModuleReplication(PairingMixin):
         self._notify(self.on_resync_done, done.generation, done.history)
 
     # -- what the API shows ---------------------------------------------------------------
+    @property
+    def mount_count(self) -> int:
+        return len(self._mounts)
+
     def progress(self) -> Progress:
-        session = self._session
+        session = self._pairing.session
         if session is None:
             return Progress(False, 0, 0, 0.0, None)
         return Progress(*session.progress_tuple())
 
     def status(self) -> dict[str, Any]:
-        s, sender = self._session, self._sender
+        s, sender = self._pairing.session, self._pairing.sender
         out: dict[str, Any] = {"role": str(self._role), "mode": str(self.primary.mode)}
         if sender is not None:
             out["stream_bytes_sent"] = sender.stats().bytes_sent

@@ -2,12 +2,13 @@
 
 Paths are always *relative* to the replicated directory's root, with "/" separators
 and no leading slash ("" is the root itself). The secondary re-checks every path
-before applying anything (node_agent.replication.apply). The wire encoding of these
-dataclasses lives in node_agent.replication.wire; nothing else serializes them.
+before applying anything (node_agent.replication.local.apply). The wire encoding of these
+dataclasses lives in node_agent.replication.stream.wire; nothing else serializes them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 
@@ -166,3 +167,17 @@ def op_paths(op: Op) -> tuple[str, ...]:
     if isinstance(op, Rename | Link):
         return (op.src, op.dst)
     return (op.path,)
+
+
+def prefixed(op: Op, top: str) -> Op:
+    """``op`` with its paths moved under the copy root's directory ``top`` (a mount's op:
+    the module's copy root holds its directories as "0/", "1/", ...)."""
+
+    def move(p: str) -> str:
+        return f"{top}/{p}" if p else top
+
+    if isinstance(op, Rename | Link):
+        return dataclasses.replace(op, src=move(op.src), dst=move(op.dst))
+    if isinstance(op, Fsync) and not op.path:
+        return op  # "" = syncfs: the same filesystem for every directory
+    return dataclasses.replace(op, path=move(op.path))

@@ -22,7 +22,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from node_agent.replication.underneath import fsync_dir, move_entry
+from node_agent.replication.fuse.underneath import fsync_dir, move_entry
 from node_agent.resources.common import ResourceError
 from node_agent.resources.libvirt_conn import require_libvirt
 from node_agent.resources.vm import backing_files

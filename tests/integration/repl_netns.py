@@ -285,7 +285,7 @@ def fio_report(stdout: str) -> dict:
 def _rogue(base: Path, path: str) -> None:
     from node_agent.config.model import NodePaths
     from node_agent.replication import ops
-    from node_agent.replication.sender import NotAcknowledged, StreamSender
+    from node_agent.replication.stream.sender import NotAcknowledged, StreamSender
 
     pki = base / "pki"
     tls = NodePaths(base / "rogue", pki / "ca.pem", pki / "node1.pem", pki / "node1.key")
@@ -298,7 +298,7 @@ def _rogue(base: Path, path: str) -> None:
     sender.connect()
     acknowledged = True
     try:
-        sender.replicate(ops.Create(path, 0o100644))
+        sender.enqueue(ops.Create(path, 0o100644))()
     except NotAcknowledged:
         acknowledged = False
     print(json.dumps({"state": str(sender.state.name), "failures": failures,

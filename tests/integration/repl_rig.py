@@ -4,8 +4,9 @@ are in tests/integration/conftest.py.
 
 node1, the primary: a ModuleReplication whose directory is mounted (FUSE over its copy).
 node2, the secondary: a StreamReceiver (own event loop thread) whose resolve and request
-hook go to a second ModuleReplication in SECOND role (resync_server + CopyApplier over its
-own copy directory). Both use certificates of a CA made in tmp_path.
+hook go to a second ModuleReplication in SECOND role (resync.server and
+roles.secondary.CopyApplier over its own copy directory). Both use certificates of a CA
+made in tmp_path.
 """
 
 from __future__ import annotations
@@ -25,11 +26,11 @@ from typing import Any
 
 from node_agent.config.model import NodePaths
 from node_agent.replication import ops
-from node_agent.replication.apply import Applier
+from node_agent.replication.local.apply import Applier
+from node_agent.replication.local.scan import DIR, FILE, scan_tree
 from node_agent.replication.module_repl import ModuleReplication
-from node_agent.replication.primary import Mode
-from node_agent.replication.receiver import StreamReceiver
-from node_agent.replication.scan import DIR, FILE, scan_tree
+from node_agent.replication.roles.primary import Mode
+from node_agent.replication.stream.receiver import StreamReceiver
 
 MiB = 1 << 20
 

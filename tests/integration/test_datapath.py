@@ -23,13 +23,19 @@ from typing import Any
 import pytest
 
 from node_agent.config.model import NodePaths
-from node_agent.replication import link_tls, ops, wire
-from node_agent.replication.apply import Applier
-from node_agent.replication.frame_decoder import FrameDecoder
-from node_agent.replication.receiver import StreamReceiver
-from node_agent.replication.route import route_preamble
-from node_agent.replication.sender import LinkError, NotAcknowledged, SenderState, StreamSender
-from node_agent.replication.wire import FrameType, Hello, Mode, encode_frame
+from node_agent.replication import ops
+from node_agent.replication.local.apply import Applier
+from node_agent.replication.stream import link_tls, wire
+from node_agent.replication.stream.frame_decoder import FrameDecoder
+from node_agent.replication.stream.receiver import StreamReceiver
+from node_agent.replication.stream.route import route_preamble
+from node_agent.replication.stream.sender import (
+    LinkError,
+    NotAcknowledged,
+    SenderState,
+    StreamSender,
+)
+from node_agent.replication.stream.wire import FrameType, Hello, Mode, encode_frame
 from protos.security.ca import create_ca, issue_certificate
 
 
@@ -140,7 +146,7 @@ def test_concurrent_writes_are_applied_in_order_before_replicate_returns(
 
     def writer(t: int) -> None:
         def rep(op: ops.Op) -> None:
-            p.sender.replicate(op)
+            p.sender.enqueue(op)()
             submitted[t].append(op)
 
         rep(ops.Mkdir(f"d{t}", 0o40755))
@@ -169,11 +175,11 @@ def test_second_mode_acks_on_receipt_but_fsync_waits_for_apply(
     p = primary(pki, secondary.port, mode=Mode.SECOND)
     p.sender.connect()
     start = time.monotonic()
-    p.sender.replicate(ops.Create("f", 0o100644))
+    p.sender.enqueue(ops.Create("f", 0o100644))()
     for i in range(5):
-        p.sender.replicate(ops.Write("f", i, b"x"))
+        p.sender.enqueue(ops.Write("f", i, b"x"))()
     assert time.monotonic() - start < 0.3 and len(secondary.applied) < 6  # received only
-    p.sender.replicate(ops.Fsync("f"))
+    p.sender.enqueue(ops.Fsync("f"))()
     assert len(secondary.applied) == 7  # the fsync itself, and all before it
     p.sender.close()
     assert not p.failures
@@ -212,7 +218,7 @@ def test_wrong_identity_or_module_is_refused(
     assert info.value.refused and reason.split(": ")[-1] in caplog.text
     assert p.sender.state is SenderState.FAILED
     with pytest.raises(NotAcknowledged):  # never connected: tracked, and said so
-        p.sender.replicate(ops.Create("x", 0o100644))
+        p.sender.enqueue(ops.Create("x", 0o100644))()
     assert p.fallback and not any(secondary.root.iterdir()) and not secondary.applied
 
 
@@ -230,16 +236,16 @@ def test_path_escape_is_refused_and_the_sender_degrades(
     }[kind]
     p = primary(pki, secondary.port)
     p.sender.connect()
-    p.sender.replicate(ops.Create("ok", 0o100644))
+    p.sender.enqueue(ops.Create("ok", 0o100644))()
     with pytest.raises(NotAcknowledged, match="unsafe path"):  # tracked, not lost
-        p.sender.replicate(bad)
+        p.sender.enqueue(bad)()
     assert p.sender.state is SenderState.FAILED
     assert len(p.failures) == 1 and p.failures[0][1] == [bad]
     assert "could not apply op 2" in p.failures[0][0] and "unsafe path" in p.failures[0][0]
     assert not any(outside.iterdir()) and secondary.applied == [ops.Create("ok", 0o100644)]
     after = ops.Create("after", 0o100644)
     with pytest.raises(NotAcknowledged):
-        p.sender.replicate(after)
+        p.sender.enqueue(after)()
     assert p.fallback == [after] and not (secondary.root / "after").exists()
     p.sender.close()
 
@@ -301,9 +307,9 @@ def test_requests_are_answered_in_order(secondary: Secondary, pki: Pki) -> None:
 def test_a_reconnecting_primary_displaces_its_old_stream(secondary: Secondary, pki: Pki) -> None:
     old, new = primary(pki, secondary.port), primary(pki, secondary.port)
     old.sender.connect()
-    old.sender.replicate(ops.Create("a", 0o100644))
+    old.sender.enqueue(ops.Create("a", 0o100644))()
     new.sender.connect()
-    new.sender.replicate(ops.Create("b", 0o100644))
+    new.sender.enqueue(ops.Create("b", 0o100644))()
     assert wait_for(lambda: old.sender.state is SenderState.FAILED, 5)
     # The failure callback runs just after the state changes (another thread).
     assert wait_for(lambda: bool(old.failures), 5)
@@ -335,13 +341,13 @@ def test_losing_the_receiver_midstream_degrades_within_ack_timeout(
     stop, submitted, returned_after = threading.Event(), [], []
 
     def writer(t: int) -> None:
-        p.sender.replicate(ops.Create(f"f{t}", 0o100644))
+        p.sender.enqueue(ops.Create(f"f{t}", 0o100644))()
         i = 0
         while not stop.is_set():
             op = ops.Write(f"f{t}", i * 4096, block(t, i))
             submitted.append(op)
             try:
-                p.sender.replicate(op)
+                p.sender.enqueue(op)()
             except NotAcknowledged:
                 # on_failure must have tracked it before this waiter was released
                 assert op in p.tracked or op in p.fallback or applied(root, op)

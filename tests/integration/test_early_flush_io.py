@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from node_agent.replication import early_flush, ops
-from node_agent.replication.apply import Applier
-from node_agent.replication.mount import Mount
+from node_agent.replication import ops
+from node_agent.replication.fuse.mount import Mount
+from node_agent.replication.local import early_flush
+from node_agent.replication.local.apply import Applier
 from tests.conftest import require_fuse
-from tests.integration.test_fusefs import ApplierReplicator
+from tests.integration.local_replicator import LocalReplicator
 
 MiB = 1 << 20
 
@@ -67,7 +68,7 @@ def test_primary_mount_starts_writeback_of_the_backing_file(
     for d in (backing, secondary, mnt):
         d.mkdir()
     applier = Applier(secondary)
-    mount = Mount(backing, mnt, ApplierReplicator(applier))
+    mount = Mount(backing, mnt, LocalReplicator(applier))
     mount.start()
     try:
         data = os.urandom(24 * MiB)

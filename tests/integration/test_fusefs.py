@@ -11,7 +11,6 @@ import errno
 import hashlib
 import mmap
 import os
-import queue
 import shutil
 import signal
 import sqlite3
@@ -20,55 +19,20 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from node_agent.replication import ops
-from node_agent.replication.apply import Applier
-from node_agent.replication.mount import Mount, MountError
-from node_agent.replication.syscalls import fallocate, renameat2
+from node_agent.replication.fuse.mount import Mount, MountError
+from node_agent.replication.local.apply import Applier
+from node_agent.replication.local.syscalls import fallocate, renameat2
 from tests.conftest import require_binary, require_fuse
+from tests.integration.local_replicator import LocalReplicator
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@dataclass
-class ApplierReplicator:
-    """Applies every op to the secondary copy; ``fail(op)`` may return an exception."""
-
-    applier: Applier
-    log: list[ops.Op] = field(default_factory=list)
-    fail: Callable[[ops.Op], BaseException | None] = lambda op: None
-
-    def replicate(self, op: ops.Op) -> None:
-        exc = self.fail(op)
-        if exc is not None:
-            raise exc
-        self.log.append(op)
-        self.applier.apply(op)
-
-
-class QueueReplicator(ApplierReplicator):
-    """Offers the optional submit(): a sender thread applies ops in submission order."""
-
-    def __init__(self, applier: Applier) -> None:
-        super().__init__(applier)
-        self._queue: queue.Queue[tuple[ops.Op, threading.Event]] = queue.Queue()
-        threading.Thread(target=self._sender, daemon=True).start()
-
-    def submit(self, op: ops.Op) -> Callable[[], bool]:
-        done = threading.Event()
-        self._queue.put((op, done))
-        return done.wait
-
-    def _sender(self) -> None:
-        while True:
-            op, done = self._queue.get()
-            self.replicate(op)
-            done.set()
 
 
 @dataclass
@@ -76,7 +40,7 @@ class Env:
     mnt: Path
     backing: Path
     secondary: Path
-    rep: ApplierReplicator
+    rep: LocalReplicator
     mount: Mount
 
 
@@ -87,7 +51,7 @@ def env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Env]:
     for d in (backing, secondary, mnt):
         d.mkdir()
     applier = Applier(secondary)
-    rep = ApplierReplicator(applier)
+    rep = LocalReplicator(applier)
     mount = Mount(backing, mnt, rep, writeback_cache=request.param)
     mount.start()
     yield Env(mnt, backing, secondary, rep, mount)
@@ -308,6 +272,24 @@ def test_handler_exception_does_not_kill_the_mount(env: Env) -> None:
     assert (env.secondary / "fine").is_dir()
 
 
+def test_a_fenced_replicator_changes_nothing(env: Env) -> None:
+    (env.mnt / "f").write_bytes(b"before")
+    fd = os.open(env.mnt / "f", os.O_WRONLY | os.O_SYNC)
+    env.rep.fenced = True
+    for change in (
+        lambda: os.mkdir(env.mnt / "d"),
+        lambda: (env.mnt / "f").rename(env.mnt / "g"),
+        lambda: os.pwrite(fd, b"after!", 0),
+        lambda: os.fsync(fd),
+    ):
+        with pytest.raises(OSError) as ei:
+            change()
+        assert ei.value.errno == errno.EIO
+    os.close(fd)
+    assert sorted(os.listdir(env.backing)) == ["f"]  # refused before the local apply
+    assert (env.backing / "f").read_bytes() == b"before"
+
+
 def test_non_root_caller_owns_its_files(env: Env) -> None:
     os.chmod(env.mnt, 0o777)
     sh = "umask 0; echo x > f; mkdir -m 777 d; ln -s f l; mkfifo -m 660 p"
@@ -319,11 +301,13 @@ def test_non_root_caller_owns_its_files(env: Env) -> None:
     assert_replicated(env)
 
 
-def test_submit_total_order(tmp_path: Path) -> None:
+def test_pipelined_waits_keep_the_order(tmp_path: Path) -> None:
+    # As with the real stream: ops are applied by another thread, in the order they were
+    # submitted, and each wait blocks until its op was applied.
     require_fuse()
     (tmp_path / "b").mkdir()
     (tmp_path / "s").mkdir()
-    rep = QueueReplicator(Applier(tmp_path / "s"))
+    rep = LocalReplicator(Applier(tmp_path / "s"), threaded=True)
     with Mount(tmp_path / "b", tmp_path / "m", rep) as mount:
         e = Env(tmp_path / "m", tmp_path / "b", tmp_path / "s", rep, mount)
         test_concurrent_writers(e)
@@ -335,7 +319,7 @@ def test_mount_lifecycle(tmp_path: Path) -> None:
     b, s, m = tmp_path / "b", tmp_path / "s", tmp_path / "m"
     b.mkdir()
     s.mkdir()
-    rep = ApplierReplicator(Applier(s))
+    rep = LocalReplicator(Applier(s))
     mounts = [Mount(b, m, rep)] + [Mount(b, tmp_path / f"m{i}", rep) for i in range(2)]
     for mount in mounts:  # several mounts in one process (one per module)
         mount.start()
@@ -377,9 +361,10 @@ def test_stale_mount_is_cleared(tmp_path: Path) -> None:
     b.mkdir()
     code = (
         "import sys, time; from pathlib import Path; "
-        "from node_agent.replication.mount import Mount\n"
-        "class R:\n def replicate(self, op): pass\n"
-        f"Mount(Path({str(b)!r}), Path({str(m)!r}), R()).start(); print('up', flush=True); "
+        "from node_agent.replication.fuse.mount import Mount\n"
+        "from tests.integration.local_replicator import LocalReplicator\n"
+        f"Mount(Path({str(b)!r}), Path({str(m)!r}), LocalReplicator()).start(); "
+        "print('up', flush=True); "
         "time.sleep(60)"
     )
     proc = subprocess.Popen(
@@ -394,6 +379,6 @@ def test_stale_mount_is_cleared(tmp_path: Path) -> None:
         os.listdir(m)
     assert ei.value.errno == errno.ENOTCONN
     (b / "kept").write_bytes(b"k")
-    with Mount(b, m, ApplierReplicator(Applier(tmp_path))):
+    with Mount(b, m, LocalReplicator(Applier(tmp_path))):
         assert (m / "kept").read_bytes() == b"k"
     assert not os.path.ismount(m)

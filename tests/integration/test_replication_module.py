@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from node_agent.replication import ops
-from node_agent.replication import requests as rq
-from node_agent.replication.primary import Mode
-from node_agent.replication.sender import (
+from node_agent.replication.resync import requests as rq
+from node_agent.replication.roles.primary import Mode
+from node_agent.replication.stream.sender import (
     NotAcknowledged,
     RequestFailed,
     SenderState,
@@ -200,7 +200,7 @@ def test_resync_requests_naming_paths_outside_the_copy_are_refused(
         with pytest.raises(RequestFailed, match="RequestError"):
             sender.request(b"\0\0\0\2{}", 10)
         with pytest.raises(NotAcknowledged, match="unsafe path"):  # an op: NACKed
-            sender.replicate(ops.Create("0/link/planted", 0o100644))
+            sender.enqueue(ops.Create("0/link/planted", 0o100644))()
         assert sender.state is SenderState.FAILED and failures
     finally:
         sender.close()

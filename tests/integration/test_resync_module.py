@@ -13,7 +13,7 @@ from collections.abc import Callable
 import pytest
 
 from node_agent.replication import ops
-from node_agent.replication.primary import Mode
+from node_agent.replication.roles.primary import Mode
 from tests.integration.repl_rig import (
     MiB,
     Node1,

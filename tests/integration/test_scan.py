@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 
 from node_agent.replication import ops
-from node_agent.replication.apply import Applier
-from node_agent.replication.resync_plan import differing_zones, plan_resync
-from node_agent.replication.scan import (
+from node_agent.replication.local.apply import Applier
+from node_agent.replication.local.scan import (
     DIR,
     FILE,
     OTHER,
@@ -24,6 +23,7 @@ from node_agent.replication.scan import (
     scan_tree,
     zone_hashes,
 )
+from node_agent.replication.resync.plan import differing_zones, plan_resync
 from tests.conftest import require_binary
 
 N_DIRS, PER_DIR = 100, 200  # 20,000 files

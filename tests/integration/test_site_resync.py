@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from node_agent.replication.activity_log import stored_keys
+from node_agent.replication.tracking.activity_log import stored_keys
 from tests.integration.repl_netns import MiB, diff_trees
 from tests.integration.site import Site
 

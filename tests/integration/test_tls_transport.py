@@ -1,4 +1,4 @@
-"""TlsTransport (node_agent/replication/tls_transport.py) on real TLS over loopback.
+"""TlsTransport (node_agent/replication/stream/tls_transport.py) on real TLS over loopback.
 
 The replication stream's sender and receiver run on it; these pin down what they rely on:
 every byte arrives, in order, through backpressure (pause/resume) and buffers smaller than
@@ -15,8 +15,8 @@ import ssl
 
 import pytest
 
-from node_agent.replication import link_tls
-from node_agent.replication.tls_transport import (
+from node_agent.replication.stream import link_tls
+from node_agent.replication.stream.tls_transport import (
     _HIGH_WATER,
     TlsTransport,
     accept_tls,

@@ -15,8 +15,14 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from node_agent.replication import ops
-from node_agent.replication.activity_log import WHOLE_FILE, ActiveSet, ActivityLog, Key, Token
-from node_agent.replication.zones import FALLOC_FL_COLLAPSE_RANGE, ChangeSet
+from node_agent.replication.tracking.activity_log import (
+    WHOLE_FILE,
+    ActiveSet,
+    ActivityLog,
+    Key,
+    Token,
+)
+from node_agent.replication.tracking.zones import FALLOC_FL_COLLAPSE_RANGE, ChangeSet
 
 ZS = 8
 LINGER = 2.0
@@ -81,7 +87,7 @@ class Clock:
 def test_a_quiet_log_is_empty_after_the_linger_and_retiring_syncs_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from node_agent.replication.activity_log import stored_keys
+    from node_agent.replication.tracking.activity_log import stored_keys
 
     clock = Clock()
     log = ActivityLog(tmp_path, 1 << 20, linger_s=2.0, clock=clock)
@@ -100,7 +106,7 @@ def test_a_quiet_log_is_empty_after_the_linger_and_retiring_syncs_nothing(
 
 
 def test_the_timer_trims_without_writes(tmp_path: Path) -> None:
-    from node_agent.replication.activity_log import stored_keys
+    from node_agent.replication.tracking.activity_log import stored_keys
 
     log = ActivityLog(tmp_path, 1 << 20, linger_s=0.05)
     log.load()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from node_agent.replication import ops
-from node_agent.replication.apply import Applier, UnsafePath, check_syntax
+from node_agent.replication.local.apply import Applier, UnsafePath, check_syntax
 
 FALLOC_FL_KEEP_SIZE = 1
 FALLOC_FL_PUNCH_HOLE = 2

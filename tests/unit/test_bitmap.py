@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from node_agent.replication import ops
-from node_agent.replication.bitmap import ZoneBitmap
-from node_agent.replication.zones import (
+from node_agent.replication.tracking.bitmap import ZoneBitmap
+from node_agent.replication.tracking.zones import (
     FALLOC_FL_COLLAPSE_RANGE,
     FALLOC_FL_KEEP_SIZE,
     FALLOC_FL_PUNCH_HOLE,

@@ -1,4 +1,4 @@
-"""Early writeback of a copy's dirty pages (node_agent/replication/early_flush.py)."""
+"""Early writeback of a copy's dirty pages (node_agent/replication/local/early_flush.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from node_agent.replication.early_flush import DirtyRanges, EarlyFlush, start_writeback
+from node_agent.replication.local.early_flush import DirtyRanges, EarlyFlush, start_writeback
 
 MiB = 1 << 20
 

@@ -1,4 +1,4 @@
-"""fusefs_order: the claims that order conflicting changes, and the writers lock that the
+"""fuse/order.py: the claims that order conflicting changes, and the writers lock that the
 resync's final pass takes to see no change applied but not yet handed over."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from node_agent.replication.fusefs_order import WHOLE, OrderGate, WritersLock, whole
+from node_agent.replication.fuse.order import WHOLE, OrderGate, WritersLock, whole
 
 T = 5.0  # generous: only a broken lock makes a test wait this long
 

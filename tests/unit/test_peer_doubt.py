@@ -1,4 +1,4 @@
-"""The peer-doubt record (replication/peer_doubt.py): zones the secondary applied but may
+"""The peer-doubt record (replication/tracking/peer_doubt.py): zones the secondary applied but may
 lose if its machine (not just its agent) went down, settled at the next resync-begin."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from node_agent.replication import requests as rq
-from node_agent.replication.peer_doubt import PeerDoubt, kernel_boot_id
-from node_agent.replication.zones import ChangeSet
+from node_agent.replication.resync import requests as rq
+from node_agent.replication.tracking.peer_doubt import PeerDoubt, kernel_boot_id
+from node_agent.replication.tracking.zones import ChangeSet
 
 ZS = 1 << 20
 

@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 
 from node_agent.replication import ops
-from node_agent.replication.activity_log import ActivityLog
-from node_agent.replication.bitmap import ZoneBitmap
-from node_agent.replication.peer_doubt import PeerDoubt
-from node_agent.replication.primary import Mode, PrimaryReplicator, StreamBreak
-from node_agent.replication.resync_session import Pacer
-from node_agent.replication.resync_tracker import ResyncTracker, changeset_ops, prefixed
-from node_agent.replication.sender import NotAcknowledged, SenderState
-from node_agent.replication.zones import Change, ChangeSet
+from node_agent.replication.resync.session import Pacer
+from node_agent.replication.resync.tracker import ResyncTracker
+from node_agent.replication.roles.primary import Mode, PrimaryReplicator, StreamBreak
+from node_agent.replication.stream.sender import NotAcknowledged, SenderState
+from node_agent.replication.tracking.activity_log import ActivityLog
+from node_agent.replication.tracking.bitmap import ZoneBitmap
+from node_agent.replication.tracking.peer_doubt import PeerDoubt
+from node_agent.replication.tracking.zones import Change, ChangeSet, changeset_ops
 
 ZS = 1 << 20
 
@@ -114,7 +114,7 @@ def in_thread(fn: Callable[[], object]) -> threading.Thread:
 
 def test_track_marks_durably_and_sends_nothing(rig: Rig, tmp_path: Path) -> None:
     rig.primary.submit(w("0/a", 3))()
-    rig.primary.replicate(ops.Create("0/b", 0o100644))
+    rig.primary.submit(ops.Create("0/b", 0o100644))()
     again = ZoneBitmap(tmp_path / "bitmap").load()  # what survives a crash
     assert again.is_dirty("0/a", 3) and again.namespace_dirty("0/b")
     assert rig.primary.mode is Mode.TRACK
@@ -377,10 +377,10 @@ def test_quiesced_holds_new_ops_and_finish_goes_replicate(rig: Rig) -> None:
 
 
 def test_prefixed_moves_every_path_under_the_directory() -> None:
-    assert prefixed(ops.Rename("a", "b/c"), "1") == ops.Rename("1/a", "1/b/c")
-    assert prefixed(ops.Chmod("", 0o755), "0") == ops.Chmod("0", 0o755)
-    assert prefixed(ops.Fsync(""), "2") == ops.Fsync("")
-    assert prefixed(ops.Symlink("../t", "l"), "0") == ops.Symlink("../t", "0/l")
+    assert ops.prefixed(ops.Rename("a", "b/c"), "1") == ops.Rename("1/a", "1/b/c")
+    assert ops.prefixed(ops.Chmod("", 0o755), "0") == ops.Chmod("0", 0o755)
+    assert ops.prefixed(ops.Fsync(""), "2") == ops.Fsync("")
+    assert ops.prefixed(ops.Symlink("../t", "l"), "0") == ops.Symlink("../t", "0/l")
 
 
 def test_changeset_ops_mark_the_same_zones(rig: Rig) -> None:

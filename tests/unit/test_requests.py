@@ -1,4 +1,5 @@
-"""The resync REQUEST/REPLY messages (requests.py): round trips, hostile payloads, waiters."""
+"""The resync REQUEST/REPLY messages (resync/requests.py): round trips, hostile payloads;
+and the sender's table of requests awaiting a reply (stream/sender_types.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from node_agent.replication import requests as rq
-from node_agent.replication.scan import Entry
-from node_agent.replication.zones import ChangeSet
+from node_agent.replication.local.scan import Entry
+from node_agent.replication.resync import requests as rq
+from node_agent.replication.stream.sender_types import PendingRequests, RequestFailed
+from node_agent.replication.tracking.zones import ChangeSet
 
 ENTRY = Entry("0/d\udcff/f", "f", 0o100644, 0, 0, 5, 10**18, 10**18 - 1, None, 64, 99, 1, 0)
 LINK = Entry("0/l", "l", 0o120777, 1000, 1000, 3, 1, 2, "../x", 64, 100, 1, 0)
@@ -122,13 +124,13 @@ def test_encoding_refuses_oversized_hash_requests() -> None:
 
 
 def test_pending_requests_resolve_fail_and_time_out() -> None:
-    table = rq.PendingRequests()
+    table = PendingRequests()
     (a, wa), (b, wb), (c, wc) = table.add(), table.add(), table.add()
     assert len({a, b, c}) == 3
     threading.Timer(0.05, table.resolve, (a, b"reply", False)).start()
     assert table.wait(a, wa, 5, "peer") == b"reply"
     table.resolve(b, b"no such file", True)  # before anyone waits: kept
-    with pytest.raises(rq.RequestFailed, match="no such file"):
+    with pytest.raises(RequestFailed, match="no such file"):
         table.wait(b, wb, 5, "peer")
     with pytest.raises(TimeoutError):
         table.wait(c, wc, 0.01, "peer")

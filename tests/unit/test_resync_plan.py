@@ -20,14 +20,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from node_agent.replication import ops
-from node_agent.replication.apply import Applier, UnsafePath
-from node_agent.replication.resync_plan import (
+from node_agent.replication.local.apply import Applier, UnsafePath
+from node_agent.replication.local.scan import DIR, FILE, SYMLINK, scan_tree, zone_hashes
+from node_agent.replication.resync.plan import (
     ResyncPlan,
     differing_zones,
     plan_resync,
 )
-from node_agent.replication.scan import DIR, FILE, SYMLINK, scan_tree, zone_hashes
-from node_agent.replication.zones import (
+from node_agent.replication.tracking.zones import (
     FALLOC_FL_KEEP_SIZE,
     FALLOC_FL_PUNCH_HOLE,
     RENAME_EXCHANGE,

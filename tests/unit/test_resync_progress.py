@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from node_agent.replication.resync_progress import ResyncProgress
+from node_agent.replication.resync.progress import ResyncProgress
 
 
 @given(

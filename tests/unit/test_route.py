@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from node_agent.replication.route import RouteError, read_route, route_preamble
+from node_agent.replication.stream.route import RouteError, read_route, route_preamble
 
 
 async def _read(data: bytes, close: bool = True, timeout: float = 1.0) -> str:

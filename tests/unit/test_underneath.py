@@ -1,5 +1,5 @@
 """Protecting a directory in place: what is in it becomes the module's data the first time;
-later strays are moved aside, never lost or hidden (node_agent/replication/underneath.py)."""
+later strays are moved aside, never lost or hidden (node_agent/replication/fuse/underneath.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from node_agent.replication.underneath import MARKER, settle_mountpoint
+from node_agent.replication.fuse.underneath import MARKER, settle_mountpoint
 from tests.conftest import require
 
 

@@ -21,7 +21,7 @@ from node_agent.cli import verify_cmd as v
 from node_agent.cli.client import AgentCallError, AgentUnavailable
 from node_agent.core.states import State
 from node_agent.engine import digest as dg
-from node_agent.replication.scan import zone_hashes
+from node_agent.replication.local.scan import zone_hashes
 from protos import mirrorpair_pb2 as pb
 
 ZS = 1024

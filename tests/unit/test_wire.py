@@ -10,9 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from node_agent.replication import ops, wire
-from node_agent.replication.frame_decoder import FrameDecoder
-from node_agent.replication.wire import (
+from node_agent.replication import ops
+from node_agent.replication.stream import wire
+from node_agent.replication.stream.frame_decoder import FrameDecoder
+from node_agent.replication.stream.wire import (
     Fault,
     Frame,
     FrameType,

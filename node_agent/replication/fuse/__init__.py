@@ -1,0 +1,1 @@
+"""Interception on the primary: the replicating FUSE passthrough and its mount (DESIGN §5)."""

@@ -1,0 +1,1 @@
+"""Work on a local copy: applying operations, scanning and hashing, early writeback."""

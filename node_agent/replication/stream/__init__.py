@@ -1,0 +1,1 @@
+"""The data path: one TLS stream per module pair, ordered frames, cumulative ACKs."""

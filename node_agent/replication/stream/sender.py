@@ -1,0 +1,391 @@
+"""The primary's end of a module's replication stream (DESIGN §5 "Data path").
+
+``StreamSender`` carries the ops the module's replicator (roles/primary.py) hands it while
+it is PRIM with a connected peer. Many FUSE threads call ``enqueue(op)``; each call takes
+the next seq and appends its frame to an outbox under one lock (so wire order = seq
+order), and returns a wait that blocks on the op's own lock until the peer's cumulative
+ACK covers that seq. A dedicated thread runs an asyncio loop that owns the one TLS
+connection: it writes whatever the outbox holds in one batch, reads ACKs and releases
+waiters. Many ops are in flight; nothing waits for a per-op round trip.
+
+Failure (connection lost, NACK/ERROR, a bad frame, no ACK or PONG within ack_timeout_s):
+the sender goes FAILED, calls ``on_failure(reason, ops)`` with every op the peer has not
+applied, in seq order (the module marks their zones dirty), and only then releases the
+waiters -- with ``NotAcknowledged``: the op is tracked but the peer lacks it, and only the
+layer above knows whether that may be acknowledged (roles/primary.py holds it until the
+write gate decides). Every later ``enqueue`` goes to ``fallback`` (the tracking path) and
+its wait raises the same. A sender is single-use: after FAILED or close(), the module
+builds a new one to reconnect; always call close(), which also ends the sender's thread.
+``request()``: REQUEST/REPLY, in order with the ops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import functools
+import logging
+import os
+import ssl
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+from node_agent.replication import ops
+from node_agent.replication.ops import Op
+from node_agent.replication.stream import link_tls
+from node_agent.replication.stream.link_tls import FrameLink, LinkError
+from node_agent.replication.stream.sender_types import (
+    NotAcknowledged,
+    Pending,
+    PendingRequests,
+    RequestFailed,
+    SenderState,
+    SenderStats,
+    unacknowledged,
+    wait_pending,
+)
+from node_agent.replication.stream.tls_transport import TlsTransport
+from node_agent.replication.stream.wire import (
+    FLAG_FAILED,
+    MAX_WRITE_DATA,
+    Frame,
+    FrameType,
+    Hello,
+    Mode,
+    WireError,
+    encode_frame,
+    frame_header,
+    op_payload_parts,
+)
+
+__all__ = [
+    "LinkError", "NotAcknowledged", "RequestFailed", "SenderState", "SenderStats", "StreamSender",
+]  # fmt: skip
+log = logging.getLogger(__name__)
+
+
+class StreamSender:
+    def __init__(
+        self,
+        *,
+        module: str,
+        node_id: str,
+        peer: str,
+        host: str,
+        port: int,
+        tls: link_tls.TlsPaths | ssl.SSLContext,
+        generation: str,
+        on_failure: Callable[[str, list[Op]], None],
+        fallback: Callable[[Op], None],
+        mode: Mode = Mode.SYNC,
+        ack_timeout_s: float = 5.0,
+        connect_timeout_s: float = 5.0,
+        ping_interval_s: float = 1.0,
+        max_unapplied_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
+        self.module, self.node_id, self.peer = module, node_id, peer
+        self._host, self._port, self._generation, self._mode = host, port, generation, Mode(mode)
+        self._ssl = tls if isinstance(tls, ssl.SSLContext) else link_tls.client_context(tls)
+        self._on_failure, self._fallback = on_failure, fallback
+        self._ack_timeout, self._connect_timeout = ack_timeout_s, connect_timeout_s
+        self._ping_interval, self._max_bytes = ping_interval_s, max_unapplied_bytes
+        self._where = f"{peer} at {host}:{port}"
+        self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)  # byte budget, and close() draining
+        self._room_waiters = 0
+        self._state = SenderState.NEW
+        self._failure = ""
+        self._seq = self._acked = self._applied = 0
+        self._inflight: dict[int, Pending] = {}  # insertion order = seq order
+        self._unapplied_bytes = 0
+        self._outbox: list[bytes] = []
+        self._outbox_hi = self._outbox_ops = 0
+        self._wake_scheduled = False
+        self._ops_sent = self._bytes_sent = 0
+        self._sent_marks: deque[tuple[int, float]] = deque()  # (highest seq, write time)
+        self._rtt: float | None = None
+        self._ping_seq = 0
+        self._ping_sent: float | None = None
+        self._requests = PendingRequests()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name=f"repl-send-{module}", daemon=True
+        )
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._link: FrameLink | None = None
+
+    # ---- called from any thread -------------------------------------------------------
+
+    @property
+    def state(self) -> SenderState:
+        return self._state
+
+    def connect(self) -> None:
+        """Connect, HELLO / HELLO_ACK. Raises LinkError with a message an operator can act on."""
+        with self._lock:
+            if self._state is not SenderState.NEW:
+                raise RuntimeError("a StreamSender connects once; build a new one")
+        self._thread.start()
+        try:
+            asyncio.run_coroutine_threadsafe(self._connect(), self._loop).result()
+        except BaseException as e:
+            with self._lock:
+                self._state, self._failure = SenderState.FAILED, str(e)
+            self._stop_loop()
+            raise
+
+    def enqueue(self, op: Op) -> Callable[[], None]:
+        """Give ``op`` its seq now; the returned wait blocks until the peer applied it (or
+        received it, mode "second"). Not RUNNING: ``fallback(op)`` runs here and the wait
+        raises NotAcknowledged at once."""
+        parts: list[Op] = [op]
+        if type(op) is ops.Write and len(op.data) > MAX_WRITE_DATA:
+            step = MAX_WRITE_DATA
+            parts = [
+                ops.Write(op.path, op.offset + i, op.data[i : i + step])
+                for i in range(0, len(op.data), step)
+            ]
+        try:
+            payloads = [op_payload_parts(p) for p in parts]
+        except ValueError as e:  # cannot happen via FUSE (PATH_MAX); degrade, never lose it
+            self._fail(f"cannot encode {type(op).__name__}: {e}")
+            self._fallback(op)
+            return unacknowledged(f"cannot encode {type(op).__name__}")
+        sizes = [sum(map(len, pieces)) for pieces in payloads]
+        with self._lock:
+            if self._state is SenderState.NEW:
+                raise RuntimeError("enqueue() before connect()")
+            while (
+                self._state is SenderState.RUNNING
+                and self._unapplied_bytes
+                and self._unapplied_bytes + sum(sizes) > self._max_bytes
+            ):  # backpressure, mostly for "second" mode where waiters return early
+                self._room_waiters += 1
+                self._room.wait()
+                self._room_waiters -= 1
+            pending = None
+            if self._state is SenderState.RUNNING:
+                now = time.monotonic()
+                for i, (part, pieces, size) in enumerate(zip(parts, payloads, sizes, strict=True)):
+                    self._seq += 1
+                    pending = Pending(self._seq, part, size, now, i == len(parts) - 1)
+                    self._inflight[self._seq] = pending
+                    self._outbox.append(frame_header(FrameType.OP, self._seq, size) + pieces[0])
+                    self._outbox.extend(pieces[1:])  # Write data: never copied here
+                self._outbox_hi = self._seq
+                self._outbox_ops += len(parts)
+                self._unapplied_bytes += sum(sizes)
+                wake, self._wake_scheduled = not self._wake_scheduled, True
+        if pending is None:
+            self._fallback(op)
+            return unacknowledged(f"no stream to {self.peer}: {self._failure or self._state}")
+        if wake:  # one loop wake-up per batch, not per op
+            self._loop.call_soon_threadsafe(self._wake.set)
+        return functools.partial(wait_pending, pending)
+
+    def request(self, payload: bytes, timeout_s: float) -> bytes:
+        """REQUEST in order with the ops before it; the REPLY, or RequestFailed / LinkError /
+        TimeoutError (see sender_types.PendingRequests)."""
+        with self._lock:
+            if self._state is not SenderState.RUNNING:
+                raise LinkError(f"no stream to {self.peer}: {self._failure or self._state}")
+            rid, waiting = self._requests.add()
+            self._outbox.append(frame_header(FrameType.REQUEST, rid, len(payload)) + payload)
+            wake, self._wake_scheduled = not self._wake_scheduled, True
+        if wake:
+            self._loop.call_soon_threadsafe(self._wake.set)
+        return self._requests.wait(rid, waiting, timeout_s, self.peer)
+
+    def close(self, timeout_s: float | None = None) -> None:
+        """Stop replicating: wait (up to ack_timeout_s) for in-flight ops, fail the rest
+        through on_failure, close the connection. Later enqueue() calls use fallback."""
+        with self._lock:
+            if self._state is SenderState.NEW:
+                self._state = SenderState.CLOSED
+                return
+            if self._state is SenderState.RUNNING:
+                self._state = SenderState.CLOSING
+            deadline = time.monotonic() + (self._ack_timeout if timeout_s is None else timeout_s)
+            while self._inflight and self._state is SenderState.CLOSING:
+                if not self._room.wait(max(0.0, deadline - time.monotonic())):
+                    break
+            left = len(self._inflight)
+        if left:
+            self._fail(f"closed with {left} ops not acknowledged by {self.peer}")
+        with self._lock:
+            self._state = SenderState.CLOSED
+        self._requests.fail_all(LinkError(f"stream to {self.peer} closed"))
+        self._stop_loop()
+
+    def stats(self) -> SenderStats:
+        with self._lock:
+            return SenderStats(
+                self._state, self._ops_sent, self._bytes_sent, len(self._inflight),
+                self._acked, self._applied, self._rtt, self._failure,
+            )  # fmt: skip
+
+    # ---- failure ----------------------------------------------------------------------
+
+    def _fail(self, reason: str) -> None:
+        with self._lock:
+            if self._state not in (SenderState.RUNNING, SenderState.CLOSING):
+                return
+            self._state, self._failure = SenderState.FAILED, reason
+            lost = list(self._inflight.values())
+            self._inflight.clear()
+            self._outbox.clear()
+            self._unapplied_bytes = 0
+            self._room.notify_all()
+        log.warning("replication of %s to %s failed: %s (%d ops not applied there)",
+                    self.module, self.peer, reason, len(lost))  # fmt: skip
+        self._requests.fail_all(LinkError(f"stream to {self.peer} failed: {reason}"))
+        error: OSError = NotAcknowledged(reason)
+        try:  # zones must be tracked BEFORE any waiter returns to the application
+            self._on_failure(reason, [p.op for p in lost])
+        except Exception as e:
+            log.exception("on_failure for %s raised; failing the pending writes", self.module)
+            error = OSError(errno.EIO, f"replication failed ({reason}) and tracking failed: {e}")
+        for p in lost:
+            if p.done is not None and not p.released:
+                p.error, p.released = error, True
+                p.done.release()
+        with contextlib.suppress(RuntimeError):  # loop already closed
+            self._loop.call_soon_threadsafe(self._teardown)
+
+    def _teardown(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self._link is not None and self._link.transport is not None:
+            self._link.transport.abort()
+
+    def _stop_loop(self) -> None:
+        if self._loop.is_closed():
+            return
+        if self._thread.is_alive():
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(5)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+        self._loop.close()
+
+    async def _shutdown(self) -> None:
+        self._teardown()
+        await asyncio.gather(*self._tasks, return_exceptions=True)  # let them finish
+
+    # ---- the loop thread --------------------------------------------------------------
+
+    async def _connect(self) -> None:
+        hello = Hello(self.module, self.node_id, self._generation, self._mode)
+        link, frames = await link_tls.open_stream(
+            self._host, self._port, self._ssl, self.peer, hello, self._connect_timeout
+        )
+        self._link = link
+        with self._lock:
+            self._state = SenderState.RUNNING
+        for frame in frames:
+            self._on_frame(frame)
+        link.deliver(self._on_frames, self._on_lost)
+        loop = asyncio.get_running_loop()
+        for coro in (self._write_loop(link), self._watch(link)):
+            self._tasks.append(loop.create_task(coro))
+        log.info("replicating %s to %s (%s)", self.module, self._where, self._mode)
+
+    def _on_frames(self, frames: list[Frame]) -> None:
+        for frame in frames:
+            self._on_frame(frame)
+
+    def _on_lost(self, exc: BaseException | None) -> None:
+        if exc is None:
+            self._fail(f"{self._where} closed the connection")
+        elif isinstance(exc, WireError):
+            self._fail(f"invalid frame from {self._where}: {exc.reason}")
+        else:
+            self._fail(f"connection to {self._where} lost: {exc}")
+
+    def _on_frame(self, frame: object) -> None:
+        ftype, seq, body = frame.type, frame.seq, frame.body  # type: ignore[attr-defined]
+        if ftype is FrameType.ACK:
+            self._on_ack(seq, body)
+        elif ftype is FrameType.PONG:
+            if seq == self._ping_seq:
+                self._ping_sent = None
+        elif ftype in (FrameType.NACK, FrameType.ERROR):
+            what = f"could not apply op {seq}" if ftype is FrameType.NACK else "reported an error"
+            cause = os.strerror(body.errno) if body.errno else "error"
+            self._fail(f"{self.peer} {what}: {cause}: {body.message}")
+        elif ftype is FrameType.PING and self._link is not None:
+            self._link.transport.write(encode_frame(FrameType.PONG, seq))  # type: ignore[union-attr]
+        elif ftype is FrameType.REPLY:
+            self._requests.resolve(seq, body, bool(frame.flags & FLAG_FAILED))  # type: ignore[attr-defined]
+        else:
+            self._fail(f"{self.peer} sent an unexpected {ftype.name} frame")
+
+    def _on_ack(self, release: int, applied: int) -> None:
+        release = max(release, applied)
+        if release > self._seq:
+            return self._fail(f"{self.peer} acknowledged seq {release}, never sent")
+        now, to_release = time.monotonic(), []
+        with self._lock:
+            for seq in range(self._acked + 1, release + 1):
+                p = self._inflight.get(seq)
+                if p is not None and p.done is not None and not p.released:
+                    p.released = True
+                    to_release.append(p)
+            self._acked = max(self._acked, release)
+            if applied > self._applied:
+                self._applied = applied
+                while self._inflight:
+                    first = next(iter(self._inflight))
+                    if first > applied:
+                        break
+                    self._unapplied_bytes -= self._inflight.pop(first).size
+                if self._room_waiters or self._state is SenderState.CLOSING:
+                    self._room.notify_all()
+        while self._sent_marks and self._sent_marks[0][0] <= release:
+            self._rtt = now - self._sent_marks.popleft()[1]
+        for p in to_release:
+            p.done.release()  # type: ignore[union-attr]
+
+    async def _write_loop(self, link: FrameLink) -> None:
+        transport: TlsTransport = link.transport  # type: ignore[assignment]
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                with self._lock:
+                    batch, self._outbox = self._outbox, []
+                    hi, n, self._outbox_ops = self._outbox_hi, self._outbox_ops, 0
+                    self._wake_scheduled = False
+                    self._ops_sent += n
+                    self._bytes_sent += sum(map(len, batch))
+                if batch:
+                    for piece in link_tls.coalesce(batch):
+                        transport.write(piece)
+                    self._sent_marks.append((hi, time.monotonic()))
+                    await transport.drain()
+        except OSError as e:
+            self._fail(f"connection to {self._where} lost: {e}")
+
+    async def _watch(self, link: FrameLink) -> None:
+        tick = max(0.01, min(0.25, self._ack_timeout / 8))
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            with self._lock:
+                oldest = next(iter(self._inflight.values()), None)
+            if oldest is not None and now - oldest.t0 > self._ack_timeout:
+                return self._fail(
+                    f"no acknowledgement of op {oldest.seq} from {self.peer} "
+                    f"within {self._ack_timeout:g} s"
+                )
+            if self._ping_sent is not None:
+                if now - self._ping_sent > self._ack_timeout:
+                    return self._fail(f"no PONG from {self.peer} within {self._ack_timeout:g} s")
+            elif oldest is None and now - link.last_rx > self._ping_interval:
+                self._ping_seq += 1
+                self._ping_sent = now
+                link.transport.write(encode_frame(FrameType.PING, self._ping_seq))  # type: ignore[union-attr]

@@ -1,0 +1,1 @@
+"""Change records: which zones may differ between the copies (bitmap, activity log)."""
