@@ -245,7 +245,7 @@ class ModuleMachine(RulesMixin, CommandsMixin):
             self.primary_since = primary_since or env.now
             self._refresh_primary_readiness(env)
         elif state is State.SECOND:
-            ready = Readiness.READY if current else Readiness.NOT_READY
+            ready = Readiness.READY if current else Readiness.TRANSIENT  # resynchronizing
             self._set(State.SECOND, ready, "adopted", env.now, why)
         self.step(env)
 

@@ -46,7 +46,7 @@ def test_an_adopted_primary_whose_peer_stays_silent_is_judged_after_the_grace() 
 
 
 def test_an_adopted_secondary_is_ready_only_with_a_current_copy() -> None:
-    for current, ready in ((True, Readiness.READY), (False, Readiness.NOT_READY)):
+    for current, ready in ((True, Readiness.READY), (False, Readiness.TRANSIENT)):
         m = _machine("node2")
         m.adopt(State.SECOND, _env(100.0, _peer(State.PRIM)), current=current)
         assert (m.state, m.readiness) == (State.SECOND, ready)
