@@ -64,20 +64,27 @@ async def serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     task = loop.create_task(host.run())
 
-    def stop_once(leave_running: bool = False) -> None:
+    def stop_once() -> None:
         # A second signal must not interrupt the clean stop the first one started.
         if not stopping:
             stopping.append(True)
-            if leave_running and host.engine is not None:
-                host.engine.leave_running = True
             task.cancel()
+
+    def leave_running() -> None:
+        # At once: the peer declares this node dead after timeout_ms without heartbeats,
+        # so the next agent must be up well within it. Nothing here needs a clean stop:
+        # the data planes serve on, and the module log is flushed by the engine.
+        if host.engine is not None:
+            host.engine.leave_running()
+        logging.shutdown()
+        os._exit(0)
 
     stopping: list[bool] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop_once)
     # SIGUSR2: exit at once, leaving every module served by its data plane and resource:
     # to restart or upgrade the agent alone (docs/replication.md "The data plane").
-    loop.add_signal_handler(signal.SIGUSR2, stop_once, True)
+    loop.add_signal_handler(signal.SIGUSR2, leave_running)
     with contextlib.suppress(asyncio.CancelledError):
         await task
 

@@ -80,7 +80,6 @@ class NodeEngine:
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
         self.receiver: ReplicationRouter | None = None
-        self.leave_running = False  # exit without stopping modules (SIGUSR2: an upgrade)
         self._opened = False
         self.started = False  # run() has started the modules (reconfigure starts new ones)
 
@@ -272,8 +271,6 @@ class NodeEngine:
         """A clean agent stop stops each module like `stop` would: a primary stops its
         resource and says so, so a ready secondary takes over at once."""
         self._stopping = True
-        if self.leave_running:
-            return await self._leave_running()
         for name, d in self.modules.items():
             if d.machine.state is not State.STOP:
                 d.machine.command("stop", "agent shutdown", self.env(name))
@@ -298,23 +295,12 @@ class NodeEngine:
         self.transport.close()
         self.logbook.close()
 
-    async def _leave_running(self) -> None:
-        """Exit without stopping any module: the data planes go on serving the mounts and
-        the streams, the resources and VIPs stay; the next agent takes them over."""
-        for t in self._tasks:
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        for d in self.modules.values():
-            if d._op is not None:
-                await asyncio.gather(d._op, return_exceptions=True)
-            if d.repl is not None:
-                await d.repl.close(stop_data_plane=False)
+    def leave_running(self) -> None:
+        """Exit now without stopping any module (SIGUSR2): the data planes go on serving
+        the mounts and streams, resources and VIPs stay; the next agent adopts them."""
         self.logbook.add("INFO", f"agent {self.node_id} exits leaving its modules running")
-        if self.receiver is not None:
-            with contextlib.suppress(Exception):
-                await self.receiver.close()
-        self.transport.close()
         self.logbook.close()
+        self.transport.close()
 
     # ----- EngineApi -------------------------------------------------------------------
     def status(self) -> pb.NodeStatus:

@@ -249,6 +249,11 @@ class NetnsCluster:
         """module -> pid of each data plane process of ``node`` that runs."""
         return running_data_planes(self.base / node / "data")
 
+    def dataplane_text(self, node: str, module: str = MODULE) -> str:
+        """What ``node``'s data plane of ``module`` logged (all its runs)."""
+        path = self.base / node / "data" / "modules" / module / "dataplane" / "dataplane.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
     def kill_data_planes(self, node: str) -> None:
         """SIGKILL every data plane of ``node`` (they outlive an agent, not a server)."""
         kill_data_planes(self.base / node / "data")

@@ -147,7 +147,7 @@ def test_the_mount_and_the_stream_outlive_the_agent(site: Site) -> None:
     assert site.agents["node1"].wait(10) == 0
     assert "exits leaving its modules running" in site.agent_text("node1")
     assert site.mounted("node1")
-    writer.wait_more(site, 50, "records written during the upgrade", timeout=10)
+    writer.wait_more(site, 20, "records written during the upgrade", timeout=10)
     _start_build(site, "node1", root)
     site.wait_state("node1", "PRIM", "READY", timeout=20)
     st = site.status("node1")
