@@ -38,6 +38,7 @@ from node_agent.dataplane.spec import (
     socket_names,
     write_private,
 )
+from node_agent.malloc_tuning import keep_large_buffers
 from node_agent.replication.module_repl import ModuleReplication, Role
 from node_agent.replication.stream import link_tls
 from node_agent.replication.stream.receiver import StreamReceiver
@@ -46,6 +47,7 @@ from protos import dataplane_pb2_grpc as dp_grpc
 
 log = logging.getLogger("node_agent.dataplane")
 IDLE_EXIT_S = 120.0
+NICE = 5
 TOKEN_HEADER = "x-dataplane-token"
 
 
@@ -161,6 +163,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mirrorpair-dataplane", description=__doc__)
     parser.add_argument("run_dir", type=Path)
     args = parser.parse_args(argv)
+    keep_large_buffers()  # the data path's 1 MiB buffers: reuse, not fresh pages
+    # Below the agent: under CPU pressure its heartbeats must not wait for replication
+    # (late heartbeats mean a false failover; slower writes only mean slower writes).
+    with contextlib.suppress(OSError):
+        os.nice(NICE)
     # `kill -USR1 PID` writes every thread's stack to the log: what a stuck write waits for.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,

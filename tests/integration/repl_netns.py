@@ -117,8 +117,9 @@ class ReplCluster(NetnsCluster):
         return text.rsplit("----- agent start", 1)[-1] if last_start else text
 
     def resyncs(self, node: str) -> list[tuple[str, int]]:
-        """(record, bytes sent) of each resync this primary completed, oldest first."""
-        return [(m[1], int(m[2])) for m in UP_TO_DATE.finditer(self.agent_text(node, False))]
+        """(record, bytes sent) of each resync this primary completed, oldest first (its
+        data plane logs them: all its runs are in one file)."""
+        return [(m[1], int(m[2])) for m in UP_TO_DATE.finditer(self.dataplane_text(node))]
 
     def resync_progress(self, node: str) -> dict | None:
         m = self.module(node)

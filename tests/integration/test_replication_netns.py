@@ -383,7 +383,8 @@ def test_path_outside_the_copy_is_refused_and_nothing_applied(
     assert not diff_trees(c.copy("node2"), c.copy("node1"))  # nothing applied on node2
     # The rogue displaced node1's stream: node1 degrades, then resyncs node2 again.
     c.wait_pair("node1", timeout=PAIR_S)
-    c.wait_for(lambda: "refused unsafe op" in c.agent_text("node2"), "node2 logs the refusal", 5)
+    c.wait_for(lambda: "refused unsafe op" in c.dataplane_text("node2"),
+               "node2's data plane logs the refusal", 5)  # fmt: skip
     with open(c.mnt("node1") / "after.txt", "wb") as fh:
         fh.write(b"still replicating")
         os.fsync(fh.fileno())
