@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import random
 import re
@@ -38,13 +37,12 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.iobench import MiB, dd_fsync, fio_randwrite  # noqa: E402
 from node_agent.config.model import NodePaths  # noqa: E402
 from node_agent.malloc_tuning import keep_large_buffers  # noqa: E402
 from node_agent.replication.module_repl import ModuleReplication  # noqa: E402
 from node_agent.replication.stream.receiver import StreamReceiver  # noqa: E402
 from protos.security.ca import create_ca, issue_certificate  # noqa: E402
-
-MiB = 1 << 20
 
 
 def paths(pki: Path, name: str) -> NodePaths:
@@ -137,33 +135,6 @@ class Primary:
 
 
 # -- (1) writes ----------------------------------------------------------------------------
-def dd(directory: Path) -> float:
-    target = directory / "dd.bin"
-    res = subprocess.run(["dd", "if=/dev/zero", f"of={target}", "bs=1M", "count=512",
-                          "conv=fsync"], capture_output=True, text=True, check=True)  # fmt: skip
-    target.unlink()
-    seconds = float(re.search(r"copied, ([\d.]+) s", res.stderr).group(1))  # type: ignore[union-attr]
-    return 512 * MiB / seconds / 1e6
-
-
-def fio(directory: Path, runtime: int) -> dict[str, float]:
-    res = subprocess.run(
-        ["fio", "--name=r", "--rw=randwrite", "--bs=4k", "--size=64m", "--fsync=1",
-         f"--runtime={runtime}", "--time_based", "--ioengine=psync", f"--directory={directory}",
-         "--output-format=json"], capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    job = json.loads(res.stdout[res.stdout.index("{") :])["jobs"][0]
-    for f in directory.glob("r.*"):
-        f.unlink()
-    pct = job["write"]["clat_ns"]["percentile"]
-    sync = job.get("sync", {}).get("lat_ns", {}).get("percentile", {})
-    return {
-        "iops": job["write"]["iops"],
-        "p50": pct["50.000000"] / 1000, "p99": pct["99.000000"] / 1000,
-        "sync_p50": sync.get("50.000000", 0) / 1000, "sync_p99": sync.get("99.000000", 0) / 1000,
-    }  # fmt: skip
-
-
 def bench_writes(local: Path, p: Primary, reps: int, runtime: int) -> None:
     """Interleaved (every contender sees the same machine state): the plain directory,
     the mount in REPLICATE mode, the mount with no peer (TRACK: FUSE and the bitmap).
@@ -171,14 +142,14 @@ def bench_writes(local: Path, p: Primary, reps: int, runtime: int) -> None:
     runs: dict[tuple[str, str], list[Any]] = {}
     for _ in range(reps):
         for where in ("local", "replicated"):
-            runs.setdefault(("dd", where), []).append({"mbs": dd(local if where == "local"
-                                                                  else p.mnt)})  # fmt: skip
+            mbs = dd_fsync(local if where == "local" else p.mnt)
+            runs.setdefault(("dd", where), []).append({"mbs": mbs})
         for where in ("local", "replicated"):
-            runs.setdefault(("fio", where), []).append(fio(local if where == "local" else p.mnt,
-                                                           runtime))  # fmt: skip
+            res = fio_randwrite(local if where == "local" else p.mnt, runtime)
+            runs.setdefault(("fio", where), []).append(res)
         last = p.away()
-        runs.setdefault(("dd", "fuse only"), []).append({"mbs": dd(p.mnt)})
-        runs.setdefault(("fio", "fuse only"), []).append(fio(p.mnt, runtime))
+        runs.setdefault(("dd", "fuse only"), []).append({"mbs": dd_fsync(p.mnt)})
+        runs.setdefault(("fio", "fuse only"), []).append(fio_randwrite(p.mnt, runtime))
         p.pair(last)  # resyncs what the runs left (they delete their files)
 
     def med(tool: str, where: str, field: str) -> float:
