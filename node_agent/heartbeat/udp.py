@@ -18,6 +18,10 @@ accepts a bind to ANY IPv4 address but leaves the socket's source address
 unset: datagrams would leave with the route's preferred source, and the peer
 would rightly drop them as "unexpected source". So every datagram names its
 source explicitly (IP_PKTINFO / IPV6_PKTINFO ancillary data).
+
+A pulse goes out as one or more datagrams of at most ``split.BUDGET`` bytes
+(``split.py``), the same parts on every link; to a peer running an older agent
+(``Liveness.legacy_peer``) as one datagram, as that agent expects.
 """
 
 from __future__ import annotations
@@ -34,8 +38,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from node_agent.config.model import HeartbeatNetwork, other_node
-from node_agent.heartbeat.codec import HeartbeatRejected, decode, encode
+from node_agent.heartbeat.codec import MAX_DATAGRAM, HeartbeatRejected, decode, encode
 from node_agent.heartbeat.liveness import Liveness, Pulse
+from node_agent.heartbeat.split import BUDGET, FEATURE_PARTS, split
+from node_agent.heartbeat.timing import LinkTiming
 from protos.heartbeat_pb2 import Heartbeat
 
 log = logging.getLogger(__name__)
@@ -95,6 +101,8 @@ class _Link:
         self.closed = False
         self.sent = 0
         self.send_errors = 0
+        self.largest = 0
+        self.timing = LinkTiming.new()
 
 
 @dataclass(frozen=True)
@@ -102,6 +110,7 @@ class LinkIo:
     bound: bool  # False while the local address is missing, or after close_link
     sent: int  # datagrams handed to the kernel
     send_errors: int
+    largest: int = 0  # bytes of the largest datagram sent
 
 
 class HeartbeatTransport:
@@ -199,8 +208,9 @@ class HeartbeatTransport:
             link.transport = None
             link.sock = None
 
-    def send(self, hb: Heartbeat) -> None:
-        """Send ``hb`` on every open link, stamped with cluster, node id and link name.
+    def send(self, hb: Heartbeat) -> int:
+        """Send ``hb`` on every open link, stamped with cluster, node id and link name,
+        split into parts (``split.py``); returns the number of parts.
 
         The caller sets boot_id/seq (one pair per pulse, the same on every link). Never
         raises for network errors: a down link is normal, Liveness on the peer sees it.
@@ -210,25 +220,35 @@ class HeartbeatTransport:
         out.cluster = self.cluster_name
         out.node_id = self.node_id
         out.echo_boot_id = self.liveness.peer_boot_id  # answers the peer's challenge
+        out.features = FEATURE_PARTS
+        # An older peer takes one datagram per pulse (IP fragments it, as it always did).
+        budget = MAX_DATAGRAM if self.liveness.legacy_peer else BUDGET
+        parts = split(out, budget, list(self._links))
         for name, link in self._links.items():
             if link.sock is None:
                 continue
-            out.link = name
-            data = encode(out, self._secret)
-            try:
-                # Direct non-blocking send: a full buffer (EAGAIN) drops this pulse
-                # rather than queueing stale heartbeats behind it.
-                link.sock.sendmsg([data], [link.source_cmsg], 0, (link.peer, link.net.port))
-            except OSError as exc:
-                self._send_failed(name, exc)
-            else:
-                link.sent += 1
+            for part in parts:
+                part.link = name
+                data = encode(part, self._secret)
+                try:
+                    # Direct non-blocking send: a full buffer (EAGAIN) drops this part
+                    # rather than queueing stale heartbeats behind it.
+                    link.sock.sendmsg([data], [link.source_cmsg], 0, (link.peer, link.net.port))
+                except OSError as exc:
+                    self._send_failed(name, exc)
+                else:
+                    link.sent += 1
+                    link.largest = max(link.largest, len(data))
+        return len(parts)
 
     def link_io(self) -> dict[str, LinkIo]:
         return {
-            name: LinkIo(link.sock is not None, link.sent, link.send_errors)
+            name: LinkIo(link.sock is not None, link.sent, link.send_errors, link.largest)
             for name, link in self._links.items()
         }
+
+    def link_timing(self, name: str) -> LinkTiming:
+        return self._links[name].timing
 
     def _send_failed(self, name: str, exc: Exception) -> None:
         self._links[name].send_errors += 1
@@ -260,6 +280,7 @@ class HeartbeatTransport:
         if reason is not None:
             log.debug("heartbeat link %s: rejected (%s) from %s", name, reason, addr)
             return
+        link.timing.heard((hb.boot_id, hb.seq), now, time.time() - hb.sent_time)
         try:
             self._on_heartbeat(name, hb)
         except Exception:
