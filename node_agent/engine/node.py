@@ -69,7 +69,7 @@ class NodeEngine:
             self._on_heartbeat, on_peer_boot=lambda: self.sender.urgent(),
         )  # fmt: skip
         self.sender = HeartbeatSender(self.transport, Pulse(config.pulse_s), self._build_heartbeat)
-        self.peers = PeerModules(config.timeout_s)  # the peer's modules, pulses reassembled
+        self.peers = PeerModules(config.timeout_s, config.pulse_s)  # the peer's modules
         self.witness = WitnessProbe(config.witness, grace_s=config.timeout_s)
         self.modules: dict[str, ModuleDriver] = {
             m.name: self.make_driver(m) for m in config.modules

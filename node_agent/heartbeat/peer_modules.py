@@ -61,6 +61,16 @@ class _Pulse:
     names: set[str] = field(default_factory=set)
 
 
+@dataclass
+class _Mine:
+    """Our side of one module, as the sender sees it."""
+
+    history: hs.History
+    before: hs.History | None = None  # our history before its last change
+    whole_sent: tuple[bytes, int] = (b"", 0)  # (digest, peer boot) of the last whole one sent
+    whole_sent_at: float = -math.inf
+
+
 @dataclass(frozen=True)
 class _Complete:
     key: Key
@@ -69,12 +79,13 @@ class _Complete:
 
 
 class PeerModules:
-    def __init__(self, timeout_s: float) -> None:
+    def __init__(self, timeout_s: float, pulse_s: float = 0.0) -> None:
         self.timeout_s = timeout_s
+        self.pulse_s = pulse_s  # a whole history is sent again at most once per pulse
         self._modules: dict[str, _Module] = {}
         self._pulses: dict[Key, _Pulse] = {}
         self._complete: _Complete | None = None
-        self._own: dict[str, tuple[hs.History, hs.History | None]] = {}  # (now, before)
+        self._mine: dict[str, _Mine] = {}
 
     # ----- receiving ---------------------------------------------------------------------
     def receive(self, hb: Heartbeat, now: float, own: OwnHistory) -> bool:
@@ -188,21 +199,30 @@ class PeerModules:
     def outgoing(self, msg: PeerModuleView, peer_boot: int, legacy: bool, now: float) -> None:
         """Fill in the history fields of ``msg`` (built with our whole history in
         ``generations``) and keep that history only if the peer needs it: it runs an
-        older agent (``legacy``), or it has the module and cannot complete it. Before
-        we heard the peer (``peer_boot`` 0) nothing we send counts there (the echo
-        challenge): no history then."""
+        older agent (``legacy``), or it has the module and its latest view does not
+        show it can complete ours -- none yet from its current boot included: at first
+        contact the first datagram that counts there must make its views whole (a
+        module left without a view looks like a silent peer: it would start alone).
+        Before we heard the peer (``peer_boot`` 0) nothing we send counts there (the
+        echo challenge): no history then. Urgent pulses (a state change each) may
+        follow each other closely, and the peer's ack takes a round trip: a whole
+        history goes out again to the same peer boot only after ``pulse_s``."""
         history = tuple(msg.generations)
         mine = hs.Summary.of(history)
         msg.history_length, msg.history_latest = mine.length, mine.latest
         msg.history_digest = mine.digest
         msg.peer_history_digest = hs.holds_field(self.held(msg.name), mine)
-        current, before = self._own.get(msg.name, (history, None))
-        if current != history:
-            current, before = history, current
-        self._own[msg.name] = (current, before)
+        own = self._mine.setdefault(msg.name, _Mine(history))
+        if own.history != history:
+            own.before, own.history = own.history, history
         if legacy:
             return
-        lacks = self._absent(msg.name, self._modules.get(msg.name), now, boot=peer_boot)
         holds = self.peer_holds(msg.name, peer_boot)
-        if peer_boot == 0 or lacks or not hs.needs_full(mine, holds, before):
+        lacks = self._absent(msg.name, self._modules.get(msg.name), now, boot=peer_boot)
+        recent = own.whole_sent == (mine.digest, peer_boot) and (
+            0 <= now - own.whole_sent_at < self.pulse_s
+        )
+        if peer_boot == 0 or lacks or recent or not hs.needs_full(mine, holds, own.before):
             del msg.generations[:]
+        elif history:
+            own.whole_sent, own.whole_sent_at = (mine.digest, peer_boot), now

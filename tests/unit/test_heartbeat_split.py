@@ -14,6 +14,7 @@ from node_agent.core import generations as gens
 from node_agent.core.env import PeerView
 from node_agent.core.states import Readiness, State
 from node_agent.engine.convert import view_to_pb
+from node_agent.heartbeat import history_sync as hs
 from node_agent.heartbeat.codec import MAX_DATAGRAM, decode, encode
 from node_agent.heartbeat.peer_modules import ABSENT, PeerModules
 from node_agent.heartbeat.split import BUDGET, FEATURE_PARTS, MAX_PARTS, split
@@ -37,7 +38,9 @@ def whole_view(name: str, hist: tuple[str, ...], busy: bool = True) -> PeerModul
         outdated="e" * 32 if busy else "", kept_over=hist[-1] if busy and hist else "",
     )  # fmt: skip
     msg = view_to_pb(name, view, config_version=4_000_000_000)
-    PeerModules(3.0).outgoing(msg, peer_boot=1, legacy=False, now=0.0)  # summary; keeps all
+    summary = hs.Summary.of(hist)
+    msg.history_length, msg.history_latest = summary.length, summary.latest
+    msg.history_digest = summary.digest
     return msg
 
 

@@ -1,25 +1,26 @@
 """The two automatons of test_machine_stateful, with every heartbeat going through history
 sync, splitting and the codec (node_agent/heartbeat/): same random events, same
-invariants, and one more -- on every round each automaton receives exactly the view
-its peer advertised, whole history included, though most heartbeats carry only a
-summary of it. So every ``generations.compare`` / ``divergence_start`` the automaton
-computes (election, split brain, resync direction, the history a resync copies) is
-what it computes with whole histories."""
+invariants, and one more: on every round each automaton receives exactly the view its
+peer advertised that round, whole history included, though most heartbeats carry only
+a summary of it. So every ``generations.compare`` / ``divergence_start`` the
+automaton computes (election, split brain, resync direction, the history a resync
+copies) is what it computes with whole histories."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 
 from hypothesis import settings
 
-from node_agent.core.env import PeerView
+from node_agent.core.env import Env, PeerView
 from node_agent.engine.convert import view_from_pb, view_to_pb
 from node_agent.heartbeat.codec import decode, encode
 from node_agent.heartbeat.peer_modules import PeerModules
 from node_agent.heartbeat.split import FEATURE_PARTS, split
 from protos.heartbeat_pb2 import Heartbeat, PeerModuleView
-from tests.unit.pair import Pair, SimNode
+from tests.unit.pair import NODES, Pair, SimNode
 from tests.unit.test_machine_stateful import TwoNodes
 
 SECRET = b"s"
@@ -37,8 +38,11 @@ class Wire:
 
 
 class SyncedPair(Pair):
+    """Pair whose views reach the other automaton only through the heartbeat path."""
+
     def __init__(self, **kw: object) -> None:
         self.wires: dict[str, Wire] = {}
+        self.sent: dict[str, set[bytes]] = {n: set() for n in NODES}  # every view sent
         super().__init__(**kw)  # type: ignore[arg-type]
 
     def boot(self, node_id: str, autostart: bool = True) -> None:
@@ -46,14 +50,29 @@ class SyncedPair(Pair):
         self.wires[node_id] = Wire((old.boot_id if old else 0) + 1, PeerModules(self.timeout))
         super().boot(node_id, autostart)
 
+    def env(self, node_id: str) -> Env:
+        """What NodeEngine.peer_view gives: the peer's latest complete view while fresh."""
+        got = self.wires[node_id].peers.view("m", self.now)
+        if isinstance(got, PeerModuleView):
+            assert (
+                got.SerializeToString(deterministic=True) in self.sent[self.peer(node_id).node_id]
+            )
+        peer = view_from_pb(got) if isinstance(got, PeerModuleView) else None
+        return dataclasses.replace(super().env(node_id), peer=peer)
+
     def _pulse(self, node: SimNode, view: PeerView, peer: SimNode) -> list[Heartbeat]:
         wire = self.wires[node.node_id]
         wire.seq += 1
         msg = view_to_pb("m", view, 1)
         # The peer's boot is known: the echo challenge ran before any of this counted.
-        wire.peers.outgoing(msg, self.wires[peer.node_id].boot_id, False, self.now)
+        peer_boot = self.wires[peer.node_id].boot_id
+        wire.peers.outgoing(msg, peer_boot, False, self.now)
         if view.generations and not msg.generations:
             wire.summaries_only += 1
+        whole = view_to_pb("m", view, 1)
+        for name in ("history_length", "history_latest", "history_digest", "peer_history_digest"):
+            setattr(whole, name, getattr(msg, name))
+        self.sent[node.node_id].add(whole.SerializeToString(deterministic=True))
         hb = Heartbeat(cluster="c", node_id=node.node_id, boot_id=wire.boot_id, seq=wire.seq,
                        modules=[msg], features=FEATURE_PARTS)  # fmt: skip
         return split(hb, BUDGET, ["lan"])
@@ -67,12 +86,9 @@ class SyncedPair(Pair):
             for part in pulses[sender.node_id]:
                 hb = decode(encode(part, SECRET), SECRET)
                 peers.receive(hb, self.now, lambda _name, f=facts: f.generations)
-        for node, peer in ((a, b), (b, a)):
-            got = self.wires[node.node_id].peers.view("m", self.now)
-            assert isinstance(got, PeerModuleView), f"{node.node_id}: no complete view"
-            view = view_from_pb(got)
-            assert view == views[peer.node_id], (view, views[peer.node_id])
-            node.peer_view, node.last_heard = view, self.now
+            got = peers.view("m", self.now)  # exactly the view the peer advertised
+            assert isinstance(got, PeerModuleView), f"{receiver.node_id}: no view"
+            assert view_from_pb(got) == views[sender.node_id]
 
 
 class TwoNodesSynced(TwoNodes):

@@ -189,5 +189,5 @@ class PairOverUdp(RuleBasedStateMachine):
                 assert got.SerializeToString(deterministic=True) in peer.sent.get(name, set())
 
 
-PairOverUdp.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+PairOverUdp.TestCase.settings = settings(max_examples=100, stateful_step_count=40, deadline=None)
 TestPairOverUdp = PairOverUdp.TestCase
