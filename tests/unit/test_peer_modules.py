@@ -23,6 +23,7 @@ from node_agent.core import generations as gens
 from node_agent.core.env import PeerView
 from node_agent.core.states import Readiness, State
 from node_agent.engine.convert import view_to_pb
+from node_agent.heartbeat import history_sync as hs
 from node_agent.heartbeat.codec import decode, encode
 from node_agent.heartbeat.liveness import Liveness
 from node_agent.heartbeat.peer_modules import ABSENT, PeerModules
@@ -191,3 +192,45 @@ class PairOverUdp(RuleBasedStateMachine):
 
 PairOverUdp.TestCase.settings = settings(max_examples=100, stateful_step_count=40, deadline=None)
 TestPairOverUdp = PairOverUdp.TestCase
+
+
+def _view(name: str, history: tuple[str, ...]) -> PeerModuleView:
+    return view_to_pb(name, PeerView(State.PRIM, Readiness.READY, True, history), 1)
+
+
+HISTORY = tuple(gens.new_generation_id(1e9 + i, "node1", i) for i in range(5))
+
+
+def test_an_older_peer_gets_and_gives_whole_histories() -> None:
+    """Compatibility: a peer without FEATURE_PARTS gets every history whole (it would read
+    a summary as an empty history), and its views (no summary, no parts) are whole."""
+    peers = PeerModules(TIMEOUT, PULSE)
+    for _ in range(3):
+        msg = _view("web", HISTORY)
+        peers.outgoing(msg, peer_boot=7, legacy=True, now=1.0)
+        assert tuple(msg.generations) == HISTORY
+    old = Heartbeat(cluster="c", node_id="node2", boot_id=7, seq=1, modules=[_view("db", HISTORY)])
+    assert peers.receive(old, 1.0, lambda _name: None)
+    got = peers.view("db", 1.0)
+    assert isinstance(got, PeerModuleView) and tuple(got.generations) == HISTORY
+    assert peers.view("web", 1.0) is ABSENT  # that one pulse was whole: no "web" there
+
+
+def test_whole_history_at_most_once_per_pulse_per_peer_boot() -> None:
+    peers = PeerModules(TIMEOUT, PULSE)
+
+    def carries(now: float, boot: int = 7) -> bool:
+        msg = _view("web", HISTORY)
+        peers.outgoing(msg, peer_boot=boot, legacy=False, now=now)
+        return bool(msg.generations)
+
+    assert not carries(1.0, boot=0)  # the peer never heard: nothing we send counts there
+    assert carries(1.0)  # what the peer holds is unknown: whole
+    assert not carries(1.1)  # an urgent pulse right after: the ack is on its way
+    assert carries(1.0 + PULSE)  # no ack a pulse later: again
+    assert carries(1.6, boot=8)  # the peer restarted: it holds nothing
+    # The peer says it holds our history: a summary from now on.
+    ack = _view("web", ())
+    ack.history_digest, ack.peer_history_digest = hs.digest(()), hs.digest(HISTORY)
+    peers.receive(Heartbeat(boot_id=8, seq=1, parts=1, modules=[ack]), 2.0, lambda _n: None)
+    assert not carries(5.0, boot=8)
