@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 UNEXPECTED_SOURCE = "unexpected source"
 _IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)  # Linux value; not exported by Python 3.11
+MAX_READS = 512  # datagrams read per wake-up: a few pulses of 64 modules, whole histories
 
 OnHeartbeat = Callable[[str, Heartbeat], None]
 
@@ -74,20 +75,6 @@ def _source_cmsg(address: str) -> tuple[int, int, bytes]:
     return socket.IPPROTO_IP, _IP_PKTINFO, struct.pack("=i4s4s", 0, ip.packed, bytes(4))
 
 
-class _LinkProtocol(asyncio.DatagramProtocol):
-    def __init__(self, owner: HeartbeatTransport, link: str) -> None:
-        self.owner = owner
-        self.link = link
-
-    def datagram_received(self, data: bytes, addr: tuple) -> None:
-        self.owner._received(self.link, data, addr)
-
-    def error_received(self, exc: Exception) -> None:
-        # Asynchronous socket errors (ICMP reports): expected on a flaky link, counted,
-        # never fatal. Synchronous send errors are caught in send().
-        self.owner._send_failed(self.link, exc)
-
-
 class _Link:
     def __init__(self, net: HeartbeatNetwork, local: str, peer: str) -> None:
         self.net = net
@@ -95,8 +82,8 @@ class _Link:
         self.peer = peer
         self.peer_ip = ipaddress.ip_address(peer)
         self.source_cmsg = _source_cmsg(local)
-        self.transport: asyncio.DatagramTransport | None = None  # receives; owns sock
-        self.sock: socket.socket | None = None  # sends, with source pinned
+        self.sock: socket.socket | None = None  # bound: receives, and sends with source pinned
+        self.loop: asyncio.AbstractEventLoop | None = None  # watches sock for reading
         self.rebind: asyncio.Task[None] | None = None
         self.closed = False
         self.sent = 0
@@ -168,20 +155,16 @@ class HeartbeatTransport:
 
     async def _open(self, name: str) -> None:
         link = self._links[name]
-        sock = _bind(link.local, link.net.port)
-        loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _LinkProtocol(self, name), sock=sock
-        )
-        if link.closed:  # close_link() ran while we awaited
-            transport.close()
+        if link.closed:
             return
-        link.transport = transport
+        sock = _bind(link.local, link.net.port)
+        link.loop = asyncio.get_running_loop()
+        link.loop.add_reader(sock.fileno(), self._readable, name, sock)
         link.sock = sock
 
     async def _rebind(self, name: str) -> None:
         link = self._links[name]
-        while link.transport is None and not link.closed:
+        while link.sock is None and not link.closed:
             await asyncio.sleep(self.rebind_interval_s)
             try:
                 await self._open(name)
@@ -203,9 +186,9 @@ class HeartbeatTransport:
         if link.rebind is not None:
             link.rebind.cancel()
             link.rebind = None
-        if link.transport is not None:
-            link.transport.close()  # closes sock too
-            link.transport = None
+        if link.sock is not None and link.loop is not None:
+            link.loop.remove_reader(link.sock.fileno())
+            link.sock.close()
             link.sock = None
 
     def send(self, hb: Heartbeat) -> int:
@@ -253,6 +236,26 @@ class HeartbeatTransport:
     def _send_failed(self, name: str, exc: Exception) -> None:
         self._links[name].send_errors += 1
         log.debug("heartbeat link %s: %s", name, exc)
+
+    def _readable(self, name: str, sock: socket.socket) -> None:
+        """Read every datagram waiting, not one per loop iteration (as asyncio's datagram
+        transport does): a pulse comes in several datagrams, and on a loop busy with
+        other work (64 modules starting) one read per iteration let them queue for
+        seconds -- late heartbeats, a peer that looks silent. Bounded, so a flood cannot
+        keep the loop from the rest of its work."""
+        for _ in range(MAX_READS):
+            if self._links[name].sock is not sock:
+                return  # closed by a callback of the datagram just handled
+            try:
+                data, addr = sock.recvfrom(MAX_DATAGRAM + 1)  # + 1: oversize is seen
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                # Asynchronous socket errors (ICMP reports): expected on a flaky link,
+                # counted, never fatal. Synchronous send errors are caught in send().
+                self._send_failed(name, exc)
+                return
+            self._received(name, data, addr)
 
     def _received(self, name: str, data: bytes, addr: tuple) -> None:
         now = self._clock()
