@@ -149,7 +149,9 @@ class PeerModules:
         return hs.complete(summary, (m.held, own(msg.name)))
 
     @staticmethod
-    def _join(m: _Module, offset: int, gens: tuple[str, ...], key: Key, length: int):
+    def _join(
+        m: _Module, offset: int, gens: tuple[str, ...], key: Key, length: int
+    ) -> hs.History | None:
         """Add one chunk of a history cut over several parts; the whole once all are in."""
         if m.chunks_key != key:
             m.chunks_key, m.chunks = key, {}
