@@ -70,7 +70,7 @@ ROLE_OPERATOR: Role
 ROLE_ADMINISTRATOR: Role
 
 class LinkStatus(_message.Message):
-    __slots__ = ("name", "local_address", "peer_address", "up", "last_heard_age_s", "received", "rejected")
+    __slots__ = ("name", "local_address", "peer_address", "up", "last_heard_age_s", "received", "rejected", "gap_max_s", "gap_p99_s", "lateness_max_s", "lateness_p99_s")
     NAME_FIELD_NUMBER: _ClassVar[int]
     LOCAL_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     PEER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
@@ -78,6 +78,10 @@ class LinkStatus(_message.Message):
     LAST_HEARD_AGE_S_FIELD_NUMBER: _ClassVar[int]
     RECEIVED_FIELD_NUMBER: _ClassVar[int]
     REJECTED_FIELD_NUMBER: _ClassVar[int]
+    GAP_MAX_S_FIELD_NUMBER: _ClassVar[int]
+    GAP_P99_S_FIELD_NUMBER: _ClassVar[int]
+    LATENESS_MAX_S_FIELD_NUMBER: _ClassVar[int]
+    LATENESS_P99_S_FIELD_NUMBER: _ClassVar[int]
     name: str
     local_address: str
     peer_address: str
@@ -85,7 +89,11 @@ class LinkStatus(_message.Message):
     last_heard_age_s: float
     received: int
     rejected: int
-    def __init__(self, name: _Optional[str] = ..., local_address: _Optional[str] = ..., peer_address: _Optional[str] = ..., up: bool = ..., last_heard_age_s: _Optional[float] = ..., received: _Optional[int] = ..., rejected: _Optional[int] = ...) -> None: ...
+    gap_max_s: float
+    gap_p99_s: float
+    lateness_max_s: float
+    lateness_p99_s: float
+    def __init__(self, name: _Optional[str] = ..., local_address: _Optional[str] = ..., peer_address: _Optional[str] = ..., up: bool = ..., last_heard_age_s: _Optional[float] = ..., received: _Optional[int] = ..., rejected: _Optional[int] = ..., gap_max_s: _Optional[float] = ..., gap_p99_s: _Optional[float] = ..., lateness_max_s: _Optional[float] = ..., lateness_p99_s: _Optional[float] = ...) -> None: ...
 
 class CheckerStatus(_message.Message):
     __slots__ = ("name", "kind", "ok", "detail", "consecutive_failures", "action", "when", "active")

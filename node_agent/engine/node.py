@@ -20,9 +20,10 @@ from node_agent.engine.boot_id import next_boot_id
 from node_agent.engine.convert import machine_fingerprint, view_from_pb, view_to_pb
 from node_agent.engine.logbook import LogBook, level_number
 from node_agent.engine.module_driver import ModuleDriver
-from node_agent.engine.status import module_status
+from node_agent.engine.status import link_status, module_status
 from node_agent.engine.vip_audit import audit_vips
 from node_agent.heartbeat.liveness import Liveness, Pulse
+from node_agent.heartbeat.peer_modules import ABSENT, PeerModules
 from node_agent.heartbeat.udp import HeartbeatSender, HeartbeatTransport
 from node_agent.heartbeat.witness import WitnessProbe
 from protos import heartbeat_pb2 as hpb
@@ -68,6 +69,7 @@ class NodeEngine:
             self._on_heartbeat, on_peer_boot=lambda: self.sender.urgent(),
         )  # fmt: skip
         self.sender = HeartbeatSender(self.transport, Pulse(config.pulse_s), self._build_heartbeat)
+        self.peers = PeerModules(config.timeout_s, config.pulse_s)  # the peer's modules
         self.witness = WitnessProbe(config.witness, grace_s=config.timeout_s)
         self.modules: dict[str, ModuleDriver] = {
             m.name: self.make_driver(m) for m in config.modules
@@ -76,7 +78,6 @@ class NodeEngine:
         self._changed = asyncio.Condition()
         self._node_fingerprint: tuple = ()
         self._fingerprints: dict[str, tuple] = {}
-        self._peer_seen: tuple | None = None
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
         self.receiver: ReplicationRouter | None = None
@@ -99,13 +100,13 @@ class NodeEngine:
 
     # ----- environment -------------------------------------------------------------
     def peer_view(self, module: str) -> PeerView | None:
-        hb = self.liveness.latest(time.monotonic())
-        if hb is None:
+        now = time.monotonic()
+        if self.liveness.latest(now) is None:
             return None
-        for msg in hb.modules:
-            if msg.name == module:
-                return view_from_pb(msg)
-        return UNCONFIGURED
+        msg = self.peers.view(module, now)
+        if msg is ABSENT:
+            return UNCONFIGURED
+        return None if msg is None else view_from_pb(msg)
 
     def env(self, module: str) -> Env:
         return Env(
@@ -117,21 +118,26 @@ class NodeEngine:
         )
 
     def _build_heartbeat(self) -> hpb.Heartbeat:
+        now, boot, legacy = time.monotonic(), self.liveness.peer_boot_id, self.liveness.legacy_peer
+        modules = []
+        for name, d in self.modules.items():
+            msg = view_to_pb(name, d.machine.view(), self.config.version)
+            self.peers.outgoing(msg, boot, legacy, now)  # whole history only if needed
+            modules.append(msg)
         return hpb.Heartbeat(
-            modules=[
-                view_to_pb(name, d.machine.view(), self.config.version)
-                for name, d in self.modules.items()
-            ],
+            modules=modules,
             witness_reachable=self.witness.reachable,
             config_version=self.config.version,
         )
 
     def _on_heartbeat(self, _link: str, hb: hpb.Heartbeat) -> None:
         # Only wake the decision loop when the peer's facts changed, not every pulse.
-        seen = tuple(m.SerializeToString(deterministic=True) for m in hb.modules)
-        if seen != self._peer_seen:
-            self._peer_seen = seen
+        if self.peers.receive(hb, time.monotonic(), self._own_history):
             self.wake()
+
+    def _own_history(self, module: str) -> tuple[str, ...] | None:
+        d = self.modules.get(module)
+        return d.machine.facts.generations if d is not None else None
 
     def wake(self) -> None:
         self._wake.set()
@@ -306,20 +312,11 @@ class NodeEngine:
     def status(self) -> pb.NodeStatus:
         now = time.monotonic()
         peer = self.liveness.latest(now)
-        links = []
-        for st in self.liveness.link_states(now):
-            net = next(n for n in self.config.heartbeat if n.name == st.name)
-            links.append(
-                pb.LinkStatus(
-                    name=st.name,
-                    local_address=net.addresses[self.node_id],
-                    peer_address=net.addresses[self.peer_id],
-                    up=st.up,
-                    last_heard_age_s=-1.0 if st.last_heard_age_s is None else st.last_heard_age_s,
-                    received=st.received,
-                    rejected=st.rejected,
-                )
-            )
+        nets = {n.name: n for n in self.config.heartbeat}
+        links = [
+            link_status(st, nets[st.name], self.node_id, self.transport.link_timing(st.name))
+            for st in self.liveness.link_states(now)
+        ]
         return pb.NodeStatus(
             cluster_name=self.config.name,
             node_id=self.node_id,
@@ -348,12 +345,14 @@ class NodeEngine:
             status = self.status()
             logs = self.logbook.since(log_seq, floor) if floor <= 40 else []
             log_seq = self.logbook.seq
-            # Ignore the clock and link ages when deciding whether anything changed.
+            # Ignore the clock and link ages and timings when deciding whether anything
+            # changed: they move with every pulse.
             probe = pb.NodeStatus()
             probe.CopyFrom(status)
             probe.time = 0
             for link in probe.links:
-                link.last_heard_age_s = 0
+                link.last_heard_age_s = link.gap_max_s = link.gap_p99_s = 0
+                link.lateness_max_s = link.lateness_p99_s = 0
             fingerprint = probe.SerializeToString(deterministic=True)
             if fingerprint != last or logs or seq == 0:
                 last = fingerprint

@@ -156,9 +156,9 @@ async def _drop(drv: ModuleDriver) -> None:
 
 def _set_timing(engine: NodeEngine, old: ClusterConfig, new: ClusterConfig) -> None:
     if new.pulse_s != old.pulse_s:
-        engine.sender.pulse.pulse_s = new.pulse_s
+        engine.sender.pulse.pulse_s = engine.peers.pulse_s = new.pulse_s
     if new.timeout_s != old.timeout_s:
-        engine.liveness.timeout_s = new.timeout_s
+        engine.liveness.timeout_s = engine.peers.timeout_s = new.timeout_s
         engine.witness.grace_s = new.timeout_s
         for drv in engine.modules.values():
             m = drv.machine

@@ -4,11 +4,33 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from node_agent.config.model import HeartbeatNetwork, other_node
 from node_agent.core.env import PeerView
+from node_agent.heartbeat.liveness import LinkState
+from node_agent.heartbeat.timing import LinkTiming
 from protos import mirrorpair_pb2 as pb
 
 if TYPE_CHECKING:
     from node_agent.engine.module_driver import ModuleDriver
+
+
+def link_status(
+    st: LinkState, net: HeartbeatNetwork, node_id: str, timing: LinkTiming
+) -> pb.LinkStatus:
+    gaps, lateness = timing.gaps.spread(), timing.lateness.spread()
+    return pb.LinkStatus(
+        name=st.name,
+        local_address=net.addresses[node_id],
+        peer_address=net.addresses[other_node(node_id)],
+        up=st.up,
+        last_heard_age_s=-1.0 if st.last_heard_age_s is None else st.last_heard_age_s,
+        received=st.received,
+        rejected=st.rejected,
+        gap_max_s=gaps.max_s,
+        gap_p99_s=gaps.p99_s,
+        lateness_max_s=lateness.max_s,
+        lateness_p99_s=lateness.p99_s,
+    )
 
 
 def module_status(d: ModuleDriver, peer: PeerView | None) -> pb.ModuleStatus:

@@ -16,14 +16,22 @@ the receiver started cannot carry it, so a replay at a restarted node changes
 nothing. The peer learns a new boot_id from any authenticated datagram, even one
 that does not count yet (else neither side would ever count the other's), and
 keeps the highest (a replay cannot lower it); first contact costs one round trip.
+
+A pulse may be split into several datagrams (``split.py``) sharing (boot_id, seq):
+per link each part is accepted once, and only for the newest pulse heard there (a
+part of an older pulse arriving late is dropped like any late datagram: what it said
+is already superseded, or will be by the next pulse). The peer's ``features`` are
+learned with its boot_id, from the same datagrams: before any datagram of ours counts
+at the peer we have heard it, so we know what it understands (``legacy_peer``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from node_agent.config.model import NODE_IDS, other_node
+from node_agent.heartbeat.split import FEATURE_PARTS, MAX_PARTS
 from protos.heartbeat_pb2 import Heartbeat
 
 # Rejection reasons (also used as counter labels by the driver).
@@ -34,6 +42,7 @@ UNKNOWN_NODE_ID = "unknown node id"
 WRONG_LINK = "wrong link"
 REPLAY = "replay"
 STALE_ECHO = "stale echo"  # recorded before this node started, or the peer has not heard it
+BAD_PART = "bad part"  # part index out of its pulse's range
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,7 @@ class LinkState:
 class _Link:
     last_heard: float | None = None
     last_key: tuple[int, int] | None = None  # (boot_id, seq) last accepted here
+    parts_seen: set[int] = field(default_factory=set)  # parts of last_key accepted here
     received: int = 0
     rejected: int = 0
 
@@ -72,6 +82,7 @@ class Liveness:
         self.cluster = cluster
         self.boot_id = boot_id  # ours: the challenge every counted heartbeat echoes
         self.peer_boot_id = 0  # the newest the peer authenticated itself with: our echo
+        self.peer_features = 0  # what a datagram of that boot said the peer understands
         self._peer_view: Heartbeat | None = None
         self._peer_key: tuple[int, int] | None = None
         self.rejected_total = 0
@@ -87,18 +98,21 @@ class Liveness:
         A rejection is counted here; callers must not also call ``reject`` for it.
         """
         reason = self._check(link, hb)
-        if reason is None and hb.echo_boot_id != self.boot_id:
-            # Authenticated and from the peer, so its boot_id is a fact worth echoing,
-            # but it does not count before it answers our challenge.
-            self.peer_boot_id = max(self.peer_boot_id, hb.boot_id)
-            reason = STALE_ECHO
+        if reason is None:
+            # Authenticated and from the peer, so its boot_id is a fact worth echoing
+            # even before it answers our challenge (else it does not count yet).
+            self._learn_boot(hb)
+            if hb.echo_boot_id != self.boot_id:
+                reason = STALE_ECHO
         if reason is not None:
             self.reject(link, reason, now)
             return reason
-        self.peer_boot_id = max(self.peer_boot_id, hb.boot_id)
         state = self._links[link]
         key = (hb.boot_id, hb.seq)
+        if key != state.last_key:
+            state.parts_seen = set()
         state.last_key = key
+        state.parts_seen.add(hb.part)
         state.last_heard = now
         state.received += 1
         # The copy on the fastest link usually wins; slower copies of the same pulse
@@ -121,10 +135,27 @@ class Liveness:
             # Authenticated but meant for another network: counting it here would
             # make a dead link look up.
             return WRONG_LINK
-        last = self._links[link].last_key
-        if last is not None and (hb.boot_id, hb.seq) <= last:
+        if hb.part >= max(hb.parts, 1) or hb.parts > MAX_PARTS:
+            return BAD_PART
+        state = self._links[link]
+        key = (hb.boot_id, hb.seq)
+        if state.last_key is not None and (
+            key < state.last_key or (key == state.last_key and hb.part in state.parts_seen)
+        ):
             return REPLAY
         return None
+
+    def _learn_boot(self, hb: Heartbeat) -> None:
+        if hb.boot_id >= self.peer_boot_id:
+            self.peer_boot_id = hb.boot_id
+            self.peer_features = hb.features
+
+    @property
+    def legacy_peer(self) -> bool:
+        """The peer runs an older agent (one datagram per pulse, whole histories): send it
+        what it understands. Before we heard the peer nothing we send counts there
+        (the echo challenge), so the compact format is sent then."""
+        return self.peer_boot_id != 0 and not self.peer_features & FEATURE_PARTS
 
     def reject(self, link: str, reason: str, now: float) -> None:
         """Count a rejected datagram (codec failures, unexpected source, failed checks)."""

@@ -18,6 +18,10 @@ accepts a bind to ANY IPv4 address but leaves the socket's source address
 unset: datagrams would leave with the route's preferred source, and the peer
 would rightly drop them as "unexpected source". So every datagram names its
 source explicitly (IP_PKTINFO / IPV6_PKTINFO ancillary data).
+
+A pulse goes out as one or more datagrams of at most ``split.BUDGET`` bytes
+(``split.py``), the same parts on every link; to a peer running an older agent
+(``Liveness.legacy_peer``) as one datagram, as that agent expects.
 """
 
 from __future__ import annotations
@@ -34,14 +38,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from node_agent.config.model import HeartbeatNetwork, other_node
-from node_agent.heartbeat.codec import HeartbeatRejected, decode, encode
+from node_agent.heartbeat.codec import MAX_DATAGRAM, HeartbeatRejected, decode, encode
 from node_agent.heartbeat.liveness import Liveness, Pulse
+from node_agent.heartbeat.split import BUDGET, FEATURE_PARTS, split
+from node_agent.heartbeat.timing import LinkTiming
 from protos.heartbeat_pb2 import Heartbeat
 
 log = logging.getLogger(__name__)
 
 UNEXPECTED_SOURCE = "unexpected source"
 _IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)  # Linux value; not exported by Python 3.11
+MAX_READS = 512  # datagrams read per wake-up: a few pulses of 64 modules, whole histories
 
 OnHeartbeat = Callable[[str, Heartbeat], None]
 
@@ -68,20 +75,6 @@ def _source_cmsg(address: str) -> tuple[int, int, bytes]:
     return socket.IPPROTO_IP, _IP_PKTINFO, struct.pack("=i4s4s", 0, ip.packed, bytes(4))
 
 
-class _LinkProtocol(asyncio.DatagramProtocol):
-    def __init__(self, owner: HeartbeatTransport, link: str) -> None:
-        self.owner = owner
-        self.link = link
-
-    def datagram_received(self, data: bytes, addr: tuple) -> None:
-        self.owner._received(self.link, data, addr)
-
-    def error_received(self, exc: Exception) -> None:
-        # Asynchronous socket errors (ICMP reports): expected on a flaky link, counted,
-        # never fatal. Synchronous send errors are caught in send().
-        self.owner._send_failed(self.link, exc)
-
-
 class _Link:
     def __init__(self, net: HeartbeatNetwork, local: str, peer: str) -> None:
         self.net = net
@@ -89,12 +82,14 @@ class _Link:
         self.peer = peer
         self.peer_ip = ipaddress.ip_address(peer)
         self.source_cmsg = _source_cmsg(local)
-        self.transport: asyncio.DatagramTransport | None = None  # receives; owns sock
-        self.sock: socket.socket | None = None  # sends, with source pinned
+        self.sock: socket.socket | None = None  # bound: receives, and sends with source pinned
+        self.loop: asyncio.AbstractEventLoop | None = None  # watches sock for reading
         self.rebind: asyncio.Task[None] | None = None
         self.closed = False
         self.sent = 0
         self.send_errors = 0
+        self.largest = 0
+        self.timing = LinkTiming.new()
 
 
 @dataclass(frozen=True)
@@ -102,6 +97,7 @@ class LinkIo:
     bound: bool  # False while the local address is missing, or after close_link
     sent: int  # datagrams handed to the kernel
     send_errors: int
+    largest: int = 0  # bytes of the largest datagram sent
 
 
 class HeartbeatTransport:
@@ -159,20 +155,16 @@ class HeartbeatTransport:
 
     async def _open(self, name: str) -> None:
         link = self._links[name]
-        sock = _bind(link.local, link.net.port)
-        loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _LinkProtocol(self, name), sock=sock
-        )
-        if link.closed:  # close_link() ran while we awaited
-            transport.close()
+        if link.closed:
             return
-        link.transport = transport
+        sock = _bind(link.local, link.net.port)
+        link.loop = asyncio.get_running_loop()
+        link.loop.add_reader(sock.fileno(), self._readable, name, sock)
         link.sock = sock
 
     async def _rebind(self, name: str) -> None:
         link = self._links[name]
-        while link.transport is None and not link.closed:
+        while link.sock is None and not link.closed:
             await asyncio.sleep(self.rebind_interval_s)
             try:
                 await self._open(name)
@@ -194,13 +186,14 @@ class HeartbeatTransport:
         if link.rebind is not None:
             link.rebind.cancel()
             link.rebind = None
-        if link.transport is not None:
-            link.transport.close()  # closes sock too
-            link.transport = None
+        if link.sock is not None and link.loop is not None:
+            link.loop.remove_reader(link.sock.fileno())
+            link.sock.close()
             link.sock = None
 
-    def send(self, hb: Heartbeat) -> None:
-        """Send ``hb`` on every open link, stamped with cluster, node id and link name.
+    def send(self, hb: Heartbeat) -> int:
+        """Send ``hb`` on every open link, stamped with cluster, node id and link name,
+        split into parts (``split.py``); returns the number of parts.
 
         The caller sets boot_id/seq (one pair per pulse, the same on every link). Never
         raises for network errors: a down link is normal, Liveness on the peer sees it.
@@ -210,29 +203,59 @@ class HeartbeatTransport:
         out.cluster = self.cluster_name
         out.node_id = self.node_id
         out.echo_boot_id = self.liveness.peer_boot_id  # answers the peer's challenge
+        out.features = FEATURE_PARTS
+        # An older peer takes one datagram per pulse (IP fragments it, as it always did).
+        budget = MAX_DATAGRAM if self.liveness.legacy_peer else BUDGET
+        parts = split(out, budget, list(self._links))
         for name, link in self._links.items():
             if link.sock is None:
                 continue
-            out.link = name
-            data = encode(out, self._secret)
-            try:
-                # Direct non-blocking send: a full buffer (EAGAIN) drops this pulse
-                # rather than queueing stale heartbeats behind it.
-                link.sock.sendmsg([data], [link.source_cmsg], 0, (link.peer, link.net.port))
-            except OSError as exc:
-                self._send_failed(name, exc)
-            else:
-                link.sent += 1
+            for part in parts:
+                part.link = name
+                data = encode(part, self._secret)
+                try:
+                    # Direct non-blocking send: a full buffer (EAGAIN) drops this part
+                    # rather than queueing stale heartbeats behind it.
+                    link.sock.sendmsg([data], [link.source_cmsg], 0, (link.peer, link.net.port))
+                except OSError as exc:
+                    self._send_failed(name, exc)
+                else:
+                    link.sent += 1
+                    link.largest = max(link.largest, len(data))
+        return len(parts)
 
     def link_io(self) -> dict[str, LinkIo]:
         return {
-            name: LinkIo(link.sock is not None, link.sent, link.send_errors)
+            name: LinkIo(link.sock is not None, link.sent, link.send_errors, link.largest)
             for name, link in self._links.items()
         }
+
+    def link_timing(self, name: str) -> LinkTiming:
+        return self._links[name].timing
 
     def _send_failed(self, name: str, exc: Exception) -> None:
         self._links[name].send_errors += 1
         log.debug("heartbeat link %s: %s", name, exc)
+
+    def _readable(self, name: str, sock: socket.socket) -> None:
+        """Read every datagram waiting, not one per loop iteration (as asyncio's datagram
+        transport does): a pulse comes in several datagrams, and on a loop busy with
+        other work (64 modules starting) one read per iteration let them queue for
+        seconds -- late heartbeats, a peer that looks silent. Bounded, so a flood cannot
+        keep the loop from the rest of its work."""
+        for _ in range(MAX_READS):
+            if self._links[name].sock is not sock:
+                return  # closed by a callback of the datagram just handled
+            try:
+                data, addr = sock.recvfrom(MAX_DATAGRAM + 1)  # + 1: oversize is seen
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                # Asynchronous socket errors (ICMP reports): expected on a flaky link,
+                # counted, never fatal. Synchronous send errors are caught in send().
+                self._send_failed(name, exc)
+                return
+            self._received(name, data, addr)
 
     def _received(self, name: str, data: bytes, addr: tuple) -> None:
         now = self._clock()
@@ -260,6 +283,7 @@ class HeartbeatTransport:
         if reason is not None:
             log.debug("heartbeat link %s: rejected (%s) from %s", name, reason, addr)
             return
+        link.timing.heard((hb.boot_id, hb.seq), now, time.time() - hb.sent_time)
         try:
             self._on_heartbeat(name, hb)
         except Exception:

@@ -2,7 +2,8 @@
 
 ``python -m tests.integration.hb_capture capture OUT SECONDS PORT`` (inside the receiving
 node's network namespace) records, for SECONDS, every UDP datagram to PORT that arrives on
-any interface, as JSON lines ``{"t", "src", "dst", "data"}`` (t relative to the first).
+any interface, as JSON lines ``{"t", "wall", "src", "dst", "data"}`` (t relative to the
+first, wall: time.time() when it arrived).
 ``python -m tests.integration.hb_capture replay FILE`` (inside the sender's namespace, whose
 addresses the datagrams came from) sends them again from their source addresses to their
 destinations, at the recorded pace, and prints ``done``.
@@ -41,7 +42,8 @@ def capture(out: Path, seconds: float, port: int) -> None:
                 continue
             now = time.monotonic()
             start = now if start is None else start
-            record = {"t": now - start, "src": socket.inet_ntoa(packet[12:16]),
+            record = {"t": now - start, "wall": time.time(),
+                      "src": socket.inet_ntoa(packet[12:16]),
                       "dst": [socket.inet_ntoa(packet[16:20]), dport],
                       "data": base64.b64encode(packet[ihl + 8:]).decode()}  # fmt: skip
             fh.write(json.dumps(record) + "\n")

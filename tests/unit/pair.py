@@ -142,9 +142,7 @@ class Pair:
         a, b = (self.nodes[n] for n in NODES)
         connected = bool(self.links_up) and a.alive and b.alive
         if connected:
-            va, vb = a.machine.view(), b.machine.view()
-            a.peer_view, a.last_heard = vb, self.now
-            b.peer_view, b.last_heard = va, self.now
+            self.deliver(a, b)
             self.rounds_connected += 1
         else:
             self.rounds_connected = 0
@@ -159,6 +157,12 @@ class Pair:
         for node in (a, b):
             if node.machine is not None:
                 self._replicate(node)
+
+    def deliver(self, a: SimNode, b: SimNode) -> None:
+        """One heartbeat each way: each node now knows the other's current view."""
+        va, vb = a.machine.view(), b.machine.view()
+        a.peer_view, a.last_heard = vb, self.now
+        b.peer_view, b.last_heard = va, self.now
 
     def _persist(self, node: SimNode) -> None:
         m = node.machine

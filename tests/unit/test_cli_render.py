@@ -129,7 +129,8 @@ def test_json_values_are_plain() -> None:
     assert doc["heartbeats_rejected"] == 2**40
     assert doc["links"] == [
         {"name": "lan", "local_address": "", "peer_address": "", "up": True,
-         "last_heard_age_s": 0.25, "received": 7, "rejected": 0}
+         "last_heard_age_s": 0.25, "received": 7, "rejected": 0, "gap_max_s": 0.0,
+         "gap_p99_s": 0.0, "lateness_max_s": 0.0, "lateness_p99_s": 0.0}
     ]  # fmt: skip
     (m,) = doc["modules"]
     assert (m["state"], m["readiness"], m["peer_state"]) == ("SECOND", "NOT_READY", "PRIM")

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from node_agent.heartbeat.liveness import (
+    BAD_PART,
     OWN_NODE_ID,
     REPLAY,
     STALE_ECHO,
@@ -33,10 +34,10 @@ def make(boot_id: int = OWN_BOOT) -> Liveness:
 
 def hb(
     link: str, seq: int, boot_id: int = 1, node_id: str = "node2", cluster: str = "demo",
-    echo: int = OWN_BOOT,
+    echo: int = OWN_BOOT, part: int = 0, parts: int = 0, features: int = 0,
 ) -> Heartbeat:  # fmt: skip
     return Heartbeat(cluster=cluster, node_id=node_id, boot_id=boot_id, seq=seq, link=link,
-                     echo_boot_id=echo)  # fmt: skip
+                     echo_boot_id=echo, part=part, parts=parts, features=features)  # fmt: skip
 
 
 def test_nothing_heard_means_dead() -> None:
@@ -100,6 +101,37 @@ def test_same_pulse_on_every_link_accepted_once_each() -> None:
     assert lv.accept("lan", hb("lan", 7), 0.1) is None  # slower link, same pulse
     assert lv.accept("lan", hb("lan", 7), 0.2) == REPLAY
     assert [s.received for s in lv.link_states(0.2)] == [1, 1]
+
+
+def test_every_part_of_a_pulse_accepted_once_per_link() -> None:
+    lv = make()
+    assert lv.accept("lan", hb("lan", 5, part=1, parts=3), 0.0) is None  # any order
+    assert lv.accept("lan", hb("lan", 5, part=0, parts=3), 0.0) is None
+    assert lv.accept("lan", hb("lan", 5, part=1, parts=3), 0.0) == REPLAY
+    assert lv.accept("cross", hb("cross", 5, part=1, parts=3), 0.0) is None  # other link
+    assert lv.accept("lan", hb("lan", 6, part=2, parts=3), 0.1) is None  # next pulse
+    # A part of the older pulse arriving late: superseded, refused like a replay.
+    assert lv.accept("lan", hb("lan", 5, part=2, parts=3), 0.1) == REPLAY
+    assert lv.accept("lan", hb("lan", 6, part=2, parts=3), 0.1) == REPLAY
+    assert [s.received for s in lv.link_states(0.1)] == [3, 1]
+
+
+@pytest.mark.parametrize(("part", "parts"), [(1, 0), (3, 3), (0, 5000)])
+def test_part_out_of_range_rejected(part: int, parts: int) -> None:
+    lv = make()
+    assert lv.accept("lan", hb("lan", 1, part=part, parts=parts), 0.0) == BAD_PART
+    assert lv.peer_boot_id == 0 and not lv.peer_alive(0.0)
+
+
+def test_peer_features_learned_with_its_boot() -> None:
+    lv = make()
+    assert not lv.legacy_peer  # never heard: nothing we send counts there yet
+    lv.accept("lan", hb("lan", 1, boot_id=5, echo=0), 0.0)  # an older agent
+    assert lv.peer_boot_id == 5 and lv.legacy_peer
+    lv.accept("lan", hb("lan", 1, boot_id=6, features=1), 0.0)  # restarted, upgraded
+    assert lv.peer_features == 1 and not lv.legacy_peer
+    lv.accept("cross", hb("cross", 9, boot_id=5), 0.0)  # the old boot, replayed
+    assert lv.peer_features == 1 and not lv.legacy_peer
 
 
 def test_slow_link_does_not_roll_peer_view_back() -> None:
@@ -211,6 +243,7 @@ class LivenessMachine(RuleBasedStateMachine):
         self.own_boot += 1
         self.lv = make(self.own_boot)
         self.last_key: dict[str, tuple[int, int]] = {}
+        self.parts_seen: dict[str, set[int]] = {}
         self.last_heard: dict[str, float] = {}
         self.best: Heartbeat | None = None
         self.rejected = 0
@@ -223,13 +256,19 @@ class LivenessMachine(RuleBasedStateMachine):
     def deliver(self, link: str, beat: Heartbeat) -> None:
         key = (beat.boot_id, beat.seq)
         authentic = beat.link == link
-        if authentic:
+        last = self.last_key.get(link)
+        fresh = (
+            last is None or key > last or (key == last and beat.part not in self.parts_seen[link])
+        )
+        if authentic and fresh:
             self.learned = max(self.learned, beat.boot_id)
-        valid = (authentic and (link not in self.last_key or key > self.last_key[link])
-                 and beat.echo_boot_id == self.own_boot)  # fmt: skip
+        valid = authentic and fresh and beat.echo_boot_id == self.own_boot
         result = self.lv.accept(link, beat, self.now)
         assert (result is None) == valid, result
         if valid:
+            if key != last:
+                self.parts_seen[link] = set()
+            self.parts_seen[link].add(beat.part)
             self.last_key[link] = key
             self.last_heard[link] = self.now
             if self.best is None or key > (self.best.boot_id, self.best.seq):
@@ -241,13 +280,23 @@ class LivenessMachine(RuleBasedStateMachine):
     def tick(self, dt: float) -> None:
         self.now += dt
 
-    @rule(links=st.lists(st.sampled_from(LINKS), unique=True))
-    def pulse(self, links: list[str]) -> None:
+    @rule(
+        parts=st.integers(1, 3),
+        order=st.lists(st.tuples(st.sampled_from(LINKS), st.integers(0, 2)), max_size=8),
+    )
+    def pulse(self, parts: int, order: list[tuple[str, int]]) -> None:
+        """One pulse of ``parts`` datagrams per link; ``order``: those that arrive, in
+        that order (duplicates: the network delivered one twice, or an attacker)."""
         self.seq += 1
-        beats = {link: hb(link, self.seq, self.boot, echo=self.echo) for link in LINKS}
+        beats = {
+            (link, i): hb(link, self.seq, self.boot, echo=self.echo, part=i, parts=parts)
+            for link in LINKS
+            for i in range(parts)
+        }
         self.sent += beats.values()
-        for link in links:  # links not listed lost this pulse
-            self.deliver(link, beats[link])
+        for link, i in order:
+            if i < parts:
+                self.deliver(link, beats[link, i])
 
     @precondition(lambda self: self.sent)
     @rule(data=st.data())
