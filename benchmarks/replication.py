@@ -14,7 +14,7 @@ Everything is in the page cache for every contender; the two copies are director
 on the same disk, so the secondary's writes compete with the primary's.
 
     sudo .venv/bin/python benchmarks/replication.py [--size-mib 1024] [--reps 1] [--quick]
-                                                    [--writes-only]
+                                                    [--writes-only] [--dir /dev/shm]
 """
 
 from __future__ import annotations
@@ -241,6 +241,9 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=1)
     ap.add_argument("--fio-runtime", type=int, default=10)
     ap.add_argument("--quick", action="store_true", help="256 MiB file, 3 s fio runs")
+    ap.add_argument("--dir", default="/var/tmp",
+                    help="where the local directory and both copies live (/dev/shm: no "
+                    "disk, what is left is the CPU and the hand-offs)")  # fmt: skip
     ap.add_argument("--writes-only", action="store_true",
                     help="(1) only: no resync measurements (a 1 MiB file to pair)")  # fmt: skip
     ap.add_argument("--secondary-on", choices=("disk", "tmpfs"), default="disk",
@@ -272,12 +275,12 @@ def main() -> None:
     for tool in ("dd", "fio", "rsync"):
         if shutil.which(tool) is None:
             sys.exit(f"needs {tool}")
-    work = Path(tempfile.mkdtemp(prefix="mp-bench-", dir="/var/tmp"))
+    work = Path(tempfile.mkdtemp(prefix="mp-bench-", dir=args.dir))
     elsewhere = None
     if args.secondary_on == "tmpfs":
         elsewhere = Path(tempfile.mkdtemp(prefix="mp-bench-n2-", dir="/dev/shm"))
         (work / "n2").symlink_to(elsewhere)
-    print(f"secondary's copy on {args.secondary_on}; kernel writeback cache "
+    print(f"in {args.dir}; secondary's copy on {args.secondary_on}; kernel writeback cache "
           f"{'off' if args.no_writeback else 'on'}; early flush "
           f"{'off' if args.no_early_flush else 'on'}; malloc thresholds "
           f"{'default' if args.default_malloc else 'tuned'}")  # fmt: skip

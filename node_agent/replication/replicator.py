@@ -48,10 +48,13 @@ class Replicator(Protocol):
         """The prepared write failed locally: nothing will be submitted for it."""
         ...
 
-    def submit(self, op: Op, prepared: Prepared | None = None) -> Wait:
+    def submit(self, op: Op, prepared: Prepared | None = None, background: bool = False) -> Wait:
         """Give ``op`` (applied locally just before) its place in the stream, without
-        waiting for a round trip; ``prepared``: its record from ``prepare``. The returned
-        wait blocks until the operation is safe by the module's policy:
+        waiting for a round trip; ``prepared``: its record from ``prepare``;
+        ``background``: nobody waits for it now (a writeback, settled at the next
+        durability point), so it may leave from another thread while the caller goes on;
+        otherwise the caller waits right away, and it leaves from the caller's thread.
+        The returned wait blocks until the operation is safe by the module's policy:
 
         Replicating (PRIM): until the secondary acknowledged it (or received it in
         async="second" mode). Tracking (ALONE, or degraded once the peer is known not to

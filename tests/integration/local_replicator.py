@@ -37,7 +37,9 @@ class LocalReplicator:
     def abandon(self, prepared: Prepared) -> None:
         pass
 
-    def submit(self, op: ops.Op, prepared: Prepared | None = None) -> Wait:
+    def submit(
+        self, op: ops.Op, prepared: Prepared | None = None, background: bool = False
+    ) -> Wait:
         if self._queue is None:
             return _settled(self._apply(op))
         done, error = threading.Event(), []

@@ -310,11 +310,10 @@ def test_symlinked_parent_is_refused(ap: Applier, root: Path, outside: Path, pre
     os.setxattr(outside / "x", "user.keep", b"k")
     before = _snapshot(outside)
     for op in _escape_ops(prefix):
+        ap.validate(op)  # the syntax is fine: the parent is checked when it is used
         with pytest.raises(UnsafePath) as ei:
-            ap.validate(op)
-        assert "symlink" in str(ei.value)
-        with pytest.raises(UnsafePath):
             ap.apply(op)
+        assert "symlink" in str(ei.value)
     assert _snapshot(outside) == before
     assert os.getxattr(outside / "x", "user.keep") == b"k"
     assert (root / "inside").read_bytes() == b"in"

@@ -59,7 +59,8 @@ class Handover:
                 if prepared is not None:  # nothing written: drop its record
                     rep.abandon(prepared)
                 raise
-            waits = [rep.submit(op, prepared if i == 0 else None) for i, op in enumerate(todo)]
+            waits = [rep.submit(op, prepared if i == 0 else None, background)
+                     for i, op in enumerate(todo)]  # fmt: skip
         if background:
             self._writeback.add(waits)
             return result

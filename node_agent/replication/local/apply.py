@@ -83,35 +83,14 @@ class Applier:
 
     # -- path checks -------------------------------------------------------------------
 
-    def check_path(self, rel: str) -> str:
-        """Refuse ``rel`` if lexically unsafe or if an existing parent is a symlink.
-
-        Parents not created yet are accepted (a batch may create them first); apply()
-        walks the parents again, strictly, at the moment it uses them.
-        """
-        check_syntax(rel)
-        if rel == "":
-            return rel
-        parts = rel.split("/")
-        fd = os.dup(self._root_fd)
-        try:
-            for comp in parts[:-1]:
-                try:
-                    nfd = self._open_dir(fd, comp, rel)
-                except (FileNotFoundError, NotADirectoryError):
-                    return rel  # not there (yet): apply() will fail with the OS error
-                os.close(fd)
-                fd = nfd
-        finally:
-            os.close(fd)
-        return rel
-
     def validate(self, op: Op) -> None:
-        """Check every path of ``op`` without changing anything."""
+        """What can be checked of ``op`` without touching the copy (``apply`` calls it):
+        its paths' syntax and targets. The parents are checked where they are used: each
+        is walked strictly, from the root, when ``apply`` opens it."""
         if not isinstance(op, ops.ALL_OPS):
             raise TypeError(f"not a replication operation: {op!r}")
         for rel in op_paths(op):
-            self.check_path(rel)
+            check_syntax(rel)
             if rel == "" and isinstance(op, NEEDS_NAME):
                 raise UnsafePath(f"{type(op).__name__} cannot target the root ({rel!r})")
         if isinstance(op, ops.Symlink) and "\0" in op.target:
@@ -130,8 +109,8 @@ class Applier:
             raise
 
     def _parent(self, rel: str) -> tuple[int, str]:
-        """(fd of the parent directory, final name); the caller closes the fd."""
-        check_syntax(rel)
+        """(fd of the parent directory, final name); the caller closes the fd. ``rel`` is
+        checked already (validate); a symlinked parent raises UnsafePath."""
         if rel == "":
             return os.dup(self._root_fd), "."
         *dirs, name = rel.split("/")
@@ -218,7 +197,7 @@ class Applier:
     # -- apply -------------------------------------------------------------------------
 
     def apply(self, op: Op) -> None:
-        """Validate then apply one operation."""
+        """Validate then apply one operation (a refused path: UnsafePath, nothing done)."""
         with self._lock:
             if self._root_fd < 0:
                 raise ValueError("Applier is closed")

@@ -230,7 +230,7 @@ class ResyncSession:
 
     def _queue(self, op: Op, nbytes: int) -> None:
         self._check()
-        self._window.append((self.sender.enqueue(op), nbytes))
+        self._window.append((self.sender.enqueue(op, inline=False), nbytes))  # waited later
         self._outstanding += nbytes
 
     def _queue_all(self, todo: Iterable[Op]) -> None:

@@ -86,8 +86,8 @@ class _Directory:
     def prepare(self, op: Op) -> Prepared:
         return self._primary.prepare(prefixed(op, self._top))
 
-    def submit(self, op: Op, prepared: Prepared | None = None) -> Wait:
-        return self._primary.submit(prefixed(op, self._top), prepared)
+    def submit(self, op: Op, prepared: Prepared | None = None, background: bool = False) -> Wait:
+        return self._primary.submit(prefixed(op, self._top), prepared, background)
 
     def abandon(self, prepared: Prepared) -> None:
         self._primary.abandon(prepared)
@@ -147,7 +147,7 @@ class PrimaryReplicator:
         if prepared.token:
             self.activity.end(prepared.token)
 
-    def submit(self, op: Op, prepared: Prepared | None = None) -> Wait:
+    def submit(self, op: Op, prepared: Prepared | None = None, background: bool = False) -> Wait:
         broke = None
         with self._cond:
             while self._quiesce or self._mode is Mode.CONNECTING:
@@ -168,12 +168,12 @@ class PrimaryReplicator:
                 return _noop if mode is Mode.TRACK else self._settle
             assert sender is not None
             if mode is Mode.REPLICATE:
-                return self._send(sender, op, prepared)
+                return self._send(sender, op, prepared, background)
             assert tracker is not None
             zones = data_zones(op, self.zone_size)
             with tracker.zones(op_paths(op)[0], zones):
                 if tracker.classify(op, zones):
-                    return self._send(sender, op, prepared)
+                    return self._send(sender, op, prepared, background)
             self._mark(op, prepared)
             return _noop
         finally:
@@ -196,7 +196,9 @@ class PrimaryReplicator:
         if prepared is not None and prepared.token:
             self.activity.end(prepared.token)  # the bitmap holds it now
 
-    def _send(self, sender: StreamSender, op: Op, prepared: Prepared | None = None) -> Wait:
+    def _send(
+        self, sender: StreamSender, op: Op, prepared: Prepared | None, background: bool
+    ) -> Wait:
         if prepared is not None:
             token = prepared.token  # recorded before the local write (or in the bitmap)
         else:
@@ -206,7 +208,7 @@ class PrimaryReplicator:
                 log.error("activity log failed (%s): tracking the op in the bitmap", e)
                 self.bitmap.mark(op)
                 token = ()
-        wait = sender.enqueue(op)
+        wait = sender.enqueue(op, inline=not background)
 
         def done() -> None:
             try:

@@ -8,10 +8,14 @@ A newer stream for the same module displaces the older one, once the older one's
 is drained (only one primary exists; its reconnect must win over a half-open leftover).
 
 Ops are applied in seq order by one worker thread per stream (file I/O never stalls the
-event loop); the worker validates each op right before applying it, so a path that only
-became unsafe through an earlier op (a symlinked parent) is still caught. ACKs are
-cumulative and coalesced: one after each batch the worker drained. Mode "second" ACKs on
-receipt instead, except that the release point never passes an Fsync not yet applied.
+event loop): the loop decodes and hands batches to it, the one thread hand-off of a
+synchronous write on this side. The Applier checks each op's paths as it applies it
+(once), so a path that only became unsafe through an earlier op (a symlinked parent) is
+still caught. ACKs are cumulative and coalesced: the worker sends one itself (the TLS
+transport takes writes from any thread) as soon as it has applied everything it was
+given, without waiting for more or going back through the loop. Mode "second" ACKs on
+receipt instead (from the loop), except that the release point never passes an Fsync not
+yet applied.
 
 An unsafe path -> NACK(EPERM), nothing more is applied from that stream, and it is
 closed: the stream is hostile or broken. Any apply error -> NACK(errno) likewise (the
@@ -170,7 +174,9 @@ class _Stream(asyncio.BufferedProtocol):
         self._running = False  # HELLO accepted
         self._received = self._applied = self._acked = self._acked_applied = 0
         self._fsyncs: deque[int] = deque()  # unapplied Fsync seqs ("second" mode)
-        self._queued = 0  # bytes handed to the worker, not yet applied
+        # Bytes handed to the worker (written by the loop) and applied (by the worker): the
+        # difference is what the queue holds. Each counter has one writer.
+        self._handed = self._done = 0
         self._paused = False
         self._queue: queue.SimpleQueue[list | None] = queue.SimpleQueue()
         self._applier: Applier | None = None
@@ -221,7 +227,7 @@ class _Stream(asyncio.BufferedProtocol):
                 if isinstance(frame.body, ops.Fsync):
                     self._fsyncs.append(frame.seq)
                 batch.append(frame)
-                self._queued += len(getattr(frame.body, "data", b"")) + 64
+                self._handed += len(getattr(frame.body, "data", b"")) + 64
             elif frame.type is FrameType.REQUEST:
                 batch.append(frame)
             elif frame.type is FrameType.PING:
@@ -232,12 +238,12 @@ class _Stream(asyncio.BufferedProtocol):
             else:
                 return self._protocol_error(f"unexpected {frame.type.name} frame")
         if batch:
-            self._queue.put(batch)
-            if self._queued > self._owner.max_queued_bytes and not self._paused:
-                self._paused = True
+            if self._handed - self._done > self._owner.max_queued_bytes and not self._paused:
+                self._paused = True  # before the batch: the worker reports every batch after
                 self._transport.pause_reading()  # type: ignore[union-attr]
+            self._queue.put(batch)
             if self.mode is Mode.SECOND:
-                self._send_ack()
+                self._send_second_ack()
 
     def _on_hello(self, frame: Frame) -> None:
         hello = frame.body
@@ -294,30 +300,32 @@ class _Stream(asyncio.BufferedProtocol):
         self._write(encode_frame(FrameType.ERROR, self._applied, wire.Fault(errno.EPROTO, reason)))
         self._close_now()
 
-    def _send_ack(self) -> None:
-        release = self._applied
-        if self.mode is Mode.SECOND:
-            release = max(release, (self._fsyncs[0] - 1) if self._fsyncs else self._received)
+    def _send_second_ack(self) -> None:
+        """Mode "second" (on the loop): release what was received, up to the first Fsync
+        not yet applied. (Mode "sync": the worker acknowledges, see _work.)"""
+        release = max(self._applied, (self._fsyncs[0] - 1) if self._fsyncs else self._received)
         if release > self._acked or self._applied > self._acked_applied:
             self._acked, self._acked_applied = release, self._applied
             self._write(encode_frame(FrameType.ACK, release, self._applied))
 
-    def _on_progress(self, applied: int, nbytes: int) -> None:
-        self._applied = max(self._applied, applied)
-        while self._fsyncs and self._fsyncs[0] <= applied:
+    def _on_progress(self) -> None:
+        """The worker applied more (mode "second", or reading is paused)."""
+        while self._fsyncs and self._fsyncs[0] <= self._applied:
             self._fsyncs.popleft()
-        self._queued -= nbytes
-        if self._paused and self._queued <= self._owner.max_queued_bytes // 2 and self._open:
+        limit = self._owner.max_queued_bytes // 2
+        if self._paused and self._handed - self._done <= limit and self._open:
             self._paused = False
             self._transport.resume_reading()  # type: ignore[union-attr]
-        self._send_ack()
+        if self.mode is Mode.SECOND:
+            self._send_second_ack()
 
-    def _on_fault(self, applied: int, seq: int, err: int, message: str) -> None:
-        self._on_progress(applied, 0)
+    def _on_fault(self, seq: int, err: int, message: str) -> None:
+        self._on_progress()
         self._write(encode_frame(FrameType.NACK, seq, wire.Fault(err, message)))
         self._close_now()
 
     def _write(self, frame: bytes) -> None:
+        """From the loop or the worker (the transport takes writes from any thread)."""
         if self._transport is not None and not self._transport.is_closing():
             self._transport.write(frame)
 
@@ -361,7 +369,8 @@ class _Stream(asyncio.BufferedProtocol):
             self._loop.call_soon_threadsafe(fn, *args)
 
     def _work(self) -> None:
-        applier, applied, nbytes, last_ack = self._applier, 0, 0, time.monotonic()
+        applier, applied, acked, nbytes = self._applier, 0, 0, 0
+        last_ack = time.monotonic()
         assert applier is not None
         try:
             while (batch := self._queue.get()) is not None:
@@ -371,25 +380,39 @@ class _Stream(asyncio.BufferedProtocol):
                         continue
                     fault = self._apply(applier, frame.body)
                     if fault is not None:
-                        return self._post(self._on_fault, applied, frame.seq, *fault)
+                        self._progress(applied, nbytes, acked)  # ACK what came before it
+                        return self._post(self._on_fault, frame.seq, *fault)
                     applied = frame.seq
                     nbytes += len(getattr(frame.body, "data", b"")) + 64
-                # Coalesce: one ACK once everything buffered is applied; bounded in bytes
-                # and time so a queue that never empties still gets ACKs flowing.
+                # Coalesce: one ACK once everything handed over is applied (no waiting for
+                # more); bounded in bytes and time so a queue that never empties still
+                # gets ACKs flowing.
                 now = time.monotonic()
                 if self._queue.empty() or nbytes > ACK_EVERY_BYTES or now - last_ack > ACK_EVERY_S:
-                    self._post(self._on_progress, applied, nbytes)
+                    acked = self._progress(applied, nbytes, acked)
                     nbytes, last_ack = 0, now
-            self._post(self._on_progress, applied, nbytes)
+            self._progress(applied, nbytes, acked)
         finally:
             with contextlib.suppress(Exception):
                 applier.close()
             self._post(self._finish)
 
+    def _progress(self, applied: int, nbytes: int, acked: int) -> int:
+        """Ops up to ``applied`` (``nbytes`` more) are applied. Mode "sync": the worker
+        acknowledges them itself, and tells the loop only when the loop needs to know
+        (reading paused): a sync write's ACK leaves without a hand-off, and the loop is not
+        woken for nothing while the primary reads that ACK. Returns the acknowledged seq."""
+        self._applied, self._done = applied, self._done + nbytes
+        if self.mode is Mode.SYNC and applied > acked:
+            self._write(encode_frame(FrameType.ACK, applied, applied))
+            acked = applied
+        if self.mode is Mode.SECOND or self._paused:
+            self._post(self._on_progress)
+        return acked
+
     def _apply(self, applier: Applier, op: ops.Op) -> tuple[int, str] | None:
         try:
-            applier.validate(op)
-            applier.apply(op)
+            applier.apply(op)  # checks every path of the op as it uses it
         except UnsafePath as e:
             log.error("%s: refused unsafe op from %s: %s (%r)", self.module, self.where, e, op)
             return errno.EPERM, f"unsafe path: {e}"
@@ -407,4 +430,4 @@ class _Stream(asyncio.BufferedProtocol):
             reply = self._owner._handle_request(self.module, frame.body)  # type: ignore[arg-type]
         except Exception as e:
             reply, flags = f"{type(e).__name__}: {e}".encode(), wire.FLAG_FAILED
-        self._post(self._write, encode_frame(FrameType.REPLY, frame.seq, reply, flags))
+        self._write(encode_frame(FrameType.REPLY, frame.seq, reply, flags))

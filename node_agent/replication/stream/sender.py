@@ -4,9 +4,15 @@
 it is PRIM with a connected peer. Many FUSE threads call ``enqueue(op)``; each call takes
 the next seq and appends its frame to an outbox under one lock (so wire order = seq
 order), and returns a wait that blocks on the op's own lock until the peer's cumulative
-ACK covers that seq. A dedicated thread runs an asyncio loop that owns the one TLS
-connection: it writes whatever the outbox holds in one batch, reads ACKs and releases
-waiters. Many ops are in flight; nothing waits for a per-op round trip.
+ACK covers that seq. A thread that will wait for its op right away and finds nobody
+sending takes the outbox and sends it itself (more frames may join while it does; it
+sends them too), straight into the TLS socket (tls_transport.py) -- no hand-off to
+another thread on the way out. Ops nobody waits for now (``inline=False``: writebacks, a
+resync's data) are sent by the sender's own thread instead, while their caller goes on.
+That thread runs an asyncio loop that also reads ACKs and releases waiters (the one
+hand-off of a synchronous write on this side), sends what the socket could not take at
+once, and watches for silence. Many ops are in flight; nothing waits for a per-op round
+trip.
 
 Failure (connection lost, NACK/ERROR, a bad frame, no ACK or PONG within ack_timeout_s):
 the sender goes FAILED, calls ``on_failure(reason, ops)`` with every op the peer has not
@@ -103,7 +109,7 @@ class StreamSender:
         self._unapplied_bytes = 0
         self._outbox: list[bytes] = []
         self._outbox_hi = self._outbox_ops = 0
-        self._wake_scheduled = False
+        self._sending = False  # a thread is sending the outbox (_send_outbox)
         self._ops_sent = self._bytes_sent = 0
         self._sent_marks: deque[tuple[int, float]] = deque()  # (highest seq, write time)
         self._rtt: float | None = None
@@ -114,7 +120,6 @@ class StreamSender:
         self._thread = threading.Thread(
             target=self._loop.run_forever, name=f"repl-send-{module}", daemon=True
         )
-        self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._link: FrameLink | None = None
 
@@ -138,10 +143,11 @@ class StreamSender:
             self._stop_loop()
             raise
 
-    def enqueue(self, op: Op) -> Callable[[], None]:
+    def enqueue(self, op: Op, inline: bool = True) -> Callable[[], None]:
         """Give ``op`` its seq now; the returned wait blocks until the peer applied it (or
-        received it, mode "second"). Not RUNNING: ``fallback(op)`` runs here and the wait
-        raises NotAcknowledged at once."""
+        received it, mode "second"). ``inline``: the caller waits right away, so it sends
+        the op itself if nobody is sending; otherwise the sender's thread does. Not
+        RUNNING: ``fallback(op)`` runs here and the wait raises NotAcknowledged at once."""
         parts: list[Op] = [op]
         if type(op) is ops.Write and len(op.data) > MAX_WRITE_DATA:
             step = MAX_WRITE_DATA
@@ -179,12 +185,15 @@ class StreamSender:
                 self._outbox_hi = self._seq
                 self._outbox_ops += len(parts)
                 self._unapplied_bytes += sum(sizes)
-                wake, self._wake_scheduled = not self._wake_scheduled, True
+                send, self._sending = not self._sending, True
         if pending is None:
             self._fallback(op)
             return unacknowledged(f"no stream to {self.peer}: {self._failure or self._state}")
-        if wake:  # one loop wake-up per batch, not per op
-            self._loop.call_soon_threadsafe(self._wake.set)
+        if send and inline:  # nobody is sending: this thread does (see the module docstring)
+            self._send_outbox()
+        elif send:
+            with contextlib.suppress(RuntimeError):  # closed meanwhile: nothing to send
+                self._loop.call_soon_threadsafe(self._send_outbox)
         return functools.partial(wait_pending, pending)
 
     def request(self, payload: bytes, timeout_s: float) -> bytes:
@@ -195,9 +204,9 @@ class StreamSender:
                 raise LinkError(f"no stream to {self.peer}: {self._failure or self._state}")
             rid, waiting = self._requests.add()
             self._outbox.append(frame_header(FrameType.REQUEST, rid, len(payload)) + payload)
-            wake, self._wake_scheduled = not self._wake_scheduled, True
-        if wake:
-            self._loop.call_soon_threadsafe(self._wake.set)
+            send, self._sending = not self._sending, True
+        if send:
+            self._send_outbox()
         return self._requests.wait(rid, waiting, timeout_s, self.peer)
 
     def close(self, timeout_s: float | None = None) -> None:
@@ -227,6 +236,28 @@ class StreamSender:
                 self._state, self._ops_sent, self._bytes_sent, len(self._inflight),
                 self._acked, self._applied, self._rtt, self._failure,
             )  # fmt: skip
+
+    def _send_outbox(self) -> None:
+        """Send the outbox until it is empty, in the calling thread; only one thread at a
+        time (the one that set ``_sending``), so frames leave in seq order."""
+        transport: TlsTransport = self._link.transport  # type: ignore[union-attr,assignment]
+        while True:
+            with self._lock:
+                batch, self._outbox = self._outbox, []
+                hi, n, self._outbox_ops = self._outbox_hi, self._outbox_ops, 0
+                if not batch:
+                    self._sending = False
+                    return
+                self._ops_sent += n
+                self._bytes_sent += sum(map(len, batch))
+            try:
+                for piece in link_tls.coalesce(batch):
+                    transport.write(piece)  # never blocks: what the socket refuses is queued
+            except Exception as e:  # never leave the outbox without a sender
+                with self._lock:
+                    self._sending = False
+                return self._fail(f"cannot send to {self._where}: {e}")
+            self._sent_marks.append((hi, time.monotonic()))
 
     # ---- failure ----------------------------------------------------------------------
 
@@ -290,8 +321,7 @@ class StreamSender:
             self._on_frame(frame)
         link.deliver(self._on_frames, self._on_lost)
         loop = asyncio.get_running_loop()
-        for coro in (self._write_loop(link), self._watch(link)):
-            self._tasks.append(loop.create_task(coro))
+        self._tasks.append(loop.create_task(self._watch(link)))
         log.info("replicating %s to %s (%s)", self.module, self._where, self._mode)
 
     def _on_frames(self, frames: list[Frame]) -> None:
@@ -349,26 +379,6 @@ class StreamSender:
             self._rtt = now - self._sent_marks.popleft()[1]
         for p in to_release:
             p.done.release()  # type: ignore[union-attr]
-
-    async def _write_loop(self, link: FrameLink) -> None:
-        transport: TlsTransport = link.transport  # type: ignore[assignment]
-        try:
-            while True:
-                await self._wake.wait()
-                self._wake.clear()
-                with self._lock:
-                    batch, self._outbox = self._outbox, []
-                    hi, n, self._outbox_ops = self._outbox_hi, self._outbox_ops, 0
-                    self._wake_scheduled = False
-                    self._ops_sent += n
-                    self._bytes_sent += sum(map(len, batch))
-                if batch:
-                    for piece in link_tls.coalesce(batch):
-                        transport.write(piece)
-                    self._sent_marks.append((hi, time.monotonic()))
-                    await transport.drain()
-        except OSError as e:
-            self._fail(f"connection to {self._where} lost: {e}")
 
     async def _watch(self, link: FrameLink) -> None:
         tick = max(0.01, min(0.25, self._ack_timeout / 8))

@@ -9,11 +9,16 @@ same TLS on a plain ``SSLSocket``; the receiving side likewise. Here OpenSSL enc
 the caller's buffer straight into the socket and decrypts straight into the protocol's
 buffer (``asyncio.BufferedProtocol.get_buffer``).
 
-Only the event loop's thread touches the ``SSLSocket`` (OpenSSL objects are not
-thread-safe), exactly as with asyncio's transports. Supported: ``write``, ``close``
-(flushes what is queued first), ``abort``, ``pause_reading``/``resume_reading``,
-``is_closing``, ``get_write_buffer_size``, ``get_extra_info`` (``ssl_object``,
-``peername``, ``socket``), and ``drain()`` for writers that want backpressure.
+``write`` may be called from any thread: a thread that has a frame to send encrypts and
+sends it itself, at once, when nothing is queued before it (the socket is non-blocking:
+it never waits), instead of handing it to the loop's thread -- one thread hand-off less
+for every synchronous write. What the socket cannot take now is queued, in order, and
+sent by the loop when the socket is writable. OpenSSL objects are not thread-safe: every
+call on the ``SSLSocket`` (the loop's reads included) is made under one lock. Everything
+else runs on the loop's thread: ``close`` (flushes what is queued first), ``abort``,
+``pause_reading``/``resume_reading``, ``is_closing``, ``get_write_buffer_size``,
+``get_extra_info`` (``ssl_object``, ``peername``, ``socket``), and ``drain()`` for writers
+that want backpressure.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import asyncio
 import contextlib
 import socket
 import ssl
+import threading
 from collections import deque
 from typing import Any, TypeVar
 
@@ -142,8 +148,11 @@ class TlsTransport(asyncio.Transport):
         self._extra: dict[str, Any] = {"ssl_object": sock, "socket": sock}
         with contextlib.suppress(OSError):
             self._extra["peername"] = sock.getpeername()
+        # Every SSLSocket call, and the backlog; reentrant: _lose may run inside _flush.
+        self._lock = threading.RLock()
         self._backlog: deque[memoryview] = deque()  # head: what OpenSSL must be re-given
         self._queued = 0
+        self._flush_soon = False  # a _flush is scheduled on the loop
         self._writing = self._reading = False
         self._paused = self._closing = self._lost = False
         self._drainers: list[asyncio.Future[None]] = []
@@ -163,14 +172,31 @@ class TlsTransport(asyncio.Transport):
         return self._queued
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        """Send ``data``, or queue it uncopied: it must not change until sent (bytes)."""
-        if self._closing or self._lost or not data:
+        """Send ``data`` now, or queue it uncopied: it must not change until sent (bytes).
+        From any thread (see the module docstring)."""
+        if not data:
             return
         view = memoryview(data).cast("B")
-        self._backlog.append(view)
-        self._queued += len(view)
-        if not self._writing:
-            self._flush()
+        with self._lock:
+            if self._closing or self._lost:
+                return
+            if not self._backlog:  # nothing before it: straight to the socket
+                try:
+                    n = self._sock.send(view)
+                except _AGAIN:
+                    n = 0  # all of it again, from the loop (OpenSSL wants the same head)
+                except OSError as e:  # ssl.SSLError included
+                    self._loop.call_soon_threadsafe(self._lose, e)
+                    return
+                if n == len(view):
+                    return
+                view = view[n:]
+            self._backlog.append(view)
+            self._queued += len(view)
+            schedule = not self._writing and not self._flush_soon
+            self._flush_soon |= schedule
+        if schedule:  # the loop waits for the socket to be writable, and sends the rest
+            self._loop.call_soon_threadsafe(self._flush)
 
     def pause_reading(self) -> None:
         self._paused = True
@@ -186,9 +212,11 @@ class TlsTransport(asyncio.Transport):
         """Stop reading; close once everything written so far is sent."""
         if self._closing or self._lost:
             return
-        self._closing = True
+        with self._lock:
+            self._closing = True
+            idle = not self._backlog
         self._stop_reading()
-        if not self._backlog:
+        if idle:
             self._loop.call_soon(self._lose, None)
 
     def abort(self) -> None:
@@ -241,7 +269,8 @@ class TlsTransport(asyncio.Transport):
         with self._protocol.get_buffer(-1) as buf:
             try:
                 while n < len(buf):
-                    got = self._sock.recv_into(buf[n:])
+                    with self._lock:
+                        got = self._sock.recv_into(buf[n:])
                     if not got:
                         break
                     n += got
@@ -270,26 +299,32 @@ class TlsTransport(asyncio.Transport):
     # -- writing -----------------------------------------------------------------------
 
     def _flush(self) -> None:
-        while self._backlog:
-            head = self._backlog[0]
-            try:
-                # All of head or an exception: OpenSSL then needs the same head again.
-                n = self._sock.send(head)
-            except _AGAIN:
-                if not self._writing:
-                    self._writing = True
-                    self._loop.add_writer(self._fd, self._flush)
-                return self._wake_drainers()  # those waiting for less than _HIGH_WATER
-            except OSError as e:  # ssl.SSLError included
-                return self._lose(e)
-            self._queued -= n
-            if n < len(head):
-                self._backlog[0] = head[n:]
-            else:
-                self._backlog.popleft()
-        if self._writing:
-            self._writing = False
-            self._loop.remove_writer(self._fd)
+        """On the loop: send what is queued while the socket takes it; else wait until it
+        is writable."""
+        with self._lock:
+            self._flush_soon = False
+            if self._lost:
+                return
+            while self._backlog:
+                head = self._backlog[0]
+                try:
+                    # All of head or an exception: OpenSSL then needs the same head again.
+                    n = self._sock.send(head)
+                except _AGAIN:
+                    if not self._writing:
+                        self._writing = True
+                        self._loop.add_writer(self._fd, self._flush)
+                    return self._wake_drainers()  # those waiting for less than _HIGH_WATER
+                except OSError as e:  # ssl.SSLError included
+                    return self._lose(e)
+                self._queued -= n
+                if n < len(head):
+                    self._backlog[0] = head[n:]
+                else:
+                    self._backlog.popleft()
+            if self._writing:
+                self._writing = False
+                self._loop.remove_writer(self._fd)
         self._wake_drainers()
         if self._closing:
             self._lose(None)
@@ -304,16 +339,17 @@ class TlsTransport(asyncio.Transport):
     # -- the end -----------------------------------------------------------------------
 
     def _lose(self, exc: BaseException | None) -> None:
-        if self._lost:
-            return
-        self._lost = self._closing = True
-        self._stop_reading()
-        if self._writing:
-            self._writing = False
-            self._loop.remove_writer(self._fd)
-        self._backlog.clear()
-        self._queued = 0
+        with self._lock:
+            if self._lost:
+                return
+            self._lost = self._closing = True
+            self._stop_reading()
+            if self._writing:
+                self._writing = False
+                self._loop.remove_writer(self._fd)
+            self._backlog.clear()
+            self._queued = 0
+            with contextlib.suppress(OSError):
+                self._sock.close()
         self._wake_drainers()
-        with contextlib.suppress(OSError):
-            self._sock.close()
         self._loop.call_soon(self._protocol.connection_lost, exc)
