@@ -72,7 +72,9 @@ class WaitRulesMixin(_Base):
             )
             return
         if rel is Relation.DIVERGED:
-            if p.candidate or p.state is State.STOP:
+            # A peer that saw the split brain first waits (not a candidate any more): the
+            # node primary first must still take over, or neither serves.
+            if p.candidate or p.state is State.STOP or (p.state is State.WAIT and p.split_brain):
                 if not self.facts.uptodate:
                     from node_agent.core.machine import NOT_UPTODATE_MSG
 

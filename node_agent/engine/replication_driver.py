@@ -78,7 +78,12 @@ class ReplicationDriver:
         if self.dp is not None:
             return
         self._loop = asyncio.get_running_loop()
-        client, state, adopted = await asyncio.to_thread(connect, self.spec, self.run_dir)
+        try:
+            client, state, adopted = await asyncio.to_thread(connect, self.spec, self.run_dir)
+        except (OSError, RuntimeError) as e:  # the module cannot serve here until it runs
+            self._log("error", f"data plane did not start: {e}")
+            self._loop.create_task(self._respawn())
+            return
         self._use(client)
         if adopted:
             self.adopted = state

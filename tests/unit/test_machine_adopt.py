@@ -79,3 +79,19 @@ def test_a_dead_data_plane_of_a_stopped_module_changes_nothing() -> None:
     m = _machine()
     m.data_plane_lost("gone", _env(100.0, None))
     assert m.state is State.STOP and not m.checker_wait
+
+
+def test_the_split_brain_survivor_serves_even_if_the_loser_saw_it_first() -> None:
+    """Found by test_engine_replication: node2 (wrote second) flagged the split brain and
+    waited before node1 (wrote first) had decided; node1 then saw a peer that is no longer
+    a candidate and waited too -- neither served."""
+    shared = "0000000000001-node1-00000001"
+    m = ModuleMachine(Policy(module="web", node_id="node1", preferred="node1"),
+                      Facts(generations=(shared, "0000000002000-node1-00000002"),
+                            uptodate=True), now=100.0)  # fmt: skip
+    m.command("start", "test", _env(100.0, None))
+    loser = PeerView(state=State.WAIT, readiness=Readiness.NOT_READY, uptodate=True,
+                     generations=(shared, "0000000003000-node2-00000001"),
+                     split_brain=True)  # fmt: skip
+    m.step(_env(100.5, loser))
+    assert (m.state, m.last_rule) == (State.ALONE, "split-brain-survivor")

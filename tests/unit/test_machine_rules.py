@@ -149,6 +149,7 @@ def test_a_choice_over_another_generation_is_still_a_split_brain() -> None:
     assert pair.command("node1", "stop").accepted
     pair.settle()
     assert pair.command("node2", "prim").accepted
+    pair.settle()  # node1's agent hears node2 serve before node1 is started again
     m1 = pair.machine("node1")
     m1.facts = type(m1.facts)(generations=(*m1.facts.generations, "later-alone"))
     assert pair.command("node1", "start").accepted
