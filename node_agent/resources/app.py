@@ -96,14 +96,20 @@ class AppResource:
         return ResourceResult(True, "an application's start command is not checked ahead")
 
     async def found_running(self) -> bool:
-        return bool(self.check_command.strip()) and (await self.check()).ok
+        # Asked at every agent start: "not running" is the usual answer, not a warning.
+        if not self.check_command.strip():
+            return False
+        result = await self._run("check", self.check_command, self.check_timeout_s,
+                                 quiet=True, failure_level="debug")  # fmt: skip
+        return result.ok
 
     def describe(self) -> ResourceInfo:
         return ResourceInfo(self.kind)
 
     async def _run(
-        self, action: str, command: str, timeout_s: float, *, quiet: bool = False
-    ) -> ResourceResult:
+        self, action: str, command: str, timeout_s: float, *, quiet: bool = False,
+        failure_level: str = "",
+    ) -> ResourceResult:  # fmt: skip
         if not command.strip():
             return ResourceResult(ok=True, detail=f"no {action} command")
         out_level = "debug" if quiet else "info"
@@ -142,7 +148,7 @@ class AppResource:
                 returncode=outcome.returncode,
             )
         if not result.ok:
-            self._log("warning" if quiet else "error", result.detail)
+            self._log(failure_level or ("warning" if quiet else "error"), result.detail)
         elif not quiet:
             self._log("info", result.detail)
         return result
