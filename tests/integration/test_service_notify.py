@@ -17,7 +17,7 @@ from node_agent.host.agent_host import AgentHost
 from node_agent.host.service import AgentService
 from node_agent.host.service_plan import ServiceEnv
 from tests.integration.agents import LocalCluster
-from tests.integration.notify_listener import Notice, NotifyListener
+from tests.notify_listener import Notice, NotifyListener
 
 
 def test_agents_notify_ready_status_watchdog_stopping(tmp_path: Path, monkeypatch) -> None:

@@ -4,9 +4,12 @@ so its pid-file check fails (a zombie passes ``kill -0``) and the module sees it
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -73,3 +76,41 @@ def test_dead_daemon_of_an_application_is_reaped_and_seen_dead(tmp_path: Path) -
         time.sleep(3.0)
         after = {p for p in children(agent.pid) if (_stat(p) or (0, ""))[1] == "Z"}
         assert not before & after, f"zombies left with the agent as parent: {before & after}"
+
+
+_SCRIPT = r"""
+import json, os, subprocess, sys, time
+from node_agent.host.reaper import ChildReaper, become_subreaper, children, zombie_children
+
+now = [0.0]
+reaper = ChildReaper(clock=lambda: now[0])
+assert become_subreaper()
+# An orphan: the shell's subshell starts it and exits; it exits at once too.
+subprocess.run(["sh", "-c", "(sh -c 'echo $$ > orphan.pid; exit 3' &) ; sleep 0.1"], check=True)
+orphan = int(open("orphan.pid").read())
+owned = subprocess.Popen(["sh", "-c", "exit 5"])  # ours: its owner waits (a little late)
+deadline = time.monotonic() + 10
+while not {orphan, owned.pid} <= set(zombie_children()):
+    assert time.monotonic() < deadline, "the orphan never became our zombie child"
+    time.sleep(0.01)
+first = reaper.reap_once()           # seen, within the grace: nothing reaped
+owned_rc = owned.wait()              # the owner gets its child's real exit status
+now[0] += 2.5
+second = reaper.reap_once()          # past the grace: the orphan no one waited for
+print(json.dumps({"orphan": orphan, "first": first, "second": second, "owned_rc": owned_rc,
+                  "left": sorted(children()), "reaped": reaper.reaped}))
+"""
+
+
+def test_reaper_reaps_orphans_only_past_the_grace(tmp_path: Path) -> None:
+    """In a process of its own (it becomes a subreaper): the orphan is reaped once no
+    one waited for it within the grace; within the grace nothing is touched."""
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    r = subprocess.run([sys.executable, "-c", _SCRIPT], capture_output=True, text=True,
+                       timeout=60, cwd=tmp_path, env=env)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert got["first"] == [] and got["owned_rc"] == 5
+    assert got["second"] == [got["orphan"]] and got["reaped"] == 1
+    assert got["left"] == []  # no zombie child left
