@@ -10,8 +10,6 @@ import socket
 import threading
 from pathlib import Path
 
-import pytest
-
 from node_agent.cli.client import AgentClientError
 from node_agent.host.agent_host import AgentHost
 from node_agent.host.service import AgentService
@@ -146,7 +144,3 @@ def test_blocked_loop_stops_the_watchdog_pets(tmp_path: Path) -> None:
         assert not [n for n in seen["during"] if "WATCHDOG=1" in n.lines], seen["during"]
         listener.read_all()
         assert listener.lines()[-1] != "READY=1" and "STOPPING=1" in listener.lines()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    pytest.main([__file__, "-q"])
