@@ -7,16 +7,17 @@
 # Installs only what the agent needs: the Debian packages fuse3, iproute2, iputils-arping,
 # iputils-ping and python3-venv (--with-vm: also libvirt-clients, and libvirt-dev,
 # pkg-config, gcc, python3-dev to build libvirt-python); the agent in its own virtualenv
-# /opt/mirrorpair/venv (a copy of the package, independent of this source tree; the version
-# installed in /opt/mirrorpair/VERSION); configuration in /etc/mirrorpair (0750:
-# cluster.example.toml, node.env; cluster.toml is written by the console's setup wizard,
-# never by this script); data in /var/lib/mirrorpair (0700); the systemd unit
-# mirrorpair-agent.service, enabled and started. At the end it lists the firewall ports
-# and, on a server not set up yet, the pairing code to enter in the console.
+# /opt/mirrorpair/venv (a copy of the package, independent of this source tree), with
+# /opt/mirrorpair/VERSION (what is installed), README.md and docs/; configuration in
+# /etc/mirrorpair (0750: cluster.example.toml, node.env; cluster.toml is written by the
+# console's setup wizard, never by this script); data in /var/lib/mirrorpair (0700); the
+# systemd unit mirrorpair-agent.service, enabled and started. At the end it lists the
+# firewall ports and, on a server not set up yet, the pairing code to enter in the console.
 #
-# A second run upgrades in place: the package is reinstalled into the same venv, and
-# /etc/mirrorpair and /var/lib/mirrorpair are left as they are. A running agent keeps the
-# version it started with until it is restarted (docs/install.md, "Upgrade").
+# A second run upgrades in place: the package is reinstalled into the same venv (with the
+# vm extra if it was installed before), and /etc/mirrorpair and /var/lib/mirrorpair are
+# left as they are. A running agent keeps the version it started with until it is
+# restarted (docs/install.md, "Upgrade").
 #
 # Options:
 #   --with-vm        VM modules: libvirt client packages and the `vm` extra (libvirt-python)
@@ -223,6 +224,16 @@ write_version() {
     INSTALLED_VERSION="$version"
 }
 
+# The unit's Documentation= and the operator's reference on the server itself.
+install_docs() {
+    local doc
+    install -d -m 0755 "$OPT/docs"
+    install_file 0644 "$SRC/README.md" "$OPT/README.md" || true
+    for doc in "$SRC"/docs/*.md; do
+        install_file 0644 "$doc" "$OPT/docs/${doc##*/}" || true
+    done
+}
+
 # --- configuration, data, unit ---------------------------------------------------------------------
 
 # Copy src to dst only when they differ: an unchanged file keeps its bytes and times.
@@ -342,10 +353,15 @@ main() {
     check_node_env
     local previous="" upgrade=0
     [[ -f "$OPT/VERSION" ]] && previous="$(head -n1 "$OPT/VERSION")" && upgrade=1
+    if ((!WITH_VM)) && grep -qx 'extras vm' "$OPT/VERSION" 2>/dev/null; then
+        log "keeping the vm extra (installed before)"
+        WITH_VM=1
+    fi
     install_debs
     setup_venv
     install_package
     write_version
+    install_docs
     setup_config
     setup_unit
     # Pairing is opened (or the open code kept) before the service starts: the agent then
