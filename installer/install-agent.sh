@@ -34,6 +34,7 @@
 #   --purge          with --uninstall: remove /etc/mirrorpair and /var/lib/mirrorpair too
 #                    (refused while anything is mounted under them)
 set -euo pipefail
+umask 022 # what is created here is readable as the modes below say, whatever the caller's umask
 
 SRC="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
 UNIT_NAME=mirrorpair-agent.service
@@ -244,7 +245,7 @@ install_file() {
 }
 
 setup_config() {
-    install -d -m 0755 "$ROOT/etc"
+    mkdir -p "$ROOT/etc" # a system folder: created if missing, its mode left alone
     install -d -m 0750 "$ETC"
     install_file 0640 "$SRC/resources/config/cluster.example.toml" "$ETC/cluster.example.toml" || true
     if [[ ! -e "$ETC/node.env" ]]; then
@@ -255,7 +256,7 @@ setup_config() {
         } >"$ETC/node.env"
         chmod 0640 "$ETC/node.env"
     fi
-    install -d -m 0755 "$ROOT/var" "$ROOT/var/lib"
+    mkdir -p "$ROOT/var/lib"
     install -d -m 0700 "$STATE"
 }
 
@@ -275,7 +276,7 @@ check_node_env() {
 
 UNIT_CHANGED=0
 setup_unit() {
-    install -d -m 0755 "$ROOT/etc/systemd" "$ROOT/etc/systemd/system"
+    mkdir -p "$ROOT/etc/systemd/system"
     install_file 0644 "$SRC/installer/$UNIT_NAME" "$UNIT" && UNIT_CHANGED=1
     return 0
 }
@@ -325,17 +326,17 @@ uninstall() {
     if have_systemd; then
         systemctl disable --now --quiet "$UNIT_NAME" 2>/dev/null || true
     fi
+    local mounted=""
+    ((PURGE)) && mounted="$(mounts_under "$ETC" "$STATE")"
+    [[ -z "$mounted" ]] || die "not purging, nothing removed: mounted under $ETC or $STATE (a data plane still running?): $mounted"
     rm -f -- "$UNIT"
-    have_systemd && systemctl daemon-reload
+    if have_systemd; then systemctl daemon-reload; fi
     rm -rf -- "$OPT"
     log "removed $UNIT and $OPT"
     if ((PURGE == 0)); then
         log "kept $ETC and $STATE (--purge removes them)"
         return 0
     fi
-    local mounted
-    mounted="$(mounts_under "$ETC" "$STATE")"
-    [[ -z "$mounted" ]] || die "not purging: mounted under $ETC or $STATE (a data plane still running?): $mounted"
     rm -rf --one-file-system -- "$ETC" "$STATE"
     log "purged $ETC and $STATE (data directories configured elsewhere are left)"
 }
