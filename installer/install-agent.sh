@@ -35,6 +35,8 @@
 #                    (refused while anything is mounted under them)
 set -euo pipefail
 umask 022 # what is created here is readable as the modes below say, whatever the caller's umask
+# The venv's Python must see its own copy of the package, not a tree on the caller's path.
+unset PYTHONPATH PYTHONHOME
 
 SRC="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
 UNIT_NAME=mirrorpair-agent.service

@@ -42,11 +42,16 @@ class Install:
     seconds: float
 
 
+def clean_env() -> dict[str, str]:
+    """The installed programs must run from their venv alone, not from the source tree
+    that pytest put on PYTHONPATH."""
+    return {k: v for k, v in os.environ.items() if k not in ("DESTDIR", "PYTHONPATH")}
+
+
 def run_script(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "DESTDIR"}
     return subprocess.run(
         ["bash", str(SCRIPT), "--root", str(root), *args],
-        capture_output=True, text=True, timeout=600, env=env, cwd=root.parent,
+        capture_output=True, text=True, timeout=600, env=clean_env(), cwd=root.parent,
     )  # fmt: skip
 
 
@@ -105,7 +110,7 @@ def test_the_unit_and_the_layout(installed: Install) -> None:
     # A copy of the package in the venv, not the source tree (not an editable install).
     where = subprocess.run(
         [root / VENV / "bin/python", "-c", "import node_agent; print(node_agent.__file__)"],
-        capture_output=True, text=True, cwd=root, check=True,
+        capture_output=True, text=True, cwd=root, check=True, env=clean_env(),
     ).stdout.strip()  # fmt: skip
     assert Path(where).is_relative_to(root / VENV / "lib"), where
     for port in ("7700/tcp", "7701/udp", "7702/tcp", "5353/udp"):
@@ -127,7 +132,7 @@ def test_the_installed_agent_serves_the_code_printed_and_pairs_with_it(
         agent = subprocess.Popen(
             [root / VENV / "bin/mirrorpair-agent", "--config", root / "etc/mirrorpair/cluster.toml",
              "--state-dir", state, "--listen", address, "--no-mdns"],
-            stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
+            stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, env=clean_env(),
         )  # fmt: skip
     try:
         deadline = time.monotonic() + 60
@@ -175,8 +180,10 @@ def test_a_second_run_reinstalls_the_package_and_keeps_configuration_and_data(
     assert snapshot(root) == before  # the unit, configuration and data: byte for byte
     assert (root / "opt/mirrorpair/VERSION").read_text().splitlines()[0] == version_before
     assert installed_file.is_file()
-    agent_help = subprocess.run([root / VENV / "bin/mirrorpair-agent", "--help"],
-                                capture_output=True, text=True, cwd=root)  # fmt: skip
+    agent_help = subprocess.run(
+        [root / VENV / "bin/mirrorpair-agent", "--help"],
+        capture_output=True, text=True, cwd=root, env=clean_env(),
+    )  # fmt: skip
     assert agent_help.returncode == 0 and "--open-pairing" in agent_help.stdout
     assert "reinstalled in place" in done.stdout
     # The ports are read from the configuration now; the server is set up: no code.
