@@ -213,7 +213,10 @@ install_package() {
 write_version() {
     local version rev=""
     version="$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("mirrorpair"))')"
-    if command -v git >/dev/null 2>&1 && rev="$(git -C "$SRC" rev-parse --short HEAD 2>/dev/null)"; then
+    # The commit, if the tree is a git checkout of its own (not a folder of another repository).
+    if command -v git >/dev/null 2>&1 &&
+        [[ "$(git -C "$SRC" rev-parse --show-toplevel 2>/dev/null)" == "$SRC" ]] &&
+        rev="$(git -C "$SRC" rev-parse --short HEAD 2>/dev/null)"; then
         [[ -z "$(git -C "$SRC" status --porcelain 2>/dev/null)" ]] || rev="$rev-modified"
     fi
     {
@@ -257,6 +260,10 @@ setup_config() {
             echo "MIRRORPAIR_NODE=$NODE"
         } >"$ETC/node.env"
         chmod 0640 "$ETC/node.env"
+    elif [[ -n "$NODE" && -z "$(node_env_value)" ]]; then
+        # Asked for (--node), and the file names no node yet (check_node_env refused others).
+        sed -i "s/^MIRRORPAIR_NODE=\$/MIRRORPAIR_NODE=$NODE/" "$ETC/node.env"
+        grep -qx "MIRRORPAIR_NODE=$NODE" "$ETC/node.env" || echo "MIRRORPAIR_NODE=$NODE" >>"$ETC/node.env"
     fi
     mkdir -p "$ROOT/var/lib"
     install -d -m 0700 "$STATE"
