@@ -17,7 +17,7 @@
 # A second run upgrades in place: the package is reinstalled into the same venv (with the
 # vm extra if it was installed before), and /etc/mirrorpair and /var/lib/mirrorpair are
 # left as they are. A running agent keeps the version it started with until it is
-# restarted (docs/install.md, "Upgrade").
+# restarted (docs/upgrade.md).
 #
 # Options:
 #   --with-vm        VM modules: libvirt client packages and the `vm` extra (libvirt-python)
@@ -303,9 +303,10 @@ start_service() {
     systemctl daemon-reload
     systemctl enable --quiet "$UNIT_NAME"
     if systemctl is-active --quiet "$UNIT_NAME"; then
-        # Not restarted here: a restart stops this server's modules (docs/install.md, "Upgrade").
+        # Not restarted here: the operator picks the moment, one server at a time
+        # (docs/upgrade.md); a plain restart would stop this server's modules first.
         if ((upgrade || UNIT_CHANGED)); then
-            SERVICE_NOTE="the running agent still runs the version it started with: restart it when its modules may move (docs/install.md, Upgrade): systemctl restart $UNIT_NAME"
+            SERVICE_NOTE="the running agent still runs the version it started with; hand over to the new one, leaving the modules running (docs/upgrade.md): systemctl kill --kill-whom=main --signal=SIGUSR2 $UNIT_NAME; systemctl start $UNIT_NAME"
         else
             SERVICE_NOTE="the agent is running (systemctl status $UNIT_NAME)"
         fi
