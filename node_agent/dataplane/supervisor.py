@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 import node_agent
+from node_agent import procfs
 from node_agent.dataplane.client import DataPlaneClient, DataPlaneError
-from node_agent.dataplane.procfs import is_data_plane
 from node_agent.dataplane.spec import (
     LOGFILE,
     PIDFILE,
@@ -55,6 +55,20 @@ def read_pid(run_dir: Path) -> int | None:
         return int((run_dir / PIDFILE).read_text().strip())
     except (OSError, ValueError):
         return None
+
+
+def is_data_plane(pid: int | None) -> bool:
+    """A running data plane (a pid file may name a pid reused since by another process)."""
+    return pid is not None and procfs.running(pid) and b"node_agent.dataplane" in procfs.argv(pid)
+
+
+def data_planes_under(folder: str) -> list[int]:
+    """Running data planes whose command line names a path under ``folder``."""
+    pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+    return [
+        pid for pid in pids if is_data_plane(pid)
+        and any(a.decode(errors="replace").startswith(folder) for a in procfs.argv(pid))
+    ]  # fmt: skip
 
 
 def find_running(

@@ -15,9 +15,9 @@ import pytest
 
 from node_agent.dataplane.client import DataPlaneClient, DataPlaneError
 from node_agent.dataplane.handoff import HandoffError, hand_off
-from node_agent.dataplane.procfs import running
 from node_agent.dataplane.spec import DataPlaneSpec, socket_names
 from node_agent.dataplane.supervisor import connect, find_running, read_pid, spawn
+from node_agent.procfs import running
 from protos import dataplane_pb2 as dp
 from protos import dataplane_pb2_grpc as dp_grpc
 from tests.conftest import require_fuse
