@@ -20,7 +20,7 @@ from node_agent.engine.boot_id import next_boot_id
 from node_agent.engine.convert import machine_fingerprint, view_from_pb, view_to_pb
 from node_agent.engine.logbook import LogBook, level_number
 from node_agent.engine.module_driver import ModuleDriver
-from node_agent.engine.status import link_status, module_status
+from node_agent.engine.status import link_status, module_status, peer_build_fields
 from node_agent.engine.vip_audit import audit_vips
 from node_agent.heartbeat.liveness import Liveness, Pulse
 from node_agent.heartbeat.peer_modules import ABSENT, PeerModules
@@ -334,6 +334,7 @@ class NodeEngine:
             config_version=self.config.version,
             peer_config_version=peer.config_version if peer is not None else 0,
             configured=True,
+            **peer_build_fields(self.liveness.peer_build),
         )
 
     async def watch(self, log_level: str = "") -> AsyncIterator[pb.StatusEvent]:

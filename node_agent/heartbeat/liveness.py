@@ -23,6 +23,10 @@ part of an older pulse arriving late is dropped like any late datagram: what it 
 is already superseded, or will be by the next pulse). The peer's ``features`` are
 learned with its boot_id, from the same datagrams: before any datagram of ours counts
 at the peer we have heard it, so we know what it understands (``legacy_peer``).
+
+The peer's protocol and build (``peer_build``) are learned from every authenticated
+datagram of its newest boot; one of an incompatible protocol (node_agent/protocol.py)
+is refused, as a wrong secret would be: its views would be misread.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from dataclasses import dataclass, field
 
 from node_agent.config.model import NODE_IDS, other_node
 from node_agent.heartbeat.split import FEATURE_PARTS, MAX_PARTS
+from node_agent.protocol import PROTOCOL, PeerBuild, announced, compatible
 from protos.heartbeat_pb2 import Heartbeat
 
 # Rejection reasons (also used as counter labels by the driver).
@@ -43,6 +48,7 @@ WRONG_LINK = "wrong link"
 REPLAY = "replay"
 STALE_ECHO = "stale echo"  # recorded before this node started, or the peer has not heard it
 BAD_PART = "bad part"  # part index out of its pulse's range
+INCOMPATIBLE = "incompatible protocol"  # another major protocol: node_agent/protocol.py
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,8 @@ class Liveness:
         self.boot_id = boot_id  # ours: the challenge every counted heartbeat echoes
         self.peer_boot_id = 0  # the newest the peer authenticated itself with: our echo
         self.peer_features = 0  # what a datagram of that boot said the peer understands
+        self.peer_build: PeerBuild | None = None  # what the peer announced (None: not heard)
+        self._build_boot = 0  # the peer boot_id peer_build was learned from
         self._peer_view: Heartbeat | None = None
         self._peer_key: tuple[int, int] | None = None
         self.rejected_total = 0
@@ -98,6 +106,8 @@ class Liveness:
         A rejection is counted here; callers must not also call ``reject`` for it.
         """
         reason = self._check(link, hb)
+        if reason is None:
+            reason = self._learn_build(hb)
         if reason is None:
             # Authenticated and from the peer, so its boot_id is a fact worth echoing
             # even before it answers our challenge (else it does not count yet).
@@ -144,6 +154,14 @@ class Liveness:
         ):
             return REPLAY
         return None
+
+    def _learn_build(self, hb: Heartbeat) -> str | None:
+        """Note the peer's protocol and build (from its newest boot: a replay of an older
+        one changes nothing); INCOMPATIBLE if it speaks another major protocol."""
+        build = PeerBuild(announced(hb.protocol_major, hb.protocol_minor), hb.agent_version)
+        if hb.boot_id >= self._build_boot:
+            self._build_boot, self.peer_build = hb.boot_id, build
+        return None if compatible(PROTOCOL, build.protocol) else INCOMPATIBLE
 
     def _learn_boot(self, hb: Heartbeat) -> None:
         if hb.boot_id >= self.peer_boot_id:

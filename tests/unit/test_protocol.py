@@ -1,0 +1,89 @@
+"""The protocol version and the compatibility decision (node_agent/protocol.py), and how
+heartbeats apply it (Liveness): pure, exhaustive over small versions."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from node_agent.heartbeat.liveness import INCOMPATIBLE, Liveness
+from node_agent.protocol import (
+    PROTOCOL,
+    UNVERSIONED,
+    PeerBuild,
+    Protocol,
+    Verdict,
+    announced,
+    compatible,
+    judge,
+)
+from protos.heartbeat_pb2 import Heartbeat
+
+versions = st.builds(Protocol, st.integers(1, 5), st.integers(0, 5))
+builds = st.builds(PeerBuild, versions, st.sampled_from(["", "0.1.0", "0.2.0", "1.0.0-rc1"]))
+
+
+def test_a_peer_that_announces_nothing_speaks_1_0() -> None:
+    assert announced(0, 0) == UNVERSIONED == Protocol(1, 0)
+    assert announced(0, 7) == UNVERSIONED  # a minor without a major is no announcement
+    assert announced(1, 1) == Protocol(1, 1) and announced(2, 0) == Protocol(2, 0)
+    assert compatible(PROTOCOL, UNVERSIONED), "the current protocol must talk to 1.0 builds"
+    assert str(Protocol(1, 1)) == "1.1"
+
+
+@given(versions, versions)
+def test_the_same_major_is_compatible_and_only_it(a: Protocol, b: Protocol) -> None:
+    assert compatible(a, b) == (a.major == b.major) == compatible(b, a)
+
+
+@given(builds, builds)
+def test_the_verdict_and_what_the_operator_reads(ours: PeerBuild, theirs: PeerBuild) -> None:
+    c = judge(ours, theirs)
+    if theirs.protocol.major != ours.protocol.major:
+        assert c.verdict is Verdict.INCOMPATIBLE
+        assert "refused" in c.message and str(theirs.protocol) in c.message
+    elif theirs == ours:
+        assert c == judge(ours, ours) and c.verdict is Verdict.SAME and c.message == ""
+    else:
+        assert c.verdict is Verdict.OTHER_BUILD and "compatible" in c.message
+        assert "incompatible" not in c.message
+    if c.message:  # both sides named, a build that does not say so said so
+        assert str(ours.protocol) in c.message and ours.version in c.message
+        assert (theirs.version or "does not say its version") in c.message
+
+
+def test_a_peer_not_heard_is_unknown() -> None:
+    assert judge(PeerBuild(PROTOCOL, "0.1.0"), None).verdict is Verdict.UNKNOWN
+
+
+def _beat(seq: int, major: int, minor: int = 0, version: str = "", boot: int = 1) -> Heartbeat:
+    return Heartbeat(cluster="demo", node_id="node2", boot_id=boot, seq=seq, link="lan",
+                     echo_boot_id=7, protocol_major=major, protocol_minor=minor,
+                     agent_version=version)  # fmt: skip
+
+
+def test_heartbeats_of_a_compatible_peer_count_and_its_build_is_known() -> None:
+    lv = Liveness(["lan"], 3.0, "node1", "demo", boot_id=7)
+    assert lv.peer_build is None
+    assert lv.accept("lan", _beat(1, 0), 1.0) is None  # a build before 1.1: fields absent
+    assert lv.peer_build == PeerBuild(UNVERSIONED, "")
+    assert lv.peer_alive(1.5)
+    assert lv.accept("lan", _beat(1, PROTOCOL.major, 9, "0.3.0", boot=2), 2.0) is None
+    assert lv.peer_build == PeerBuild(Protocol(PROTOCOL.major, 9), "0.3.0")
+
+
+def test_heartbeats_of_an_incompatible_peer_are_refused_but_it_is_known() -> None:
+    lv = Liveness(["lan"], 3.0, "node1", "demo", boot_id=7)
+    other = PROTOCOL.major + 1
+    for seq in range(1, 4):
+        assert lv.accept("lan", _beat(seq, other, 0, "9.0.0"), float(seq)) == INCOMPATIBLE
+    assert not lv.peer_alive(3.5) and lv.latest(3.5) is None
+    assert lv.peer_boot_id == 0, "nothing of it is echoed: it does not count"
+    assert lv.rejected_by_reason[INCOMPATIBLE] == 3 and lv.rejected_total == 3
+    assert lv.peer_build == PeerBuild(Protocol(other, 0), "9.0.0")  # shown as a mismatch
+    # A datagram of an older boot (a replay) does not change what the peer is known to run.
+    lv.accept("lan", _beat(9, PROTOCOL.major, boot=0), 4.0)
+    assert lv.peer_build == PeerBuild(Protocol(other, 0), "9.0.0")
+    # Rolled back to a compatible build (a new boot): heard again.
+    assert lv.accept("lan", _beat(1, PROTOCOL.major, 1, "0.1.0", boot=5), 5.0) is None
+    assert lv.peer_alive(5.5)
