@@ -34,7 +34,9 @@ class Protocol:
         return f"{self.major}.{self.minor}"
 
 
-PROTOCOL = Protocol(1, 1)  # 1.1: heartbeats and status carry the protocol and the build
+# 1.1: heartbeats and status carry the protocol and the build; an agent leaving its
+# modules running asks its peer to wait for the next one (heartbeat leaving_ms).
+PROTOCOL = Protocol(1, 1)
 UNVERSIONED = Protocol(1, 0)  # what a peer that announces no protocol speaks
 
 

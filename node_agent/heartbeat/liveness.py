@@ -24,6 +24,12 @@ is already superseded, or will be by the next pulse). The peer's ``features`` ar
 learned with its boot_id, from the same datagrams: before any datagram of ours counts
 at the peer we have heard it, so we know what it understands (``legacy_peer``).
 
+An agent that exits leaving its modules running (to be restarted or upgraded) says so in
+a last heartbeat (``leaving_ms``): its modules go on serving, so the peer is counted alive
+with that heartbeat's views for that long (at most ``MAX_LEAVING_S``), or until a heartbeat
+of a newer boot counts, however slow the next agent is to start. A crash of that server
+meanwhile is seen that much later.
+
 The peer's protocol and build (``peer_build``) are learned from every authenticated
 datagram of its newest boot; one of an incompatible protocol (node_agent/protocol.py)
 is refused, as a wrong secret would be: its views would be misread.
@@ -49,6 +55,8 @@ REPLAY = "replay"
 STALE_ECHO = "stale echo"  # recorded before this node started, or the peer has not heard it
 BAD_PART = "bad part"  # part index out of its pulse's range
 INCOMPATIBLE = "incompatible protocol"  # another major protocol: node_agent/protocol.py
+LEAVING_S = 20.0  # what an agent leaving its modules running asks for: its successor starts
+MAX_LEAVING_S = 60.0  # the most a peer is granted, whatever it asks
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,7 @@ class Liveness:
         self.peer_features = 0  # what a datagram of that boot said the peer understands
         self.peer_build: PeerBuild | None = None  # what the peer announced (None: not heard)
         self._build_boot = 0  # the peer boot_id peer_build was learned from
+        self._leaving: tuple[int, float] | None = None  # (boot_id, alive until): its agent left
         self._peer_view: Heartbeat | None = None
         self._peer_key: tuple[int, int] | None = None
         self.rejected_total = 0
@@ -130,6 +139,10 @@ class Liveness:
         if self._peer_key is None or key > self._peer_key:
             self._peer_key = key
             self._peer_view = hb
+        if self._leaving is not None and hb.boot_id > self._leaving[0]:
+            self._leaving = None  # its next agent is heard
+        if hb.leaving_ms and key == self._peer_key:
+            self._leaving = (hb.boot_id, now + min(hb.leaving_ms / 1000, MAX_LEAVING_S))
         return None
 
     def _check(self, link: str, hb: Heartbeat) -> str | None:
@@ -199,7 +212,12 @@ class Liveness:
         return age is not None and age < self.timeout_s
 
     def peer_alive(self, now: float) -> bool:
-        return any(self.link_up(name, now) for name in self._links)
+        return any(self.link_up(name, now) for name in self._links) or self.peer_leaving(now)
+
+    def peer_leaving(self, now: float) -> bool:
+        """The peer's agent left its modules running and its next agent is not heard yet:
+        alive by its word (for at most the time it asked)."""
+        return self._leaving is not None and now < self._leaving[1]
 
     def link_states(self, now: float) -> list[LinkState]:
         return [

@@ -327,8 +327,11 @@ class HeartbeatSender:
         self.pulse.urgent()
         self._wake.set()
 
-    def send_now(self) -> None:
+    def send_now(self, leaving_s: float = 0.0) -> None:
+        """Send a pulse now; ``leaving_s``: this agent exits leaving its modules running,
+        the peer counts it alive that long (Liveness.peer_leaving)."""
         hb = self._build()
+        hb.leaving_ms = round(leaving_s * 1000)
         self.seq += 1
         hb.boot_id = self.boot_id
         hb.seq = self.seq

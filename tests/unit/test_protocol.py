@@ -1,12 +1,13 @@
-"""The protocol version and the compatibility decision (node_agent/protocol.py), and how
-heartbeats apply it (Liveness): pure, exhaustive over small versions."""
+"""The protocol version and the compatibility decision (node_agent/protocol.py), how
+heartbeats apply it, and an agent leaving its modules running for its successor
+(Liveness): pure, time is a parameter."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from node_agent.heartbeat.liveness import INCOMPATIBLE, Liveness
+from node_agent.heartbeat.liveness import INCOMPATIBLE, MAX_LEAVING_S, Liveness
 from node_agent.protocol import (
     PROTOCOL,
     UNVERSIONED,
@@ -87,3 +88,38 @@ def test_heartbeats_of_an_incompatible_peer_are_refused_but_it_is_known() -> Non
     # Rolled back to a compatible build (a new boot): heard again.
     assert lv.accept("lan", _beat(1, PROTOCOL.major, 1, "0.1.0", boot=5), 5.0) is None
     assert lv.peer_alive(5.5)
+
+
+@given(st.integers(1, 200_000), st.floats(0, 300))
+def test_an_agent_leaving_its_modules_running_is_alive_as_asked(ms: int, dt: float) -> None:
+    lv = Liveness(["lan"], 3.0, "node1", "demo", boot_id=7)
+    assert lv.accept("lan", _beat(1, PROTOCOL.major), 0.0) is None
+    leaving = _beat(2, PROTOCOL.major)
+    leaving.leaving_ms = ms
+    assert lv.accept("lan", leaving, 1.0) is None
+    granted = min(ms / 1000, MAX_LEAVING_S)
+    now = 1.0 + dt
+    assert lv.peer_alive(now) == (dt < max(granted, 3.0))
+    assert lv.peer_leaving(now) == (dt < granted)
+    if lv.peer_alive(now):
+        assert lv.latest(now) is leaving  # with the views it left with
+    assert [s.up for s in lv.link_states(now)] == [dt < 3.0]  # the links say what they hear
+
+
+def test_the_next_agent_ends_the_wait_and_a_stale_leaving_changes_nothing() -> None:
+    lv = Liveness(["lan", "cross"], 3.0, "node1", "demo", boot_id=7)
+    leaving = _beat(5, PROTOCOL.major)
+    leaving.leaving_ms = 20_000
+    assert lv.accept("lan", leaving, 0.0) is None
+    assert lv.peer_alive(15.0)
+    # The next agent (a newer boot) counts: the peer is alive by its heartbeats again, and
+    # silent from then on it is dead after the timeout, not after the rest of the wait.
+    assert lv.accept("lan", _beat(1, PROTOCOL.major, boot=2), 16.0) is None
+    assert not lv.peer_leaving(16.0) and lv.peer_alive(18.9) and not lv.peer_alive(19.0)
+    # A leaving pulse older than the newest view (a slow link) grants nothing.
+    lv2 = Liveness(["lan", "cross"], 3.0, "node1", "demo", boot_id=7)
+    assert lv2.accept("lan", _beat(5, PROTOCOL.major), 0.0) is None
+    cross = _beat(4, PROTOCOL.major)
+    cross.link, cross.leaving_ms = "cross", 20_000
+    assert lv2.accept("cross", cross, 0.5) is None
+    assert not lv2.peer_leaving(0.5) and not lv2.peer_alive(10.0)
