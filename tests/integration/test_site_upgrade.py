@@ -1,13 +1,15 @@
 """A rolling upgrade on the two-server site (issue 14, point 7; docs/upgrade.md).
 
-node1 runs the previous release (its code taken from git at ``PREVIOUS_RELEASE``, run
-with this venv), node2 this tree: they pair, the module is PRIM/SECOND and replicates
-while an application appends records with fsync through node1's mount. node2 shows that
-its peer runs an older build. Then node1 is upgraded the documented way: its old agent
-is told to leave its modules running (SIGUSR2), the new build starts and adopts the old
-build's data plane. The module stays PRIM on node1 and SECOND on node2 throughout, the
-writes never stop or fail, nothing acknowledged is missing from node2's copy, and each
-side shows the other's build while they differ.
+node1 runs this tree and is primary, node2 the previous release (its code taken from git
+at ``PREVIOUS_RELEASE``, run with this venv) and is secondary: they pair and replicate
+while an application appends records with fsync through node1's mount; node1 shows that
+its peer runs an older build. node2 is upgraded the documented way: its old agent leaves
+its modules running (SIGUSR2), this build starts and adopts the old build's data plane.
+Then node1, the primary, is upgraded to a next build (a copy of this tree reporting
+another version): its agent asks node2 to wait for the next one. The module stays PRIM
+on node1 and SECOND on node2 throughout, the writes never stop or fail, nothing
+acknowledged is missing from node2's copy, and each side shows the other's build while
+they differ.
 """
 
 from __future__ import annotations
@@ -57,42 +59,61 @@ def _pair_holds(site: Site) -> None:
     assert site.state("node2") == ("SECOND", "READY"), site.tail("node2")
 
 
+def _transitions(site: Site, node: str) -> list[str]:
+    """The module's state changes in ``node``'s agent output, every agent of it."""
+    text = site.out_path(node).read_text(errors="replace")
+    return [line.split("web: ", 1)[1] for line in text.splitlines() if " -> " in line
+            and "mirrorpair.log: web: " in line]  # fmt: skip
+
+
+def _upgrade(site: Site, node: str, root: Path) -> None:
+    """The documented way (docs/upgrade.md): the running agent leaves its modules running
+    (SIGUSR2), the new build starts and adopts its data planes."""
+    planes = site.data_plane_pids(node)
+    site.agents[node].send_signal(signal.SIGUSR2)
+    assert site.agents[node].wait(10) == 0
+    assert "exits leaving its modules running" in site.agent_text(node)
+    start_build(site, node, root, f"upgraded to {root.name}")
+    assert site.data_plane_pids(node) == planes, "the same data planes, adopted"
+
+
 def test_a_rolling_upgrade_keeps_the_module_prim_second(site: Site) -> None:
+    # node1 runs this build and is primary; node2, the secondary, runs the previous release.
     previous = _previous_build(site)
-    start_build(site, "node1", previous, "previous release")
-    site.start("node2")
+    start_build(site, "node1", REPO, "this build")
+    start_build(site, "node2", previous, "previous release")
     site.wait_pair("node1", timeout=40)
-    planes = site.data_plane_pids("node1")
-    assert set(planes) == {"web"}, planes
     writer = Writer(site, "node1", site.www / "records.log")
-    writer.wait_more(site, 50, "records written through node1's mount")
+    writer.wait_more(site, 50, "records replicated to the previous release")
 
-    # Mixed: the previous release replicates to this one; node2 says its peer is older.
-    st2 = site.status("node2")
-    assert st2 is not None
-    assert (st2["protocol"], st2["peer_protocol"]) == (str(PROTOCOL), str(PREVIOUS_PROTOCOL))
-    assert st2["peer_version"] == "" and not st2["peer_incompatible"]
-    assert "the peer runs an older build that does not say its version" in st2["version_mismatch"]
+    # Mixed: node1 says its peer runs an older build, compatible; the status shows it.
+    st1 = site.status("node1")
+    assert st1 is not None
+    assert (st1["protocol"], st1["peer_protocol"]) == (str(PROTOCOL), str(PREVIOUS_PROTOCOL))
+    assert st1["peer_version"] == "" and not st1["peer_incompatible"]
+    assert "the peer runs an older build that does not say its version" in st1["version_mismatch"]
     text = site.cli("status").stdout
-    assert "VERSION MISMATCH seen by node2: the peer runs an older build" in text, text
-    writer.wait_more(site, 30, "records replicated to this build")
+    assert "VERSION MISMATCH seen by node1: the peer runs an older build" in text, text
     _pair_holds(site)
 
-    # The upgrade of node1, the primary: the old agent leaves its modules running...
-    site.agents["node1"].send_signal(signal.SIGUSR2)
-    assert site.agents["node1"].wait(10) == 0
-    assert "exits leaving its modules running" in site.agent_text("node1")
-    writer.wait_more(site, 20, "records written while node1 has no agent", timeout=10)
-    # ... and the new build adopts the previous release's data plane.
-    start_build(site, "node1", other_build(site, NEXT), "upgraded")
+    # The upgrade of node2 from the previous release to this build: its data plane, of the
+    # previous release, is adopted by this build and goes on receiving.
+    _upgrade(site, "node2", REPO)
+    site.wait_state("node2", "SECOND", "READY", timeout=20)
+    writer.wait_more(site, 50, "records written after node2's upgrade")
+    _pair_holds(site)
+    web = site.module_named("node2", "web")
+    assert web is not None and web["data_plane"]["version"] == VERSION  # the previous build's
+    st1, st2 = site.status("node1"), site.status("node2")
+    assert st1 is not None and st2 is not None
+    assert st1["version_mismatch"] == st2["version_mismatch"] == ""  # the same build now
+
+    # node1, the primary, to the next build: its agent tells node2 to wait for the next one.
+    _upgrade(site, "node1", other_build(site, NEXT))
     site.wait_state("node1", "PRIM", "READY", timeout=20)
+    writer.wait_more(site, 50, "records written after node1's upgrade")
     _pair_holds(site)
-    assert site.data_plane_pids("node1") == planes, "the same data plane, adopted"
-    web = site.module_named("node1", "web")
-    assert web is not None and web["data_plane"]["pid"] == planes["web"]
-    writer.wait_more(site, 50, "records written after the upgrade")
-
-    # Both builds differ and say so, as compatible, from each side.
+    assert "the agent of node1 exits leaving its modules running" in site.agent_text("node2")
     st1, st2 = site.status("node1"), site.status("node2")
     assert st1 is not None and st2 is not None
     assert st1["version"] == NEXT and st1["peer_version"] == VERSION
@@ -105,7 +126,13 @@ def test_a_rolling_upgrade_keeps_the_module_prim_second(site: Site) -> None:
 
     last = writer.finish()
     _pair_holds(site)
+    # Throughout: node1 never left the primary role, node2 never took it.
     never_primary(site, "node2")
+    assert not [
+        t
+        for t in _transitions(site, "node1")
+        if t.startswith(("PRIM", "ALONE")) and " -> PRIM" not in t and " -> ALONE" not in t
+    ], _transitions(site, "node1")
     assert site.http() == "node1\n"
     copy = site.module_dir("node2") / "copy" / "0" / "records.log"
     assert records(copy)[:last] == list(range(1, last + 1)), "an acknowledged record is missing"
