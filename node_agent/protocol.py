@@ -81,7 +81,8 @@ def judge(ours: PeerBuild, theirs: PeerBuild | None) -> Compatibility:
         return Compatibility(
             Verdict.INCOMPATIBLE,
             f"the peer speaks protocol {theirs.protocol} ({their_build}), incompatible "
-            f"with this agent's {ours.protocol} ({ours.version}): it is refused",
+            f"with this agent's {ours.protocol} ({ours.version}): its heartbeats and "
+            "replication are refused (docs/upgrade.md)",
         )
     if theirs == ours:
         return Compatibility(Verdict.SAME, "")

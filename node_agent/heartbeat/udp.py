@@ -288,7 +288,7 @@ class HeartbeatTransport:
         if reason == INCOMPATIBLE and self.liveness.peer_build != self._refused_build:
             self._refused_build = self.liveness.peer_build  # once per peer build, not per pulse
             verdict = judge(PeerBuild(PROTOCOL, VERSION), self._refused_build)
-            log.error("heartbeats of %s refused: %s", self.liveness.peer_id, verdict.message)
+            log.error("peer %s: %s", self.liveness.peer_id, verdict.message)
         if reason is not None:
             log.debug("heartbeat link %s: rejected (%s) from %s", name, reason, addr)
             return

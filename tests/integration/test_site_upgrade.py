@@ -136,3 +136,37 @@ def test_a_rolling_upgrade_keeps_the_module_prim_second(site: Site) -> None:
     assert site.http() == "node1\n"
     copy = site.module_dir("node2") / "copy" / "0" / "records.log"
     assert records(copy)[:last] == list(range(1, last + 1)), "an acknowledged record is missing"
+
+
+def test_a_peer_of_an_incompatible_protocol_is_refused_and_shown(site: Site) -> None:
+    # A build of the next major protocol (a copy of this tree that says so), modules not
+    # started: two agents that cannot hear each other would both serve them.
+    site.config.write_text(site.config.read_text().replace("autostart = true", "autostart = false"))
+    future = other_build(site, "9.0.0")
+    protocol_py = future / "node_agent" / "protocol.py"
+    text = protocol_py.read_text()
+    ours = f"PROTOCOL = Protocol({PROTOCOL.major}, {PROTOCOL.minor})"
+    assert ours in text, "node_agent/protocol.py no longer defines PROTOCOL this way"
+    other = f"{PROTOCOL.major + 1}.0"
+    protocol_py.write_text(text.replace(ours, f"PROTOCOL = Protocol({PROTOCOL.major + 1}, 0)"))
+    start_build(site, "node1", REPO, "this build")
+    start_build(site, "node2", future, "next major")
+
+    def refused(node: str) -> dict | None:
+        st = site.status(node)
+        return st if st is not None and st["peer_incompatible"] else None
+
+    st1 = site.wait_for(lambda: refused("node1"), "node1 refuses node2", 20)
+    assert st1["peer_protocol"] == other and st1["peer_version"] == "9.0.0"
+    assert not st1["peer_alive"] and "are refused" in st1["version_mismatch"]
+    assert int(st1["heartbeats_rejected"]) > 0  # a uint64: a string in JSON
+    st2 = site.wait_for(lambda: refused("node2"), "node2 refuses node1", 20)
+    assert st2["peer_protocol"] == str(PROTOCOL) and not st2["peer_alive"]
+    line = f"ERROR node_agent.heartbeat.udp: peer node2: the peer speaks protocol {other}"
+    assert line in site.agent_text("node1")
+    assert site.agent_text("node1").count("peer node2: the peer speaks") == 1  # not per pulse
+    text = site.cli("status").stdout
+    assert (
+        f"PROTOCOL MISMATCH seen by node1: the peer speaks protocol {PROTOCOL.major + 1}.0" in text
+    )
+    assert "PROTOCOL MISMATCH seen by node2" in text, text

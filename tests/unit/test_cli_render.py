@@ -215,4 +215,4 @@ def test_a_peer_of_another_build_or_protocol_is_shown() -> None:
     text = render.render_status({"node1": node("node1", **refused)}, ADDRS, "demo")
     other = PROTOCOL.major + 1
     assert f"  PROTOCOL MISMATCH seen by node1: the peer speaks protocol {other}.0" in text
-    assert "it is refused" in text
+    assert "its heartbeats and replication are refused" in text

@@ -42,7 +42,7 @@ def test_the_verdict_and_what_the_operator_reads(ours: PeerBuild, theirs: PeerBu
     c = judge(ours, theirs)
     if theirs.protocol.major != ours.protocol.major:
         assert c.verdict is Verdict.INCOMPATIBLE
-        assert "refused" in c.message and str(theirs.protocol) in c.message
+        assert "are refused" in c.message and str(theirs.protocol) in c.message
     elif theirs == ours:
         assert c == judge(ours, ours) and c.verdict is Verdict.SAME and c.message == ""
     else:
