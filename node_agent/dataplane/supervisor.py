@@ -5,8 +5,8 @@ running (adopted). A running one is found by its token and its answer on the con
 socket; one whose settings differ from the spec is kept if it holds a role (it serves a
 mount or a stream: stopping it would stop the module) and replaced if it holds none. One of
 an older build is adopted if its protocol is compatible (node_agent/protocol.py); one of
-an incompatible protocol cannot be driven: it is killed and replaced, its module starting
-again as after a data plane death (docs/upgrade.md).
+an incompatible protocol cannot be driven: it is killed and replaced, and its module starts
+clean on this node as after a crash here (docs/upgrade.md).
 """
 
 from __future__ import annotations

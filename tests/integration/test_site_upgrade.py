@@ -24,7 +24,7 @@ import pytest
 
 from node_agent import VERSION
 from node_agent.protocol import PROTOCOL, UNVERSIONED
-from tests.conftest import require
+from tests.conftest import require, require_binary
 from tests.integration.cluster_netns import REPO
 from tests.integration.site import Site
 from tests.integration.site_builds import Writer, never_primary, other_build, records, start_build
@@ -42,11 +42,12 @@ NEXT = "0.2.0-upgrade-test"  # the version the upgraded build reports (a copy of
 
 def _previous_build(site: Site) -> Path:
     """The previous release's agent code (node_agent and protos, generated code included)."""
+    git = require_binary("git")
     commit = f"{PREVIOUS_RELEASE}^{{commit}}"
-    found = subprocess.run(["git", "-C", str(REPO), "cat-file", "-e", commit], capture_output=True)
+    found = subprocess.run([git, "-C", str(REPO), "cat-file", "-e", commit], capture_output=True)
     require(found.returncode == 0, f"needs git history with commit {PREVIOUS_RELEASE} "
                                    "(the previous release; a shallow clone lacks it)")  # fmt: skip
-    tar = subprocess.run(["git", "-C", str(REPO), "archive", PREVIOUS_RELEASE, "node_agent",
+    tar = subprocess.run([git, "-C", str(REPO), "archive", PREVIOUS_RELEASE, "node_agent",
                           "protos"], capture_output=True, check=True).stdout  # fmt: skip
     root = site.base / "build-previous"
     with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
