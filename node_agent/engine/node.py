@@ -104,7 +104,7 @@ class NodeEngine:
         now = time.monotonic()
         if self.liveness.latest(now) is None:
             return None
-        msg = self.peers.view(module, now)
+        msg = self.peers.view(module, self.liveness.views_at(now))  # a leaving agent's stand
         if msg is ABSENT:
             return UNCONFIGURED
         return None if msg is None else view_from_pb(msg)

@@ -99,7 +99,8 @@ class Liveness:
         self.peer_features = 0  # what a datagram of that boot said the peer understands
         self.peer_build: PeerBuild | None = None  # what the peer announced (None: not heard)
         self._build_boot = 0  # the peer boot_id peer_build was learned from
-        self._leaving: tuple[int, float] | None = None  # (boot_id, alive until): its agent left
+        # (boot_id, heard at, alive until) of the peer's last pulse when its agent left.
+        self._leaving: tuple[int, float, float] | None = None
         self._peer_view: Heartbeat | None = None
         self._peer_key: tuple[int, int] | None = None
         self.rejected_total = 0
@@ -142,7 +143,7 @@ class Liveness:
         if self._leaving is not None and hb.boot_id > self._leaving[0]:
             self._leaving = None  # its next agent is heard
         if hb.leaving_ms and key == self._peer_key:
-            self._leaving = (hb.boot_id, now + min(hb.leaving_ms / 1000, MAX_LEAVING_S))
+            self._leaving = (hb.boot_id, now, now + min(hb.leaving_ms / 1000, MAX_LEAVING_S))
         return None
 
     def _check(self, link: str, hb: Heartbeat) -> str | None:
@@ -217,7 +218,12 @@ class Liveness:
     def peer_leaving(self, now: float) -> bool:
         """The peer's agent left its modules running and its next agent is not heard yet:
         alive by its word (for at most the time it asked)."""
-        return self._leaving is not None and now < self._leaving[1]
+        return self._leaving is not None and now < self._leaving[2]
+
+    def views_at(self, now: float) -> float:
+        """When the peer's module views are to be judged fresh (PeerModules.view): while
+        its agent is leaving, the moment it left, so its last views stand; else ``now``."""
+        return self._leaving[1] if self._leaving is not None and self.peer_leaving(now) else now
 
     def link_states(self, now: float) -> list[LinkState]:
         return [

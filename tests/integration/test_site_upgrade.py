@@ -38,6 +38,7 @@ pytestmark = pytest.mark.root
 PREVIOUS_RELEASE = "10fc71e5779adf8275db87dd61daca38582d0f74"
 PREVIOUS_PROTOCOL = UNVERSIONED
 NEXT = "0.2.0-upgrade-test"  # the version the upgraded build reports (a copy of this tree)
+TIMEOUT_S = 3.0  # the example configuration's heartbeat timeout_ms, which the site uses
 
 
 def _previous_build(site: Site) -> Path:
@@ -67,13 +68,26 @@ def _transitions(site: Site, node: str) -> list[str]:
             and "mirrorpair.log: web: " in line]  # fmt: skip
 
 
-def _upgrade(site: Site, node: str, root: Path) -> None:
+def _upgrade(site: Site, node: str, root: Path, slow_start: bool = False) -> None:
     """The documented way (docs/upgrade.md): the running agent leaves its modules running
-    (SIGUSR2), the new build starts and adopts its data planes."""
+    (SIGUSR2), the new build starts and adopts its data planes. ``slow_start``: the new
+    agent starts only once the peer has heard nothing for longer than the heartbeat
+    timeout (the old agent asked it to wait: it must still count this node alive)."""
     planes = site.data_plane_pids(node)
     site.agents[node].send_signal(signal.SIGUSR2)
     assert site.agents[node].wait(10) == 0
     assert "exits leaving its modules running" in site.agent_text(node)
+    if slow_start:
+        peer = "node2" if node == "node1" else "node1"
+
+        def silent_too_long() -> dict | None:
+            st = site.status(peer)
+            ages = [link["last_heard_age_s"] for link in st["links"]] if st else [0]
+            return st if min(ages) > TIMEOUT_S else None
+
+        st = site.wait_for(silent_too_long, f"{node} silent for over {TIMEOUT_S} s", 15)
+        assert st["peer_alive"], "the peer was asked to wait for the next agent"
+        assert site.state(peer) == (("SECOND" if peer == "node2" else "PRIM"), "READY")
     start_build(site, node, root, f"upgraded to {root.name}")
     assert site.data_plane_pids(node) == planes, "the same data planes, adopted"
 
@@ -110,7 +124,7 @@ def test_a_rolling_upgrade_keeps_the_module_prim_second(site: Site) -> None:
     assert st1["version_mismatch"] == st2["version_mismatch"] == ""  # the same build now
 
     # node1, the primary, to the next build: its agent tells node2 to wait for the next one.
-    _upgrade(site, "node1", other_build(site, NEXT))
+    _upgrade(site, "node1", other_build(site, NEXT), slow_start=True)
     site.wait_state("node1", "PRIM", "READY", timeout=20)
     writer.wait_more(site, 50, "records written after node1's upgrade")
     _pair_holds(site)

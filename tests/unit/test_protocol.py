@@ -101,6 +101,8 @@ def test_an_agent_leaving_its_modules_running_is_alive_as_asked(ms: int, dt: flo
     now = 1.0 + dt
     assert lv.peer_alive(now) == (dt < max(granted, 3.0))
     assert lv.peer_leaving(now) == (dt < granted)
+    # Its module views are judged as of the moment it left while it is leaving.
+    assert lv.views_at(now) == (1.0 if dt < granted else now)
     if lv.peer_alive(now):
         assert lv.latest(now) is leaving  # with the views it left with
     assert [s.up for s in lv.link_states(now)] == [dt < 3.0]  # the links say what they hear
@@ -116,6 +118,7 @@ def test_the_next_agent_ends_the_wait_and_a_stale_leaving_changes_nothing() -> N
     # silent from then on it is dead after the timeout, not after the rest of the wait.
     assert lv.accept("lan", _beat(1, PROTOCOL.major, boot=2), 16.0) is None
     assert not lv.peer_leaving(16.0) and lv.peer_alive(18.9) and not lv.peer_alive(19.0)
+    assert lv.views_at(16.5) == 16.5
     # A leaving pulse older than the newest view (a slow link) grants nothing.
     lv2 = Liveness(["lan", "cross"], 3.0, "node1", "demo", boot_id=7)
     assert lv2.accept("lan", _beat(5, PROTOCOL.major), 0.0) is None
