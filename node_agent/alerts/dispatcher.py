@@ -14,8 +14,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from node_agent.alerts.hook import HookError, run_hook
-from node_agent.alerts.mail import EmailError, send_email
+from node_agent.alerts.hook import HookError, hook_problem, run_hook
+from node_agent.alerts.mail import EmailError, email_problem, send_email
 from node_agent.alerts.policy import Alert, AlertPolicy, Transition
 from node_agent.config.model import AlertsConfig, ClusterConfig, EmailConfig
 from node_agent.core.transitions import LogRecord
@@ -64,6 +64,7 @@ class AlertDispatcher:
 
     async def run(self) -> None:
         """Until cancelled: the timers, and one alert at a time sent on every channel."""
+        self.check()
         sender = asyncio.get_running_loop().create_task(self._send_loop(), name="alert-send")
         try:
             while True:
@@ -74,6 +75,18 @@ class AlertDispatcher:
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sender
+
+    def check(self) -> list[str]:
+        """Log (and return) what would make every alert fail, before one is needed."""
+        s = self.settings
+        problems = [
+            hook_problem(s.hook) if s.hook else "",
+            email_problem(s.email) if s.email else "",
+        ]
+        problems = [p for p in problems if p]
+        for p in problems:
+            self.logbook.add("ERROR", f"alerts cannot be sent: {p}", cause="alert")
+        return problems
 
     async def _send_loop(self) -> None:
         while True:

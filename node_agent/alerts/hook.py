@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import time
 from dataclasses import asdict
@@ -51,9 +52,13 @@ async def run_hook(hook: HookConfig, alert: Alert, cluster: str) -> None:
     try:
         async with asyncio.timeout(hook.timeout_s):
             out, _ = await proc.communicate(stdin)
+    except asyncio.CancelledError:  # the agent stops: leave no hook behind
+        _kill(proc.pid)
+        with contextlib.suppress(asyncio.CancelledError):
+            await proc.wait()  # reaped (killed: at once)
+        raise
     except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        _kill(proc.pid)
         await proc.wait()
         raise HookError(f"{hook.command[0]} did not finish within {hook.timeout_s:g} s: "
                         "killed") from None  # fmt: skip
@@ -61,3 +66,16 @@ async def run_hook(hook: HookConfig, alert: Alert, cluster: str) -> None:
         tail = out.decode(errors="replace").strip()[-OUTPUT_TAIL:]
         raise HookError(f"{hook.command[0]} exited with {proc.returncode}"
                         + (f": {tail}" if tail else ""))  # fmt: skip
+
+
+def _kill(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def hook_problem(hook: HookConfig) -> str:
+    """Why the hook cannot run at all ("" if it looks runnable), said at agent start."""
+    program = hook.command[0]
+    if shutil.which(program) is None:
+        return f"alerts.hook.command: {program} is not an executable program here"
+    return ""

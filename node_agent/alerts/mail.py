@@ -68,3 +68,13 @@ def send_email(cfg: EmailConfig, alert: Alert, cluster: str,
         raise EmailError(f"SMTP {where}: {exc}") from None
     if refused:
         raise EmailError(f"SMTP {where} refused {', '.join(sorted(refused))}")
+
+
+def email_problem(cfg: EmailConfig) -> str:
+    """What stops every send ("" if nothing seen), said at agent start."""
+    if cfg.user:
+        try:
+            _password(cfg)
+        except EmailError as exc:
+            return str(exc)
+    return ""

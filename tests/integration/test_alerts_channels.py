@@ -194,3 +194,45 @@ def test_the_dispatcher_sends_on_every_channel_and_a_hung_server_holds_nothing_u
     assert any(m.startswith("alert failover: hook ") and m.endswith(" run") for m in log)
     assert any(m.startswith("alert split-brain: e-mail failed: SMTP localhost:") for m in log)
     assert ticks > 10  # the loop ran on while smtplib waited on the hung server
+
+
+def test_a_cancelled_hook_leaves_no_process_behind(tmp_path: Path) -> None:
+    pidfile = tmp_path / "child.pid"
+    hang = HookConfig(("sh", "-c", f"sleep 60 & echo $! > {pidfile}; wait"), timeout_s=60)
+
+    async def go() -> None:
+        task = asyncio.create_task(run_hook(hang, ALERT, "prod"))
+        while not pidfile.exists() or not pidfile.read_text().strip():
+            await asyncio.sleep(0.02)
+        task.cancel()  # the agent stops
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(go())
+    child = int(pidfile.read_text())
+    assert asyncio.run(_gone(child)), f"hook child {child} still runs after the cancel"
+
+
+async def _gone(pid: int, polls: int = 200) -> bool:
+    for _ in range(polls):
+        if "Z" in _proc_state(pid):
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+def test_the_dispatcher_says_at_start_what_would_make_every_alert_fail(tmp_path: Path) -> None:
+    alerts = AlertsConfig(
+        hook=HookConfig(("/nonexistent/pager",)),
+        email=email(25, user="mp", password_file=str(tmp_path / "missing")),
+    )
+    cfg = dataclasses.replace(parse_config(BASE), alerts=alerts)
+    book = LogBook("node1", None)
+    problems = AlertDispatcher(lambda: cfg, "node1", "node2", book).check()
+    assert (
+        problems[0] == "alerts.hook.command: /nonexistent/pager is not an executable program here"
+    )
+    assert problems[1].startswith("alerts.email.password_file: cannot read")
+    assert [e.level for e in book.query()] == ["ERROR", "ERROR"]
+    ok = dataclasses.replace(cfg, alerts=AlertsConfig(hook=HookConfig((sys.executable,))))
+    assert AlertDispatcher(lambda: ok, "node1", "node2", book).check() == []
