@@ -178,11 +178,12 @@ def _run(seq: list[tuple[float, tuple[State, Readiness], str]]) -> tuple[Story, 
     return s, timeline
 
 
-def _held_since(timeline: list, at: float, pred) -> float | None:  # type: ignore[no-untyped-def]
-    """The start of the run of observations satisfying ``pred`` that covers ``at``."""
+def _held_since(s: Story, timeline: list, j: int, pred) -> float | None:  # type: ignore[no-untyped-def]
+    """When the run of observations satisfying ``pred`` in force as alert ``j`` was made
+    began (None: not in force). Transition i came before alert j iff marks[i] <= j."""
     since = None
-    for t, state, ready, _cause in timeline:
-        if t > at:
+    for i, (t, state, ready, _cause) in enumerate(timeline):
+        if i > 0 and s.marks[i - 1] > j:
             break
         since = (since if since is not None else t) if pred(state, ready) else None
     return since
@@ -193,12 +194,12 @@ def _held_since(timeline: list, at: float, pred) -> float | None:  # type: ignor
 def test_alerts_alternate_and_are_never_repeated_within_an_episode(seq) -> None:  # type: ignore[no-untyped-def]
     s, timeline = _run(seq)
     episode: set[str] = set()
-    stops = [t for t, state, _r, _c in timeline if state is S]
-    last = 0.0
-    for a in s.alerts:
-        if any(last < t <= a.time for t in stops):
+    # A STOP sends nothing: the alerts from index stops[k] on come after it.
+    stops = [s.marks[i] for i, (_t, st_, _r, _c) in enumerate(timeline[1:]) if st_ is S]
+    for j, a in enumerate(s.alerts):
+        while stops and stops[0] <= j:
+            stops.pop(0)
             episode = set()  # a stop ended the episode
-        last = a.time
         assert a.kind.value not in episode, f"{a.kind} twice in one episode: {s.kinds()}"
         if a.kind is AlertKind.DEGRADED:
             assert "failover" not in episode, "degraded after a failover that said so"
@@ -214,16 +215,16 @@ def test_alerts_alternate_and_are_never_repeated_within_an_episode(seq) -> None:
 def test_alerts_are_true_when_sent(seq) -> None:  # type: ignore[no-untyped-def]
     s, timeline = _run(seq)
     restored: list[float] = []
-    for a in s.alerts:
+    for j, a in enumerate(s.alerts):
         if a.kind is AlertKind.FAILOVER:
             assert any(t == a.time and st_ is A for t, st_, _r, _c in timeline)
         if a.kind is AlertKind.SPLIT_BRAIN:
             assert any(t == a.time and c == "split-brain" for t, _s, _r, c in timeline)
         if a.kind is AlertKind.DEGRADED:
-            since = _held_since(timeline, a.time, unprotected)
+            since = _held_since(s, timeline, j, unprotected)
             assert since is not None and a.time - since >= SETTLE
         if a.kind is AlertKind.RESTORED:
-            since = _held_since(timeline, a.time, redundant)
+            since = _held_since(s, timeline, j, redundant)
             recent = len([t for t in restored if a.time - t < FLAP_WINDOW_S])
             wait = SETTLE * 2 ** min(recent, MAX_BACKOFF_DOUBLINGS)
             assert since is not None and a.time - since >= wait, "restored before it settled"
