@@ -259,3 +259,9 @@ def test_every_takeover_is_reported_and_the_last_word_is_true(seq) -> None:  # t
             assert after[-1].kind is AlertKind.RESTORED, s.kinds()  # it settled at the end
         elif unprotected(state, ready):
             assert after[-1].kind is not AlertKind.RESTORED, s.kinds()
+
+
+def test_the_config_knows_every_kind_of_alert() -> None:
+    from node_agent.config.model import ALERT_EVENTS
+
+    assert tuple(k.value for k in AlertKind) == ALERT_EVENTS
