@@ -4,7 +4,7 @@ to a file and whose e-mail goes to an SMTP server on the client host (tests/smtp
 reached over the LAN as a real mail relay would be). The primary's agent is SIGKILLed:
 the survivor's hook and the mail server get the failover alert naming module and node;
 the killed node comes back: "redundancy restored" arrives, from the node that sent the
-failover."""
+failover; the secondary dies: the primary reports degraded replication."""
 
 from __future__ import annotations
 
@@ -86,7 +86,9 @@ def _subject(mail: dict) -> str:
     return next(line for line in mail["data"].splitlines() if line.startswith("Subject: "))
 
 
-def test_failover_and_restored_reach_the_hook_and_the_mail_server(alert_site: AlertSite) -> None:
+def test_failover_restored_and_degraded_reach_the_hook_and_the_mail_server(
+    alert_site: AlertSite,
+) -> None:
     s, c = alert_site, alert_site.cluster
     c.start()
     c.wait_pair("node1")
@@ -123,4 +125,12 @@ def test_failover_and_restored_reach_the_hook_and_the_mail_server(alert_site: Al
     log = [e["message"] for e in c.logs("node2")]
     assert "alert failover: e-mailed to ops@example.com, oncall@example.com" in log
     assert any(m.startswith("alert restored: hook ") for m in log)
-    assert [h["MIRRORPAIR_ALERT"] for h in from_node2()] == ["failover", "restored"]
+
+    # Now the secondary dies: the primary, left without one, reports degraded replication.
+    c.kill_agent("node1")
+    c.wait_state("node2", "ALONE", timeout=15)
+    hooks = c.wait_for(lambda: len(from_node2()) >= 3 and from_node2(), "degraded hook", 20)
+    assert [h["MIRRORPAIR_ALERT"] for h in hooks] == ["failover", "restored", "degraded"]
+    assert "node2 serves it without redundancy (no secondary)" in hooks[2]["MIRRORPAIR_MESSAGE"]
+    mails = c.wait_for(lambda: len(s.mails()) >= mails_before + 3 and s.mails(), "degraded", 20)
+    assert _subject(mails[-1]) == f"Subject: [MirrorPair nstest] DEGRADED: module {MODULE} on node2"
