@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from node_agent import VERSION
+from node_agent.alerts.dispatcher import AlertDispatcher
 from node_agent.api.engine_api import CommandOutcome
 from node_agent.config.model import ClusterConfig, ModuleConfig, other_node
 from node_agent.core.env import UNCONFIGURED, Env, PeerView
@@ -72,6 +73,7 @@ class NodeEngine:
         self._peer_left = 0  # the peer boot whose agent said it leaves its modules running
         self.peers = PeerModules(config.timeout_s, config.pulse_s)  # the peer's modules
         self.witness = WitnessProbe(config.witness, grace_s=config.timeout_s)
+        self.alerts = AlertDispatcher(lambda: self.config, node_id, self.peer_id, self.logbook)
         self.modules: dict[str, ModuleDriver] = {
             m.name: self.make_driver(m) for m in config.modules
         }
@@ -90,6 +92,7 @@ class NodeEngine:
             mcfg, self.node_id, self.paths.data_dir, self.logbook,
             env_fn=lambda name=mcfg.name: self.env(name), on_change=self.wake,
             detection_timeout_s=self.config.timeout_s, config=self.config,
+            on_record=self.alerts.observe,
         )  # fmt: skip
 
     async def reconfigure(self, new_config: ClusterConfig) -> list[str]:
@@ -174,6 +177,7 @@ class NodeEngine:
             loop.create_task(self.sender.run(), name="heartbeat-sender"),
             loop.create_task(self.witness.run(self._on_witness), name="witness"),
             loop.create_task(self._check_loop(), name="checkers"),
+            loop.create_task(self.alerts.run(), name="alerts"),
         ]
         try:
             await self._decision_loop()
