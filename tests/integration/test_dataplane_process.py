@@ -171,11 +171,11 @@ def test_a_data_plane_of_another_major_protocol_is_replaced(
         assert not adopted and state.pid != old_state.pid
         assert (state.protocol_major, state.protocol_minor) == (PROTOCOL.major, PROTOCOL.minor)
         assert f"speaks protocol {PROTOCOL.major + 1}.0, incompatible" in caplog.text
-        assert not _alive(old_state.pid), "the data plane of the other protocol was killed"
+        assert not running(old_state.pid), "the data plane of the other protocol was killed"
     finally:
         new.shutdown()
         new.close()
     deadline = time.monotonic() + 10
-    while _alive(state.pid) and time.monotonic() < deadline:
+    while running(state.pid) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert not _alive(state.pid)
+    assert not running(state.pid)
