@@ -1,4 +1,4 @@
-"""Where the agent's and its data planes' Python logging goes (docs/operations.md "Logs").
+"""Where the agent's and its data planes' Python logging goes (docs/logs.md).
 
 - Under systemd: to journald, through its native protocol (node_agent/journal.py), with
   fields (PRIORITY, CODE_*, and MODULE/STATE/CAUSE/WHO for the module log's entries).

@@ -1,4 +1,4 @@
-"""Where real agents log (node_agent/logging_setup.py, docs/operations.md "Logs"):
+"""Where real agents log (node_agent/logging_setup.py, docs/logs.md):
 journald with fields under systemd (a fake journald here), else a rotating file; and
 the module log the console shows, kept across an agent's SIGKILL and restart."""
 
