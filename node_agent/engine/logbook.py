@@ -19,8 +19,6 @@ from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
 
-from google.protobuf import json_format
-
 from node_agent.core.transitions import LogRecord
 from node_agent.logging_setup import JOURNAL_FIELDS
 from protos import mirrorpair_pb2 as pb
@@ -31,18 +29,23 @@ log = logging.getLogger("mirrorpair.log")
 
 
 def entry_line(entry: pb.LogEntry) -> str:
-    """One file line (no newline inside: json escapes them)."""
-    d = json_format.MessageToDict(entry, preserving_proto_field_name=True)
+    """One file line: the fields set, enums as numbers (no newline inside: json escapes)."""
+    d = {fd.name: value for fd, value in entry.ListFields()}
     return json.dumps(d, separators=(",", ":"), ensure_ascii=False)
 
 
+_NAMES = frozenset(pb.LogEntry.DESCRIPTOR.fields_by_name)
+
+
 def parse_lines(lines: Iterable[str]) -> list[pb.LogEntry]:
-    """The entries of file lines; a line that is not one (torn, older format) is skipped."""
+    """The entries of file lines; a line that is not one (torn, older format) is skipped,
+    a field a newer agent added is ignored."""
     out = []
     for line in lines:
         try:
-            e = json_format.ParseDict(json.loads(line), pb.LogEntry(), ignore_unknown_fields=True)
-        except (ValueError, json_format.ParseError, TypeError, AttributeError):
+            d = json.loads(line)
+            e = pb.LogEntry(**{k: v for k, v in d.items() if k in _NAMES})
+        except (ValueError, TypeError, AttributeError):
             continue
         out.append(e)
     return out
@@ -117,10 +120,10 @@ class LogBook:
         """The newest ``capacity`` entries of the files into the ring (bounded reads:
         an entry line is well under 2 KiB), without logging them again."""
         budget = capacity * 2048
-        lines = _read_tail(path, budget)
+        lines = _read_tail(path, budget)[-capacity:]
         if len(lines) < capacity:
             lines = _read_tail(self._old_path(path), budget)[-(capacity - len(lines)) :] + lines
-        entries = parse_lines(lines)[-capacity:]
+        entries = parse_lines(lines)  # only the lines kept: parsing is the slow part
         self._entries.extend(entries)
         self._seq = max((e.seq for e in entries), default=0)
         _cut_torn_tail(path)
