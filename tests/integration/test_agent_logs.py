@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from node_agent.dataplane.spec import DataPlaneSpec
-from node_agent.dataplane.supervisor import read_pid, spawn
+from node_agent.dataplane.supervisor import LOG_KEEP_BYTES, read_pid, spawn
 from protos import mirrorpair_pb2 as pb
 from tests.conftest import require_fuse
 from tests.integration.agents import LocalCluster
@@ -152,6 +152,9 @@ def test_a_data_plane_of_an_agent_on_the_journal_logs_there_too(
         key=str(paths.key),
     )  # fmt: skip
     run_dir = tmp_path / "modules" / "web" / "dataplane"
+    run_dir.mkdir(parents=True)
+    old_log = b"x" * LOG_KEEP_BYTES + b"a big log of earlier starts\n"
+    (run_dir / "dataplane.log").write_bytes(old_log)
     with FakeJournal(tmp_path / "journal.sock") as journal:
         # What the agent's logging set-up leaves in the environment its data planes inherit.
         monkeypatch.setenv("MIRRORPAIR_LOG_TARGET", "journal")
@@ -171,3 +174,6 @@ def test_a_data_plane_of_an_agent_on_the_journal_logs_there_too(
         "mirrorpair-dataplane", "web", "node1", "6")  # fmt: skip
     assert not STAMP.search(e["MESSAGE"])
     assert "data plane of web" not in (run_dir / "dataplane.log").read_text()
+    # The log a start appends to is bounded: the big one was moved aside first.
+    assert (run_dir / "dataplane.log.1").read_bytes() == old_log
+    assert (run_dir / "dataplane.log").stat().st_size < 10000
