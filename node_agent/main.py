@@ -111,7 +111,6 @@ def open_pairing(state_dir: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    setup_agent_logging(args.log_level, args.node, args.log_file, args.state_dir)
     if args.node not in ("", "node1", "node2"):
         print(
             "mirrorpair-agent: --node must be node1 or node2 (or set MIRRORPAIR_NODE)",
@@ -120,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.open_pairing:
         return open_pairing(args.state_dir)
+    setup_agent_logging(args.log_level, args.node, args.log_file, args.state_dir)
     keep_large_buffers()  # the data path's 1 MiB buffers: reuse, not fresh pages
     try:
         asyncio.run(serve(args))
