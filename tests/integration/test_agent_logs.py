@@ -4,6 +4,7 @@ the module log the console shows, kept across an agent's SIGKILL and restart."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -17,7 +18,7 @@ import pytest
 from node_agent.dataplane.spec import DataPlaneSpec
 from node_agent.dataplane.supervisor import LOG_KEEP_BYTES, read_pid, spawn
 from protos import mirrorpair_pb2 as pb
-from tests.conftest import require_fuse
+from tests.conftest import require, require_binary, require_fuse
 from tests.integration.agents import LocalCluster
 from tests.integration.fake_journal import Entry, FakeJournal
 from tests.integration.pairing_rig import REPO, free_port
@@ -177,3 +178,74 @@ def test_a_data_plane_of_an_agent_on_the_journal_logs_there_too(
     # The log a start appends to is bounded: the big one was moved aside first.
     assert (run_dir / "dataplane.log.1").read_bytes() == old_log
     assert (run_dir / "dataplane.log").stat().st_size < 10000
+
+
+JOURNALD = "/lib/systemd/systemd-journald"
+# In a private mount namespace, over tmpfs: a journald of its own, nothing of the host's.
+REAL_JOURNAL = r"""
+set -eu
+mount -t tmpfs tmpfs /run
+mkdir -p /run/systemd /run/log
+[ -d /var/log/journal ] && mount -t tmpfs tmpfs /var/log/journal
+"$JOURNALD" 2>/run/journald.err &
+j=$!
+trap 'kill $j; wait $j || true' EXIT
+for _ in $(seq 100); do [ -S /run/systemd/journal/socket ] && break; sleep 0.05; done
+INVOCATION_ID=0123 "$PYTHON" -c "$PROGRAM" 2>/dev/null
+journalctl --flush >/dev/null 2>&1 || true
+for d in /run/log/journal /var/log/journal; do
+    if [ -d "$d" ]; then
+        journalctl -D "$d" -o json --all --no-pager SYSLOG_IDENTIFIER=mirrorpair-agent
+    fi
+done
+"""
+PROGRAM = r"""
+import logging, os, pathlib
+from node_agent.core.states import Readiness, State
+from node_agent.core.transitions import LogRecord
+from node_agent.engine.logbook import LogBook
+from node_agent.logging_setup import setup_agent_logging
+
+tmp = pathlib.Path(os.environ["STATE_DIR"])
+plan = setup_agent_logging("INFO", "node1", "", str(tmp))
+assert plan.journal == "/run/systemd/journal/socket", plan  # INVOCATION_ID, stderr nowhere
+book = LogBook("node1", tmp / "module-log.jsonl")
+book.add_record(LogRecord(1.0, "web", "WARNING", "PRIM/READY -> ALONE/READY: peer lost",
+                          "peer-lost", "", State.PRIM, State.ALONE, Readiness.READY,
+                          Readiness.READY))
+try:
+    raise RuntimeError("boom")
+except RuntimeError:
+    logging.getLogger("mirrorpair.test").exception("with a traceback")
+logging.getLogger("mirrorpair.test").error("big %s", "x" * (3 << 20))  # by memfd
+"""
+
+
+@pytest.mark.root
+def test_a_real_journald_takes_the_agents_entries_and_fields(tmp_path: Path) -> None:
+    require(os.geteuid() == 0, "needs root (a mount namespace)")
+    require(os.access(JOURNALD, os.X_OK), f"needs {JOURNALD} (Debian package systemd)")
+    require_binary("unshare")
+    require_binary("journalctl")
+    env = {**os.environ, "JOURNALD": JOURNALD, "PYTHON": sys.executable, "PROGRAM": PROGRAM,
+           "PYTHONPATH": str(REPO), "STATE_DIR": str(tmp_path)}  # fmt: skip
+    for name in ("JOURNAL_STREAM", "MIRRORPAIR_JOURNAL_SOCKET", "MIRRORPAIR_LOG_TARGET"):
+        env.pop(name, None)
+    argv = ["unshare", "--mount", "--propagation", "private", "bash", "-c", REAL_JOURNAL]
+    r = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr
+    entries = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+
+    def starting(text: str) -> dict:
+        return next(e for e in entries if str(e.get("MESSAGE")).startswith(text))
+
+    assert len(entries) == 4, r.stdout[-3000:]  # "logging to", the transition, two errors
+    t = starting("web: PRIM/READY -> ALONE/READY")
+    assert t["MESSAGE"] == "web: PRIM/READY -> ALONE/READY: peer lost [peer-lost]"
+    assert (t["MODULE"], t["STATE"], t["CAUSE"], t["PRIORITY"], t["NODE"]) == (
+        "web", "ALONE", "peer-lost", "4", "node1")  # fmt: skip
+    assert "WHO" not in t and t["_TRANSPORT"] == "journal" and t["CODE_LINE"].isdigit()
+    tb = starting("with a traceback\nTraceback (most recent call last)")
+    assert "RuntimeError: boom" in tb["MESSAGE"] and tb["PRIORITY"] == "3"
+    big = starting("big xxx")
+    assert big["MESSAGE"] == "big " + "x" * (3 << 20)
