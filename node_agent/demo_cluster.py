@@ -74,6 +74,9 @@ class DemoCluster:
             node,
             "--log-level",
             log_level,
+            # Its stderr is where the demo (and the tests) keep an agent's log.
+            "--log-file",
+            "-",
         ]
 
     def client(self, node: str, timeout: float = 5.0) -> AgentClient:

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from node_agent.config.load import DEFAULT_STATE_DIR, ConfigError
+from node_agent.logging_setup import setup_agent_logging
 from node_agent.malloc_tuning import keep_large_buffers
 from protos.security.ca import TlsError
 
@@ -50,6 +51,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "pairing code for the console's setup wizard and exit",
     )  # fmt: skip
     p.add_argument("--log-level", default="INFO")
+    p.add_argument(
+        "--log-file", default=os.environ.get("MIRRORPAIR_LOG_FILE", ""),
+        help="where the agent logs when not under systemd (under systemd: the journal): "
+        "a rotating file, default STATE_DIR/log/agent.log; '-' = stderr only",
+    )  # fmt: skip
     return p.parse_args(argv)
 
 
@@ -119,10 +125,6 @@ def open_pairing(state_dir: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, args.log_level.upper(), logging.INFO),
-        format=f"%(asctime)s {args.node or '?'} %(levelname)s %(name)s: %(message)s",
-    )
     if args.node not in ("", "node1", "node2"):
         print(
             "mirrorpair-agent: --node must be node1 or node2 (or set MIRRORPAIR_NODE)",
@@ -131,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.open_pairing:
         return open_pairing(args.state_dir)
+    setup_agent_logging(args.log_level, args.node, args.log_file, args.state_dir)
     keep_large_buffers()  # the data path's 1 MiB buffers: reuse, not fresh pages
     try:
         asyncio.run(serve(args))

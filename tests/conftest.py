@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from node_agent.demo_vm.guest import Guest
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# Agents started by the harnesses log to their stderr, which the harnesses keep (and show
+# in failure messages), not to a file in a state directory (mirrorpair-agent --log-file).
+os.environ.setdefault("MIRRORPAIR_LOG_FILE", "-")
 
 
 def require(condition: bool, reason: str) -> None:

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import faulthandler
 import hmac
+import json
 import logging
 import os
 import secrets
@@ -38,6 +39,7 @@ from node_agent.dataplane.spec import (
     socket_names,
     write_private,
 )
+from node_agent.logging_setup import setup_logging
 from node_agent.malloc_tuning import keep_large_buffers
 from node_agent.replication.module_repl import ModuleReplication, Role
 from node_agent.replication.stream import link_tls
@@ -159,6 +161,15 @@ async def serve(run_dir: Path) -> int:
     return 0
 
 
+def _journal_fields(run_dir: Path) -> list[tuple[str, str]]:
+    """MODULE and NODE for the journal, from the spec (serve() reports a bad one)."""
+    try:
+        spec = json.loads((run_dir / SPEC).read_text())
+        return [("MODULE", str(spec["module"])), ("NODE", str(spec["node_id"]))]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mirrorpair-dataplane", description=__doc__)
     parser.add_argument("run_dir", type=Path)
@@ -170,8 +181,10 @@ def main(argv: list[str] | None = None) -> int:
         os.nice(NICE)
     # `kill -USR1 PID` writes every thread's stack to the log: what a stuck write waits for.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    # The journal when the agent uses it (it says so in the environment), else stderr:
+    # run_dir/dataplane.log, which also keeps what bypasses logging (tracebacks, stacks).
+    setup_logging(logging.INFO, identifier="mirrorpair-dataplane", log_file="-",
+                  static=_journal_fields(args.run_dir))  # fmt: skip
     try:
         return asyncio.run(serve(args.run_dir))
     except OSError as e:

@@ -38,6 +38,7 @@ from protos import dataplane_pb2 as dp
 
 log = logging.getLogger(__name__)
 START_TIMEOUT_S = 30.0
+LOG_KEEP_BYTES = 4 << 20  # dataplane.log beyond this at a start is moved to dataplane.log.1
 CODE_ROOT = Path(node_agent.__file__).resolve().parent.parent
 
 
@@ -103,6 +104,7 @@ def spawn(spec: DataPlaneSpec, run_dir: Path) -> tuple[DataPlaneClient, dp.DataP
     write_private(run_dir / SPEC, spec.to_json())
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(CODE_ROOT), env.get("PYTHONPATH", "")) if p)
+    _bound_log(run_dir / LOGFILE)
     with open(run_dir / LOGFILE, "ab") as out:
         # A session of its own: signals to the agent's process group do not reach it.
         proc = subprocess.Popen([sys.executable, "-m", "node_agent.dataplane", str(run_dir)],
@@ -125,6 +127,14 @@ def spawn(spec: DataPlaneSpec, run_dir: Path) -> tuple[DataPlaneClient, dp.DataP
     proc.kill()
     raise DataPlaneStartError(f"data plane of {spec.module} did not answer within "
                               f"{START_TIMEOUT_S:g} s: {_log_tail(run_dir)}")  # fmt: skip
+
+
+def _bound_log(path: Path) -> None:
+    """Each start appends to the log (outside systemd, its logging goes there): keep it
+    bounded, the previous one as LOGFILE.1."""
+    with contextlib.suppress(OSError):
+        if path.stat().st_size > LOG_KEEP_BYTES:
+            os.replace(path, path.with_name(path.name + ".1"))
 
 
 def stop_stale(run_dir: Path) -> None:

@@ -60,7 +60,7 @@ class NodeEngine:
         self.paths = config.paths_for(node_id)
         data_dir: Path = self.paths.data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
-        self.logbook = LogBook(node_id, data_dir / "agent.log")
+        self.logbook = LogBook(node_id, data_dir / "module-log.jsonl")
         self.liveness = Liveness(
             [n.name for n in config.heartbeat], config.timeout_s, node_id, config.name,
             boot_id=next_boot_id(data_dir / "boot_id"),

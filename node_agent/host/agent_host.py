@@ -117,7 +117,8 @@ class AgentHost:
         fp = fingerprint(self.state.pairing_identity()[0])
         msg = (f"pairing is open: code {code}  (certificate fingerprint {fp[:16]}…); "
                f"enter the code in the console's setup wizard")  # fmt: skip
-        print(f"mirrorpair-agent: {msg}", file=sys.stderr, flush=True)
+        # Logged only: where the agent logs is where its operator looks (a terminal's
+        # stderr, the journal, the log file); also printed, it was twice in the journal.
         log.warning(msg)
 
     # ----- serving ----------------------------------------------------------------
