@@ -62,9 +62,9 @@ def test_install_upgrade_uninstall(tmp_path: Path) -> None:
     assert "checked: main window shown: yes" in first.stderr
     assert launcher.is_symlink() and launcher.resolve() == (venv / "bin" / "mirrorpair-console")
     # Installed, not linked to this tree: the venv carries the package and its resources.
-    site = subprocess.run([venv / "bin" / "python", "-c", "import console; print(console.__file__)"],
-                          env=_env(home), cwd=home, capture_output=True, text=True,
-                          check=True).stdout  # fmt: skip
+    where = "import console; print(console.__file__)"
+    site = subprocess.run([venv / "bin" / "python", "-c", where], env=_env(home), cwd=home,
+                          capture_output=True, text=True, check=True).stdout  # fmt: skip
     assert str(venv) in site and str(ROOT) not in site
     check = subprocess.run([launcher, "--check"], env=_env(home), cwd=home, capture_output=True,
                            text=True, timeout=120, stdin=subprocess.DEVNULL)  # fmt: skip
