@@ -8,6 +8,8 @@ prints what it found and exits 0, or 1 naming what is missing.
 from __future__ import annotations
 
 import asyncio
+import importlib
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +26,7 @@ class CheckReport:
     clusters: int
     style_sheet: Path
     icon: Path
+    keyring: str = ""
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -36,6 +39,7 @@ class CheckReport:
             f"(Qt platform {self.platform}, {self.clusters} cluster(s))",
             f"style sheet: {self.style_sheet}",
             f"icon: {self.icon}",
+            f"keyring backend: {self.keyring}",
         ]
         out += [f"problem: {p}" for p in self.problems]
         out.append("check passed" if self.ok else "check FAILED")
@@ -51,6 +55,29 @@ def resource_problems(style_sheet: Path, icon: Path) -> list[str]:
     ]
 
 
+# Imported only when first needed (discovery, alerts without a tray, the keyring): a bundle
+# that forgot one would fail later, in front of the operator, so the check imports them now.
+LAZY_IMPORTS = ("console.client.discovery", "console.ui.setup_wizard", "pyqtgraph", "keyring")
+LAZY_IMPORTS_LINUX = ("desktop_notifier", "desktop_notifier.backends.dbus")
+
+
+def import_problems(names: tuple[str, ...]) -> list[str]:
+    problems = []
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception as e:  # an ImportError, or a library failing as it loads
+            problems.append(f"cannot import {name}: {type(e).__name__}: {e}")
+    return problems
+
+
+def keyring_backend() -> str:
+    import keyring
+
+    kr = keyring.get_keyring()
+    return f"{type(kr).__module__}.{type(kr).__name__}"
+
+
 async def check_window(window: QMainWindow, clusters: int, timeout: float = 10.0) -> CheckReport:
     """Wait (up to ``timeout``) until the shown window is visible and exposed."""
     deadline = time.monotonic() + timeout
@@ -62,6 +89,8 @@ async def check_window(window: QMainWindow, clusters: int, timeout: float = 10.0
             break
         await asyncio.sleep(0.05)
     problems = resource_problems(theme.STYLE_SHEET, theme.APP_ICON)
+    names = LAZY_IMPORTS + (LAZY_IMPORTS_LINUX if sys.platform.startswith("linux") else ())
+    problems += import_problems(names)
     if not shown:
         problems.insert(0, f"the main window was not shown within {timeout:.0f} s")
     return CheckReport(
@@ -70,5 +99,6 @@ async def check_window(window: QMainWindow, clusters: int, timeout: float = 10.0
         clusters=clusters,
         style_sheet=theme.STYLE_SHEET,
         icon=theme.APP_ICON,
+        keyring=keyring_backend(),
         problems=problems,
     )

@@ -11,7 +11,7 @@ import struct
 import subprocess
 from pathlib import Path
 
-from console.ui.startup_check import resource_problems
+from console.ui.startup_check import import_problems, resource_problems
 from tests.conftest import require, require_binary
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,3 +104,10 @@ def test_check_names_missing_resources(tmp_path: Path) -> None:
     icon.parent.mkdir()
     icon.write_text("<svg/>")
     assert resource_problems(style, icon) == [problems[0]]
+
+
+def test_check_names_what_cannot_be_imported() -> None:
+    assert import_problems(("json", "mirrorpair_no_such_module")) == [
+        "cannot import mirrorpair_no_such_module: ModuleNotFoundError: "
+        "No module named 'mirrorpair_no_such_module'"
+    ]
