@@ -5,9 +5,12 @@ configuration it then writes is valid for the agents too."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from PySide6.QtWidgets import QLabel
 
 from console.setup.flow import Page
 from console.setup.plan import blocking
@@ -109,3 +112,47 @@ def test_template_without_a_check_command_drops_the_process_checker() -> None:
     assert not blocking(run(flow.validate(backend)))
     with pytest.raises(ValueError, match="template vm is for a vm module"):
         flow.add_app("x", ["/srv/x"], "a", "b", template=_templates()["vm"])
+
+
+def test_modules_page_offers_the_templates(qtbot: Any, run: Callable[..., Any]) -> None:
+    from PySide6.QtWidgets import QComboBox, QLineEdit
+
+    from console.ui.setup_wizard import SetupWizard
+    from tests.console.test_setup_wizard import editable
+    from tests.console.wizard_drive import child, click, idle, next_page, type_in
+
+    backend = editable()
+    backend.dirs["node1"].add("/var/lib/mysql")
+    wiz = run(SetupWizard.edit(lambda: backend))
+    qtbot.addWidget(wiz)
+    wiz.show()
+
+    def text(name: str) -> str:
+        field = child(wiz, QLineEdit, name)
+        assert isinstance(field, QLineEdit)
+        return field.text()
+
+    async def steps() -> None:
+        await next_page(wiz, Page.WITNESS)
+        await next_page(wiz, Page.MODULES)
+        await idle(wiz)
+        combo = child(wiz, QComboBox, "appTemplate")
+        assert isinstance(combo, QComboBox)
+        titles = [combo.itemText(i) for i in range(combo.count())]
+        assert titles[0].startswith("None") and "A MariaDB / MySQL database" in titles
+        assert "A virtual machine" not in titles  # VMs come from the servers' libvirt
+        combo.setCurrentIndex(titles.index("A MariaDB / MySQL database"))
+        assert (text("appName"), text("appDirectories")) == ("mariadb", "/var/lib/mysql")
+        assert text("appCheck") == "mariadb-admin --protocol=socket ping --silent"
+        note = child(wiz, QLabel, "templateNote")
+        assert isinstance(note, QLabel) and "innodb_flush_log_at_trx_commit" in note.text()
+        type_in(wiz, "appName", "db")
+        click(wiz, "addAppButton")
+        assert combo.currentIndex() == 0 and text("appName") == ""
+        await next_page(wiz, Page.VIP)
+
+    run(steps(), 30)
+    m = wiz.flow.module("db")
+    assert m.extra["write_cache"] is True and m.extra["start_timeout_s"] == 120
+    assert [c.name for c in m.checkers] == ["process", "port"]
+    wiz.reject()
