@@ -163,8 +163,16 @@ install_venv() {
         "$py" -m venv "$VENV"
     fi
     log "installing the console from $SOURCE (pip install '.[console]')"
-    # Non-editable: the console keeps working when the source tree moves or goes.
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade "$SOURCE[console]"
+    # Non-editable: the console keeps working when the source tree moves or goes. Built
+    # from a clean copy: setuptools' build/ in the tree could carry modules since removed.
+    local copy
+    copy="$(mktemp -d)"
+    tar -C "$SOURCE" -c --exclude=.git --exclude=.venv --exclude=build --exclude=dist \
+        --exclude='*.egg-info' --exclude=__pycache__ --exclude=tests --exclude=benchmarks . |
+        tar -C "$copy" -x
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade "$copy[console]" ||
+        { rm -rf -- "$copy"; die "pip install failed"; }
+    rm -rf -- "$copy"
 }
 
 install_desktop_files() {
