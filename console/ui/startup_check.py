@@ -27,6 +27,7 @@ class CheckReport:
     style_sheet: Path
     icon: Path
     keyring: str = ""
+    templates: int = 0
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -40,6 +41,7 @@ class CheckReport:
             f"style sheet: {self.style_sheet}",
             f"icon: {self.icon}",
             f"keyring backend: {self.keyring}",
+            f"module templates: {self.templates}",
         ]
         out += [f"problem: {p}" for p in self.problems]
         out.append("check passed" if self.ok else "check FAILED")
@@ -78,6 +80,20 @@ def keyring_backend() -> str:
     return f"{type(kr).__module__}.{type(kr).__name__}"
 
 
+def template_count(problems: list[str]) -> int:
+    """How many module templates the wizard will offer; none is a problem (appended)."""
+    from console.setup.templates import TemplateError, default_templates_dir, load_templates
+
+    try:
+        count = len(load_templates())
+    except (OSError, TemplateError) as e:
+        problems.append(f"module templates: {e}")
+        return 0
+    if not count:
+        problems.append(f"no module templates in {default_templates_dir()}")
+    return count
+
+
 async def check_window(window: QMainWindow, clusters: int, timeout: float = 10.0) -> CheckReport:
     """Wait (up to ``timeout``) until the shown window is visible and exposed."""
     deadline = time.monotonic() + timeout
@@ -91,6 +107,7 @@ async def check_window(window: QMainWindow, clusters: int, timeout: float = 10.0
     problems = resource_problems(theme.STYLE_SHEET, theme.APP_ICON)
     names = LAZY_IMPORTS + (LAZY_IMPORTS_LINUX if sys.platform.startswith("linux") else ())
     problems += import_problems(names)
+    templates = template_count(problems)
     if not shown:
         problems.insert(0, f"the main window was not shown within {timeout:.0f} s")
     return CheckReport(
@@ -100,5 +117,6 @@ async def check_window(window: QMainWindow, clusters: int, timeout: float = 10.0
         style_sheet=theme.STYLE_SHEET,
         icon=theme.APP_ICON,
         keyring=keyring_backend(),
+        templates=templates,
         problems=problems,
     )

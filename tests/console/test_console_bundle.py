@@ -30,6 +30,7 @@ def test_bundle_builds_and_starts(tmp_path: Path) -> None:
     assert "main window shown: yes (Qt platform offscreen, 0 cluster(s))" in done.stdout
     # Its resources come from the bundle, not from this tree.
     assert f"style sheet: {bundle}/_internal/resources/style/console.qss" in done.stdout
+    assert "module templates: 4" in done.stdout
     assert done.stdout.rstrip().endswith("check passed")
     # What the console needs is in the bundle's module archive; the agent and the build
     # and test tools stay out.

@@ -11,7 +11,9 @@ import struct
 import subprocess
 from pathlib import Path
 
-from console.ui.startup_check import import_problems, resource_problems
+import pytest
+
+from console.ui.startup_check import import_problems, resource_problems, template_count
 from tests.conftest import require, require_binary
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,6 +73,7 @@ def test_install_upgrade_uninstall(tmp_path: Path) -> None:
     assert check.returncode == 0, check.stdout + check.stderr
     assert "main window shown: yes (Qt platform offscreen" in check.stdout
     assert f"style sheet: {venv}/share/mirrorpair/style/console.qss" in check.stdout
+    assert "module templates: 4" in check.stdout
     assert check.stdout.rstrip().endswith("check passed")
 
     entry = desktop.read_text()
@@ -111,3 +114,13 @@ def test_check_names_what_cannot_be_imported() -> None:
         "cannot import mirrorpair_no_such_module: ModuleNotFoundError: "
         "No module named 'mirrorpair_no_such_module'"
     ]
+
+
+def test_check_names_missing_templates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "style").mkdir()  # a resources directory, without its templates
+    monkeypatch.setenv("MIRRORPAIR_RESOURCES", str(tmp_path))
+    problems: list[str] = []
+    assert template_count(problems) == 0
+    assert problems == [f"no module templates in {tmp_path / 'templates'}"]
+    monkeypatch.delenv("MIRRORPAIR_RESOURCES")
+    assert template_count(problems) == 4 and len(problems) == 1
