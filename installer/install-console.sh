@@ -23,7 +23,8 @@
 #   --uninstall    remove the venv, launcher, menu entry and icons; the console's settings
 #                  (~/.config/mirrorpair) and saved passphrases (OS keyring) are kept
 #
-# Idempotent: a second run upgrades the console in place (pip install of the source again).
+# Idempotent: a second run upgrades the console in place when the source changed (pip install
+# of it again), and otherwise only puts the launcher, menu entry and icons back.
 # The last step runs `mirrorpair-console --check` offscreen: the install ends only once the
 # installed console has really started and shown its main window.
 set -euo pipefail
@@ -105,7 +106,7 @@ uninstall() {
     # The launcher is ours only when it points into our venv (another install may own the name).
     if [[ -L "$LAUNCHER" && "$(readlink "$LAUNCHER")" == "$VENV/"* ]]; then rm -f -- "$LAUNCHER"; fi
     rm -rf -- "$VENV"
-    rm -f -- "$MANIFEST"
+    rm -f -- "$MANIFEST" "$PREFIX/source.sha256"
     rmdir -- "$PREFIX" 2>/dev/null || true
     refresh_caches
     log "removed the console from $PREFIX (settings in ~/.config/mirrorpair and the keyring kept)"
@@ -162,7 +163,6 @@ install_venv() {
         mkdir -p -- "$PREFIX"
         "$py" -m venv "$VENV"
     fi
-    log "installing the console from $SOURCE (pip install '.[console]')"
     # Non-editable: the console keeps working when the source tree moves or goes. Built
     # from a clean copy: setuptools' build/ in the tree could carry modules since removed.
     local copy
@@ -170,8 +170,19 @@ install_venv() {
     tar -C "$SOURCE" -c --exclude=.git --exclude=.venv --exclude=build --exclude=dist \
         --exclude='*.egg-info' --exclude=__pycache__ --exclude=tests --exclude=benchmarks . |
         tar -C "$copy" -x
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade "$copy[console]" ||
-        { rm -rf -- "$copy"; die "pip install failed"; }
+    # The same source as last time: nothing to upgrade (a second run takes seconds).
+    local digest
+    digest="$(cd "$copy" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum |
+        sha256sum | cut -d' ' -f1)"
+    if [[ -x "$VENV/bin/mirrorpair-console" && -f "$PREFIX/source.sha256" &&
+        "$(cat "$PREFIX/source.sha256")" == "$digest" ]]; then
+        log "the console in $VENV is up to date with $SOURCE"
+    else
+        log "installing the console from $SOURCE (pip install '.[console]')"
+        "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade \
+            "$copy[console]" || { rm -rf -- "$copy"; die "pip install failed"; }
+        printf '%s\n' "$digest" >"$PREFIX/source.sha256"
+    fi
     rm -rf -- "$copy"
 }
 

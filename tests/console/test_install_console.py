@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import struct
 import subprocess
 from pathlib import Path
@@ -86,9 +87,23 @@ def test_install_upgrade_uninstall(tmp_path: Path) -> None:
 
     files = [desktop, svg, *pngs.values()]
     before = _digests(files)
-    _install(home)  # an upgrade in place: the same files, the same content
+    again = _install(home)  # the same source: nothing to upgrade, nothing changed
+    assert "is up to date with" in again.stderr
     assert _digests(files) == before
     assert launcher.resolve() == venv / "bin" / "mirrorpair-console"
+
+    # A changed source is installed again (the upgrade in place), into the same venv.
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", "tests", "benchmarks",
+        ".*_cache"))  # fmt: skip
+    marker = "# upgraded by test_install_console\n"
+    with (source / "console" / "__init__.py").open("a") as f:
+        f.write(marker)
+    upgraded = _install(home, "--source", str(source))
+    assert "installing the console from" in upgraded.stderr
+    installed = Path(site.strip())
+    assert installed.read_text().endswith(marker) and _digests(files) == before
 
     _install(home, "--uninstall")
     for gone in (launcher, desktop, svg, *pngs.values(), venv, venv.parent):
