@@ -90,10 +90,12 @@ PNG_SIZES=(48 256)
 
 # Desktops cache menus and icon themes: refresh when the tools exist (never fatal).
 refresh_caches() {
-    command -v update-desktop-database >/dev/null 2>&1 &&
+    if command -v update-desktop-database >/dev/null 2>&1; then
         update-desktop-database -q "$APPS_DIR" 2>/dev/null || true
-    command -v gtk-update-icon-cache >/dev/null 2>&1 && [[ -f "$ICONS_DIR/index.theme" ]] &&
+    fi
+    if command -v gtk-update-icon-cache >/dev/null 2>&1 && [[ -f "$ICONS_DIR/index.theme" ]]; then
         gtk-update-icon-cache -q -t "$ICONS_DIR" 2>/dev/null || true
+    fi
 }
 
 uninstall() {
@@ -180,7 +182,7 @@ install_venv() {
     else
         log "installing the console from $SOURCE (pip install '.[console]')"
         "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade \
-            "$copy[console]" || { rm -rf -- "$copy"; die "pip install failed"; }
+            "${copy}[console]" || { rm -rf -- "$copy"; die "pip install failed"; }
         printf '%s\n' "$digest" >"$PREFIX/source.sha256"
     fi
     rm -rf -- "$copy"
