@@ -2,6 +2,7 @@
 
 mirrorpair-console                       # the clusters of ~/.config/mirrorpair/console.toml
 mirrorpair-console --cluster-config cluster.toml --cert admin.pem --key admin.key
+mirrorpair-console --check               # start, show the main window, exit 0 (or 1)
 """
 
 from __future__ import annotations
@@ -45,6 +46,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cert", type=Path, help="the console's certificate (with --cluster-config)")
     p.add_argument("--key", type=Path, help="its key (with --cluster-config)")
     p.add_argument("--ca", type=Path, help="the cluster CA (default: [tls].ca of the file)")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="start, load the UI, show the main window, print what was found (Qt platform, "
+        "style sheet, icon) and exit: 0 when the window was shown and nothing is missing, "
+        "1 otherwise (for installers and packaged bundles; QT_QPA_PLATFORM=offscreen "
+        "needs no display)",
+    )
     args = p.parse_args(argv)
     if args.cluster_config and not (args.cert and args.key):
         p.error("--cluster-config needs --cert and --key (the console's own certificate)")
@@ -119,16 +128,26 @@ def main(argv: list[str] | None = None) -> int:
     wake.start(300)
     wake.timeout.connect(lambda: None)
 
+    status = 0
+
     async def run() -> None:
+        nonlocal status
         window.start()
         window.show()
+        if args.check:
+            from console.ui.startup_check import check_window
+
+            report = await check_window(window, len(entries))
+            print("\n".join(report.lines()), flush=True)
+            status = 0 if report.ok else 1
+            window.close()
         await closed.wait()
         window.hide()
         await window.shutdown()
 
     with loop:
         loop.run_until_complete(run())
-    return 0
+    return status
 
 
 if __name__ == "__main__":

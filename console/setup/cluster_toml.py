@@ -180,7 +180,8 @@ def _vip(data: dict[str, Any]) -> VipPlan:
     return VipPlan(str(data.get("address", "")), ifaces)
 
 
-def _module(data: dict[str, Any]) -> ModulePlan:
+def module_plan(data: dict[str, Any]) -> ModulePlan:
+    """A [[module]] table as a plan: the keys the wizard edits, the rest kept in ``extra``."""
     d = dict(data)
     m = ModulePlan(str(_pop(d, "name", "")), str(_pop(d, "kind", "app")))
     m.preferred = str(_pop(d, "preferred", NODE_IDS[0]))
@@ -223,7 +224,7 @@ def parse_running(text: str) -> ClusterPlan:
         witness = _table(doc, "witness")
         ping, tcp = witness.pop("ping", []), witness.pop("tcp", [])
         plan.witness = WitnessPlan([str(x) for x in ping], [str(x) for x in tcp], witness)
-        plan.modules = [_module(m) for m in doc.get("module", [])]
+        plan.modules = [module_plan(m) for m in doc.get("module", [])]
         plan.sections = {k: v for k, v in doc.items() if k not in _EDITED and isinstance(v, dict)}
     except (TypeError, ValueError, AttributeError) as e:
         raise RunningConfigError(f"the running configuration cannot be edited: {e}") from None

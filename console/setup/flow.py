@@ -42,6 +42,7 @@ from console.setup.plan import (
     default_checkers,
     with_default_port,
 )
+from console.setup.templates import ModuleTemplate
 
 SECRET_BYTES = 32  # token_urlsafe(32): 43 characters, well over the agent's 16
 
@@ -276,7 +277,11 @@ class SetupFlow:
         stop: str,
         check: str = "",
         preferred: str = NODE_IDS[0],
+        template: ModuleTemplate | None = None,
     ) -> ModulePlan:
+        """A new application module from the form. With a ``template`` (its fields were
+        prefilled from it) the module also takes the template's other settings and its
+        checkers (a process checker only with a check command)."""
         m = ModulePlan(
             name.strip(),
             "app",
@@ -287,6 +292,13 @@ class SetupFlow:
             check.strip(),
         )
         m.checkers = default_checkers(m)
+        if template is not None:
+            if template.kind != "app":
+                raise ValueError(f"template {template.key} is for a {template.kind} module")
+            m.extra = template.settings()
+            kept = [c for c in template.checkers() if c.kind != "process" or m.check]
+            names = {c.name for c in kept}
+            m.checkers = kept + [c for c in m.checkers if c.name not in names]
         self.modules.append(m)
         return m
 

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from console.setup.flow import Page
 from console.setup.plan import CHECKER_KINDS, NODE_IDS, CheckerPlan, ModulePlan
+from console.setup.templates import ModuleTemplate, TemplateError, load_templates
 from console.ui.setup_pages import button, line, split_list
 from console.ui.setup_wizard import FlowPage, SetupWizard
 
@@ -104,6 +105,23 @@ class ModulesPage(FlowPage):
     def _app_tab(self) -> QWidget:
         w = QWidget()
         form = QFormLayout(w)
+        # A template prefills the form; the module also takes its other settings.
+        self.app_template = QComboBox()
+        self.app_template.setObjectName("appTemplate")
+        self.template_note = QLabel()
+        self.template_note.setObjectName("templateNote")
+        self.template_note.setWordWrap(True)
+        try:
+            templates = [t for t in load_templates() if t.kind == "app"]
+        except (OSError, TemplateError) as e:
+            templates = []
+            self.template_note.setText(f"⚠ module templates: {e}")
+        self.app_template.addItem("None: type everything", None)
+        for t in templates:
+            self.app_template.addItem(t.title, t)
+        self.app_template.currentIndexChanged.connect(self._template_chosen)
+        form.addRow("Template", self.app_template)
+        form.addRow("", self.template_note)
         self.app_name = line("appName", "e.g. access-control")
         self.app_node = QComboBox()
         self.app_node.setObjectName("appNode")
@@ -165,12 +183,29 @@ class ModulesPage(FlowPage):
         self.flow.add_vm(item.data(0, VM))
         self._changed()
 
+    def _template(self) -> ModuleTemplate | None:
+        t = self.app_template.currentData()
+        return t if isinstance(t, ModuleTemplate) else None
+
+    def _template_chosen(self) -> None:
+        t = self._template()
+        self.template_note.setText(t.description if t is not None else "")
+        if t is None:
+            return
+        p = t.plan
+        for field, text in ((self.app_name, p.name), (self.app_dirs, ", ".join(p.directories)),
+                            (self.app_start, p.start), (self.app_stop, p.stop),
+                            (self.app_check, p.check)):  # fmt: skip
+            field.setText(text)
+        self.app_node.setCurrentText(p.preferred)
+
     def _add_app(self) -> None:
         self.flow.add_app(self.app_name.text(), split_list(self.app_dirs.text()),
                           self.app_start.text(), self.app_stop.text(), self.app_check.text(),
-                          self.app_node.currentText())  # fmt: skip
+                          self.app_node.currentText(), template=self._template())  # fmt: skip
         for field in (self.app_name, self.app_dirs, self.app_start, self.app_stop, self.app_check):
             field.clear()
+        self.app_template.setCurrentIndex(0)
         self._changed()
 
     def _remove(self) -> None:

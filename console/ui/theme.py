@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import sys
-from pathlib import Path
-
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QApplication, QWidget
 
 from console.model.states import Colour
+from console.resources import resources_dir
 
-
-def _resources() -> Path:
-    """resources/: $MIRRORPAIR_RESOURCES, the source checkout, or <prefix>/share/mirrorpair."""
-    candidates = [
-        os.environ.get("MIRRORPAIR_RESOURCES", ""),
-        str(Path(__file__).resolve().parents[2] / "resources"),
-        os.path.join(sys.prefix, "share", "mirrorpair"),
-    ]
-    for c in candidates:
-        if c and (Path(c) / "style").is_dir():
-            return Path(c)
-    return Path(candidates[1])  # missing: Fusion defaults, still usable
-
-
-RESOURCES = _resources()
+RESOURCES = resources_dir()
 STYLE_SHEET = RESOURCES / "style" / "console.qss"
 APP_ICON = RESOURCES / "icons" / "mirrorpair.svg"
 

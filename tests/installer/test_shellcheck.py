@@ -12,7 +12,9 @@ from tests.conftest import require_binary
 INSTALLER = Path(__file__).resolve().parents[2] / "installer"
 
 
-@pytest.mark.parametrize("script", ["install-agent.sh", "dev"])
+@pytest.mark.parametrize(
+    "script", ["install-agent.sh", "dev", "install-console.sh", "build-console-bundle.sh"]
+)
 def test_shellcheck(script: str) -> None:
     shellcheck = require_binary("shellcheck")
     done = subprocess.run(
