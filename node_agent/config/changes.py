@@ -36,8 +36,9 @@ _CLUSTER_KEYS = {
     "heartbeat": "heartbeat",
     "witness": "witness",
     "tls": "tls",
+    "metrics": "metrics.listen",
 }
-_LIVE_KEYS = ("pulse_s", "timeout_s")
+_LIVE_KEYS = ("pulse_s", "timeout_s", "metrics")  # metrics: the endpoint moves at once
 # ModuleConfig field -> its TOML key, where they differ.
 _MODULE_KEYS = {"async_mode": "async", "checkers": "checker", "vm": "domain"}
 

@@ -132,6 +132,13 @@ def _witness(data: Any) -> model.WitnessConfig:
     )
 
 
+def _metrics(data: Any) -> model.MetricsConfig:
+    """``[metrics] listen``: where the Prometheus endpoint listens ("" or absent: none)."""
+    t = Table(data, "metrics", ["listen"])
+    listen = t.string("listen", "", empty=True)
+    return model.MetricsConfig(hostport_value(listen, t.key("listen")) if listen else "")
+
+
 def _vip(data: Any, path: str) -> model.VipConfig:
     t = Table(data, path, ["address", "interface"])
     ok = lambda v: isinstance(v, str) and is_ip(v, prefix=True)  # noqa: E731
@@ -297,7 +304,8 @@ def default_tls_files(state_dir: str) -> dict[str, str]:
 def _build(
     doc: dict[str, Any], text: str, source: str, base_dir: Path | None, state_dir: str
 ) -> ClusterConfig:
-    root = Table(doc, "", ["cluster", "tls", "nodes", "heartbeat", "witness", "module"])
+    sections = ["cluster", "tls", "nodes", "heartbeat", "witness", "module"]
+    root = Table(doc, "", [*sections, "metrics"])
     cluster = _cluster(Table(root.get("cluster"), "cluster", _CLUSTER_KEYS), base_dir, state_dir)
     cfg = ClusterConfig(
         **cluster,
@@ -306,6 +314,7 @@ def _build(
         heartbeat=_heartbeats(root),
         witness=_witness(doc["witness"]) if "witness" in doc else model.WitnessConfig(),
         modules=_modules(root),
+        metrics=_metrics(doc["metrics"]) if "metrics" in doc else model.MetricsConfig(),
         source_text=text,
         source_path="" if source == "<string>" else source,
     )
