@@ -1,0 +1,110 @@
+"""The metrics endpoint over real engines (node_agent/metrics/endpoint.py): two engines
+in one process, each with its own endpoint and registry, a replicated module on real
+FUSE mounts and the real replication stream; scraped over HTTP with urllib."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import urllib.request
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from node_agent.metrics import endpoint
+from node_agent.metrics.endpoint import MetricsBindError, MetricsEndpoint
+from tests.conftest import require, require_binary
+from tests.integration.engine_pair import EnginePair, state_of
+from tests.integration.test_engine_replication import replicated_config
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def scrape(port: int) -> Samples:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+    }
+
+
+def at(samples: Samples, name: str, **labels: str) -> float | None:
+    return samples.get((name, frozenset(labels.items())))
+
+
+def test_two_agents_in_one_process_report_replication(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require(os.path.exists("/dev/fuse"), "needs /dev/fuse (apt-get install fuse3)")
+    require_binary("fusermount3")
+    config = replicated_config(tmp_path)
+
+    async def scenario() -> None:
+        pair = EnginePair(config)
+        loop = asyncio.get_running_loop()
+        e1, e2 = pair.start("node1"), pair.start("node2")
+        ends = {n: MetricsEndpoint("127.0.0.1:0", n, lambda e=e: e, loop)
+                for n, e in (("node1", e1), ("node2", e2))}  # fmt: skip
+        p1, p2 = ends["node1"].port, ends["node2"].port
+        m1, m2 = {"node": "node1", "module": "web"}, {"node": "node2", "module": "web"}
+        try:
+            await pair.wait_roles("node1", "node2", "PRIM/SECOND", 30)
+            before = await asyncio.to_thread(scrape, p1)
+            assert at(before, "mirrorpair_dataplane_up", **m1) == 1
+            assert at(before, "mirrorpair_replication_mode", **m1, mode="replicate") == 1
+            data = os.urandom(2 * 1024 * 1024 + 17)
+
+            def write() -> None:
+                with open(tmp_path / "mnt/node1/video.bin", "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+
+            await asyncio.to_thread(write)
+            after = await asyncio.to_thread(scrape, p1)
+            ops = "mirrorpair_replicated_operations_total"
+            sent = "mirrorpair_replicated_bytes_total"
+            assert at(after, ops, **m1) > at(before, ops, **m1)  # type: ignore[operator]
+            assert at(after, sent, **m1) - at(before, sent, **m1) >= len(data)  # type: ignore[operator]
+            lat = "mirrorpair_replication_ack_latency_seconds"
+            assert at(after, f"{lat}_count", **m1) > at(before, f"{lat}_count", **m1)  # type: ignore[operator]
+            assert at(after, f"{lat}_bucket", **m1, le="+Inf") == at(after, f"{lat}_count", **m1)
+            assert at(after, "mirrorpair_held_writes", **m1) == 0
+            # The other agent's endpoint, in the same process, shows its own engine.
+            second = await asyncio.to_thread(scrape, p2)
+            assert at(second, "mirrorpair_module_state", **m2, state="SECOND") == 1
+            assert at(second, "mirrorpair_module_state", **m1, state="PRIM") is None
+            assert at(second, "mirrorpair_dataplane_up", **m2) == 1
+
+            # A blocked event loop: the scrape says so instead of waiting on it.
+            monkeypatch.setattr(endpoint, "LOOP_ANSWER_S", 0.2)
+            got: list[Samples] = []
+            t = threading.Thread(target=lambda: got.append(scrape(p1)))
+            t.start()
+            t.join(30)  # blocks this loop until the scrape gave up on it
+            assert got == [{("mirrorpair_agent_responsive", frozenset({("node", "node1")})): 0}]
+            assert state_of(e1) == ("PRIM", "READY")
+        finally:
+            for ep in ends.values():
+                ep.close()
+            await pair.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 120))
+
+
+def test_a_taken_port_names_the_key() -> None:
+    async def run() -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            s.listen()
+            port = s.getsockname()[1]
+            with pytest.raises(MetricsBindError, match=rf"metrics.listen = '127.0.0.1:{port}'"):
+                MetricsEndpoint(f"127.0.0.1:{port}", "node1", lambda: None,
+                                asyncio.get_running_loop())  # fmt: skip
+
+    asyncio.run(run())
