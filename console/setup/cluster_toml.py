@@ -44,6 +44,8 @@ class ClusterPlan:
     timeout_ms: int = DEFAULT_TIMEOUT_MS
     extra: dict[str, Any] = field(default_factory=dict)  # other [cluster] keys kept
     tls: dict[str, Any] | None = None  # kept from a running file; None: the agent's default
+    # Other top-level tables of a running file ([metrics], ...): kept as they were.
+    sections: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 # ----- writing --------------------------------------------------------------------------
@@ -112,6 +114,8 @@ def render(plan: ClusterPlan) -> str:
     if w.ping or w.tcp:
         body = {"ping": w.ping or None, "tcp": w.tcp or None, **w.extra}
         out += ["[witness]", *_lines(body), ""]
+    for name, table in plan.sections.items():
+        out += [f"[{key(name)}]", *_lines(table), ""]
     for m in plan.modules:
         out += [*_module_lines(m), ""]
     return "\n".join(out).rstrip("\n") + "\n"
@@ -198,6 +202,8 @@ def parse_running(text: str) -> ClusterPlan:
         ping, tcp = witness.pop("ping", []), witness.pop("tcp", [])
         plan.witness = WitnessPlan([str(x) for x in ping], [str(x) for x in tcp], witness)
         plan.modules = [_module(m) for m in doc.get("module", [])]
+        known = ("cluster", "tls", "nodes", "heartbeat", "witness", "module")
+        plan.sections = {k: dict(v) for k, v in doc.items() if k not in known}
     except (TypeError, ValueError, AttributeError) as e:
         raise RunningConfigError(f"the running configuration cannot be edited: {e}") from None
     return plan
