@@ -45,7 +45,10 @@ class Observability:
 
     async def _follow(self) -> None:
         while True:
-            await self.health.publish(engine_health(self._engine()))
+            try:
+                await self.health.publish(engine_health(self._engine()))
+            except Exception:  # a bug here must not freeze the statuses silently
+                log.exception("cannot update the health statuses")
             await asyncio.sleep(HEALTH_PERIOD_S)
 
     def configure(self, config: ClusterConfig | None, node_id: str) -> None:

@@ -1,6 +1,7 @@
-"""The metrics endpoint over real engines (node_agent/metrics/endpoint.py): two engines
-in one process, each with its own endpoint and registry, a replicated module on real
-FUSE mounts and the real replication stream; scraped over HTTP with urllib."""
+"""The metrics endpoint and the health statuses over real engines
+(node_agent/metrics/endpoint.py, node_agent/host/observability.py): two engines in one
+process, each with its own endpoint and registry, a replicated module on real FUSE mounts
+and the real replication stream; scraped over HTTP with urllib."""
 
 from __future__ import annotations
 
@@ -12,12 +13,16 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from grpc_health.v1 import health, health_pb2
 from prometheus_client.parser import text_string_to_metric_families
 
+from node_agent.api.health_board import NOT_SERVING, SERVING, module_service
+from node_agent.engine.node import NodeEngine
+from node_agent.host.observability import Observability
 from node_agent.metrics import endpoint
 from node_agent.metrics.endpoint import MetricsBindError, MetricsEndpoint
 from tests.conftest import require, require_binary
-from tests.integration.engine_pair import EnginePair, state_of
+from tests.integration.engine_pair import EnginePair, cluster_config, state_of
 from tests.integration.test_engine_replication import replicated_config
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -108,3 +113,49 @@ def test_a_taken_port_names_the_key() -> None:
                                 asyncio.get_running_loop())  # fmt: skip
 
     asyncio.run(run())
+
+
+def test_health_follows_the_engines(tmp_path: Path) -> None:
+    """Overall NOT_SERVING until the engine runs and once it stops; a module's SERVING
+    only where it is served, moving with a failover (two real engines, real apps)."""
+    config = cluster_config(tmp_path)
+    web = module_service("web")
+
+    async def check(servicer: health.aio.HealthServicer, service: str) -> int:
+        req = health_pb2.HealthCheckRequest(service=service)
+        return (await servicer.Check(req, None)).status  # type: ignore[union-attr]
+
+    async def scenario() -> None:
+        pair = EnginePair(config)
+        engines: dict[str, NodeEngine] = {}
+        boards, servicers = {}, {}
+        for node in ("node1", "node2"):
+            boards[node] = Observability(lambda n=node: engines.get(n), lambda *_: None)
+            servicers[node] = health.aio.HealthServicer()
+            await boards[node].health.attach(servicers[node], [])
+            boards[node].start()
+
+        async def until(node: str, service: str, status: int) -> None:
+            await pair.wait(lambda: boards[node].health.wanted.get(service) == status,
+                            f"{service or 'overall'} {status} on {node}", 15)  # fmt: skip
+            assert await check(servicers[node], service) == status
+
+        try:
+            assert await check(servicers["node1"], "") == NOT_SERVING  # no engine yet
+            engines["node1"], engines["node2"] = pair.start("node1"), pair.start("node2")
+            await pair.wait_roles("node1", "node2", "PRIM/SECOND")
+            await until("node1", "", SERVING)
+            await until("node2", "", SERVING)
+            await until("node1", web, SERVING)
+            await until("node2", web, NOT_SERVING)
+            await pair.crash("node1")  # gone without a word: node2 takes over
+            await until("node2", web, SERVING)
+            await pair.stop("node2")  # a clean stop: nothing served any more
+            await until("node2", "", NOT_SERVING)
+            await until("node2", web, NOT_SERVING)
+        finally:
+            for b in boards.values():
+                await b.close()
+            await pair.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
