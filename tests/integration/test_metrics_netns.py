@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import require_binary
-from tests.integration.cluster_netns import API_PORT, MODULE, TIMEOUT_MS, NetnsCluster
+from tests.integration.cluster_netns import API_PORT, HB_PORT, MODULE, TIMEOUT_MS, NetnsCluster
 from tests.integration.netns import LAN_IP, Topology
 
 pytestmark = pytest.mark.root
@@ -83,6 +83,16 @@ def test_metrics_and_health_follow_a_real_failover(cluster: NetnsCluster) -> Non
     for link in ("lan", "direct"):
         assert value(before, "mirrorpair_heartbeat_link_up", node="node2", link=link) == 1
         assert value(before, "mirrorpair_heartbeat_received_total", node="node2", link=link)
+
+    # Datagrams from a host that is not the peer are rejected, and counted.
+    lan = {"node": "node2", "link": "lan"}
+    assert value(before, "mirrorpair_heartbeat_rejected_total", **lan) == 0
+    for _ in range(2):
+        c.send_udp("client", (LAN_IP["client"], 0), (LAN_IP["node2"], HB_PORT), b"forged")
+    rejected = {"node": "node2", "reason": "unexpected source"}
+    c.wait_for(lambda: value(scrape(c, "node2"), "mirrorpair_heartbeats_rejected_total",
+                             **rejected) == 2, "2 rejected datagrams counted", 5)  # fmt: skip
+    assert value(scrape(c, "node2"), "mirrorpair_heartbeat_rejected_total", **lan) == 2
 
     c.kill_agent("node1")
     c.wait_for(lambda: health(c, "node2", MODULE_HEALTH) == "SERVING",
