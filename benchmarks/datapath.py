@@ -39,10 +39,12 @@ from node_agent.config.model import NodePaths  # noqa: E402
 from node_agent.replication import ops  # noqa: E402
 from node_agent.replication.local.apply import Applier  # noqa: E402
 from node_agent.replication.stream import wire  # noqa: E402
+from node_agent.replication.stream.listener import RouteListener  # noqa: E402
 from node_agent.replication.stream.receiver import StreamReceiver  # noqa: E402
 from node_agent.replication.stream.sender import StreamSender  # noqa: E402
 from protos.security.ca import create_ca, issue_certificate, server_name  # noqa: E402
 from protos.security.credentials import channel_credentials, server_credentials  # noqa: E402
+from tests.integration.repl_rig import deliver_to  # noqa: E402
 
 SERVICE, METHOD = "mirrorpair.bench.Repl", "Stream"
 SEQ = struct.Struct(">Q")
@@ -92,10 +94,10 @@ def serve(pki: Path, work: Path, port_file: Path) -> None:
 
     async def main() -> None:
         rx = StreamReceiver(
-            node_id="node2", peer="node1", tls=paths(pki, "node2"), host="127.0.0.1", port=0,
+            node_id="node2", peer="node1", tls=paths(pki, "node2"),
             resolve=lambda m: Applier(work / "stream"), handle_request=refuse_requests,
         )  # fmt: skip
-        port = await rx.start()
+        port = await RouteListener("127.0.0.1", 0, deliver_to(rx)).start()
         port_file.write_text(f"{grpc_port} {port}\n")
         await asyncio.Event().wait()
 

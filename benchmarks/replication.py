@@ -41,8 +41,10 @@ from benchmarks.iobench import MiB, dd_fsync, fio_randwrite  # noqa: E402
 from node_agent.config.model import NodePaths  # noqa: E402
 from node_agent.malloc_tuning import keep_large_buffers  # noqa: E402
 from node_agent.replication.module_repl import ModuleReplication  # noqa: E402
+from node_agent.replication.stream.listener import RouteListener  # noqa: E402
 from node_agent.replication.stream.receiver import StreamReceiver  # noqa: E402
 from protos.security.ca import create_ca, issue_certificate  # noqa: E402
+from tests.integration.repl_rig import deliver_to  # noqa: E402
 
 
 def paths(pki: Path, name: str) -> NodePaths:
@@ -58,12 +60,13 @@ def secondary_main(work: Path, early_flush: bool) -> None:
                            early_flush=early_flush)  # fmt: skip
     mr.become_secondary(())
     rx = StreamReceiver(
-        node_id="node2", peer="node1", tls=paths(work / "pki", "node2"), host="127.0.0.1",
-        port=0, resolve=lambda m: mr.secondary_applier() if m == "bench" else None,
+        node_id="node2", peer="node1", tls=paths(work / "pki", "node2"),
+        resolve=lambda m: mr.secondary_applier() if m == "bench" else None,
         handle_request=lambda m, body: mr.handle_request(body),
     )  # fmt: skip
+    listener = RouteListener("127.0.0.1", 0, deliver_to(rx))
     loop = asyncio.new_event_loop()
-    print(f"PORT {loop.run_until_complete(rx.start())}", flush=True)
+    print(f"PORT {loop.run_until_complete(listener.start())}", flush=True)
     loop.run_forever()  # until the parent kills us
 
 

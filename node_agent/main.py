@@ -55,12 +55,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 async def serve(args: argparse.Namespace) -> None:
     from node_agent.host.agent_host import AgentHost
+    from node_agent.host.service import AgentService
 
+    # systemd's notify socket and watchdog (taken from the environment before any child
+    # starts), and the subreaper that reaps orphaned application daemons.
+    service = AgentService.from_environ(os.environ)
+    service.begin()
     host = AgentHost(
         config_path=Path(args.config), state_dir=Path(args.state_dir), node_id=args.node,
         listen=args.listen, mdns=not args.no_mdns and os.environ.get("MIRRORPAIR_MDNS") != "0",
     )  # fmt: skip
-    await host.start()
+    try:
+        await host.start()
+    except BaseException:
+        await service.close()
+        raise
+    service.follow(host)
     loop = asyncio.get_running_loop()
     task = loop.create_task(host.run())
 
@@ -68,6 +78,7 @@ async def serve(args: argparse.Namespace) -> None:
         # A second signal must not interrupt the clean stop the first one started.
         if not stopping:
             stopping.append(True)
+            service.stopping()
             task.cancel()
 
     def leave_running() -> None:
@@ -85,8 +96,11 @@ async def serve(args: argparse.Namespace) -> None:
     # SIGUSR2: exit at once, leaving every module served by its data plane and resource:
     # to restart or upgrade the agent alone (docs/replication.md "The data plane").
     loop.add_signal_handler(signal.SIGUSR2, leave_running)
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    try:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    finally:
+        await service.close()
 
 
 def open_pairing(state_dir: str) -> int:

@@ -88,17 +88,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     """Data planes outlive agents by design; one a test left behind (a crash test whose
     node was never powered off) is killed here, not left serving a deleted folder."""
     import signal
-    from pathlib import Path
+
+    from node_agent.dataplane.procfs import data_planes_under
 
     base = str(session.config._tmp_path_factory.getbasetemp())  # type: ignore[attr-defined]
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"node_agent.dataplane" in argv and any(a.decode(errors="replace").startswith(base)
-                                                   for a in argv):  # fmt: skip
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(proc.name), signal.SIGKILL)
+    for pid in data_planes_under(base):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)

@@ -22,6 +22,7 @@ from typing import NamedTuple
 import grpc
 
 from node_agent.dataplane.handoff import hand_off
+from node_agent.dataplane.procfs import running
 from node_agent.replication.module_repl import Role
 from node_agent.replication.roles.primary import Mode
 from protos import dataplane_pb2 as dp
@@ -63,7 +64,6 @@ class DataPlaneClient:
         self._sent_generation: tuple[str, tuple[str, ...]] | None = None
         self._closing = False
         self._events: grpc.Future | None = None
-        self.lost = False
         # Set by the owner before listen(): run on the event loop.
         self.on_degraded: Callable[[str, str, bool], None] | None = None
         self.on_replicating: Callable[[], None] | None = None
@@ -160,9 +160,7 @@ class DataPlaneClient:
         with contextlib.suppress(DataPlaneError):
             self._call("Shutdown", dp.ShutdownRequest(unmount=unmount))
         deadline = time.monotonic() + wait_s
-        while pid and Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-            if _zombie(pid):
-                break
+        while running(pid) and time.monotonic() < deadline:
             time.sleep(0.01)
 
     def hand_off(self, conn: object, addr: tuple) -> None:
@@ -187,7 +185,6 @@ class DataPlaneClient:
         except grpc.RpcError as e:
             why = e.details() or e.code().name
         if not self._closing:
-            self.lost = True
             self._post(loop, self._lost, why)
 
     def _post(
@@ -221,10 +218,3 @@ class DataPlaneClient:
         if self._events is not None:
             self._events.cancel()
         self._channel.close()
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return True

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import node_agent
 from node_agent.dataplane.client import DataPlaneClient, DataPlaneError
+from node_agent.dataplane.procfs import is_data_plane
 from node_agent.dataplane.spec import (
     LOGFILE,
     PIDFILE,
@@ -56,21 +57,11 @@ def read_pid(run_dir: Path) -> int | None:
         return None
 
 
-def _alive(pid: int | None) -> bool:
-    if pid is None:
-        return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return b"node_agent.dataplane" in cmdline
-
-
 def find_running(
     spec: DataPlaneSpec, run_dir: Path
 ) -> tuple[DataPlaneClient, dp.DataPlaneState] | None:
     """The data plane an earlier agent left, if one answers."""
-    if not _alive(read_pid(run_dir)):
+    if not is_data_plane(read_pid(run_dir)):
         return None
     client = _client(spec, run_dir)
     if client is None:
@@ -122,12 +113,12 @@ def stop_stale(run_dir: Path) -> None:
     """A data plane of this run dir that does not answer is killed (it holds the socket
     names a new one needs)."""
     pid = read_pid(run_dir)
-    if _alive(pid):
+    if is_data_plane(pid):
         assert pid is not None
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
         for _ in range(200):
-            if not _alive(pid):
+            if not is_data_plane(pid):
                 break
             time.sleep(0.01)
 
@@ -162,7 +153,7 @@ def running_data_planes(data_dir: Path) -> dict[str, int]:
     out = {}
     for pidfile in Path(data_dir).glob("modules/*/dataplane/" + PIDFILE):
         pid = read_pid(pidfile.parent)
-        if _alive(pid):
+        if is_data_plane(pid):
             assert pid is not None
             out[pidfile.parent.parent.name] = pid
     return out

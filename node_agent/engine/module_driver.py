@@ -299,10 +299,7 @@ class ModuleDriver:
         and VIP behind: clients would then reach two nodes)."""
         self._loop = asyncio.get_running_loop()
         if self.repl is not None:
-            try:
-                await self.repl.open()
-            except (OSError, RuntimeError) as exc:
-                self._app_log("error", f"data plane: {exc}")
+            await self.repl.open()  # a data plane that cannot start is logged and retried
             if await self._adopt():
                 return
         try:

@@ -69,6 +69,7 @@ class ReplicationDriver:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._quarantine_root = module_dir / "quarantine"
         self._task: asyncio.Task | None = None
+        self._respawning: asyncio.Task | None = None  # held: the loop keeps weak references
         self._paired_with: tuple | None = None  # the peer view we last paired for
         self._retry_at = 0.0
         self._closed = False
@@ -82,7 +83,7 @@ class ReplicationDriver:
             client, state, adopted = await asyncio.to_thread(connect, self.spec, self.run_dir)
         except (OSError, RuntimeError) as e:  # the module cannot serve here until it runs
             self._log("error", f"data plane did not start: {e}")
-            self._loop.create_task(self._respawn())
+            self._start_respawn()
             return
         self._use(client)
         if adopted:
@@ -107,7 +108,11 @@ class ReplicationDriver:
         self._paired_with = None
         self.machine.data_plane_lost(why, self._env())
         self._after_step()
-        asyncio.get_running_loop().create_task(self._respawn())
+        self._start_respawn()
+
+    def _start_respawn(self) -> None:
+        if self._respawning is None or self._respawning.done():
+            self._respawning = asyncio.get_running_loop().create_task(self._respawn())
 
     async def _respawn(self) -> None:
         while not self._closed and self.dp is None:

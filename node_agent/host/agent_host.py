@@ -108,6 +108,11 @@ class AgentHost:
         print(f"mirrorpair-agent {self.node_id or '(unpaired)'} ready on {self._address}",
               file=sys.stderr, flush=True)  # fmt: skip
 
+    @property
+    def up(self) -> bool:
+        """The API listens and, configured, the heartbeats run: systemd's READY=1."""
+        return self._server is not None and (self.engine is None or self.engine.started)
+
     def _announce_code(self) -> None:
         code = self.state.code()
         if code is None:

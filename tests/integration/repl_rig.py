@@ -16,6 +16,7 @@ import hashlib
 import os
 import random
 import shutil
+import socket
 import stat
 import threading
 import time
@@ -30,9 +31,20 @@ from node_agent.replication.local.apply import Applier
 from node_agent.replication.local.scan import DIR, FILE, scan_tree
 from node_agent.replication.module_repl import ModuleReplication
 from node_agent.replication.roles.primary import Mode
+from node_agent.replication.stream.listener import RouteListener
 from node_agent.replication.stream.receiver import StreamReceiver
 
 MiB = 1 << 20
+
+
+def deliver_to(rx: StreamReceiver):  # noqa: ANN201
+    """The replication port's delivery when this process is itself the secondary (the
+    agent's hands the socket to a data plane instead: node_agent/dataplane/router.py)."""
+
+    async def deliver(module: str, conn: socket.socket, addr: tuple) -> None:
+        rx.adopt(conn, addr)
+
+    return deliver
 
 
 @dataclass(frozen=True)
@@ -97,15 +109,16 @@ class Node2:
         """Listen (again on the same port after kill) and be SECOND."""
         self.mr.become_secondary(self.history)
         self.rx = StreamReceiver(
-            node_id="node2", peer="node1", tls=self.pki.paths("node2"), host="127.0.0.1",
-            port=self.port, resolve=self._resolve,
+            node_id="node2", peer="node1", tls=self.pki.paths("node2"), resolve=self._resolve,
             handle_request=lambda module, body: self.mr.handle_request(body),
         )  # fmt: skip
-        self.port = self.call(self.rx.start())
+        self.listener = RouteListener("127.0.0.1", self.port, deliver_to(self.rx))
+        self.port = self.call(self.listener.start())
 
     def kill(self) -> None:
         """The secondary disappears: listener and streams closed."""
         if self.rx is not None:
+            self.call(self.listener.close())
             self.call(self.rx.close())
             self.rx = None
         self.mr.leave_secondary()

@@ -27,6 +27,7 @@ from node_agent.replication import ops
 from node_agent.replication.local.apply import Applier
 from node_agent.replication.stream import link_tls, wire
 from node_agent.replication.stream.frame_decoder import FrameDecoder
+from node_agent.replication.stream.listener import RouteListener
 from node_agent.replication.stream.receiver import StreamReceiver
 from node_agent.replication.stream.route import route_preamble
 from node_agent.replication.stream.sender import (
@@ -37,6 +38,7 @@ from node_agent.replication.stream.sender import (
 )
 from node_agent.replication.stream.wire import FrameType, Hello, Mode, encode_frame
 from protos.security.ca import create_ca, issue_certificate
+from tests.integration.repl_rig import deliver_to
 
 
 @dataclass(frozen=True)
@@ -72,10 +74,11 @@ class Secondary:  # node2's receiver, in a thread with its own event loop
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.rx = StreamReceiver(
-            node_id="node2", peer="node1", tls=self.pki.paths("node2"), host="127.0.0.1",
-            port=0, resolve=self.resolve, hello_timeout_s=2, handle_request=self._request,
+            node_id="node2", peer="node1", tls=self.pki.paths("node2"), resolve=self.resolve,
+            hello_timeout_s=2, handle_request=self._request,
         )  # fmt: skip
-        self.port = self.call(self.rx.start())
+        self.listener = RouteListener("127.0.0.1", 0, deliver_to(self.rx), route_timeout_s=2)
+        self.port = self.call(self.listener.start())
         return self
 
     def resolve(self, module: str) -> Applier | None:
@@ -98,6 +101,7 @@ class Secondary:  # node2's receiver, in a thread with its own event loop
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
 
     def __exit__(self, *exc: object) -> None:
+        self.call(self.listener.close())
         self.call(self.rx.close())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join()

@@ -15,6 +15,7 @@ import pytest
 
 from node_agent.dataplane.client import DataPlaneClient, DataPlaneError
 from node_agent.dataplane.handoff import HandoffError, hand_off
+from node_agent.dataplane.procfs import running
 from node_agent.dataplane.spec import DataPlaneSpec, socket_names
 from node_agent.dataplane.supervisor import connect, find_running, read_pid, spawn
 from protos import dataplane_pb2 as dp
@@ -49,18 +50,9 @@ def plane(tmp_path: Path, pki: Pki) -> Iterator[tuple[DataPlaneSpec, Path, DataP
         found[0].close()
     pid = read_pid(run_dir)
     deadline = time.monotonic() + 10
-    while _alive(pid) and time.monotonic() < deadline:
+    while running(pid) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert not _alive(pid), "the data plane exits when asked"
-
-
-def _alive(pid: int | None) -> bool:
-    """Running (a zombie is reaped by the supervisor's thread in a moment)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (OSError, TypeError):
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    assert not running(pid), "the data plane exits when asked"
 
 
 def test_a_call_without_the_right_token_is_refused(plane) -> None:  # type: ignore[no-untyped-def]
@@ -128,9 +120,9 @@ def test_settings_changed_while_the_agent_was_down_replace_an_idle_data_plane(
     new, state, adopted = connect(changed, run_dir)
     assert not adopted and state.pid != old
     deadline = time.monotonic() + 10
-    while _alive(old) and time.monotonic() < deadline:
+    while running(old) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert not _alive(old), "the old data plane was stopped"
+    assert not running(old), "the old data plane was stopped"
     assert state.spec_digest == changed.digest()
     new.shutdown()
     new.close()

@@ -20,7 +20,9 @@ def test_the_desk_finds_both_servers_over_mdns_and_pairs_them(setup_site, tmp_pa
     async def go():
         found = await client.discover(3.0)
         by_address = {s.address: s for s in found}
-        assert set(by_address) == {setup_site.address(n) for n in NODES}, found
+        # Both of ours; any other MirrorPair server on the LAN answers too (the wizard
+        # lists it), e.g. another test's agents when tests run in parallel.
+        assert {setup_site.address(n) for n in NODES} <= set(by_address), found
         facts = {}
         for node in NODES:
             server = by_address[setup_site.address(node)]

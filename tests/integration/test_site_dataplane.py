@@ -121,7 +121,9 @@ def test_the_mount_and_the_stream_outlive_the_agent(site: Site) -> None:
 
     site.kill_agent("node1", data_planes=False)
     at_kill = writer.acked
-    writer.wait_more(site, 100, "records written while no agent runs", timeout=10)
+    # Few: the new agent must be up within the peer's detection timeout (3 s in the
+    # example config) even on a loaded machine, or the peer rightly takes over.
+    writer.wait_more(site, 20, "records written while no agent runs", timeout=10)
     assert site.mounted("node1")
     site.start("node1")
     site.wait_state("node1", "PRIM", "READY", timeout=20)
@@ -134,7 +136,7 @@ def test_the_mount_and_the_stream_outlive_the_agent(site: Site) -> None:
     # The secondary's agent too: its data plane goes on receiving.
     second = site.data_plane_pids("node2")
     site.kill_agent("node2", data_planes=False)
-    writer.wait_more(site, 50, "records written while node2 has no agent", timeout=10)
+    writer.wait_more(site, 20, "records written while node2 has no agent", timeout=10)
     site.start("node2")
     site.wait_state("node2", "SECOND", "READY", timeout=20)
     assert site.data_plane_pids("node2") == second

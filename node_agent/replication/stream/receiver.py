@@ -1,8 +1,9 @@
 """The secondary's end of the replication streams (DESIGN §5 "The secondary").
 
-``StreamReceiver`` listens on (host, port) for TLS connections from the peer node. The
-peer must present a certificate signed by the cluster CA whose CN is the configured peer
-node id; anything else is refused with a log line. Each connection carries one module's
+``StreamReceiver`` takes the connections the node's replication port delivers to it
+(stream/listener.py, ``adopt``) and does their TLS handshake. The peer must present a
+certificate signed by the cluster CA whose CN is the configured peer node id; anything
+else is refused with a log line. Each connection carries one module's
 stream: HELLO names the module, ``resolve(module)`` gives its Applier (None: refused).
 A newer stream for the same module displaces the older one, once the older one's queue
 is drained (only one primary exists; its reconnect must win over a half-open leftover).
@@ -45,7 +46,6 @@ from node_agent.replication import ops
 from node_agent.replication.local.apply import Applier, UnsafePath
 from node_agent.replication.stream import link_tls, wire
 from node_agent.replication.stream.frame_decoder import FrameDecoder
-from node_agent.replication.stream.route import RouteError, read_route
 from node_agent.replication.stream.tls_transport import accept_tls
 from node_agent.replication.stream.wire import Frame, FrameType, Hello, Mode, encode_frame
 
@@ -74,49 +74,23 @@ class StreamReceiver:
         tls: link_tls.TlsPaths | ssl.SSLContext,
         resolve: Callable[[str], Applier | None],
         handle_request: RequestHandler,
-        host: str = "0.0.0.0",
-        port: int = wire.DEFAULT_PORT,
         hello_timeout_s: float = 5.0,
         max_queued_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self.node_id, self.peer = node_id, peer
         self._ssl = tls if isinstance(tls, ssl.SSLContext) else link_tls.server_context(tls)
         self._resolve, self._handle_request = resolve, handle_request
-        self._host, self._port = host, port
         self.hello_timeout_s, self.max_queued_bytes = hello_timeout_s, max_queued_bytes
-        self._sock: socket.socket | None = None
-        self._accept_task: asyncio.Task[None] | None = None
         self._streams: dict[str, _Stream] = {}  # module -> its current stream
         self._conns: set[asyncio.Task[None]] = set()
         self._live: set[_Stream] = set()  # every connection past its TLS handshake
 
-    @property
-    def port(self) -> int:
-        return self._sock.getsockname()[1] if self._sock else self._port
-
-    async def start(self) -> int:
-        """Listen; returns the bound port (useful with port=0)."""
-        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
-        try:
-            self._sock = socket.create_server((self._host, self._port), family=family,
-                                              backlog=64)  # fmt: skip
-        except OSError as e:  # name the address: "in use" alone does not say which
-            where = f"{self._host}:{self._port}"
-            raise OSError(e.errno, f"replication listener {where}: {e.strerror}") from None
-        self._sock.setblocking(False)
-        self._accept_task = asyncio.get_running_loop().create_task(self._accept_loop())
-        log.info("replication receiver of %s listening on %s:%d", self.node_id, self._host,
-                 self.port)  # fmt: skip
-        return self.port
-
     async def close(self) -> None:
-        """Stop listening, close every stream, wait until their workers finished."""
-        tasks = [t for t in (self._accept_task, *self._conns) if t is not None]
+        """Close every stream, wait until their workers finished."""
+        tasks = list(self._conns)
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)  # before the fd is closed
-        if self._sock is not None:
-            self._sock.close()
+        await asyncio.gather(*tasks, return_exceptions=True)
         streams = list(self._live)
         for s in streams:
             s.abort()
@@ -125,33 +99,18 @@ class StreamReceiver:
     def streams(self) -> list[StreamStats]:
         return [s.stats() for s in self._streams.values()]
 
-    async def _accept_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        assert self._sock is not None
-        while True:
-            conn, addr = await loop.sock_accept(self._sock)
-            task = loop.create_task(self._handshake(conn, addr))
-            self._conns.add(task)
-            task.add_done_callback(self._conns.discard)
-
     def adopt(self, conn: socket.socket, addr: tuple) -> None:
-        """A connection whose route was read by the node's router (node_agent/dataplane):
-        the TLS handshake and the stream, as for one accepted here."""
-        task = asyncio.get_running_loop().create_task(self._handshake(conn, addr, routed=True))
+        """A connection whose route was read by the node's replication port
+        (stream/listener.py): the TLS handshake, then the stream."""
+        task = asyncio.get_running_loop().create_task(self._handshake(conn, addr))
         self._conns.add(task)
         task.add_done_callback(self._conns.discard)
 
-    async def _handshake(self, conn: socket.socket, addr: tuple, routed: bool = False) -> None:
+    async def _handshake(self, conn: socket.socket, addr: tuple) -> None:
         # Handshake errors surface here, so a refused certificate gets a log line.
         where = f"{addr[0]}:{addr[1]}"
         try:
-            if not routed:  # every primary names the module first (route.py)
-                conn.setblocking(False)
-                await read_route(conn, self.hello_timeout_s)
             await accept_tls(conn, self._ssl, lambda: _Stream(self, where), self.hello_timeout_s)
-        except RouteError as e:
-            log.warning("refused replication connection from %s: %s", where, e)
-            conn.close()
         except (ssl.SSLError, OSError, TimeoutError) as e:
             reason = getattr(e, "verify_message", None) or getattr(e, "reason", None) or e
             log.warning("refused replication connection from %s: TLS handshake failed: %s",
