@@ -46,12 +46,15 @@ def test_without_configuration_the_defaults_an_agent_listens_on() -> None:
 def test_the_example_configuration_gives_one_line_per_port_naming_each_network() -> None:
     config = parse_config(EXAMPLE.read_text(), str(EXAMPLE))
     got = firewall_ports(config, "node1")
-    assert ports(got) == {(7700, "tcp"), (7702, "tcp"), (7701, "udp"), (5353, "udp")}
+    assert ports(got) == {(7700, "tcp"), (7702, "tcp"), (7701, "udp"), (9780, "tcp"),
+                          (5353, "udp")}  # fmt: skip
+    (metrics,) = [p for p in got if p.port == 9780]
+    assert "monitoring" in metrics.source and "metrics" in metrics.what
     (heartbeat,) = [p for p in got if p.protocol == "udp" and p.port == 7701]
     # Both networks use port 7701: one line, both named with node1's address on each.
     assert "lan (10.0.0.1)" in heartbeat.what and "direct (192.168.100.1)" in heartbeat.what
     lines = render_ports(got)
-    assert len(lines) == 4 and any(line.strip().startswith("7702/tcp") for line in lines)
+    assert len(lines) == 5 and any(line.strip().startswith("7702/tcp") for line in lines)
 
 
 def test_this_nodes_ports_only_when_the_node_is_known() -> None:
