@@ -6,6 +6,7 @@ and the real replication stream; scraped over HTTP with urllib."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import socket
 import threading
@@ -19,6 +20,7 @@ from grpc_health.v1 import health, health_pb2
 from prometheus_client.parser import text_string_to_metric_families
 
 from node_agent.api.health_board import NOT_SERVING, SERVING, module_service
+from node_agent.config.model import MetricsConfig
 from node_agent.engine.node import NodeEngine
 from node_agent.host.observability import Observability
 from node_agent.metrics import endpoint
@@ -118,7 +120,7 @@ def test_two_agents_in_one_process_report_replication(
     asyncio.run(asyncio.wait_for(scenario(), 120))
 
 
-def test_a_taken_port_names_the_key() -> None:
+def test_a_taken_port_names_the_key_and_the_agent_runs_on(tmp_path: Path) -> None:
     async def run() -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -127,6 +129,21 @@ def test_a_taken_port_names_the_key() -> None:
             with pytest.raises(MetricsBindError, match=rf"metrics.listen = '127.0.0.1:{port}'"):
                 MetricsEndpoint(f"127.0.0.1:{port}", "node1", lambda: None,
                                 asyncio.get_running_loop())  # fmt: skip
+            # The agent says so in its log and runs on without metrics.
+            notes: list[tuple[str, str]] = []
+            obs = Observability(lambda: None, lambda level, text: notes.append((level, text)))
+            config = cluster_config(tmp_path)
+            taken = dataclasses.replace(config, metrics=MetricsConfig(f"127.0.0.1:{port}"))
+            obs.configure(taken, "node1")
+            assert obs.metrics is None
+            [(level, text)] = notes
+            assert level == "ERROR" and f"metrics.listen = '127.0.0.1:{port}'" in text
+            assert "no metrics are served" in text
+            free = dataclasses.replace(config, metrics=MetricsConfig("127.0.0.1:0"))
+            obs.configure(free, "node1")  # a configuration that moves it: served again
+            assert obs.metrics is not None
+            assert await asyncio.to_thread(scrape, obs.metrics.port) == {}  # no engine yet
+            await obs.close()
 
     asyncio.run(run())
 
