@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 LOOP_ANSWER_S = 2.0  # how long a scrape waits for the event loop's snapshot
 DATAPLANE_ANSWER_S = 0.5  # and for each data plane (else its last known state)
+DATAPLANES_BUDGET_S = 3.0  # for all of them: a scrape stays within Prometheus' 10 s
 
 
 class MetricsBindError(OSError):
@@ -58,10 +60,12 @@ def take_snapshot(engine: NodeEngine) -> tuple[Snapshot, dict[str, DataPlaneClie
 
 def with_dataplanes(snap: Snapshot, clients: dict[str, DataPlaneClient]) -> Snapshot:
     """In the scrape's thread: each data plane's fresh state (its cached one if it does
-    not answer in time)."""
+    not answer in time, or once the scrape's budget for them is spent)."""
+    deadline = time.monotonic() + DATAPLANES_BUDGET_S
     for name, client in clients.items():
+        left = min(DATAPLANE_ANSWER_S, deadline - time.monotonic())
         try:
-            state = client.get_state(timeout=DATAPLANE_ANSWER_S)
+            state = client.get_state(timeout=left) if left > 0 else client.state
         except DataPlaneError:
             state = client.state
         extra = snap.modules.get(name) or ModuleExtra()

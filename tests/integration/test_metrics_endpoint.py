@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import signal
 import socket
 import threading
 import time
@@ -103,6 +104,17 @@ def test_two_agents_in_one_process_report_replication(
             assert at(second, "mirrorpair_module_state", **m2, state="SECOND") == 1
             assert at(second, "mirrorpair_module_state", **m1, state="PRIM") is None
             assert at(second, "mirrorpair_dataplane_up", **m2) == 1
+
+            # A data plane that does not answer: its last known counters, in time.
+            pid = e1.modules["web"].repl.dp.state.pid  # type: ignore[union-attr]
+            await asyncio.to_thread(scrape, p1)  # the client caches the latest state
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                stalled = await asyncio.to_thread(scrape, p1)
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            assert at(stalled, ops, **m1) == at(after, ops, **m1)
+            assert at(stalled, "mirrorpair_agent_responsive", node="node1") == 1
 
             # A blocked event loop: the scrape says so instead of waiting on it.
             monkeypatch.setattr(endpoint, "LOOP_ANSWER_S", 0.2)
