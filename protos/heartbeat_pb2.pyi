@@ -56,7 +56,7 @@ class PeerModuleView(_message.Message):
     def __init__(self, name: _Optional[str] = ..., state: _Optional[_Union[_mirrorpair_pb2.ModuleState, str]] = ..., readiness: _Optional[_Union[_mirrorpair_pb2.Readiness, str]] = ..., uptodate: bool = ..., generations: _Optional[_Iterable[str]] = ..., primary_since: _Optional[float] = ..., handover: bool = ..., swap_request: bool = ..., split_brain: bool = ..., stop_request: bool = ..., config_version: _Optional[int] = ..., candidate: bool = ..., resource_up: bool = ..., fullsync: bool = ..., outdate: _Optional[str] = ..., outdated: _Optional[str] = ..., kept_over: _Optional[str] = ..., history_length: _Optional[int] = ..., history_digest: _Optional[bytes] = ..., history_latest: _Optional[str] = ..., history_offset: _Optional[int] = ..., peer_history_digest: _Optional[bytes] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
-    __slots__ = ("cluster", "node_id", "boot_id", "seq", "link", "sent_time", "modules", "witness_reachable", "echo_boot_id", "config_version", "part", "parts", "features")
+    __slots__ = ("cluster", "node_id", "boot_id", "seq", "link", "sent_time", "modules", "witness_reachable", "echo_boot_id", "config_version", "part", "parts", "features", "protocol_major", "protocol_minor", "agent_version", "leaving_ms")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     BOOT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -70,6 +70,10 @@ class Heartbeat(_message.Message):
     PART_FIELD_NUMBER: _ClassVar[int]
     PARTS_FIELD_NUMBER: _ClassVar[int]
     FEATURES_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_MAJOR_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_MINOR_FIELD_NUMBER: _ClassVar[int]
+    AGENT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    LEAVING_MS_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     node_id: str
     boot_id: int
@@ -83,4 +87,8 @@ class Heartbeat(_message.Message):
     part: int
     parts: int
     features: int
-    def __init__(self, cluster: _Optional[str] = ..., node_id: _Optional[str] = ..., boot_id: _Optional[int] = ..., seq: _Optional[int] = ..., link: _Optional[str] = ..., sent_time: _Optional[float] = ..., modules: _Optional[_Iterable[_Union[PeerModuleView, _Mapping]]] = ..., witness_reachable: bool = ..., echo_boot_id: _Optional[int] = ..., config_version: _Optional[int] = ..., part: _Optional[int] = ..., parts: _Optional[int] = ..., features: _Optional[int] = ...) -> None: ...
+    protocol_major: int
+    protocol_minor: int
+    agent_version: str
+    leaving_ms: int
+    def __init__(self, cluster: _Optional[str] = ..., node_id: _Optional[str] = ..., boot_id: _Optional[int] = ..., seq: _Optional[int] = ..., link: _Optional[str] = ..., sent_time: _Optional[float] = ..., modules: _Optional[_Iterable[_Union[PeerModuleView, _Mapping]]] = ..., witness_reachable: bool = ..., echo_boot_id: _Optional[int] = ..., config_version: _Optional[int] = ..., part: _Optional[int] = ..., parts: _Optional[int] = ..., features: _Optional[int] = ..., protocol_major: _Optional[int] = ..., protocol_minor: _Optional[int] = ..., agent_version: _Optional[str] = ..., leaving_ms: _Optional[int] = ...) -> None: ...

@@ -268,7 +268,7 @@ class DataPlaneInfo(_message.Message):
     def __init__(self, pid: _Optional[int] = ..., version: _Optional[str] = ..., role: _Optional[str] = ..., mode: _Optional[str] = ..., mounts: _Optional[int] = ..., started_at: _Optional[float] = ...) -> None: ...
 
 class NodeStatus(_message.Message):
-    __slots__ = ("cluster_name", "node_id", "peer_id", "api_address", "peer_api_address", "peer_alive", "witness_configured", "witness_reachable", "links", "modules", "version", "time", "heartbeats_rejected", "config_version", "peer_config_version", "configured", "client_role")
+    __slots__ = ("cluster_name", "node_id", "peer_id", "api_address", "peer_api_address", "peer_alive", "witness_configured", "witness_reachable", "links", "modules", "version", "time", "heartbeats_rejected", "config_version", "peer_config_version", "configured", "client_role", "protocol", "peer_protocol", "peer_version", "version_mismatch", "peer_incompatible")
     CLUSTER_NAME_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     PEER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -286,6 +286,11 @@ class NodeStatus(_message.Message):
     PEER_CONFIG_VERSION_FIELD_NUMBER: _ClassVar[int]
     CONFIGURED_FIELD_NUMBER: _ClassVar[int]
     CLIENT_ROLE_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    PEER_PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    PEER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    VERSION_MISMATCH_FIELD_NUMBER: _ClassVar[int]
+    PEER_INCOMPATIBLE_FIELD_NUMBER: _ClassVar[int]
     cluster_name: str
     node_id: str
     peer_id: str
@@ -303,7 +308,12 @@ class NodeStatus(_message.Message):
     peer_config_version: int
     configured: bool
     client_role: Role
-    def __init__(self, cluster_name: _Optional[str] = ..., node_id: _Optional[str] = ..., peer_id: _Optional[str] = ..., api_address: _Optional[str] = ..., peer_api_address: _Optional[str] = ..., peer_alive: bool = ..., witness_configured: bool = ..., witness_reachable: bool = ..., links: _Optional[_Iterable[_Union[LinkStatus, _Mapping]]] = ..., modules: _Optional[_Iterable[_Union[ModuleStatus, _Mapping]]] = ..., version: _Optional[str] = ..., time: _Optional[float] = ..., heartbeats_rejected: _Optional[int] = ..., config_version: _Optional[int] = ..., peer_config_version: _Optional[int] = ..., configured: bool = ..., client_role: _Optional[_Union[Role, str]] = ...) -> None: ...
+    protocol: str
+    peer_protocol: str
+    peer_version: str
+    version_mismatch: str
+    peer_incompatible: bool
+    def __init__(self, cluster_name: _Optional[str] = ..., node_id: _Optional[str] = ..., peer_id: _Optional[str] = ..., api_address: _Optional[str] = ..., peer_api_address: _Optional[str] = ..., peer_alive: bool = ..., witness_configured: bool = ..., witness_reachable: bool = ..., links: _Optional[_Iterable[_Union[LinkStatus, _Mapping]]] = ..., modules: _Optional[_Iterable[_Union[ModuleStatus, _Mapping]]] = ..., version: _Optional[str] = ..., time: _Optional[float] = ..., heartbeats_rejected: _Optional[int] = ..., config_version: _Optional[int] = ..., peer_config_version: _Optional[int] = ..., configured: bool = ..., client_role: _Optional[_Union[Role, str]] = ..., protocol: _Optional[str] = ..., peer_protocol: _Optional[str] = ..., peer_version: _Optional[str] = ..., version_mismatch: _Optional[str] = ..., peer_incompatible: bool = ...) -> None: ...
 
 class LogEntry(_message.Message):
     __slots__ = ("time", "node_id", "module", "level", "message", "old_state", "new_state", "cause", "who", "seq", "old_readiness", "new_readiness")
@@ -590,7 +600,7 @@ class HostInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class HostInfo(_message.Message):
-    __slots__ = ("hostname", "version", "paired", "pairing_open", "cluster_name", "node_id", "fingerprint", "addresses", "config_version", "memory_bytes", "api_address")
+    __slots__ = ("hostname", "version", "paired", "pairing_open", "cluster_name", "node_id", "fingerprint", "addresses", "config_version", "memory_bytes", "api_address", "protocol")
     HOSTNAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     PAIRED_FIELD_NUMBER: _ClassVar[int]
@@ -602,6 +612,7 @@ class HostInfo(_message.Message):
     CONFIG_VERSION_FIELD_NUMBER: _ClassVar[int]
     MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
     API_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     hostname: str
     version: str
     paired: bool
@@ -613,7 +624,8 @@ class HostInfo(_message.Message):
     config_version: int
     memory_bytes: int
     api_address: str
-    def __init__(self, hostname: _Optional[str] = ..., version: _Optional[str] = ..., paired: bool = ..., pairing_open: bool = ..., cluster_name: _Optional[str] = ..., node_id: _Optional[str] = ..., fingerprint: _Optional[str] = ..., addresses: _Optional[_Iterable[_Union[NetworkAddress, _Mapping]]] = ..., config_version: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., api_address: _Optional[str] = ...) -> None: ...
+    protocol: str
+    def __init__(self, hostname: _Optional[str] = ..., version: _Optional[str] = ..., paired: bool = ..., pairing_open: bool = ..., cluster_name: _Optional[str] = ..., node_id: _Optional[str] = ..., fingerprint: _Optional[str] = ..., addresses: _Optional[_Iterable[_Union[NetworkAddress, _Mapping]]] = ..., config_version: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., api_address: _Optional[str] = ..., protocol: _Optional[str] = ...) -> None: ...
 
 class BeginPairingRequest(_message.Message):
     __slots__ = ("code", "node_id", "cluster_name", "ca_cert", "addresses")

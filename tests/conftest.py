@@ -89,7 +89,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     node was never powered off) is killed here, not left serving a deleted folder."""
     import signal
 
-    from node_agent.dataplane.procfs import data_planes_under
+    from node_agent.dataplane.supervisor import data_planes_under
 
     base = str(session.config._tmp_path_factory.getbasetemp())  # type: ignore[attr-defined]
     for pid in data_planes_under(base):

@@ -104,7 +104,26 @@ class ClusterModel:
             down_since=n.down_since,
             config_version=st.config_version if st is not None else 0,
             config_warning=self.config_mismatch(node_id),
+            protocol=st.protocol if st is not None else "",
+            version_warning=self.version_mismatch(node_id),
+            peer_incompatible=st.peer_incompatible if st is not None else False,
         )
+
+    def version_mismatch(self, node_id: str) -> str:
+        """Why ``node_id``'s agent is not the same build as its peer's ("" if it is, or if
+        nobody knows): what the agent itself says of the peer it hears (and whether the
+        two are compatible), else the peer's own status (an agent before protocol 1.1
+        says nothing of its peer)."""
+        st = self.status(node_id)
+        if st is None:
+            return ""
+        if st.version_mismatch:
+            return st.version_mismatch
+        peer = other_node(node_id)
+        theirs = self.status(peer)
+        if theirs is not None and theirs.version and st.version and theirs.version != st.version:
+            return f"runs agent {st.version}, {peer} runs agent {theirs.version}"
+        return ""
 
     def config_mismatch(self, node_id: str) -> str:
         """Why ``node_id`` does not run the same configuration as its peer ("" if it does,

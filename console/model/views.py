@@ -133,13 +133,16 @@ class NodeView:
     down_since: float = 0.0  # console clock when it stopped answering, 0 = it answers
     config_version: int = 0  # the configuration version it runs (0 unknown / none)
     config_warning: str = ""  # the two nodes run different versions: what differs
+    protocol: str = ""  # the agent's protocol ("1.1"; "" from an agent before 1.1)
+    version_warning: str = ""  # the two agents run different builds: what differs
+    peer_incompatible: bool = False  # its peer speaks another major protocol: refused
 
     @property
     def colour(self) -> Colour:
         if self.connecting:
             return Colour.GREY
-        if not self.reachable:
+        if not self.reachable or self.peer_incompatible:
             return Colour.RED
-        if any(not link.up for link in self.links) or self.config_warning:
+        if any(not link.up for link in self.links) or self.config_warning or self.version_warning:
             return Colour.ORANGE
         return Colour.GREEN

@@ -44,8 +44,9 @@ class ClusterPlan:
     timeout_ms: int = DEFAULT_TIMEOUT_MS
     extra: dict[str, Any] = field(default_factory=dict)  # other [cluster] keys kept
     tls: dict[str, Any] | None = None  # kept from a running file; None: the agent's default
-    # Other top-level tables of a running file ([metrics], ...): kept as they were.
-    sections: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Other top-level sections of a running file ([alerts], ...): the wizard does not edit
+    # them, and an edit must not drop them.
+    sections: dict[str, Any] = field(default_factory=dict)
 
 
 # ----- writing --------------------------------------------------------------------------
@@ -114,11 +115,29 @@ def render(plan: ClusterPlan) -> str:
     if w.ping or w.tcp:
         body = {"ping": w.ping or None, "tcp": w.tcp or None, **w.extra}
         out += ["[witness]", *_lines(body), ""]
-    for name, table in plan.sections.items():
-        out += [f"[{key(name)}]", *_lines(table), ""]
     for m in plan.modules:
         out += [*_module_lines(m), ""]
+    for name, table in plan.sections.items():
+        out += _table_lines(key(name), table)
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _table_lines(header: str, table: dict[str, Any], array: bool = False) -> list[str]:
+    """A kept table as written: its values, then its sub-tables and arrays of tables."""
+
+    def nested(v: Any) -> bool:
+        return isinstance(v, dict) or (isinstance(v, list) and v and all(
+            isinstance(x, dict) for x in v))  # fmt: skip
+
+    out = [f"[[{header}]]" if array else f"[{header}]"]
+    out += _lines({k: v for k, v in table.items() if not nested(v)}) + [""]
+    for k, v in table.items():
+        if isinstance(v, dict):
+            out += _table_lines(f"{header}.{key(k)}", v)
+        elif nested(v):
+            for item in v:
+                out += _table_lines(f"{header}.{key(k)}", item, array=True)
+    return out
 
 
 def with_agent_defaults(text: str, tls: dict[str, str], data_dir: str) -> str:
@@ -175,6 +194,9 @@ def _module(data: dict[str, Any]) -> ModulePlan:
     return m
 
 
+_EDITED = ("cluster", "tls", "nodes", "heartbeat", "witness", "module")
+
+
 def parse_running(text: str) -> ClusterPlan:
     """A running cluster file (as GetConfig returns it, the secret masked) as a plan."""
     try:
@@ -202,8 +224,7 @@ def parse_running(text: str) -> ClusterPlan:
         ping, tcp = witness.pop("ping", []), witness.pop("tcp", [])
         plan.witness = WitnessPlan([str(x) for x in ping], [str(x) for x in tcp], witness)
         plan.modules = [_module(m) for m in doc.get("module", [])]
-        known = ("cluster", "tls", "nodes", "heartbeat", "witness", "module")
-        plan.sections = {k: dict(v) for k, v in doc.items() if k not in known}
+        plan.sections = {k: v for k, v in doc.items() if k not in _EDITED and isinstance(v, dict)}
     except (TypeError, ValueError, AttributeError) as e:
         raise RunningConfigError(f"the running configuration cannot be edited: {e}") from None
     return plan

@@ -209,9 +209,10 @@ def cluster_plan(flow: SetupFlow) -> ClusterPlan:
     running = flow.running
     if running is not None:
         nodes, extra, tls = copy.deepcopy(running.nodes), dict(running.extra), running.tls
+        sections = copy.deepcopy(running.sections)  # [alerts] etc.: not edited, kept
     else:
         nodes = {n: {"api": flow.hosts[n].address if n in flow.hosts else ""} for n in NODE_IDS}
-        extra, tls = {}, None
+        extra, tls, sections = {}, None, {}
     return ClusterPlan(
         name=flow.cluster_name,
         version=flow.version,
@@ -224,6 +225,7 @@ def cluster_plan(flow: SetupFlow) -> ClusterPlan:
         timeout_ms=flow.timeout_ms,
         extra=extra,
         tls=tls,
+        sections=sections,
     )
 
 

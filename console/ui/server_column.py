@@ -94,6 +94,10 @@ class ServerColumn(QFrame):
         self.config_warning.setWordWrap(True)
         self.config_warning.hide()
         h.addWidget(self.config_warning)
+        self.version_warning = _label("nodeError")  # the two agents run different builds
+        self.version_warning.setWordWrap(True)
+        self.version_warning.hide()
+        h.addWidget(self.version_warning)
         outer.addWidget(header)
 
         body = QWidget()
@@ -119,10 +123,14 @@ class ServerColumn(QFrame):
         self.address.setText(
             f"{view.address}"
             + (f"  ·  agent {view.version}" if view.version else "")
+            + (f" (protocol {view.protocol})" if view.version and view.protocol else "")
             + (f"  ·  config v{view.config_version}" if view.config_version else "")
         )
         self.config_warning.setVisible(bool(view.config_warning) and view.reachable)
         self.config_warning.setText(f"⚠ configuration mismatch: {view.config_warning}")
+        self.version_warning.setVisible(bool(view.version_warning) and view.reachable)
+        what = "protocol mismatch" if view.peer_incompatible else "version mismatch"
+        self.version_warning.setText(f"⚠ {what}: {view.version_warning}")
         if view.connecting:
             self.reach.setText("connecting…")
         elif view.reachable:

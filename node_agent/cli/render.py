@@ -128,6 +128,11 @@ def render_status(
     if len(set(versions.values())) > 1:  # a change applied to one node only: say so
         runs = ", ".join(f"{n} runs version {v}" for n, v in sorted(versions.items()))
         out.append(f"  CONFIGURATION MISMATCH: {runs}")
+    for node in NODE_IDS:  # an upgrade in progress (or a refused peer): what each agent heard
+        res = results.get(node)
+        if isinstance(res, pb.NodeStatus) and res.version_mismatch:
+            what = "PROTOCOL MISMATCH" if res.peer_incompatible else "VERSION MISMATCH"
+            out.append(f"  {what} seen by {node}: {res.version_mismatch}")
     for mod in module_names(results):
         out += ["", f"Module {mod}  ({_vip_line(mod, results)})"]
         rows = [["NODE", "STATE", "READINESS", "DATA", "FLAGS", "LAST RULE", "REASON"]]

@@ -11,6 +11,7 @@ much later if the console dies in between):
   other's running values (its new pulse within a third of the peer's old timeout, its
   new timeout at least three of the peer's old pulses); else the first node to commit
   would take the silent-looking peer for dead.
+- ``[alerts]``: live (the agent reads it at each alert).
 - everything else (name, secret, nodes, heartbeat networks, witness, tls, data_dir):
   sockets, certificates, the heartbeat key or the module state's home would change
   under a running agent, and the two nodes would stop understanding each other between
@@ -36,9 +37,11 @@ _CLUSTER_KEYS = {
     "heartbeat": "heartbeat",
     "witness": "witness",
     "tls": "tls",
+    "alerts": "alerts",
     "metrics": "metrics.listen",
 }
-_LIVE_KEYS = ("pulse_s", "timeout_s", "metrics")  # metrics: the endpoint moves at once
+# alerts: read at each alert; metrics: the endpoint moves at once
+_LIVE_KEYS = ("pulse_s", "timeout_s", "alerts", "metrics")
 # ModuleConfig field -> its TOML key, where they differ.
 _MODULE_KEYS = {"async_mode": "async", "checkers": "checker", "vm": "domain"}
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from node_agent.config import model
+from node_agent.config.alerts_section import parse_alerts
 from node_agent.config.checks import check_cluster
 from node_agent.config.model import (
     DEFAULT_WHEN,
@@ -304,8 +305,8 @@ def default_tls_files(state_dir: str) -> dict[str, str]:
 def _build(
     doc: dict[str, Any], text: str, source: str, base_dir: Path | None, state_dir: str
 ) -> ClusterConfig:
-    sections = ["cluster", "tls", "nodes", "heartbeat", "witness", "module"]
-    root = Table(doc, "", [*sections, "metrics"])
+    sections = ["cluster", "tls", "nodes", "heartbeat", "witness", "module", "alerts", "metrics"]
+    root = Table(doc, "", sections)
     cluster = _cluster(Table(root.get("cluster"), "cluster", _CLUSTER_KEYS), base_dir, state_dir)
     cfg = ClusterConfig(
         **cluster,
@@ -314,6 +315,7 @@ def _build(
         heartbeat=_heartbeats(root),
         witness=_witness(doc["witness"]) if "witness" in doc else model.WitnessConfig(),
         modules=_modules(root),
+        alerts=parse_alerts(doc["alerts"]) if "alerts" in doc else model.AlertsConfig(),
         metrics=_metrics(doc["metrics"]) if "metrics" in doc else model.MetricsConfig(),
         source_text=text,
         source_path="" if source == "<string>" else source,

@@ -152,6 +152,48 @@ class TlsConfig:
 
 DEFAULT_REPLICATION_PORT = 7702
 
+ALERT_EVENTS = ("failover", "degraded", "split-brain", "restored")
+
+
+@dataclass(frozen=True)
+class HookConfig:
+    """An alert hook: run without a shell, the alert in its environment and on stdin."""
+
+    command: tuple[str, ...]
+    timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class EmailConfig:
+    """Alerts by e-mail over SMTP (docs/alerts.md)."""
+
+    host: str
+    sender: str  # the TOML key is "from"
+    to: tuple[str, ...]
+    port: int = 0  # 0: the default of ``security`` (465 ssl, 587 starttls, 25 none)
+    security: str = "starttls"  # "starttls", "ssl" or "none"
+    user: str = ""
+    password_file: str = ""  # read at each send: the password is never in the TOML
+    timeout_s: float = 20.0
+
+    @property
+    def smtp_port(self) -> int:
+        return self.port or {"ssl": 465, "starttls": 587}.get(self.security, 25)
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    """``[alerts]``: what reaches the operator with no console open (docs/alerts.md)."""
+
+    events: tuple[str, ...] = ALERT_EVENTS
+    settle_s: float = 30.0  # degraded after this long; restored after this long in sync
+    hook: HookConfig | None = None
+    email: EmailConfig | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.hook is not None or self.email is not None
+
 
 @dataclass(frozen=True)
 class NodeConfig:
@@ -182,6 +224,7 @@ class ClusterConfig:
     timeout_s: float = 3.0
     witness: WitnessConfig = field(default_factory=WitnessConfig)
     modules: tuple[ModuleConfig, ...] = ()
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     source_text: str = ""  # the TOML as read, for GetConfig
     source_path: str = ""

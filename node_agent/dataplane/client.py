@@ -22,7 +22,7 @@ from typing import NamedTuple
 import grpc
 
 from node_agent.dataplane.handoff import hand_off
-from node_agent.dataplane.procfs import running
+from node_agent.procfs import running
 from node_agent.replication.module_repl import Role
 from node_agent.replication.roles.primary import Mode
 from protos import dataplane_pb2 as dp

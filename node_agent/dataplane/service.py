@@ -22,6 +22,7 @@ from pathlib import Path
 import grpc
 
 from node_agent import VERSION
+from node_agent.protocol import PROTOCOL
 from node_agent.replication.module_repl import ModuleReplication, Role
 from node_agent.replication.resync.quarantine import quarantine
 from protos import dataplane_pb2 as dp
@@ -77,6 +78,7 @@ class DataPlaneService(dp_grpc.DataPlaneServicer):
             primary_since=self._primary_since if repl.role is Role.PRIMARY else 0.0,
             secondary_current=repl.role is Role.SECONDARY and self._secondary_current,
             mounts=repl.mount_count, pid=os.getpid(), version=VERSION,
+            protocol_major=PROTOCOL.major, protocol_minor=PROTOCOL.minor,
             spec_digest=self._spec_digest, resync_active=p.active, resync_done=p.bytes_done,
             resync_total=p.bytes_total, resync_rate=p.rate,
             resync_eta=-1.0 if p.eta is None else p.eta,

@@ -3,7 +3,10 @@
 ``connect(spec, run_dir)`` returns a client and whether the data plane was already
 running (adopted). A running one is found by its token and its answer on the control
 socket; one whose settings differ from the spec is kept if it holds a role (it serves a
-mount or a stream: stopping it would stop the module) and replaced if it holds none.
+mount or a stream: stopping it would stop the module) and replaced if it holds none. One of
+an older build is adopted if its protocol is compatible (node_agent/protocol.py); one of
+an incompatible protocol cannot be driven: it is killed and replaced, and its module starts
+clean on this node as after a crash here (docs/upgrade.md).
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ import time
 from pathlib import Path
 
 import node_agent
+from node_agent import procfs
 from node_agent.dataplane.client import DataPlaneClient, DataPlaneError
-from node_agent.dataplane.procfs import is_data_plane
 from node_agent.dataplane.spec import (
     LOGFILE,
     PIDFILE,
@@ -30,6 +33,7 @@ from node_agent.dataplane.spec import (
     socket_names,
     write_private,
 )
+from node_agent.protocol import PROTOCOL, announced, compatible
 from protos import dataplane_pb2 as dp
 
 log = logging.getLogger(__name__)
@@ -55,6 +59,20 @@ def read_pid(run_dir: Path) -> int | None:
         return int((run_dir / PIDFILE).read_text().strip())
     except (OSError, ValueError):
         return None
+
+
+def is_data_plane(pid: int | None) -> bool:
+    """A running data plane (a pid file may name a pid reused since by another process)."""
+    return pid is not None and procfs.running(pid) and b"node_agent.dataplane" in procfs.argv(pid)
+
+
+def data_planes_under(folder: str) -> list[int]:
+    """Running data planes whose command line names a path under ``folder``."""
+    pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+    return [
+        pid for pid in pids if is_data_plane(pid)
+        and any(a.decode(errors="replace").startswith(folder) for a in procfs.argv(pid))
+    ]  # fmt: skip
 
 
 def find_running(
@@ -136,6 +154,15 @@ def connect(spec: DataPlaneSpec, run_dir: Path) -> tuple[DataPlaneClient, dp.Dat
     found = find_running(spec, run_dir)
     if found is not None:
         client, state = found
+        theirs = announced(state.protocol_major, state.protocol_minor)
+        if not compatible(PROTOCOL, theirs):
+            log.error("%s: the running data plane (pid %d, %s) speaks protocol %s, incompatible "
+                      "with this agent's %s: killed and replaced", spec.module, state.pid,
+                      state.version, theirs, PROTOCOL)  # fmt: skip
+            client.close()
+            stop_stale(run_dir)
+            client, state = spawn(spec, run_dir)
+            return client, state, False
         if state.spec_digest == spec.digest():
             return client, state, True
         if state.role != dp.DataPlaneState.NONE:

@@ -25,6 +25,7 @@ from node_agent.core.facts import load_facts, save_facts
 from node_agent.core.machine import ModuleMachine, Policy
 from node_agent.core.states import Readiness, State
 from node_agent.core.transition_counts import TransitionCounts
+from node_agent.core.transitions import LogRecord
 from node_agent.engine.logbook import LogBook
 from node_agent.engine.replication_driver import ReplicationDriver
 from node_agent.resources.checkers import CheckerTracker, counts_as_failure, make_checker
@@ -50,8 +51,10 @@ class ModuleDriver:
         on_change: Callable[[], None],
         detection_timeout_s: float,
         config: ClusterConfig | None = None,
+        on_record: Callable[[LogRecord], None] | None = None,
     ) -> None:
         self.cfg = cfg
+        self._on_record = on_record  # each logged record also goes there (alerts)
         self.node_id = node_id
         self.dir = data_dir / "modules" / cfg.name
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -162,6 +165,8 @@ class ModuleDriver:
         for rec in m.drain_logs():
             self.counts.record(rec)
             self.logbook.add_record(rec)
+            if self._on_record is not None:
+                self._on_record(rec)
         if self.repl is not None:
             self.repl.update_gate()
         self._reconcile()

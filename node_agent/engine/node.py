@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from node_agent import VERSION
+from node_agent.alerts.dispatcher import AlertDispatcher
 from node_agent.api.engine_api import CommandOutcome
 from node_agent.config.model import ClusterConfig, ModuleConfig, other_node
 from node_agent.core.env import UNCONFIGURED, Env, PeerView
@@ -20,9 +21,9 @@ from node_agent.engine.boot_id import next_boot_id
 from node_agent.engine.convert import machine_fingerprint, view_from_pb, view_to_pb
 from node_agent.engine.logbook import LogBook, level_number
 from node_agent.engine.module_driver import ModuleDriver
-from node_agent.engine.status import link_status, module_status
+from node_agent.engine.status import link_status, module_status, peer_build_fields
 from node_agent.engine.vip_audit import audit_vips
-from node_agent.heartbeat.liveness import Liveness, Pulse
+from node_agent.heartbeat.liveness import LEAVING_S, Liveness, Pulse
 from node_agent.heartbeat.peer_modules import ABSENT, PeerModules
 from node_agent.heartbeat.udp import HeartbeatSender, HeartbeatTransport
 from node_agent.heartbeat.witness import WitnessProbe
@@ -69,8 +70,10 @@ class NodeEngine:
             self._on_heartbeat, on_peer_boot=lambda: self.sender.urgent(),
         )  # fmt: skip
         self.sender = HeartbeatSender(self.transport, Pulse(config.pulse_s), self._build_heartbeat)
+        self._peer_left = 0  # the peer boot whose agent said it leaves its modules running
         self.peers = PeerModules(config.timeout_s, config.pulse_s)  # the peer's modules
         self.witness = WitnessProbe(config.witness, grace_s=config.timeout_s)
+        self.alerts = AlertDispatcher(lambda: self.config, node_id, self.peer_id, self.logbook)
         self.modules: dict[str, ModuleDriver] = {
             m.name: self.make_driver(m) for m in config.modules
         }
@@ -89,6 +92,7 @@ class NodeEngine:
             mcfg, self.node_id, self.paths.data_dir, self.logbook,
             env_fn=lambda name=mcfg.name: self.env(name), on_change=self.wake,
             detection_timeout_s=self.config.timeout_s, config=self.config,
+            on_record=self.alerts.observe,
         )  # fmt: skip
 
     async def reconfigure(self, new_config: ClusterConfig) -> list[str]:
@@ -103,7 +107,7 @@ class NodeEngine:
         now = time.monotonic()
         if self.liveness.latest(now) is None:
             return None
-        msg = self.peers.view(module, now)
+        msg = self.peers.view(module, self.liveness.views_at(now))  # a leaving agent's stand
         if msg is ABSENT:
             return UNCONFIGURED
         return None if msg is None else view_from_pb(msg)
@@ -131,6 +135,12 @@ class NodeEngine:
         )
 
     def _on_heartbeat(self, _link: str, hb: hpb.Heartbeat) -> None:
+        if hb.leaving_ms and hb.boot_id != self._peer_left:  # once, not once per link
+            self._peer_left = hb.boot_id
+            wait = f"{hb.leaving_ms / 1000:g} s"
+            self.logbook.add("INFO", f"the agent of {self.peer_id} exits leaving its modules "
+                             f"running: {self.peer_id} counts as alive for up to {wait}, "
+                             "until its next agent is heard")  # fmt: skip
         # Only wake the decision loop when the peer's facts changed, not every pulse.
         if self.peers.receive(hb, time.monotonic(), self._own_history):
             self.wake()
@@ -167,6 +177,7 @@ class NodeEngine:
             loop.create_task(self.sender.run(), name="heartbeat-sender"),
             loop.create_task(self.witness.run(self._on_witness), name="witness"),
             loop.create_task(self._check_loop(), name="checkers"),
+            loop.create_task(self.alerts.run(), name="alerts"),
         ]
         try:
             await self._decision_loop()
@@ -305,6 +316,8 @@ class NodeEngine:
         """Exit now without stopping any module (SIGUSR2): the data planes go on serving
         the mounts and streams, resources and VIPs stay; the next agent adopts them."""
         self.logbook.add("INFO", f"agent {self.node_id} exits leaving its modules running")
+        with contextlib.suppress(Exception):  # the peer waits for the next agent (not a crash)
+            self.sender.send_now(leaving_s=LEAVING_S)
         self.logbook.close()
         self.transport.close()
 
@@ -339,6 +352,7 @@ class NodeEngine:
             config_version=self.config.version,
             peer_config_version=peer.config_version if peer is not None else 0,
             configured=True,
+            **peer_build_fields(self.liveness.peer_build),
         )
 
     async def watch(self, log_level: str = "") -> AsyncIterator[pb.StatusEvent]:

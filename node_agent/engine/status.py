@@ -1,13 +1,15 @@
-"""Build the API's ModuleStatus from a module driver."""
+"""Build the API's status messages (ModuleStatus from a module driver, links, builds)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from node_agent import VERSION
 from node_agent.config.model import HeartbeatNetwork, other_node
 from node_agent.core.env import PeerView
 from node_agent.heartbeat.liveness import LinkState
 from node_agent.heartbeat.timing import LinkTiming
+from node_agent.protocol import PROTOCOL, PeerBuild, Verdict, judge
 from protos import mirrorpair_pb2 as pb
 
 if TYPE_CHECKING:
@@ -87,3 +89,16 @@ def _data_plane(d: ModuleDriver) -> pb.DataPlaneInfo | None:
     return pb.DataPlaneInfo(pid=st.pid, version=st.version, role=str(client.role),
                             mode=st.mode if st.role == st.PRIMARY else "", mounts=st.mounts,
                             started_at=st.started_at)  # fmt: skip
+
+
+def peer_build_fields(peer: PeerBuild | None) -> dict[str, Any]:
+    """NodeStatus' protocol and version fields: this agent's, its peer's as announced in
+    its heartbeats, and the mismatch to show (node_agent/protocol.py decides)."""
+    verdict = judge(PeerBuild(PROTOCOL, VERSION), peer)
+    return {
+        "protocol": str(PROTOCOL),
+        "peer_protocol": str(peer.protocol) if peer is not None else "",
+        "peer_version": peer.version if peer is not None else "",
+        "version_mismatch": verdict.message,
+        "peer_incompatible": verdict.verdict == Verdict.INCOMPATIBLE,
+    }

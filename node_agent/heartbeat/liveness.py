@@ -23,6 +23,16 @@ part of an older pulse arriving late is dropped like any late datagram: what it 
 is already superseded, or will be by the next pulse). The peer's ``features`` are
 learned with its boot_id, from the same datagrams: before any datagram of ours counts
 at the peer we have heard it, so we know what it understands (``legacy_peer``).
+
+An agent that exits leaving its modules running (to be restarted or upgraded) says so in
+a last heartbeat (``leaving_ms``): its modules go on serving, so the peer is counted alive
+with that heartbeat's views for that long (at most ``MAX_LEAVING_S``), or until a heartbeat
+of a newer boot counts, however slow the next agent is to start. A crash of that server
+meanwhile is seen that much later.
+
+The peer's protocol and build (``peer_build``) are learned from every authenticated
+datagram of its newest boot; one of an incompatible protocol (node_agent/protocol.py)
+is refused, as a wrong secret would be: its views would be misread.
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ from dataclasses import dataclass, field
 
 from node_agent.config.model import NODE_IDS, other_node
 from node_agent.heartbeat.split import FEATURE_PARTS, MAX_PARTS
+from node_agent.protocol import PROTOCOL, PeerBuild, announced, compatible
 from protos.heartbeat_pb2 import Heartbeat
 
 # Rejection reasons (also used as counter labels by the driver).
@@ -43,6 +54,9 @@ WRONG_LINK = "wrong link"
 REPLAY = "replay"
 STALE_ECHO = "stale echo"  # recorded before this node started, or the peer has not heard it
 BAD_PART = "bad part"  # part index out of its pulse's range
+INCOMPATIBLE = "incompatible protocol"  # another major protocol: node_agent/protocol.py
+LEAVING_S = 20.0  # what an agent leaving its modules running asks for: its successor starts
+MAX_LEAVING_S = 60.0  # the most a peer is granted, whatever it asks
 
 
 @dataclass(frozen=True)
@@ -83,6 +97,10 @@ class Liveness:
         self.boot_id = boot_id  # ours: the challenge every counted heartbeat echoes
         self.peer_boot_id = 0  # the newest the peer authenticated itself with: our echo
         self.peer_features = 0  # what a datagram of that boot said the peer understands
+        self.peer_build: PeerBuild | None = None  # what the peer announced (None: not heard)
+        self._build_boot = 0  # the peer boot_id peer_build was learned from
+        # (boot_id, heard at, alive until) of the peer's last pulse when its agent left.
+        self._leaving: tuple[int, float, float] | None = None
         self._peer_view: Heartbeat | None = None
         self._peer_key: tuple[int, int] | None = None
         self.rejected_total = 0
@@ -98,6 +116,8 @@ class Liveness:
         A rejection is counted here; callers must not also call ``reject`` for it.
         """
         reason = self._check(link, hb)
+        if reason is None:
+            reason = self._learn_build(hb)
         if reason is None:
             # Authenticated and from the peer, so its boot_id is a fact worth echoing
             # even before it answers our challenge (else it does not count yet).
@@ -120,6 +140,10 @@ class Liveness:
         if self._peer_key is None or key > self._peer_key:
             self._peer_key = key
             self._peer_view = hb
+        if self._leaving is not None and hb.boot_id > self._leaving[0]:
+            self._leaving = None  # its next agent is heard
+        if hb.leaving_ms and key == self._peer_key:
+            self._leaving = (hb.boot_id, now, now + min(hb.leaving_ms / 1000, MAX_LEAVING_S))
         return None
 
     def _check(self, link: str, hb: Heartbeat) -> str | None:
@@ -144,6 +168,14 @@ class Liveness:
         ):
             return REPLAY
         return None
+
+    def _learn_build(self, hb: Heartbeat) -> str | None:
+        """Note the peer's protocol and build (from its newest boot: a replay of an older
+        one changes nothing); INCOMPATIBLE if it speaks another major protocol."""
+        build = PeerBuild(announced(hb.protocol_major, hb.protocol_minor), hb.agent_version)
+        if hb.boot_id >= self._build_boot:
+            self._build_boot, self.peer_build = hb.boot_id, build
+        return None if compatible(PROTOCOL, build.protocol) else INCOMPATIBLE
 
     def _learn_boot(self, hb: Heartbeat) -> None:
         if hb.boot_id >= self.peer_boot_id:
@@ -181,7 +213,17 @@ class Liveness:
         return age is not None and age < self.timeout_s
 
     def peer_alive(self, now: float) -> bool:
-        return any(self.link_up(name, now) for name in self._links)
+        return any(self.link_up(name, now) for name in self._links) or self.peer_leaving(now)
+
+    def peer_leaving(self, now: float) -> bool:
+        """The peer's agent left its modules running and its next agent is not heard yet:
+        alive by its word (for at most the time it asked)."""
+        return self._leaving is not None and now < self._leaving[2]
+
+    def views_at(self, now: float) -> float:
+        """When the peer's module views are to be judged fresh (PeerModules.view): while
+        its agent is leaving, the moment it left, so its last views stand; else ``now``."""
+        return self._leaving[1] if self._leaving is not None and self.peer_leaving(now) else now
 
     def link_states(self, now: float) -> list[LinkState]:
         return [

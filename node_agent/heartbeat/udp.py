@@ -37,11 +37,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from node_agent import VERSION
 from node_agent.config.model import HeartbeatNetwork, other_node
 from node_agent.heartbeat.codec import MAX_DATAGRAM, HeartbeatRejected, decode, encode
-from node_agent.heartbeat.liveness import Liveness, Pulse
+from node_agent.heartbeat.liveness import INCOMPATIBLE, Liveness, Pulse
 from node_agent.heartbeat.split import BUDGET, FEATURE_PARTS, split
 from node_agent.heartbeat.timing import LinkTiming
+from node_agent.protocol import PROTOCOL, PeerBuild, judge
 from protos.heartbeat_pb2 import Heartbeat
 
 log = logging.getLogger(__name__)
@@ -127,6 +129,7 @@ class HeartbeatTransport:
         self._links: dict[str, _Link] = {
             net.name: _Link(net, net.addresses[node_id], net.addresses[peer]) for net in networks
         }
+        self._refused_build: PeerBuild | None = None  # the incompatible peer last logged
 
     async def start(self) -> None:
         """Bind every link. A missing local address is retried in the background; any
@@ -204,6 +207,8 @@ class HeartbeatTransport:
         out.node_id = self.node_id
         out.echo_boot_id = self.liveness.peer_boot_id  # answers the peer's challenge
         out.features = FEATURE_PARTS
+        out.protocol_major, out.protocol_minor = PROTOCOL.major, PROTOCOL.minor
+        out.agent_version = VERSION
         # An older peer takes one datagram per pulse (IP fragments it, as it always did).
         budget = MAX_DATAGRAM if self.liveness.legacy_peer else BUDGET
         parts = split(out, budget, list(self._links))
@@ -280,6 +285,10 @@ class HeartbeatTransport:
         reason = self.liveness.accept(name, hb, now)
         if self.liveness.peer_boot_id != echoed and self._on_peer_boot is not None:
             self._on_peer_boot()  # the peer (re)started: answer its challenge now
+        if reason == INCOMPATIBLE and self.liveness.peer_build != self._refused_build:
+            self._refused_build = self.liveness.peer_build  # once per peer build, not per pulse
+            verdict = judge(PeerBuild(PROTOCOL, VERSION), self._refused_build)
+            log.error("peer %s: %s", self.liveness.peer_id, verdict.message)
         if reason is not None:
             log.debug("heartbeat link %s: rejected (%s) from %s", name, reason, addr)
             return
@@ -318,8 +327,11 @@ class HeartbeatSender:
         self.pulse.urgent()
         self._wake.set()
 
-    def send_now(self) -> None:
+    def send_now(self, leaving_s: float = 0.0) -> None:
+        """Send a pulse now; ``leaving_s``: this agent exits leaving its modules running,
+        the peer counts it alive that long (Liveness.peer_leaving)."""
         hb = self._build()
+        hb.leaving_ms = round(leaving_s * 1000)
         self.seq += 1
         hb.boot_id = self.boot_id
         hb.seq = self.seq

@@ -37,6 +37,7 @@ from node_agent.host.pairing import Pairing
 from node_agent.host.pairing_service import PairingServicer, closed_agent_servicer
 from node_agent.host.state import StateDir, fingerprint
 from node_agent.host.unconfigured import EngineSlot, UnconfiguredEngine
+from node_agent.protocol import PROTOCOL
 from protos import mirrorpair_pb2 as pb
 from protos.security.credentials import TlsError, server_credentials
 
@@ -212,6 +213,7 @@ class AgentHost:
             addresses=await asyncio.to_thread(facts.addresses),
             config_version=self.config.version if self.config else 0,
             memory_bytes=facts.memory_bytes(), api_address=self._address,
+            protocol=str(PROTOCOL),
         )  # fmt: skip
 
     async def _advertise(self) -> None:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from node_agent import procfs
 from node_agent.host.orphans import OrphanPlan
 
 log = logging.getLogger(__name__)
@@ -40,11 +41,8 @@ def become_subreaper() -> bool:
 
 def _stat(pid: int) -> tuple[str, int] | None:
     """(state letter, start time in clock ticks) of a process, None if gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        return fields[0], int(fields[19])
-    except (OSError, ValueError, IndexError):
-        return None
+    fields = procfs.stat_fields(pid)
+    return (fields[0], int(fields[19])) if fields and len(fields) > 19 else None
 
 
 def children(pid: int | None = None) -> set[int]:

@@ -18,6 +18,7 @@ from typing import Any
 from node_agent.api.engine_api import CommandOutcome, EngineApi, UnknownModule
 from node_agent.config.model import DEFAULT_LIBVIRT_URI
 from node_agent.engine.node import VERSION, WATCH_KEEPALIVE_S
+from node_agent.protocol import PROTOCOL
 from protos import mirrorpair_pb2 as pb
 
 
@@ -35,7 +36,7 @@ class UnconfiguredEngine:
     def status(self) -> pb.NodeStatus:
         return pb.NodeStatus(
             cluster_name=self.cluster, node_id=self.node_id, api_address=self.api_address,
-            version=VERSION, time=time.time(), configured=False,
+            version=VERSION, time=time.time(), configured=False, protocol=str(PROTOCOL),
         )  # fmt: skip
 
     async def watch(self, log_level: str = "") -> AsyncIterator[pb.StatusEvent]:

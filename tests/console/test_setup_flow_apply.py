@@ -137,3 +137,19 @@ def test_edit_of_networks_and_witness_is_listed() -> None:
     assert flow.summary()[-1] == "Changes: change heartbeat networks or witness"
     cfg = parse_config(flow.toml_text().replace('"***"', '"' + "s" * 20 + '"'))
     assert cfg.witness.tcp == ("192.168.1.254:80",)
+
+
+def test_an_edit_keeps_the_alerts_section_it_does_not_edit() -> None:
+    text_, backend = running_text()
+    alerts = (
+        '\n[alerts]\nsettle_s = 12\n\n[alerts.hook]\ncommand = ["/usr/local/bin/page", "-q"]\n'
+        '\n[alerts.email]\nhost = "smtp.example.com"\nfrom = "mp@example.com"\n'
+        'to = ["ops@example.com"]\n'
+    )
+    flow = run(SetupFlow.edit(backend, text_ + alerts))
+    flow.witness.tcp = ["192.168.1.254:80"]
+    cfg = parse_config(flow.toml_text().replace('"***"', '"' + "s" * 20 + '"'))
+    assert cfg.witness.tcp == ("192.168.1.254:80",)
+    assert cfg.alerts.settle_s == 12 and cfg.alerts.hook is not None
+    assert cfg.alerts.hook.command == ("/usr/local/bin/page", "-q")
+    assert cfg.alerts.email is not None and cfg.alerts.email.to == ("ops@example.com",)

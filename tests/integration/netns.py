@@ -42,6 +42,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from node_agent import procfs
+
 __all__ = [
     "BRIDGE",
     "DEFAULT_PREFIX",
@@ -126,11 +128,8 @@ def _netns_list() -> list[str]:
 
 
 def _proc_start_time(pid: int) -> str | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]  # field 22, counted after "pid (comm)"
+    ticks = procfs.start_time(pid)
+    return None if ticks is None else str(ticks)
 
 
 def _owner_alive(record: Path) -> bool:

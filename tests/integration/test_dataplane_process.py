@@ -15,9 +15,9 @@ import pytest
 
 from node_agent.dataplane.client import DataPlaneClient, DataPlaneError
 from node_agent.dataplane.handoff import HandoffError, hand_off
-from node_agent.dataplane.procfs import running
 from node_agent.dataplane.spec import DataPlaneSpec, socket_names
 from node_agent.dataplane.supervisor import connect, find_running, read_pid, spawn
+from node_agent.procfs import running
 from protos import dataplane_pb2 as dp
 from protos import dataplane_pb2_grpc as dp_grpc
 from tests.conftest import require_fuse
@@ -134,3 +134,48 @@ def test_a_refused_role_change_names_the_reason(plane, tmp_path: Path) -> None: 
     with pytest.raises(DataPlaneError, match="still primary"):
         client.become_secondary(("g1",))
     client.stop_primary()
+
+
+def test_a_data_plane_of_another_major_protocol_is_replaced(
+    pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An agent cannot drive a data plane of another major protocol (docs/upgrade.md): it
+    kills it and starts its own, saying why."""
+    import logging
+    import shutil
+
+    from node_agent.dataplane import supervisor
+    from node_agent.protocol import PROTOCOL
+
+    require_fuse()
+    (tmp_path / "mnt").mkdir()
+    future = tmp_path / "future"  # a build of the next major protocol
+    for pkg in ("node_agent", "protos"):
+        shutil.copytree(supervisor.CODE_ROOT / pkg, future / pkg,
+                        ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    protocol_py = future / "node_agent" / "protocol.py"
+    ours = f"PROTOCOL = Protocol({PROTOCOL.major}, {PROTOCOL.minor})"
+    assert ours in protocol_py.read_text()
+    protocol_py.write_text(protocol_py.read_text().replace(
+        ours, f"PROTOCOL = Protocol({PROTOCOL.major + 1}, 0)"))  # fmt: skip
+    spec, run_dir = _spec(tmp_path, pki), tmp_path / "m" / "dataplane"
+    this_build = supervisor.CODE_ROOT
+    monkeypatch.setattr(supervisor, "CODE_ROOT", future)  # which code the data plane runs
+    old, old_state = spawn(spec, run_dir)
+    old.close()
+    assert old_state.protocol_major == PROTOCOL.major + 1
+    monkeypatch.setattr(supervisor, "CODE_ROOT", this_build)
+    with caplog.at_level(logging.ERROR, logger="node_agent.dataplane.supervisor"):
+        new, state, adopted = connect(spec, run_dir)
+    try:
+        assert not adopted and state.pid != old_state.pid
+        assert (state.protocol_major, state.protocol_minor) == (PROTOCOL.major, PROTOCOL.minor)
+        assert f"speaks protocol {PROTOCOL.major + 1}.0, incompatible" in caplog.text
+        assert not running(old_state.pid), "the data plane of the other protocol was killed"
+    finally:
+        new.shutdown()
+        new.close()
+    deadline = time.monotonic() + 10
+    while running(state.pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not running(state.pid)

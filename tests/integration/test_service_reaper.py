@@ -13,17 +13,15 @@ import sys
 import time
 from pathlib import Path
 
+from node_agent import procfs
 from node_agent.host.reaper import children
 from tests.integration.agents import LocalCluster
 
 
 def _stat(pid: int) -> tuple[int, str] | None:
     """(parent pid, state letter), None once the process is gone (reaped)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return None
-    return int(fields[1]), fields[0]
+    fields = procfs.stat_fields(pid)
+    return (int(fields[1]), fields[0]) if fields else None
 
 
 def _daemon_module(root: Path) -> str:

@@ -192,3 +192,27 @@ def test_a_configuration_mismatch_is_shouted() -> None:
     differ = {"node1": node("node1", config_version=3), "node2": node("node2", config_version=4)}
     text = render.render_status(differ, ADDRS, "demo")
     assert "  CONFIGURATION MISMATCH: node1 runs version 3, node2 runs version 4" in text
+
+
+def test_a_peer_of_another_build_or_protocol_is_shown() -> None:
+    from node_agent import VERSION
+    from node_agent.engine.status import peer_build_fields
+    from node_agent.protocol import PROTOCOL, PeerBuild, Protocol
+
+    same = peer_build_fields(PeerBuild(PROTOCOL, VERSION))
+    assert same["version_mismatch"] == "" and same["peer_version"] == VERSION
+    st = {n: node(n, **same) for n in ADDRS}
+    assert "MISMATCH" not in render.render_status(st, ADDRS, "demo")
+    older = peer_build_fields(PeerBuild(Protocol(PROTOCOL.major, 0), ""))
+    st = {"node1": node("node1"), "node2": node("node2", **older)}
+    text = render.render_status(st, ADDRS, "demo")
+    assert "  VERSION MISMATCH seen by node2: the peer runs an older build" in text, text
+    assert "compatible" in text and "PROTOCOL MISMATCH" not in text
+    doc = render.status_document(st, ADDRS, "demo")
+    assert doc["nodes"]["node2"]["status"]["peer_protocol"] == f"{PROTOCOL.major}.0"
+    assert doc["nodes"]["node2"]["status"]["protocol"] == str(PROTOCOL)
+    refused = peer_build_fields(PeerBuild(Protocol(PROTOCOL.major + 1, 0), "9.0.0"))
+    text = render.render_status({"node1": node("node1", **refused)}, ADDRS, "demo")
+    other = PROTOCOL.major + 1
+    assert f"  PROTOCOL MISMATCH seen by node1: the peer speaks protocol {other}.0" in text
+    assert "its heartbeats and replication are refused" in text

@@ -431,3 +431,97 @@ def test_without_tls_and_data_dir_the_state_dir_holds_both() -> None:
         "/srv/mp-state/tls/ca.pem", "/srv/mp-state/tls/node.pem", "/srv/mp-state/tls/node.key",
     )  # fmt: skip
     assert str(parse_config(text).paths_for("node1").data_dir) == "/var/lib/mirrorpair/data"
+
+
+# -- [alerts] (docs/alerts.md) -------------------------------------------------------------
+ALERTS = """
+[alerts]
+events = ["failover", "restored"]
+settle_s = 5
+
+[alerts.hook]
+command = ["/usr/local/bin/page", "--team", "ops"]
+timeout_s = 3
+
+[alerts.email]
+host = "smtp.example.com"
+security = "ssl"
+user = "mp"
+password_file = "/etc/mirrorpair/smtp-password"
+from = "mp@example.com"
+to = ["ops@example.com", "oncall@example.com"]
+"""
+
+
+def _example_alerts() -> str:
+    """The example file's commented [alerts] block, uncommented as a user would."""
+    text = EXAMPLE.read_text()
+    start = text.index("# [alerts]")
+    block = text[start : text.index("\n\n", start)]
+    return "\n".join(line.removeprefix("# ") for line in block.splitlines()) + "\n"
+
+
+def test_alerts_section_parses_and_defaults() -> None:
+    assert not parse_config(BASE).alerts.enabled
+    a = parse_config(BASE + ALERTS).alerts
+    assert a.events == ("failover", "restored") and a.settle_s == 5.0 and a.enabled
+    assert a.hook is not None and a.hook.command == ("/usr/local/bin/page", "--team", "ops")
+    assert a.hook.timeout_s == 3.0
+    e = a.email
+    assert e is not None and (e.host, e.security, e.smtp_port, e.user) == (
+        "smtp.example.com", "ssl", 465, "mp")  # fmt: skip
+    assert e.sender == "mp@example.com" and e.to == ("ops@example.com", "oncall@example.com")
+
+
+def test_the_example_alerts_block_is_valid_once_uncommented() -> None:
+    a = parse_config(BASE + _example_alerts()).alerts
+    assert a.hook is not None and a.email is not None
+    assert a.email.smtp_port == 587 and a.email.password_file == "/etc/mirrorpair/smtp-password"
+    assert set(a.events) == {"failover", "degraded", "split-brain", "restored"}
+
+
+ALERTS_INVALID = [
+    ("events", 'events = ["failover", "restored"]', 'events = ["fire"]', "alerts.events[0]",
+     ['"failover", "degraded", "split-brain", "restored"', '"fire"']),
+    ("settle", "settle_s = 5", "settle_s = 0", "alerts.settle_s", ["> 0"]),
+    ("typo", "settle_s = 5", "settle = 5", "alerts.settle", ['did you mean "settle_s"']),
+    ("hook-shell-string", 'command = ["/usr/local/bin/page", "--team", "ops"]',
+     'command = "page --team ops"', "alerts.hook.command", ["array of strings", "without a shell"]),
+    ("hook-empty", 'command = ["/usr/local/bin/page", "--team", "ops"]', "command = []",
+     "alerts.hook.command", ["array of strings"]),
+    ("hook-timeout", "timeout_s = 3\n\n[alerts.email]", "timeout_s = 9999\n[alerts.email]",
+     "alerts.hook.timeout_s", ["<= 600"]),
+    ("security", 'security = "ssl"', 'security = "tls"', "alerts.email.security",
+     ['"starttls", "ssl", "none"']),
+    ("port", 'security = "ssl"', "port = 0", "alerts.email.port", ["between 1 and 65535"]),
+    ("to", 'to = ["ops@example.com", "oncall@example.com"]', "to = []", "alerts.email.to",
+     ["at least one"]),
+    ("to-address", 'to = ["ops@example.com", "oncall@example.com"]', 'to = ["ops"]',
+     "alerts.email.to[0]", ["e-mail address"]),
+    ("from", 'from = "mp@example.com"', 'from = "nobody"', "alerts.email.from",
+     ["e-mail address"]),
+    ("host", 'host = "smtp.example.com"', 'host = "smtp example"', "alerts.email.host",
+     ["host name"]),
+    ("password-in-toml", 'password_file = "/etc/mirrorpair/smtp-password"', 'password = "x"',
+     "alerts.email.password", ['unknown key "password"']),
+    ("password-relative", 'password_file = "/etc/mirrorpair/smtp-password"',
+     'password_file = "smtp-password"', "alerts.email.password_file", ["absolute path"]),
+    ("user-without-password", 'password_file = "/etc/mirrorpair/smtp-password"', "",
+     "alerts.email.password_file", ['required with user = "mp"']),
+    ("password-without-user", 'user = "mp"', "", "alerts.email.user", ["required"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key", "fragments"),
+    [c[1:] for c in ALERTS_INVALID],
+    ids=[c[0] for c in ALERTS_INVALID],
+)
+def test_invalid_alerts_value_names_key(old: str, new: str, key: str, fragments: list[str]) -> None:
+    text = BASE + ALERTS
+    assert text.count(old) == 1, old
+    with pytest.raises(ConfigError) as info:
+        parse_config(text.replace(old, new, 1))
+    assert info.value.key == key, str(info.value)
+    for fragment in fragments:
+        assert fragment in str(info.value), str(info.value)

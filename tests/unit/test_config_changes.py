@@ -170,3 +170,9 @@ def test_a_peer_on_another_version_looks_the_same_to_the_automaton() -> None:
 
     view = PeerView(State.SECOND, Readiness.READY, True, ("g1",))
     assert view_from_pb(view_to_pb("web", view, 3)) == view_from_pb(view_to_pb("web", view, 4))
+
+
+def test_alerts_change_live() -> None:
+    hook = '\n[alerts.hook]\ncommand = ["/usr/local/bin/page"]\n'
+    d = diff(cfg(BASE), cfg(BASE + hook, 2))
+    assert d.live and d.cluster == ("alerts",) and d.describe() == ["change alerts"]

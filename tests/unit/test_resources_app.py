@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from node_agent import procfs
 from node_agent.config.model import ModuleConfig, VipConfig
 from node_agent.resources.app import AppResource, ResourceResult
 from node_agent.resources.common import close_drains
@@ -39,11 +40,7 @@ def free_port() -> int:
 
 def alive(pid: int) -> bool:
     """True if pid exists and is not a zombie (an unreaped killed process)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state not in ("Z", "X")
+    return procfs.running(pid)
 
 
 def wait_for(predicate, timeout: float = 5.0) -> bool:

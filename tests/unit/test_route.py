@@ -38,6 +38,7 @@ def test_a_route_names_its_module_and_reads_nothing_more(name: str) -> None:
         (b"MPR1\x00", "empty module name"),
         (b"MPR1\x05we", "closed after 2 of 5"),
         (b"MPR1\x02\xff\xfe", "not UTF-8"),
+        (b"MPR2\x03web", r"a peer of protocol 2\.x: this agent speaks 1\."),
     ],
 )
 def test_a_bad_route_says_what_is_wrong(data: bytes, message: str) -> None:

@@ -35,6 +35,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from node_agent.procfs import running
+
 if TYPE_CHECKING:
     import libvirt
 
@@ -98,14 +100,6 @@ def _silence_libvirt() -> None:
     libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
 def _read_pid(path: Path) -> int | None:
     try:
         return int(path.read_text().strip())
@@ -128,7 +122,7 @@ def cleanup_stale() -> None:
     for run in RUN_ROOT.glob("*"):
         pid = _read_pid(run / "libvirtd.pid")
         with contextlib.suppress(OSError):
-            if pid and _alive(pid) and Path(f"/proc/{pid}/comm").read_text().strip() == "libvirtd":
+            if pid and running(pid) and Path(f"/proc/{pid}/comm").read_text().strip() == "libvirtd":
                 continue
         if time.time() - run.stat().st_mtime > 60:  # not one being started right now
             shutil.rmtree(run, ignore_errors=True)
@@ -258,7 +252,7 @@ class Libvirtd:
         for f in (self.run / "qemu").glob("*.pid"):
             pid = _read_pid(f)
             with contextlib.suppress(OSError):  # the pid must still be that QEMU's
-                if pid and _alive(pid) and b"qemu" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                if pid and running(pid) and b"qemu" in Path(f"/proc/{pid}/cmdline").read_bytes():
                     pids[f.stem] = pid
         return pids
 
@@ -326,9 +320,9 @@ class Libvirtd:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
         deadline = time.monotonic() + _GRACE_S
-        while _alive(pid) and time.monotonic() < deadline:
+        while running(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if _alive(pid):
+        if running(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 

@@ -42,6 +42,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from node_agent.protocol import PROTOCOL, Protocol, compatible
 from node_agent.replication import ops
 from node_agent.replication.local.apply import Applier, UnsafePath
 from node_agent.replication.stream import link_tls, wire
@@ -233,8 +234,9 @@ class _Stream(asyncio.BufferedProtocol):
             return f"certificate CN {self.cn!r} is not the peer node {self._owner.peer!r}"
         if hello.node_id != self.cn:
             return f"node id {hello.node_id!r} does not match certificate CN {self.cn!r}"
-        if hello.protocol != wire.PROTOCOL:
-            return f"unsupported protocol version {hello.protocol} (we speak {wire.PROTOCOL})"
+        if not compatible(PROTOCOL, Protocol(hello.protocol, 0)):  # HELLO carries the major
+            return (f"incompatible protocol {hello.protocol}.x: this agent speaks {PROTOCOL} "
+                    "(a major version is no rolling upgrade: docs/upgrade.md)")  # fmt: skip
         try:
             self._applier = self._owner._resolve(hello.module)
         except Exception as e:

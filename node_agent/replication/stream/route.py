@@ -7,7 +7,9 @@ bytes (never a byte of the TLS handshake behind them) and hands the socket over 
 module's data plane, which does the handshake and checks the certificate itself. The
 module name is no secret: it is in the configuration of both nodes.
 
-Format: b"MPR1", one byte of length, the module name in UTF-8 (1..255 bytes).
+Format: b"MPR1", one byte of length, the module name in UTF-8 (1..255 bytes). The digit
+is the major protocol (node_agent/protocol.py): a route of another major comes from a
+peer this agent cannot work with, and is refused saying so.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ from __future__ import annotations
 import asyncio
 import socket
 
-MAGIC = b"MPR1"
+from node_agent.protocol import PROTOCOL
+
+PREFIX = b"MPR"
+MAGIC = PREFIX + str(PROTOCOL.major).encode()
 
 
 class RouteError(ValueError):
@@ -45,6 +50,10 @@ async def read_route(sock: socket.socket, timeout_s: float) -> str:
 
     async def read() -> str:
         head = await _exactly(sock, len(MAGIC) + 1)
+        if head[: len(PREFIX)] == PREFIX and head[: len(MAGIC)] != MAGIC:
+            other = head[len(PREFIX) : len(MAGIC)].decode(errors="replace")
+            raise RouteError(f"a peer of protocol {other}.x: this agent speaks {PROTOCOL} (a "
+                             "major version is no rolling upgrade: docs/upgrade.md)")  # fmt: skip
         if head[: len(MAGIC)] != MAGIC:
             raise RouteError(f"not a MirrorPair replication connection (starts {head!r})")
         if head[-1] == 0:

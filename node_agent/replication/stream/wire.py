@@ -20,8 +20,9 @@ or foreign byte stream before its length is trusted. zlib's CRC-32: it is in the
 Payloads (``s`` = u16 byte length + bytes, at most MAX_NAME bytes; HELLO strings are strict
 UTF-8, op paths and names are UTF-8 with surrogateescape so any Linux file name survives)::
 
-    1 HELLO      u16 protocol (PROTOCOL), u8 mode (0 sync, 1 second), s module, s node_id,
-                 s generation (the sender's current data generation id); seq 0
+    1 HELLO      u16 protocol (the major of node_agent/protocol.py), u8 mode (0 sync,
+                 1 second), s module, s node_id, s generation (the sender's current
+                 data generation id); seq 0
     2 HELLO_ACK  u8 accepted (0/1), s reason ("" when accepted); seq 0
     3 OP         u8 op code, then the op's fields in the order of OP_LAYOUTS below;
                  Write data and SetXattr value are the raw rest of the payload
@@ -51,11 +52,12 @@ import zlib
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 
+from node_agent.protocol import PROTOCOL as AGENT_PROTOCOL
 from node_agent.replication import ops
 from node_agent.replication.ops import Op
 
 MAGIC, VERSION = b"MR", 1  # VERSION: the framing layout
-PROTOCOL = 1  # HELLO's semantic version; the receiver refuses any other
+PROTOCOL = AGENT_PROTOCOL.major  # HELLO's: a receiver refuses another major
 DEFAULT_PORT = 7702  # heartbeats use 7701
 HEADER = struct.Struct(">2sBBHQI")  # without the trailing hcrc
 HEADER_LEN = HEADER.size + 4

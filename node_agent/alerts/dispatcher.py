@@ -1,0 +1,147 @@
+"""The thin driver around AlertPolicy: feeds it the engine's transitions, asks it for
+due alerts every second, and sends each alert by hook and e-mail (docs/alerts.md).
+
+Nothing here may hold up the engine's loop: ``observe`` only queues, the hook runs as a
+subprocess with a timeout, and SMTP runs in a daemon thread of its own (a hung mail
+server never delays the agent, nor its exit). Every outcome lands in the module's log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+
+from node_agent.alerts.hook import HookError, hook_problem, run_hook
+from node_agent.alerts.mail import EmailError, email_problem, send_email
+from node_agent.alerts.policy import Alert, AlertPolicy, Transition
+from node_agent.config.model import AlertsConfig, ClusterConfig, EmailConfig
+from node_agent.core.transitions import LogRecord
+from node_agent.engine.logbook import LogBook
+
+TICK_S = 1.0  # how often the policy's timers are looked at
+QUEUE_MAX = 200  # alerts waiting to be sent; beyond that one is dropped, and logged
+
+
+class AlertDispatcher:
+    def __init__(self, config: Callable[[], ClusterConfig], node: str, peer: str,
+                 logbook: LogBook, clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+        self._config = config  # read at each use: a new configuration version applies live
+        self.logbook = logbook
+        self._clock = clock  # wall time, as the transitions' records carry
+        self.policy = AlertPolicy(node, peer)
+        self._queue: asyncio.Queue[Alert] = asyncio.Queue(QUEUE_MAX)
+
+    @property
+    def settings(self) -> AlertsConfig:
+        return self._config().alerts
+
+    def _configure_policy(self) -> None:
+        s = self.settings
+        self.policy.settle_s, self.policy.events = s.settle_s, frozenset(s.events)
+
+    def observe(self, rec: LogRecord) -> None:
+        """A record the engine logged; state transitions may become alerts."""
+        if rec.old_state is None or rec.new_state is None or rec.new_readiness is None:
+            return
+        self._configure_policy()
+        reason = rec.message.partition(": ")[2] or rec.message  # "A/R -> B/R: reason"
+        t = Transition(rec.time, rec.module, rec.old_state, rec.new_state, rec.new_readiness,
+                       rec.cause, reason, rec.who)  # fmt: skip
+        self._enqueue(self.policy.observe(t))
+
+    def _enqueue(self, alerts: list[Alert]) -> None:
+        if not alerts or not self.settings.enabled:
+            return
+        for alert in alerts:
+            try:
+                self._queue.put_nowait(alert)
+            except asyncio.QueueFull:
+                self.logbook.add("ERROR", f"alert {alert.kind} dropped: {QUEUE_MAX} alerts "
+                                 "wait to be sent", alert.module, "alert")  # fmt: skip
+
+    async def run(self) -> None:
+        """Until cancelled: the timers, and one alert at a time sent on every channel."""
+        self.check()
+        sender = asyncio.get_running_loop().create_task(self._send_loop(), name="alert-send")
+        try:
+            while True:
+                self._configure_policy()
+                self._enqueue(self.policy.due(self._clock()))
+                await asyncio.sleep(TICK_S)
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+
+    def check(self) -> list[str]:
+        """Log (and return) what would make every alert fail, before one is needed."""
+        s = self.settings
+        problems = [
+            hook_problem(s.hook) if s.hook else "",
+            email_problem(s.email) if s.email else "",
+        ]
+        problems = [p for p in problems if p]
+        for p in problems:
+            self.logbook.add("ERROR", f"alerts cannot be sent: {p}", cause="alert")
+        return problems
+
+    async def _send_loop(self) -> None:
+        while True:
+            alert = await self._queue.get()
+            await self.send(alert)
+
+    async def send(self, alert: Alert) -> None:
+        """Every configured channel at once; each outcome logged, none raised."""
+        cfg = self._config()
+        jobs = []
+        if cfg.alerts.hook is not None:
+            jobs.append(self._hook(alert, cfg))
+        if cfg.alerts.email is not None:
+            jobs.append(self._email(alert, cfg.alerts.email, cfg.name))
+        await asyncio.gather(*jobs)
+
+    async def _hook(self, alert: Alert, cfg: ClusterConfig) -> None:
+        assert cfg.alerts.hook is not None
+        try:
+            await run_hook(cfg.alerts.hook, alert, cfg.name)
+        except HookError as exc:
+            self._log(alert, "ERROR", f"alert {alert.kind}: hook failed: {exc}")
+        else:
+            self._log(alert, "INFO", f"alert {alert.kind}: hook {cfg.alerts.hook.command[0]} run")
+
+    async def _email(self, alert: Alert, cfg: EmailConfig, cluster: str) -> None:
+        try:
+            await in_thread(lambda: send_email(cfg, alert, cluster))
+        except EmailError as exc:
+            self._log(alert, "ERROR", f"alert {alert.kind}: e-mail failed: {exc}")
+        else:
+            self._log(alert, "INFO", f"alert {alert.kind}: e-mailed to {', '.join(cfg.to)}")
+
+    def _log(self, alert: Alert, level: str, message: str) -> None:
+        self.logbook.add(level, message, alert.module, "alert")
+
+
+async def in_thread(fn: Callable[[], None]) -> None:
+    """Run ``fn`` in a daemon thread: unlike the default executor, one that hangs never
+    holds up the agent's exit."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def report(exc: BaseException | None) -> None:
+        if not done.done():
+            done.set_exception(exc) if exc is not None else done.set_result(None)
+
+    def work() -> None:
+        error: BaseException | None = None
+        try:
+            fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(report, error)
+
+    threading.Thread(target=work, name="alert-smtp", daemon=True).start()
+    await done
