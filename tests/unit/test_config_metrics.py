@@ -8,6 +8,7 @@ import pytest
 from node_agent.config.changes import diff
 from node_agent.config.load import load_config, parse_config
 from node_agent.config.table import ConfigError
+from tests.unit.metrics_example import example_with_metrics
 from tests.unit.test_config import BASE, EXAMPLE
 
 
@@ -53,8 +54,9 @@ def test_a_port_of_the_api_or_replication_is_refused() -> None:
     assert parse_config(with_metrics(f'listen = "192.0.2.9:{api_port}"')).metrics.listen
 
 
-def test_example_serves_metrics() -> None:
-    assert load_config(EXAMPLE).metrics.listen == "0.0.0.0:9780"
+def test_the_example_offers_metrics_turned_off() -> None:
+    assert load_config(EXAMPLE).metrics.listen == ""  # an older agent would refuse it
+    assert parse_config(example_with_metrics()).metrics.listen == "0.0.0.0:9780"
 
 
 def test_a_change_applies_live() -> None:

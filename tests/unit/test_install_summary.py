@@ -10,6 +10,7 @@ from pathlib import Path
 from node_agent.config.load import parse_config
 from node_agent.host.install_summary import firewall_ports, main, pairing_lines, render_ports
 from node_agent.host.state import StateDir, fingerprint
+from tests.unit.metrics_example import example_with_metrics
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "resources" / "config" / "cluster.example.toml"
 
@@ -46,15 +47,12 @@ def test_without_configuration_the_defaults_an_agent_listens_on() -> None:
 def test_the_example_configuration_gives_one_line_per_port_naming_each_network() -> None:
     config = parse_config(EXAMPLE.read_text(), str(EXAMPLE))
     got = firewall_ports(config, "node1")
-    assert ports(got) == {(7700, "tcp"), (7702, "tcp"), (7701, "udp"), (9780, "tcp"),
-                          (5353, "udp")}  # fmt: skip
-    (metrics,) = [p for p in got if p.port == 9780]
-    assert "monitoring" in metrics.source and "metrics" in metrics.what
+    assert ports(got) == {(7700, "tcp"), (7702, "tcp"), (7701, "udp"), (5353, "udp")}
     (heartbeat,) = [p for p in got if p.protocol == "udp" and p.port == 7701]
     # Both networks use port 7701: one line, both named with node1's address on each.
     assert "lan (10.0.0.1)" in heartbeat.what and "direct (192.168.100.1)" in heartbeat.what
     lines = render_ports(got)
-    assert len(lines) == 5 and any(line.strip().startswith("7702/tcp") for line in lines)
+    assert len(lines) == 4 and any(line.strip().startswith("7702/tcp") for line in lines)
 
 
 def test_this_nodes_ports_only_when_the_node_is_known() -> None:
@@ -100,3 +98,10 @@ def test_an_invalid_configuration_is_named_and_the_defaults_listed(tmp_path, cap
     out = capsys.readouterr().out
     assert "heartbeat[0].port" in out and "these are the defaults" in out
     assert "7700/tcp" in out and "already set up" in out  # a configuration exists: no code
+
+
+def test_the_metrics_port_is_listed_when_configured() -> None:
+    got = firewall_ports(parse_config(example_with_metrics()), "node1")
+    assert (9780, "tcp") in ports(got)
+    (metrics,) = [p for p in got if p.port == 9780]
+    assert "monitoring" in metrics.source and "metrics" in metrics.what
