@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16protos/dataplane.proto\x12\x17mirrorpair.dataplane.v1\"\x88\x04\n\x0e\x44\x61taPlaneState\x12:\n\x04role\x18\x01 \x01(\x0e\x32,.mirrorpair.dataplane.v1.DataPlaneState.Role\x12\x0c\n\x04mode\x18\x02 \x01(\t\x12\x12\n\nhold_token\x18\x03 \x01(\t\x12\x0f\n\x07history\x18\x04 \x03(\t\x12\x15\n\rprimary_since\x18\x05 \x01(\x01\x12\x19\n\x11secondary_current\x18\x06 \x01(\x08\x12\x0e\n\x06mounts\x18\x07 \x01(\r\x12\x0b\n\x03pid\x18\x08 \x01(\x05\x12\x0f\n\x07version\x18\t \x01(\t\x12\x13\n\x0bspec_digest\x18\n \x01(\t\x12\x15\n\rresync_active\x18\x0b \x01(\x08\x12\x13\n\x0bresync_done\x18\x0c \x01(\x04\x12\x14\n\x0cresync_total\x18\r \x01(\x04\x12\x13\n\x0bresync_rate\x18\x0e \x01(\x01\x12\x12\n\nresync_eta\x18\x0f \x01(\x01\x12\x19\n\x11stream_bytes_sent\x18\x10 \x01(\x04\x12\r\n\x05phase\x18\x11 \x01(\t\x12\x0b\n\x03seq\x18\x12 \x01(\x04\x12\x12\n\nstarted_at\x18\x13 \x01(\x01\x12\x16\n\x0eprotocol_major\x18\x14 \x01(\r\x12\x16\n\x0eprotocol_minor\x18\x15 \x01(\r\",\n\x04Role\x12\x08\n\x04NONE\x10\x00\x12\x0b\n\x07PRIMARY\x10\x01\x12\r\n\tSECONDARY\x10\x02\"\xd0\x02\n\x0e\x44\x61taPlaneEvent\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x35\n\x08\x64\x65graded\x18\x02 \x01(\x0b\x32!.mirrorpair.dataplane.v1.DegradedH\x00\x12\x35\n\x0breplicating\x18\x03 \x01(\x0b\x32\x1e.mirrorpair.dataplane.v1.EmptyH\x00\x12\x17\n\rresync_failed\x18\x04 \x01(\tH\x00\x12:\n\x0bresync_done\x18\x05 \x01(\x0b\x32#.mirrorpair.dataplane.v1.ResyncDoneH\x00\x12/\n\x03log\x18\x06 \x01(\x0b\x32 .mirrorpair.dataplane.v1.LogLineH\x00\x12\x36\n\x05state\x18\x07 \x01(\x0b\x32\'.mirrorpair.dataplane.v1.DataPlaneStateB\x06\n\x04kind\"\x07\n\x05\x45mpty\";\n\x08\x44\x65graded\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x0c\n\x04hold\x18\x02 \x01(\t\x12\x11\n\trequested\x18\x03 \x01(\x08\"1\n\nResyncDone\x12\x12\n\ngeneration\x18\x01 \x01(\t\x12\x0f\n\x07history\x18\x02 \x03(\t\"7\n\x07LogLine\x12\r\n\x05level\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0c\n\x04time\x18\x03 \x01(\x01\"a\n\x14\x42\x65\x63omePrimaryRequest\x12\x12\n\ngeneration\x18\x01 \x01(\t\x12\x0f\n\x07history\x18\x02 \x03(\t\x12\r\n\x05\x62ound\x18\x03 \x01(\x08\x12\x15\n\rprimary_since\x18\x04 \x01(\x01\"]\n\x16PeerIsSecondaryRequest\x12\x1e\n\x16peer_latest_generation\x18\x01 \x01(\t\x12\x11\n\ttransient\x18\x02 \x01(\x08\x12\x10\n\x08\x66ullsync\x18\x03 \x01(\x08\"8\n\x11GenerationRequest\x12\x12\n\ngeneration\x18\x01 \x01(\t\x12\x0f\n\x07history\x18\x02 \x03(\t\"!\n\x0eHistoryRequest\x12\x0f\n\x07history\x18\x01 \x03(\t\"5\n\x12ResolveHoldRequest\x12\x0c\n\x04hold\x18\x01 \x01(\t\x12\x11\n\tgate_open\x18\x02 \x01(\x08\"-\n\x11QuarantineRequest\x12\x18\n\x10\x64\x65stination_root\x18\x01 \x01(\t\"&\n\x0fQuarantineReply\x12\x13\n\x0b\x64\x65stination\x18\x01 \x01(\t\"!\n\rEventsRequest\x12\x10\n\x08\x61\x66ter_id\x18\x01 \x01(\x04\"\"\n\x0fShutdownRequest\x12\x0f\n\x07unmount\x18\x01 \x01(\x08\x32\x89\t\n\tDataPlane\x12S\n\x08GetState\x12\x1e.mirrorpair.dataplane.v1.Empty\x1a\'.mirrorpair.dataplane.v1.DataPlaneState\x12[\n\x06\x45vents\x12&.mirrorpair.dataplane.v1.EventsRequest\x1a\'.mirrorpair.dataplane.v1.DataPlaneEvent0\x01\x12g\n\rBecomePrimary\x12-.mirrorpair.dataplane.v1.BecomePrimaryRequest\x1a\'.mirrorpair.dataplane.v1.DataPlaneState\x12V\n\x0bStopPrimary\x12\x1e.mirrorpair.dataplane.v1.Empty\x1a\'.mirrorpair.dataplane.v1.DataPlaneState\x12k\n\x0fPeerIsSecondary\x12/.mirrorpair.dataplane.v1.PeerIsSecondaryRequest\x1a\'.mirrorpair.dataplane.v1.DataPlaneState\x12S\n\x08PeerGone\x12\x1e.mirrorpair.dataplane.v1.Empty\x1a\'.mirrorpair.dataplane.v1.DataPlaneState\x12h\n\x11GenerationChanged\x12*.mirrorpair.dataplane.v1.GenerationRequest\x1a\'.mirrorpair.dataplane.v1.DataPlaneState\x12\x63\n\x0f\x42\x65\x63omeSecondary\x12\'.mirrorpair.dataplane.v1.HistoryRequest\x1a\'.mirrorpair.dataplane.v1.DataPlaneState\x12Y\n\x0eLeaveSecondary\x12\x1e.mirrorpair.dataplane.v1.Empty\x1a\'.mirrorpair.dataplane.v1.DataPlaneState\x12\x63\n\x0bResolveHold\x12+.mirrorpair.dataplane.v1.ResolveHoldRequest\x1a\'.mirrorpair.dataplane.v1.DataPlaneState\x12\x62\n\nQuarantine\x12*.mirrorpair.dataplane.v1.QuarantineRequest\x1a(.mirrorpair.dataplane.v1.QuarantineReply\x12T\n\x08Shutdown\x12(.mirrorpair.dataplane.v1.ShutdownRequest\x1a\x1e.mirrorpair.dataplane.v1.Emptyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16protos/dataplane.proto\x12\x17mirrorpair.dataplane.v1\"\x98\x05\n\x0e\x44\x61taPlaneState\x12:\n\x04role\x18\x01 \x01(\x0e\x32,.mirrorpair.dataplane.v1.DataPlaneState.Role\x12\x0c\n\x04mode\x18\x02 \x01(\t\x12\x12\n\nhold_token\x18\x03 \x01(\t\x12\x0f\n\x07history\x18\x04 \x03(\t\x12\x15\n\rprimary_since\x18\x05 \x01(\x01\x12\x19\n\x11secondary_current\x18\x06 \x01(\x08\x12\x0e\n\x06mounts\x18\x07 \x01(\r\x12\x0b\n\x03pid\x18\x08 \x01(\x05\x12\x0f\n\x07version\x18\t \x01(\t\x12\x13\n\x0bspec_digest\x18\n \x01(\t\x12\x15\n\rresync_active\x18\x0b \x01(\x08\x12\x13\n\x0bresync_done\x18\x0c \x01(\x04\x12\x14\n\x0cresync_total\x18\r \x01(\x04\x12\x13\n\x0bresync_rate\x18\x0e \x01(\x01\x12\x12\n\nresync_eta\x18\x0f \x01(\x01\x12\x19\n\x11stream_bytes_sent\x18\x10 \x01(\x04\x12\x10\n\x08repl_ops\x18\x1e \x01(\x04\x12\x12\n\nrepl_bytes\x18\x1f \x01(\x04\x12\x1c\n\x14\x61\x63k_latency_bounds_s\x18  \x03(\x01\x12\x1a\n\x12\x61\x63k_latency_counts\x18! \x03(\x04\x12\x19\n\x11\x61\x63k_latency_sum_s\x18\" \x01(\x01\x12\x13\n\x0bheld_writes\x18# \x01(\r\x12\r\n\x05phase\x18\x11 \x01(\t\x12\x0b\n\x03seq\x18\x12 \x01(\x04\x12\x12\n\nstarted_at\x18\x13 \x01(\x01\x12\x16\n\x0eprotocol_major\x18\x14 \x01(\r\x12\x16\n\x0eprotocol_minor\x18\x15 \x01(\r\",\n\x04Role\x12\x08\n\x04NONE\x10\x00\x12\x0b\n\x07PRIMARY\x10\x01\x12\r\n\tSECONDARY\x10\x02\"\xd0\x02\n\x0e\x44\x61taPlaneEvent\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x35\n\x08\x64\x65graded\x18\x02 \x01(\x0b\x32!.mirrorpair.dataplane.v1.DegradedH\x00\x12\x35\n\x0breplicating\x18\x03 \x01(\x0b\x32\x1e.mirrorpair.dataplane.v1.EmptyH\x00\x12\x17\n\rresync_failed\x18\x04 \x01(\tH\x00\x12:\n\x0bresync_done\x18\x05 \x01(\x0b\x32#.mirrorpair.dataplane.v1.ResyncDoneH\x00\x12/\n\x03log\x18\x06 \x01(\x0b\x32 .mirrorpair.dataplane.v1.LogLineH\x00\x12\x36\n\x05state\x18\x07 \x01(\x0b\x32\'.mirrorpair.dataplane.v1.DataPlaneStateB\x06\n\x04kind\"\x07\n\x05\x45mpty\";\n\x08\x44\x65graded\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x0c\n\x04hold\x18\x02 \x01(\t\x12\x11\n\trequested\x18\x03 \x01(\x08\"1\n\nResyncDone\x12\x12\n\ngeneration\x18\x01 \x01(\t\x12\x0f\n\x07history\x18\x02 \x03(\t\"7\n\x07LogLine\x12\r\n\x05level\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0c\n\x04time\x18\x03 \x01(\x01\"a\n\x14\x42\x65\x63omePrimaryRequest\x12\x12\n\ngeneration\x18\x01 \x01(\t\x12\x0f\n\x07history\x18\x02 \x03(\t\x12\r\n\x05\x62ound\x18\x03 \x01(\x08\x12\x15\n\rprimary_since\x18\x04 \x01(\x01\"]\n\x16PeerIsSecondaryRequest\x12\x1e\n\x16peer_latest_generation\x18\x01 \x01(\t\x12\x11\n\ttransient\x18\x02 \x01(\x08\x12\x10\n\x08\x66ullsync\x18\x03 \x01(\x08\"8\n\x11GenerationRequest\x12\x12\n\ngeneration\x18\x01 \x01(\t\x12\x0f\n\x07history\x18\x02 \x03(\t\"!\n\x0eHistoryRequest\x12\x0f\n\x07history\x18\x01 \x03(\t\"5\n\x12ResolveHoldRequest\x12\x0c\n\x04hold\x18\x01 \x01(\t\x12\x11\n\tgate_open\x18\x02 \x01(\x08\"-\n\x11QuarantineRequest\x12\x18\n\x10\x64\x65stination_root\x18\x01 \x01(\t\"&\n\x0fQuarantineReply\x12\x13\n\x0b\x64\x65stination\x18\x01 \x01(\t\"!\n\rEventsRequest\x12\x10\n\x08\x61\x66ter_id\x18\x01 \x01(\x04\"\"\n\x0fShutdownRequest\x12\x0f\n\x07unmount\x18\x01 \x01(\x08\x32\x89\t\n\tDataPlane\x12S\n\x08GetState\x12\x1e.mirrorpair.dataplane.v1.Empty\x1a\'.mirrorpair.dataplane.v1.DataPlaneState\x12[\n\x06\x45vents\x12&.mirrorpair.dataplane.v1.EventsRequest\x1a\'.mirrorpair.dataplane.v1.DataPlaneEvent0\x01\x12g\n\rBecomePrimary\x12-.mirrorpair.dataplane.v1.BecomePrimaryRequest\x1a\'.mirrorpair.dataplane.v1.DataPlaneState\x12V\n\x0bStopPrimary\x12\x1e.mirrorpair.dataplane.v1.Empty\x1a\'.mirrorpair.dataplane.v1.DataPlaneState\x12k\n\x0fPeerIsSecondary\x12/.mirrorpair.dataplane.v1.PeerIsSecondaryRequest\x1a\'.mirrorpair.dataplane.v1.DataPlaneState\x12S\n\x08PeerGone\x12\x1e.mirrorpair.dataplane.v1.Empty\x1a\'.mirrorpair.dataplane.v1.DataPlaneState\x12h\n\x11GenerationChanged\x12*.mirrorpair.dataplane.v1.GenerationRequest\x1a\'.mirrorpair.dataplane.v1.DataPlaneState\x12\x63\n\x0f\x42\x65\x63omeSecondary\x12\'.mirrorpair.dataplane.v1.HistoryRequest\x1a\'.mirrorpair.dataplane.v1.DataPlaneState\x12Y\n\x0eLeaveSecondary\x12\x1e.mirrorpair.dataplane.v1.Empty\x1a\'.mirrorpair.dataplane.v1.DataPlaneState\x12\x63\n\x0bResolveHold\x12+.mirrorpair.dataplane.v1.ResolveHoldRequest\x1a\'.mirrorpair.dataplane.v1.DataPlaneState\x12\x62\n\nQuarantine\x12*.mirrorpair.dataplane.v1.QuarantineRequest\x1a(.mirrorpair.dataplane.v1.QuarantineReply\x12T\n\x08Shutdown\x12(.mirrorpair.dataplane.v1.ShutdownRequest\x1a\x1e.mirrorpair.dataplane.v1.Emptyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,37 +32,37 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.dataplane_pb2', _glo
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_DATAPLANESTATE']._serialized_start=52
-  _globals['_DATAPLANESTATE']._serialized_end=572
-  _globals['_DATAPLANESTATE_ROLE']._serialized_start=528
-  _globals['_DATAPLANESTATE_ROLE']._serialized_end=572
-  _globals['_DATAPLANEEVENT']._serialized_start=575
-  _globals['_DATAPLANEEVENT']._serialized_end=911
-  _globals['_EMPTY']._serialized_start=913
-  _globals['_EMPTY']._serialized_end=920
-  _globals['_DEGRADED']._serialized_start=922
-  _globals['_DEGRADED']._serialized_end=981
-  _globals['_RESYNCDONE']._serialized_start=983
-  _globals['_RESYNCDONE']._serialized_end=1032
-  _globals['_LOGLINE']._serialized_start=1034
-  _globals['_LOGLINE']._serialized_end=1089
-  _globals['_BECOMEPRIMARYREQUEST']._serialized_start=1091
-  _globals['_BECOMEPRIMARYREQUEST']._serialized_end=1188
-  _globals['_PEERISSECONDARYREQUEST']._serialized_start=1190
-  _globals['_PEERISSECONDARYREQUEST']._serialized_end=1283
-  _globals['_GENERATIONREQUEST']._serialized_start=1285
-  _globals['_GENERATIONREQUEST']._serialized_end=1341
-  _globals['_HISTORYREQUEST']._serialized_start=1343
-  _globals['_HISTORYREQUEST']._serialized_end=1376
-  _globals['_RESOLVEHOLDREQUEST']._serialized_start=1378
-  _globals['_RESOLVEHOLDREQUEST']._serialized_end=1431
-  _globals['_QUARANTINEREQUEST']._serialized_start=1433
-  _globals['_QUARANTINEREQUEST']._serialized_end=1478
-  _globals['_QUARANTINEREPLY']._serialized_start=1480
-  _globals['_QUARANTINEREPLY']._serialized_end=1518
-  _globals['_EVENTSREQUEST']._serialized_start=1520
-  _globals['_EVENTSREQUEST']._serialized_end=1553
-  _globals['_SHUTDOWNREQUEST']._serialized_start=1555
-  _globals['_SHUTDOWNREQUEST']._serialized_end=1589
-  _globals['_DATAPLANE']._serialized_start=1592
-  _globals['_DATAPLANE']._serialized_end=2753
+  _globals['_DATAPLANESTATE']._serialized_end=716
+  _globals['_DATAPLANESTATE_ROLE']._serialized_start=672
+  _globals['_DATAPLANESTATE_ROLE']._serialized_end=716
+  _globals['_DATAPLANEEVENT']._serialized_start=719
+  _globals['_DATAPLANEEVENT']._serialized_end=1055
+  _globals['_EMPTY']._serialized_start=1057
+  _globals['_EMPTY']._serialized_end=1064
+  _globals['_DEGRADED']._serialized_start=1066
+  _globals['_DEGRADED']._serialized_end=1125
+  _globals['_RESYNCDONE']._serialized_start=1127
+  _globals['_RESYNCDONE']._serialized_end=1176
+  _globals['_LOGLINE']._serialized_start=1178
+  _globals['_LOGLINE']._serialized_end=1233
+  _globals['_BECOMEPRIMARYREQUEST']._serialized_start=1235
+  _globals['_BECOMEPRIMARYREQUEST']._serialized_end=1332
+  _globals['_PEERISSECONDARYREQUEST']._serialized_start=1334
+  _globals['_PEERISSECONDARYREQUEST']._serialized_end=1427
+  _globals['_GENERATIONREQUEST']._serialized_start=1429
+  _globals['_GENERATIONREQUEST']._serialized_end=1485
+  _globals['_HISTORYREQUEST']._serialized_start=1487
+  _globals['_HISTORYREQUEST']._serialized_end=1520
+  _globals['_RESOLVEHOLDREQUEST']._serialized_start=1522
+  _globals['_RESOLVEHOLDREQUEST']._serialized_end=1575
+  _globals['_QUARANTINEREQUEST']._serialized_start=1577
+  _globals['_QUARANTINEREQUEST']._serialized_end=1622
+  _globals['_QUARANTINEREPLY']._serialized_start=1624
+  _globals['_QUARANTINEREPLY']._serialized_end=1662
+  _globals['_EVENTSREQUEST']._serialized_start=1664
+  _globals['_EVENTSREQUEST']._serialized_end=1697
+  _globals['_SHUTDOWNREQUEST']._serialized_start=1699
+  _globals['_SHUTDOWNREQUEST']._serialized_end=1733
+  _globals['_DATAPLANE']._serialized_start=1736
+  _globals['_DATAPLANE']._serialized_end=2897
 # @@protoc_insertion_point(module_scope)

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class DataPlaneState(_message.Message):
-    __slots__ = ("role", "mode", "hold_token", "history", "primary_since", "secondary_current", "mounts", "pid", "version", "spec_digest", "resync_active", "resync_done", "resync_total", "resync_rate", "resync_eta", "stream_bytes_sent", "phase", "seq", "started_at", "protocol_major", "protocol_minor")
+    __slots__ = ("role", "mode", "hold_token", "history", "primary_since", "secondary_current", "mounts", "pid", "version", "spec_digest", "resync_active", "resync_done", "resync_total", "resync_rate", "resync_eta", "stream_bytes_sent", "repl_ops", "repl_bytes", "ack_latency_bounds_s", "ack_latency_counts", "ack_latency_sum_s", "held_writes", "phase", "seq", "started_at", "protocol_major", "protocol_minor")
     class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         NONE: _ClassVar[DataPlaneState.Role]
@@ -33,6 +33,12 @@ class DataPlaneState(_message.Message):
     RESYNC_RATE_FIELD_NUMBER: _ClassVar[int]
     RESYNC_ETA_FIELD_NUMBER: _ClassVar[int]
     STREAM_BYTES_SENT_FIELD_NUMBER: _ClassVar[int]
+    REPL_OPS_FIELD_NUMBER: _ClassVar[int]
+    REPL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    ACK_LATENCY_BOUNDS_S_FIELD_NUMBER: _ClassVar[int]
+    ACK_LATENCY_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    ACK_LATENCY_SUM_S_FIELD_NUMBER: _ClassVar[int]
+    HELD_WRITES_FIELD_NUMBER: _ClassVar[int]
     PHASE_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -54,12 +60,18 @@ class DataPlaneState(_message.Message):
     resync_rate: float
     resync_eta: float
     stream_bytes_sent: int
+    repl_ops: int
+    repl_bytes: int
+    ack_latency_bounds_s: _containers.RepeatedScalarFieldContainer[float]
+    ack_latency_counts: _containers.RepeatedScalarFieldContainer[int]
+    ack_latency_sum_s: float
+    held_writes: int
     phase: str
     seq: int
     started_at: float
     protocol_major: int
     protocol_minor: int
-    def __init__(self, role: _Optional[_Union[DataPlaneState.Role, str]] = ..., mode: _Optional[str] = ..., hold_token: _Optional[str] = ..., history: _Optional[_Iterable[str]] = ..., primary_since: _Optional[float] = ..., secondary_current: bool = ..., mounts: _Optional[int] = ..., pid: _Optional[int] = ..., version: _Optional[str] = ..., spec_digest: _Optional[str] = ..., resync_active: bool = ..., resync_done: _Optional[int] = ..., resync_total: _Optional[int] = ..., resync_rate: _Optional[float] = ..., resync_eta: _Optional[float] = ..., stream_bytes_sent: _Optional[int] = ..., phase: _Optional[str] = ..., seq: _Optional[int] = ..., started_at: _Optional[float] = ..., protocol_major: _Optional[int] = ..., protocol_minor: _Optional[int] = ...) -> None: ...
+    def __init__(self, role: _Optional[_Union[DataPlaneState.Role, str]] = ..., mode: _Optional[str] = ..., hold_token: _Optional[str] = ..., history: _Optional[_Iterable[str]] = ..., primary_since: _Optional[float] = ..., secondary_current: bool = ..., mounts: _Optional[int] = ..., pid: _Optional[int] = ..., version: _Optional[str] = ..., spec_digest: _Optional[str] = ..., resync_active: bool = ..., resync_done: _Optional[int] = ..., resync_total: _Optional[int] = ..., resync_rate: _Optional[float] = ..., resync_eta: _Optional[float] = ..., stream_bytes_sent: _Optional[int] = ..., repl_ops: _Optional[int] = ..., repl_bytes: _Optional[int] = ..., ack_latency_bounds_s: _Optional[_Iterable[float]] = ..., ack_latency_counts: _Optional[_Iterable[int]] = ..., ack_latency_sum_s: _Optional[float] = ..., held_writes: _Optional[int] = ..., phase: _Optional[str] = ..., seq: _Optional[int] = ..., started_at: _Optional[float] = ..., protocol_major: _Optional[int] = ..., protocol_minor: _Optional[int] = ...) -> None: ...
 
 class DataPlaneEvent(_message.Message):
     __slots__ = ("id", "degraded", "replicating", "resync_failed", "resync_done", "log", "state")

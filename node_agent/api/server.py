@@ -9,6 +9,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from node_agent.api.engine_api import EngineApi
+from node_agent.api.health_board import HealthBoard
 from node_agent.api.servicer import AgentServicer
 from node_agent.config.configurator import Configurator
 from protos import mirrorpair_pb2 as pb
@@ -58,9 +59,11 @@ async def serve_services(
     credentials: grpc.ServerCredentials,
     agent: pb_grpc.AgentServicer,
     pairing: pb_grpc.PairingServicer | None = None,
+    health_board: HealthBoard | None = None,
 ) -> grpc.aio.Server:
     """A started server of the Agent service (and Pairing, when given), with health
-    checking and reflection; ApiBindError naming the address when it cannot bind."""
+    checking (what ``health_board`` says; without one, SERVING) and reflection;
+    ApiBindError naming the address when it cannot bind."""
     server = grpc.aio.server(options=SERVER_OPTIONS)
     pb_grpc.add_AgentServicer_to_server(agent, server)
     services = [AGENT_SERVICE]
@@ -70,8 +73,11 @@ async def serve_services(
 
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for service in (health.OVERALL_HEALTH, *services):
-        await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+    if health_board is not None:  # the agent's real state (api/health_board.py)
+        await health_board.attach(health_servicer, services)
+    else:
+        for service in (health.OVERALL_HEALTH, *services):
+            await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
 
     reflection.enable_server_reflection(
         [*services, health.SERVICE_NAME, reflection.SERVICE_NAME], server

@@ -38,8 +38,10 @@ _CLUSTER_KEYS = {
     "witness": "witness",
     "tls": "tls",
     "alerts": "alerts",
+    "metrics": "metrics.listen",
 }
-_LIVE_KEYS = ("pulse_s", "timeout_s", "alerts")  # alerts: read at each alert
+# alerts: read at each alert; metrics: the endpoint moves at once
+_LIVE_KEYS = ("pulse_s", "timeout_s", "alerts", "metrics")
 # ModuleConfig field -> its TOML key, where they differ.
 _MODULE_KEYS = {"async_mode": "async", "checkers": "checker", "vm": "domain"}
 

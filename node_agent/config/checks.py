@@ -21,6 +21,7 @@ from node_agent.config.table import ConfigError
 def check_cluster(cfg: ClusterConfig) -> None:
     """Raise ConfigError for the first dangerous combination found."""
     _check_listeners(cfg)
+    _check_metrics(cfg)
     for node in NODE_IDS:
         _check_directories(cfg, node)
     _check_vips(cfg)
@@ -53,6 +54,26 @@ def _check_listeners(cfg: ClusterConfig) -> None:
                 if key == repl_key and not n.replication:
                     detail += f'; set {repl_key} = "HOST:PORT" to another port'
                 raise ConfigError(key, detail)
+
+
+_WILDCARDS = ("0.0.0.0", "::")
+
+
+def _check_metrics(cfg: ClusterConfig) -> None:
+    """The metrics endpoint (one value for both nodes) must not take a node's API or
+    replication port: same port and same host, or either on every address."""
+    if not cfg.metrics.listen:
+        return
+    host, port = _endpoint(cfg.metrics.listen)
+    for node in NODE_IDS:
+        n = cfg.nodes[node]
+        rhost, rport = n.replication_address
+        taken = {f"nodes.{node}.api": _endpoint(n.api),
+                 f"nodes.{node}.replication": _endpoint(f"[{rhost}]:{rport}")}  # fmt: skip
+        for key, (h, p) in taken.items():
+            if p == port and (h == host or host in _WILDCARDS or h in _WILDCARDS):
+                raise ConfigError("metrics.listen", f"port {port} is already {key} "
+                                  f"({h}:{p}); choose another port")  # fmt: skip
 
 
 # -- replicated directories ----------------------------------------------------------------

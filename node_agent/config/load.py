@@ -133,6 +133,13 @@ def _witness(data: Any) -> model.WitnessConfig:
     )
 
 
+def _metrics(data: Any) -> model.MetricsConfig:
+    """``[metrics] listen``: where the Prometheus endpoint listens ("" or absent: none)."""
+    t = Table(data, "metrics", ["listen"])
+    listen = t.string("listen", "", empty=True)
+    return model.MetricsConfig(hostport_value(listen, t.key("listen")) if listen else "")
+
+
 def _vip(data: Any, path: str) -> model.VipConfig:
     t = Table(data, path, ["address", "interface"])
     ok = lambda v: isinstance(v, str) and is_ip(v, prefix=True)  # noqa: E731
@@ -298,7 +305,7 @@ def default_tls_files(state_dir: str) -> dict[str, str]:
 def _build(
     doc: dict[str, Any], text: str, source: str, base_dir: Path | None, state_dir: str
 ) -> ClusterConfig:
-    sections = ["cluster", "tls", "nodes", "heartbeat", "witness", "module", "alerts"]
+    sections = ["cluster", "tls", "nodes", "heartbeat", "witness", "module", "alerts", "metrics"]
     root = Table(doc, "", sections)
     cluster = _cluster(Table(root.get("cluster"), "cluster", _CLUSTER_KEYS), base_dir, state_dir)
     cfg = ClusterConfig(
@@ -309,6 +316,7 @@ def _build(
         witness=_witness(doc["witness"]) if "witness" in doc else model.WitnessConfig(),
         modules=_modules(root),
         alerts=parse_alerts(doc["alerts"]) if "alerts" in doc else model.AlertsConfig(),
+        metrics=_metrics(doc["metrics"]) if "metrics" in doc else model.MetricsConfig(),
         source_text=text,
         source_path="" if source == "<string>" else source,
     )

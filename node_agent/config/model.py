@@ -137,6 +137,13 @@ class WitnessConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """The agent's Prometheus endpoint (docs/metrics.md)."""
+
+    listen: str = ""  # "host:port" it serves /metrics on; "" = no endpoint
+
+
+@dataclass(frozen=True)
 class TlsConfig:
     ca: str
     cert: str  # may contain {node}
@@ -218,6 +225,7 @@ class ClusterConfig:
     witness: WitnessConfig = field(default_factory=WitnessConfig)
     modules: tuple[ModuleConfig, ...] = ()
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     source_text: str = ""  # the TOML as read, for GetConfig
     source_path: str = ""
 

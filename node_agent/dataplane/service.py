@@ -71,6 +71,7 @@ class DataPlaneService(dp_grpc.DataPlaneServicer):
         repl = self.repl
         p = repl.progress()
         status = repl.status()
+        totals = repl.totals()
         return dp.DataPlaneState(
             role=_ROLES[repl.role], mode=str(repl.primary.mode),
             hold_token=repl.primary.hold_token, history=list(self._history),
@@ -83,6 +84,9 @@ class DataPlaneService(dp_grpc.DataPlaneServicer):
             resync_eta=-1.0 if p.eta is None else p.eta,
             stream_bytes_sent=int(status.get("stream_bytes_sent", 0)),
             phase=str(status.get("phase", "")), seq=self._seq, started_at=self._started_at,
+            repl_ops=totals.ops, repl_bytes=totals.bytes,
+            ack_latency_bounds_s=totals.bounds_s, ack_latency_counts=totals.counts,
+            ack_latency_sum_s=totals.latency_sum_s, held_writes=repl.primary.held_writes,
         )  # fmt: skip
 
     def log_line(self, level: str, message: str) -> None:

@@ -24,6 +24,7 @@ from node_agent.core.env import Env
 from node_agent.core.facts import load_facts, save_facts
 from node_agent.core.machine import ModuleMachine, Policy
 from node_agent.core.states import Readiness, State
+from node_agent.core.transition_counts import TransitionCounts
 from node_agent.core.transitions import LogRecord
 from node_agent.engine.logbook import LogBook
 from node_agent.engine.replication_driver import ReplicationDriver
@@ -59,6 +60,7 @@ class ModuleDriver:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.facts_path = self.dir / "facts.json"
         self.logbook = logbook
+        self.counts = TransitionCounts()  # transitions and failovers, for the metrics
         self._env = env_fn
         self._on_change = on_change
         policy = Policy(
@@ -161,6 +163,7 @@ class ModuleDriver:
                 self.logbook.add("ERROR", f"cannot persist module facts: {exc}", self.cfg.name)
                 return  # do not act on a decision we could not record
         for rec in m.drain_logs():
+            self.counts.record(rec)
             self.logbook.add_record(rec)
             if self._on_record is not None:
                 self._on_record(rec)

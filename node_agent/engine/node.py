@@ -321,6 +321,11 @@ class NodeEngine:
         self.logbook.close()
         self.transport.close()
 
+    @property
+    def serving(self) -> bool:
+        """Runs its modules: started and not stopping (the overall health status)."""
+        return self.started and not self._stopping
+
     # ----- EngineApi -------------------------------------------------------------------
     def status(self) -> pb.NodeStatus:
         now = time.monotonic()

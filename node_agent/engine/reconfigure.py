@@ -61,9 +61,12 @@ async def reconfigure(engine: NodeEngine, new: ClusterConfig) -> list[str]:
     engine.config = new
     _set_timing(engine, old, new)
     kept = {n: drv for n, drv in engine.modules.items() if n not in going}
+    counts = {n: engine.modules[n].counts for n in d.changed}  # the metrics' counters go on
     fresh = [*d.changed, *d.added]  # new drivers
     # In the configuration's order, as at agent start (the status lists them so).
     engine.modules = {m.name: kept.get(m.name) or engine.make_driver(m) for m in new.modules}
+    for name, c in counts.items():
+        engine.modules[name].counts = c
     for name in going:
         engine._fingerprints.pop(name, None)
     engine.sender.urgent()  # the peer hears the new version (and which modules) now

@@ -32,6 +32,7 @@ from node_agent.config.store import ConfigStore
 from node_agent.engine.node import VERSION, NodeEngine
 from node_agent.host import facts
 from node_agent.host.mdns import Advert, Advertiser
+from node_agent.host.observability import Observability
 from node_agent.host.pairing import Pairing
 from node_agent.host.pairing_service import PairingServicer, closed_agent_servicer
 from node_agent.host.state import StateDir, fingerprint
@@ -69,6 +70,7 @@ class AgentHost:
         self._served = ""  # the address the running server listens on
         self._advert_lock = asyncio.Lock()
         self.configurator: Configurator | None = None  # start(): configuration changes
+        self.obs = Observability(lambda: self.engine, self._log)  # health, metrics
 
     # ----- start ------------------------------------------------------------------
     async def start(self) -> None:
@@ -101,6 +103,8 @@ class AgentHost:
         else:
             cluster = paired.cluster if paired else ""
             self.slot = EngineSlot(UnconfiguredEngine(self.node_id, cluster, self.listen))
+        self.obs.start()
+        self.obs.configure(self.config, self.node_id)
         await self._serve()
         print(f"mirrorpair-agent {self.node_id or '(unpaired)'} ready on {self._address}",
               file=sys.stderr, flush=True)  # fmt: skip
@@ -152,14 +156,15 @@ class AgentHost:
         if self._server is not None:
             await self._server.stop(grace=0.5)
             self._server = None
+        board = self.obs.health  # what the health service says (api/health_board.py)
         try:
-            self._server = await serve_services(self._address, creds, agent, pairing)  # type: ignore[arg-type]
+            self._server = await serve_services(self._address, creds, agent, pairing, board)  # type: ignore[arg-type]
         except ApiBindError as e:
             if not self._served or self._served == self._address:
                 raise
             log.error("%s; the API stays on %s", e, self._served)
             self._address = self._served
-            self._server = await serve_services(self._address, creds, agent, pairing)  # type: ignore[arg-type]
+            self._server = await serve_services(self._address, creds, agent, pairing, board)  # type: ignore[arg-type]
         self._mode, self._served = mode, self._address
         if mode == "pairing":
             self._announce_code()
@@ -241,10 +246,12 @@ class AgentHost:
         if self.engine is not None:
             changes = await self.engine.reconfigure(config)  # type: ignore[attr-defined]
             self.config = config
+            self.obs.configure(config, self.node_id)
             return list(changes)
         engine = NodeEngine(config, self.node_id)
         await engine.open()
         self.engine, self.config = engine, config
+        self.obs.configure(config, self.node_id)
         self._engine_task = asyncio.get_running_loop().create_task(engine.run())
         assert self.slot is not None
         old, self.slot.current = self.slot.current, engine
@@ -284,6 +291,7 @@ class AgentHost:
             await self.close()
 
     async def close(self) -> None:
+        await self.obs.close()  # NOT_SERVING from now on
         if self._engine_task is not None and not self._engine_task.done():
             self._engine_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -77,6 +77,9 @@ def firewall_ports(config: ClusterConfig | None, node_id: str = "") -> list[Fire
         for net in config.heartbeat:
             add(FirewallPort(net.port, "udp", "the other server",
                              f"heartbeats on {net.name} ({net.addresses[node]}){tag}"))  # fmt: skip
+    if config.metrics.listen:  # docs/metrics.md
+        add(FirewallPort(_port(config.metrics.listen), "tcp", "the monitoring server",
+                         "Prometheus metrics (no authentication)"))  # fmt: skip
     ports.append(mdns)
     return ports
 

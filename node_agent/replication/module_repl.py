@@ -47,6 +47,7 @@ from node_agent.replication.roles.pairing import Pairing, PeerLink
 from node_agent.replication.roles.primary import Mode, PrimaryReplicator, StreamBreak
 from node_agent.replication.roles.secondary import SecondarySide
 from node_agent.replication.stream import link_tls
+from node_agent.replication.stream.totals import TotalsSnapshot
 from node_agent.replication.stream.wire import Mode as WireMode
 from node_agent.replication.tracking.activity_log import ActivityLog
 from node_agent.replication.tracking.bitmap import ZoneBitmap
@@ -315,6 +316,10 @@ class ModuleReplication:
         if session is None:
             return Progress(False, 0, 0, 0.0, None)
         return Progress(*session.progress_tuple())
+
+    def totals(self) -> TotalsSnapshot:
+        """What the primary's streams sent over this process's life (the metrics)."""
+        return self._pairing.totals.snapshot()
 
     def status(self) -> dict[str, Any]:
         s, sender = self._pairing.session, self._pairing.sender

@@ -4,7 +4,8 @@ Started by ``tests.integration.cluster_netns.Probe`` as
 ``python -m tests.integration.cluster_netns_probe CA CERT KEY``; reads one JSON request per
 stdin line and writes one JSON reply line: ``status`` / ``logs`` (gRPC to an agent, mTLS
 with the admin certificate, or with other files given in ``tls``), ``http`` (GET),
-``udp`` (send one datagram from a given source address), ``rpc`` (a configuration call of
+``udp`` (send one datagram from a given source address), ``health`` (grpc.health.v1
+Check of a service name), ``rpc`` (a configuration call of
 the Agent service, request and reply as JSON; a refusal as its status code). Errors are
 replies, never exits.
 """
@@ -25,6 +26,7 @@ from typing import Any
 
 import grpc
 from google.protobuf.json_format import MessageToDict, ParseDict
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from protos import mirrorpair_pb2 as pb
 from protos import mirrorpair_pb2_grpc as pb_grpc
@@ -46,11 +48,14 @@ def serve(ca: str, cert: str, key: str) -> None:
     opts = [("grpc.initial_reconnect_backoff_ms", 100), ("grpc.max_reconnect_backoff_ms", 300)]
     channels: dict[str, grpc.Channel] = {}
 
-    def stub(req: dict[str, Any]) -> pb_grpc.AgentStub:
+    def channel_of(req: dict[str, Any]) -> grpc.Channel:
         if req["address"] not in channels:
-            channel = secure_channel(req["address"], creds, server_name(req["node"]), opts)
-            channels[req["address"]] = channel
-        return pb_grpc.AgentStub(channels[req["address"]])
+            made = secure_channel(req["address"], creds, server_name(req["node"]), opts)
+            channels[req["address"]] = made
+        return channels[req["address"]]
+
+    def stub(req: dict[str, Any]) -> pb_grpc.AgentStub:
+        return pb_grpc.AgentStub(channel_of(req))
 
     def as_dict(msg: Any) -> dict[str, Any]:
         return MessageToDict(
@@ -67,6 +72,15 @@ def serve(ca: str, cert: str, key: str) -> None:
             return {"status": as_dict(reply)}
         if op == "status":
             return {"status": as_dict(stub(req).GetStatus(pb.GetStatusRequest(), timeout=2))}
+        if op == "health":  # grpc.health.v1 Check of one service: its status's name
+            check = health_pb2.HealthCheckRequest(service=req["service"])
+            try:
+                reply = health_pb2_grpc.HealthStub(channel_of(req)).Check(check, timeout=2)
+            except grpc.RpcError as e:
+                if e.code() is grpc.StatusCode.UNAVAILABLE:  # a fresh channel next time
+                    channels.pop(req["address"]).close()
+                return {"code": e.code().name}
+            return {"status": health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)}
         if op == "logs":
             reply = stub(req).GetLogs(
                 pb.GetLogsRequest(module=req["module"], limit=1000), timeout=2

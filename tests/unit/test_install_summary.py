@@ -10,6 +10,7 @@ from pathlib import Path
 from node_agent.config.load import parse_config
 from node_agent.host.install_summary import firewall_ports, main, pairing_lines, render_ports
 from node_agent.host.state import StateDir, fingerprint
+from tests.unit.metrics_example import example_with_metrics
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "resources" / "config" / "cluster.example.toml"
 
@@ -97,3 +98,10 @@ def test_an_invalid_configuration_is_named_and_the_defaults_listed(tmp_path, cap
     out = capsys.readouterr().out
     assert "heartbeat[0].port" in out and "these are the defaults" in out
     assert "7700/tcp" in out and "already set up" in out  # a configuration exists: no code
+
+
+def test_the_metrics_port_is_listed_when_configured() -> None:
+    got = firewall_ports(parse_config(example_with_metrics()), "node1")
+    assert (9780, "tcp") in ports(got)
+    (metrics,) = [p for p in got if p.port == 9780]
+    assert "monitoring" in metrics.source and "metrics" in metrics.what

@@ -164,6 +164,10 @@ def test_stream_failure_holds_unacked_writes_until_the_gate_opens(rig: Rig) -> N
     held_new = in_thread(rig.primary.submit(w("0/b", 4)))  # later writes wait too
     held_new.join(0.2)
     assert held_new.is_alive() and rig.dirty("0/b", 4)
+    deadline = time.monotonic() + 5  # both writers are counted as held (the metrics)
+    while rig.primary.held_writes != 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert rig.primary.held_writes == 2
     # The zone the peer applied is in doubt (its machine may crash), not dirty.
     assert not rig.dirty("0/old", 1)
     assert rig.doubt.take("k2").is_dirty("0/old", 1) and rig.doubt.take("k1").is_empty()
@@ -172,6 +176,7 @@ def test_stream_failure_holds_unacked_writes_until_the_gate_opens(rig: Rig) -> N
     t.join(5)
     held_new.join(5)
     assert seen == [True] and not held_new.is_alive() and rig.primary.mode is Mode.TRACK
+    assert rig.primary.held_writes == 0
     assert s.sent[-1] == w("0/a", 2)
 
 

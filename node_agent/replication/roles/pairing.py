@@ -23,6 +23,7 @@ from node_agent.replication.resync.session import ResyncSession, ask
 from node_agent.replication.roles.primary import Mode, PrimaryReplicator, StreamBreak
 from node_agent.replication.stream import link_tls
 from node_agent.replication.stream.sender import StreamSender
+from node_agent.replication.stream.totals import StreamTotals
 from node_agent.replication.stream.wire import Mode as WireMode
 from node_agent.replication.tracking.peer_doubt import PeerDoubt
 from node_agent.replication.tracking.zones import changeset_ops
@@ -61,6 +62,7 @@ class Pairing:
         self._on_resync_failed = on_resync_failed
         self._mu = threading.Lock()  # short field updates; never held while waiting
         self.sender: StreamSender | None = None
+        self.totals = StreamTotals()  # what every stream of this role sent (the metrics)
         self.session: ResyncSession | None = None
         self._tls_ctx: Any = None
         self._thread: threading.Thread | None = None
@@ -124,7 +126,8 @@ class Pairing:
             args = dict(module=link.module, node_id=link.node_id, peer=link.peer_id,
                         host=link.host, port=link.port, tls=self._tls_ctx,
                         generation=self._history()[-1], mode=link.mode,
-                        ack_timeout_s=link.ack_timeout_s, connect_timeout_s=wait)  # fmt: skip
+                        ack_timeout_s=link.ack_timeout_s, connect_timeout_s=wait,
+                        totals=self.totals)  # fmt: skip
             sender = self.primary.make_sender(functools.partial(StreamSender, **args))
             try:
                 sender.connect()

@@ -115,6 +115,7 @@ class PrimaryReplicator:
         self._quiesce = False
         self._bound = False  # the peer may hold a current copy: a break holds writes
         self._hold, self._hold_reason = "", ""
+        self.held_writes = 0  # writers waiting in _settle for the hold's verdict
 
     @property
     def mode(self) -> Mode:
@@ -185,8 +186,12 @@ class PrimaryReplicator:
     def _settle(self) -> None:
         """The wait of an op the peer lacks: returns once it may be acknowledged."""
         with self._cond:
-            while self._mode is Mode.HELD:
-                self._cond.wait()
+            self.held_writes += 1
+            try:
+                while self._mode is Mode.HELD:
+                    self._cond.wait()
+            finally:
+                self.held_writes -= 1
             if self._mode is Mode.FENCED:
                 raise fenced_error(self._hold_reason)
 

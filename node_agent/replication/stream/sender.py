@@ -54,6 +54,7 @@ from node_agent.replication.stream.sender_types import (
     wait_pending,
 )
 from node_agent.replication.stream.tls_transport import TlsTransport
+from node_agent.replication.stream.totals import StreamTotals
 from node_agent.replication.stream.wire import (
     FLAG_FAILED,
     MAX_WRITE_DATA,
@@ -91,6 +92,7 @@ class StreamSender:
         connect_timeout_s: float = 5.0,
         ping_interval_s: float = 1.0,
         max_unapplied_bytes: int = 64 * 1024 * 1024,
+        totals: StreamTotals | None = None,
     ) -> None:
         self.module, self.node_id, self.peer = module, node_id, peer
         self._host, self._port, self._generation, self._mode = host, port, generation, Mode(mode)
@@ -111,6 +113,7 @@ class StreamSender:
         self._outbox_hi = self._outbox_ops = 0
         self._sending = False  # a thread is sending the outbox (_send_outbox)
         self._ops_sent = self._bytes_sent = 0
+        self._totals = totals if totals is not None else StreamTotals()  # across streams
         self._sent_marks: deque[tuple[int, float]] = deque()  # (highest seq, write time)
         self._rtt: float | None = None
         self._ping_seq = 0
@@ -248,8 +251,10 @@ class StreamSender:
                 if not batch:
                     self._sending = False
                     return
+                nbytes = sum(map(len, batch))
                 self._ops_sent += n
-                self._bytes_sent += sum(map(len, batch))
+                self._bytes_sent += nbytes
+                self._totals.sent(n, nbytes)
             try:
                 for piece in link_tls.coalesce(batch):
                     transport.write(piece)  # never blocks: what the socket refuses is queued
@@ -377,6 +382,8 @@ class StreamSender:
                     self._room.notify_all()
         while self._sent_marks and self._sent_marks[0][0] <= release:
             self._rtt = now - self._sent_marks.popleft()[1]
+        if to_release:
+            self._totals.acknowledged(now - p.t0 for p in to_release)
         for p in to_release:
             p.done.release()  # type: ignore[union-attr]
 
