@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 from console.model.links import LinkChip, link_chip
 from console.model.migration import MigrationPlan
 from console.model.views import NodeView
+from console.ui.flow_layout import FlowLayout
 from console.ui.mime import ModuleDrag, decode
 from console.ui.module_card import ModuleCard
 from console.ui.theme import light_icon, set_role
@@ -90,8 +91,7 @@ class ServerColumn(QFrame):
         h.addLayout(top)
         self.address = _label("nodeAddress")
         h.addWidget(self.address)
-        self.links = QHBoxLayout()
-        self.links.setSpacing(6)
+        self.links = FlowLayout(spacing=6)  # chips wrap in a narrow column, never widen it
         h.addLayout(self.links)
         self.error = _label("nodeError")
         self.error.setWordWrap(True)
@@ -170,7 +170,6 @@ class ServerColumn(QFrame):
             chip = _label("linkChip", f"witness {view.witness}")
             set_role(chip, "colour", "green" if view.witness == "reachable" else "red")
             self.links.addWidget(chip)
-        self.links.addStretch(1)
 
     # ----- cards ---------------------------------------------------------------------------
     def cards(self) -> list[ModuleCard]:
