@@ -1,13 +1,15 @@
 """The badges beside a node's state pill on a module card (DESIGN §3 "detail badges"):
 what the state alone does not say -- split brain, no secondary, replication failed, a
-resync and how far it is, whether the copy is current, failing checkers."""
+resync and how far it is, whether the copy is current, failing checkers, a data plane
+that is down (or of another build than the agent)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from console.model.data_plane import data_plane_badges
 from console.model.states import Colour
-from console.model.views import Badge, CheckerView, ResyncView
+from console.model.views import Badge, CheckerView, DataPlaneView, ResyncView
 from protos import mirrorpair_pb2 as pb
 
 
@@ -25,14 +27,18 @@ def node_badges(
     receiving: ResyncView | None,
     giving: PeerResync | None,
     checkers: tuple[CheckerView, ...],
+    data_plane: DataPlaneView | None = None,
+    agent_build: str = "",
 ) -> tuple[Badge, ...]:
     """``receiving``: the resync of this node's copy; ``giving``: the resync this primary
-    sends to its peer (the peer is SECOND Transient)."""
+    sends to its peer (the peer is SECOND Transient); ``agent_build``: the node's agent
+    version (a data plane of another build is named)."""
     out: list[Badge] = []
     if m.split_brain:
         out.append(
             Badge("split brain", Colour.RED, "both nodes wrote independently; choose the survivor")
         )
+    out += data_plane_badges(data_plane, node_id, m.name, agent_build)
     if m.state == pb.STATE_ALONE:
         out.append(
             Badge(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from console.model.badges import PeerResync, node_badges
+from console.model.data_plane import data_plane_colour, data_plane_view
 from console.model.states import (
     CONNECTING,
     ERROR,
@@ -84,9 +85,10 @@ class ClusterModel:
         n = self._nodes[node_id]
         st = n.status if n.reachable else None
         links = tuple(
-            LinkView(lk.name, lk.up, lk.local_address, lk.peer_address, lk.last_heard_age_s)
+            LinkView(lk.name, lk.up, lk.local_address, lk.peer_address, lk.last_heard_age_s,
+                     lk.gap_max_s, lk.gap_p99_s, lk.lateness_max_s, lk.lateness_p99_s)
             for lk in (st.links if st is not None else ())
-        )
+        )  # fmt: skip
         witness = ""
         if st is not None and st.witness_configured:
             witness = "reachable" if st.witness_reachable else "unreachable"
@@ -231,11 +233,18 @@ class ClusterModel:
             CheckerView(node_id, c.name, c.kind, c.ok, c.detail, c.consecutive_failures, c.action)
             for c in m.checkers
         )
+        dp = data_plane_view(m)
+        colour = state_colour(m.state, m.readiness)
+        if (forced := data_plane_colour(dp)) is not None:  # down: whatever the state says
+            colour = worst([colour, forced])
+        build = n.status.version if n.status is not None else ""
+        giving = self._giving(node_id, name, m)
+        badges = node_badges(m, node_id, resync, giving, checkers, dp, build)
         return NodeModuleView(
             node_id=node_id,
             label=state_name(m.state),
             readiness=readiness_name(m.readiness),
-            colour=state_colour(m.state, m.readiness),
+            colour=colour,
             reachable=True,
             configured=True,
             primary=is_primary(m.state),
@@ -249,9 +258,10 @@ class ClusterModel:
             state_since=m.state_since,
             resync=resync,
             checkers=checkers,
-            badges=node_badges(m, node_id, resync, self._giving(node_id, name, m), checkers),
+            badges=badges,
             peer_label=state_name(m.peer_state) if m.peer_state else "",
             peer_readiness=readiness_name(m.peer_readiness),
+            data_plane=dp,
         )
 
     def _giving(self, node_id: str, name: str, m: pb.ModuleStatus) -> PeerResync | None:

@@ -61,6 +61,8 @@ def plan_migration(
         )
     if here.split_brain or there.split_brain:
         return refuse(f"{module} is in split brain: choose the surviving copy first")
+    if there.data_plane is not None and there.data_plane.down:
+        return refuse(f"{module}'s data plane on {target} is down: it is being started again")
     if there.label != "SECOND":
         why = f" ({there.reason})" if there.reason else ""
         return refuse(f"{target} is {there.text}, not a ready secondary{why}")

@@ -52,6 +52,23 @@ class CheckerView:
 
 
 @dataclass(frozen=True)
+class DataPlaneView:
+    """A replicated module's data plane process on one node (ModuleStatus.data_plane):
+    what serves its mounts and its replication stream."""
+
+    pid: int  # 0: none runs (it died; the agent starts it again)
+    build: str
+    role: str
+    mode: str
+    mounts: int
+    started_at: float
+
+    @property
+    def down(self) -> bool:
+        return self.pid == 0
+
+
+@dataclass(frozen=True)
 class NodeModuleView:
     """One module on one node, as the console shows it."""
 
@@ -77,6 +94,7 @@ class NodeModuleView:
     # the peer's own snapshot may be older or newer than this node's).
     peer_label: str = ""
     peer_readiness: str = ""
+    data_plane: DataPlaneView | None = None  # None: nothing replicated (or not known)
 
     @property
     def text(self) -> str:
@@ -113,7 +131,12 @@ class LinkView:
     up: bool
     local_address: str
     peer_address: str
-    last_heard_age_s: float
+    last_heard_age_s: float  # -1: never heard
+    # Recent pulses (console/model/links.py says what they mean); 0 until measured.
+    gap_max_s: float = 0.0
+    gap_p99_s: float = 0.0
+    lateness_max_s: float = 0.0
+    lateness_p99_s: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from console.model.cluster import NODE_IDS
+from console.model.data_plane import data_plane_line
 from console.model.history import LogRecord
 from console.model.vm_facts import vm_facts
 from console.ui.item_models import (
@@ -168,7 +169,11 @@ class ModuleDetail(QWidget):
         self.title.setText(f"{view.name}  ·  {s.name if s else ''}")
         parts = [f"{n}: {view.nodes[n].text}" for n in NODE_IDS]
         reason = next((view.nodes[n].reason for n in NODE_IDS if view.nodes[n].reason), "")
-        self.subtitle.setText("   ".join(parts) + (f"\n{reason}" if reason else ""))
+        planes = [
+            f"{n} {line}" for n in NODE_IDS if (line := data_plane_line(view.nodes[n].data_plane))
+        ]
+        lines = ["   ".join(parts), reason, *planes]
+        self.subtitle.setText("\n".join(line for line in lines if line))
         self.checkers.set_checkers([c for n in NODE_IDS for c in view.nodes[n].checkers])
         is_vm = view.kind == "vm"
         self.tabs.setTabVisible(self._vm_tab, is_vm)

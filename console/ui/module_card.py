@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from console.model.cluster import NODE_IDS
+from console.model.data_plane import data_plane_line
 from console.model.operations import Operation, Phase
 from console.model.views import ModuleView, NodeModuleView
 from console.model.vm_facts import VmFacts
@@ -66,7 +67,7 @@ class _NodeRow:
         self._shown: tuple = ()
 
     def show(self, v: NodeModuleView) -> None:
-        key = (v.text, v.colour, v.badges, v.reason, v.last_rule)
+        key = (v.text, v.colour, v.badges, v.reason, v.last_rule, v.data_plane)
         if key == self._shown:
             return
         self._shown = key
@@ -77,6 +78,8 @@ class _NodeRow:
             tip.append(v.reason)
         if v.last_rule:
             tip.append(f"last rule: {v.last_rule}")
+        if dp := data_plane_line(v.data_plane):
+            tip.append(dp)
         self.pill.setToolTip("\n".join(tip))
         while self.badges.count() > 1:  # the head stays
             item = self.badges.takeAt(1)

@@ -16,8 +16,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from console.model.links import LinkChip, link_chip
 from console.model.migration import MigrationPlan
 from console.model.views import NodeView
+from console.ui.flow_layout import FlowLayout
 from console.ui.mime import ModuleDrag, decode
 from console.ui.module_card import ModuleCard
 from console.ui.theme import light_icon, set_role
@@ -30,6 +32,12 @@ def _label(name: str, text: str = "") -> QLabel:
     label = QLabel(text)
     label.setObjectName(name)
     return label
+
+
+def _show_chip(label: QLabel, chip: LinkChip) -> None:
+    label.setText(chip.text)
+    set_role(label, "colour", chip.colour.value)
+    label.setToolTip(chip.tooltip)
 
 
 class _CardScroll(QScrollArea):
@@ -83,8 +91,7 @@ class ServerColumn(QFrame):
         h.addLayout(top)
         self.address = _label("nodeAddress")
         h.addWidget(self.address)
-        self.links = QHBoxLayout()
-        self.links.setSpacing(6)
+        self.links = FlowLayout(spacing=6)  # chips wrap in a narrow column, never widen it
         h.addLayout(self.links)
         self.error = _label("nodeError")
         self.error.setWordWrap(True)
@@ -116,6 +123,7 @@ class ServerColumn(QFrame):
         self.scroll.setWidget(body)
         outer.addWidget(self.scroll, 1)
         self._link_key: tuple = ()
+        self._link_chips: list[QLabel] = []
 
     # ----- header -------------------------------------------------------------------------
     def show_node(self, view: NodeView) -> None:
@@ -140,8 +148,11 @@ class ServerColumn(QFrame):
             self.reach.setText("NOT ANSWERING")
         self.error.setVisible(not view.reachable and not view.connecting)
         self.error.setText(f"⚠ {view.error}" if view.error else "")
-        key = tuple((lk.name, lk.up) for lk in view.links) + (view.reachable, view.witness)
-        if key == self._link_key:
+        chips = [link_chip(lk) for lk in view.links]
+        key = (tuple(lk.name for lk in view.links), view.reachable, view.witness)
+        if key == self._link_key:  # the same links: their chips change in place
+            for label, c in zip(self._link_chips, chips, strict=True):
+                _show_chip(label, c)
             return
         self._link_key = key
         while self.links.count():
@@ -151,16 +162,14 @@ class ServerColumn(QFrame):
         self.links.addWidget(_label("muted", "heartbeat"))
         if not view.links:
             self.links.addWidget(_label("muted", "unknown"))
-        for lk in view.links:
-            chip = _label("linkChip", f"{lk.name} {'up' if lk.up else 'down'}")
-            set_role(chip, "colour", "green" if lk.up else "red")
-            chip.setToolTip(f"{lk.local_address} ↔ {lk.peer_address}")
-            self.links.addWidget(chip)
+        self._link_chips = [_label("linkChip") for _ in chips]
+        for label, c in zip(self._link_chips, chips, strict=True):
+            _show_chip(label, c)
+            self.links.addWidget(label)
         if view.witness:
             chip = _label("linkChip", f"witness {view.witness}")
             set_role(chip, "colour", "green" if view.witness == "reachable" else "red")
             self.links.addWidget(chip)
-        self.links.addStretch(1)
 
     # ----- cards ---------------------------------------------------------------------------
     def cards(self) -> list[ModuleCard]:

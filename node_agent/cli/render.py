@@ -44,6 +44,35 @@ def _links(status: pb.NodeStatus) -> str:
     return ", ".join(f"{link.name} {'up' if link.up else 'DOWN'}" for link in status.links)
 
 
+def _seconds(s: float) -> str:
+    """0.0404 -> "40 ms", 1.25 -> "1.25 s" (heartbeat timings)."""
+    return f"{s * 1000:.0f} ms" if abs(s) < 1.0 else f"{s:.2f} s"
+
+
+def _measured(link: pb.LinkStatus) -> bool:
+    """The agent reports zeros until it has timing samples of the link."""
+    timings = (link.gap_max_s, link.gap_p99_s, link.lateness_max_s, link.lateness_p99_s)
+    return link.last_heard_age_s >= 0 and any(timings)
+
+
+def link_timings(results: Mapping[str, Result]) -> list[str]:
+    """Each heartbeat link as each node hears it: the gap between two pulses heard (what
+    the peer timeout is compared with) and their lateness (received minus sent: two
+    clocks, true only where they are synchronized). "-" where nothing is measured yet."""
+    rows = [["NODE", "LINK", "STATE", "LAST HEARD", "GAP P99", "GAP MAX", "LATE P99", "LATE MAX"]]
+    for node in NODE_IDS:
+        res = results.get(node)
+        for lk in res.links if isinstance(res, pb.NodeStatus) else ():
+            heard = f"{_seconds(lk.last_heard_age_s)} ago" if lk.last_heard_age_s >= 0 else "never"
+            times = [lk.gap_p99_s, lk.gap_max_s, lk.lateness_p99_s, lk.lateness_max_s]
+            cells = [_seconds(t) for t in times] if _measured(lk) else ["-"] * 4
+            rows.append([node, lk.name, "up" if lk.up else "DOWN", heard, *cells])
+    if len(rows) == 1:
+        return []
+    head = "Heartbeat links  (gap: between pulses heard; late: received - sent, synced clocks)"
+    return ["", head, *table(rows, "  ")]
+
+
 def _witness(status: pb.NodeStatus) -> str:
     if not status.witness_configured:
         return "not configured"
@@ -133,6 +162,7 @@ def render_status(
         if isinstance(res, pb.NodeStatus) and res.version_mismatch:
             what = "PROTOCOL MISMATCH" if res.peer_incompatible else "VERSION MISMATCH"
             out.append(f"  {what} seen by {node}: {res.version_mismatch}")
+    out += link_timings(results)
     for mod in module_names(results):
         out += ["", f"Module {mod}  ({_vip_line(mod, results)})"]
         rows = [["NODE", "STATE", "READINESS", "DATA", "FLAGS", "LAST RULE", "REASON"]]

@@ -26,6 +26,7 @@ from console.model.resync_summary import outcome
 from console.ui.main_window import MainWindow
 from node_agent.config.load import parse_config
 from node_agent.config.model import NODE_IDS
+from node_agent.dataplane.supervisor import running_data_planes
 from node_agent.demo import AgentProcess, wait_ready
 from node_agent.demo_cluster import build_demo_cluster, free_ports
 from protos import mirrorpair_pb2 as pb
@@ -217,6 +218,11 @@ def resync_in_console(
         "the console did not show the module alone",
         lc.describe,
     )
+    for n in (primary, secondary):  # each row names the data plane really serving there
+        pid = running_data_planes(lc.cluster.data_dirs.get(n, lc.cluster.root / n))[MODULE]
+        row = view.card(MODULE).rows[n]
+        wait_for(qtbot, lambda r=row, p=pid: f"data plane: pid {p} " in r.pill.toolTip(), 10,
+                 f"{n}'s data plane (pid {pid}) is not named", lc.describe)  # fmt: skip
     view.select(MODULE)
     detail, session = window.detail, view.session
     assert detail.module == MODULE

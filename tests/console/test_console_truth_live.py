@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QLabel
 
 from console.model.alerts import AlertKind, Severity
 from console.model.states import Colour
@@ -60,6 +61,13 @@ def test_a_normal_start_up_and_stop_are_not_shown_as_alarms(
     assert view is not None
     view.select("web")
     detail = window.detail
+    # web replicates nothing here: no data plane is named; the heartbeat chips carry the
+    # gaps the agents measured.
+    card = view.card("web")
+    for n in ("node1", "node2"):
+        assert "data plane" not in card.rows[n].pill.toolTip() + " ".join(card.badge_texts(n))
+        chips = lambda n=n: [c.text() for c in view.columns[n].findChildren(QLabel, "linkChip")]  # noqa: E731
+        wait_for(qtbot, lambda c=chips: any("gap p99" in t for t in c()), 10, "no link timing")
     # The agents' own start-up (both started, one elected, the other waited and
     # joined), then an operator stops the secondary.
     wait_for(qtbot, lambda: detail.transitions.rowCount() >= 6, 10, "no start-up transitions")

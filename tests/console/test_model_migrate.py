@@ -106,3 +106,15 @@ def test_move_times_out() -> None:
     ops.replied(op.op_id, True, "handing over", 0.1)
     (late,) = ops.update(m, 500.0)
     assert late.phase is Phase.FAILED and "node2 is SECOND · Ready" in late.message
+
+
+def test_a_target_whose_data_plane_is_down_is_refused_and_back_it_is_not() -> None:
+    second = module(state="SECOND")
+    second.data_plane.CopyFrom(pb.DataPlaneInfo(pid=0))
+    plan = plan_migration(pair(module(), second), "web", "node2")
+    assert (
+        not plan.ok
+        and plan.reason == "web's data plane on node2 is down: it is being started again"
+    )
+    second.data_plane.pid = 77
+    assert plan_migration(pair(module(), second), "web", "node2").ok

@@ -216,3 +216,24 @@ def test_a_peer_of_another_build_or_protocol_is_shown() -> None:
     other = PROTOCOL.major + 1
     assert f"  PROTOCOL MISMATCH seen by node1: the peer speaks protocol {other}.0" in text
     assert "its heartbeats and replication are refused" in text
+
+
+def test_link_timings_per_node_and_link_and_none_made_up() -> None:
+    measured = pb.LinkStatus(name="lan", up=True, last_heard_age_s=0.12, gap_p99_s=0.51,
+                             gap_max_s=0.62, lateness_p99_s=0.04, lateness_max_s=1.5)  # fmt: skip
+    silent = pb.LinkStatus(name="direct", up=False, last_heard_age_s=-1)
+    fresh = pb.LinkStatus(name="lan", up=True, last_heard_age_s=0.3)  # no samples yet
+    n1 = pb.NodeStatus(node_id="node1", links=[measured, silent])
+    n2 = pb.NodeStatus(node_id="node2", links=[fresh])
+    text = render.render_status({"node1": n1, "node2": n2}, ADDRS, "demo")
+    assert "Heartbeat links" in text and "synced clocks" in text
+    rows = [line.split() for line in text.splitlines() if line.startswith("  node")]
+    assert ["node1", "lan", "up", "120", "ms", "ago", "510", "ms", "620", "ms", "40", "ms",
+            "1.50", "s"] in rows  # fmt: skip
+    assert ["node1", "direct", "DOWN", "never", "-", "-", "-", "-"] in rows
+    assert ["node2", "lan", "up", "300", "ms", "ago", "-", "-", "-", "-"] in rows
+
+
+def test_no_link_known_no_link_timing_section() -> None:
+    text = render.render_status({"node1": RuntimeError("refused")}, ADDRS, "demo")
+    assert "Heartbeat links" not in text
