@@ -78,8 +78,14 @@ def test_status_text_table(shared: LocalCluster) -> None:
     assert rc == 0
     assert "Cluster demo" in out and "Module web  (no VIP)" in out
     assert "lan up, direct up" in out
-    rows = [line.split() for line in out.splitlines() if line.startswith("  node")]
+    module_table = out.split("Module web", 1)[1]
+    rows = [line.split() for line in module_table.splitlines() if line.startswith("  node")]
     assert sorted(r[1] for r in rows) == ["PRIM", "SECOND"], out
+    links = out.split("Heartbeat links", 1)[1].split("Module web", 1)[0]
+    rows = [line.split() for line in links.splitlines() if line.startswith("  node")]
+    assert sorted((r[0], r[1], r[2]) for r in rows) == [
+        (node, link, "up") for node in ("node1", "node2") for link in ("direct", "lan")
+    ], out
 
 
 def test_state_exit_codes_match_each_node(shared: LocalCluster) -> None:
