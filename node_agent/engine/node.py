@@ -17,6 +17,7 @@ from node_agent.config.model import ClusterConfig, ModuleConfig, other_node
 from node_agent.core.env import Env, PeerView
 from node_agent.core.states import State
 from node_agent.dataplane.router import ReplicationRouter
+from node_agent.engine import vm_calls
 from node_agent.engine.convert import machine_fingerprint
 from node_agent.engine.heartbeats import Heartbeats
 from node_agent.engine.logbook import LogBook
@@ -303,14 +304,10 @@ class NodeEngine:
         return self.config.source_text, self.config.version, self.config.source_path
 
     async def adopt_vm(self, request: pb.AdoptVmRequest) -> pb.AdoptVmReply:
-        from node_agent.engine.vm_calls import adopt_vm
-
-        return await adopt_vm(self, request)
+        return await vm_calls.adopt_vm(self.node_id, self.logbook, request)
 
     async def list_vms(self, uri: str = "") -> list[pb.VmInfo]:
-        from node_agent.engine.vm_calls import list_vms
-
-        return await list_vms(self, uri)
+        return await vm_calls.list_vms(self.config, self.node_id, self.modules, uri)
 
     def digest(
         self, module: str, zone_size: int = 0, algorithm: str = ""
