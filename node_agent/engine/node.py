@@ -14,25 +14,24 @@ from node_agent import VERSION
 from node_agent.alerts.dispatcher import AlertDispatcher
 from node_agent.api.engine_api import CommandOutcome
 from node_agent.config.model import ClusterConfig, ModuleConfig, other_node
-from node_agent.core.env import UNCONFIGURED, Env, PeerView
+from node_agent.core.env import Env, PeerView
 from node_agent.core.states import State
 from node_agent.dataplane.router import ReplicationRouter
-from node_agent.engine.boot_id import next_boot_id
-from node_agent.engine.convert import machine_fingerprint, view_from_pb, view_to_pb
-from node_agent.engine.logbook import LogBook, level_number
+from node_agent.engine import vm_calls
+from node_agent.engine.convert import machine_fingerprint
+from node_agent.engine.heartbeats import Heartbeats
+from node_agent.engine.logbook import LogBook
 from node_agent.engine.module_driver import ModuleDriver
-from node_agent.engine.status import link_status, module_status, peer_build_fields
+from node_agent.engine.replication_port import replication_router
+from node_agent.engine.status import node_status
 from node_agent.engine.vip_audit import audit_vips
-from node_agent.heartbeat.liveness import LEAVING_S, Liveness, Pulse
-from node_agent.heartbeat.peer_modules import ABSENT, PeerModules
-from node_agent.heartbeat.udp import HeartbeatSender, HeartbeatTransport
+from node_agent.engine.watch import watch_events
+from node_agent.heartbeat.liveness import LEAVING_S
 from node_agent.heartbeat.witness import WitnessProbe
-from protos import heartbeat_pb2 as hpb
 from protos import mirrorpair_pb2 as pb
 
 log = logging.getLogger(__name__)
 
-WATCH_KEEPALIVE_S = 2.0
 CHECK_PERIOD_S = 0.5
 VIP_AUDIT_S = 1.0  # how often the interfaces are compared with what each module wants
 SHUTDOWN_GRACE_S = 60.0
@@ -61,18 +60,15 @@ class NodeEngine:
         data_dir: Path = self.paths.data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
         self.logbook = LogBook(node_id, data_dir / "module-log.jsonl")
-        self.liveness = Liveness(
-            [n.name for n in config.heartbeat], config.timeout_s, node_id, config.name,
-            boot_id=next_boot_id(data_dir / "boot_id"),
-        )  # fmt: skip
-        self.transport = HeartbeatTransport(
-            node_id, config.name, config.secret, config.heartbeat, self.liveness,
-            self._on_heartbeat, on_peer_boot=lambda: self.sender.urgent(),
-        )  # fmt: skip
-        self.sender = HeartbeatSender(self.transport, Pulse(config.pulse_s), self._build_heartbeat)
-        self._peer_left = 0  # the peer boot whose agent said it leaves its modules running
-        self.peers = PeerModules(config.timeout_s, config.pulse_s)  # the peer's modules
         self.witness = WitnessProbe(config.witness, grace_s=config.timeout_s)
+        self.heartbeats = Heartbeats(
+            lambda: self.config, node_id, data_dir, self.logbook, self.witness,
+            lambda: self.modules, self.wake,
+        )  # fmt: skip
+        # The heartbeats' parts, by the names the rest of the agent knows them by.
+        hb = self.heartbeats
+        self.liveness, self.transport, self.sender = hb.liveness, hb.transport, hb.sender
+        self.peers = hb.peers  # the peer's modules
         self.alerts = AlertDispatcher(lambda: self.config, node_id, self.peer_id, self.logbook)
         self.modules: dict[str, ModuleDriver] = {
             m.name: self.make_driver(m) for m in config.modules
@@ -104,13 +100,7 @@ class NodeEngine:
 
     # ----- environment -------------------------------------------------------------
     def peer_view(self, module: str) -> PeerView | None:
-        now = time.monotonic()
-        if self.liveness.latest(now) is None:
-            return None
-        msg = self.peers.view(module, self.liveness.views_at(now))  # a leaving agent's stand
-        if msg is ABSENT:
-            return UNCONFIGURED
-        return None if msg is None else view_from_pb(msg)
+        return self.heartbeats.peer_view(module)
 
     def env(self, module: str) -> Env:
         return Env(
@@ -120,34 +110,6 @@ class NodeEngine:
             witness_ok=self.witness.reachable,
             witness_answering=self.witness.answering,
         )
-
-    def _build_heartbeat(self) -> hpb.Heartbeat:
-        now, boot, legacy = time.monotonic(), self.liveness.peer_boot_id, self.liveness.legacy_peer
-        modules = []
-        for name, d in self.modules.items():
-            msg = view_to_pb(name, d.machine.view(), self.config.version)
-            self.peers.outgoing(msg, boot, legacy, now)  # whole history only if needed
-            modules.append(msg)
-        return hpb.Heartbeat(
-            modules=modules,
-            witness_reachable=self.witness.reachable,
-            config_version=self.config.version,
-        )
-
-    def _on_heartbeat(self, _link: str, hb: hpb.Heartbeat) -> None:
-        if hb.leaving_ms and hb.boot_id != self._peer_left:  # once, not once per link
-            self._peer_left = hb.boot_id
-            wait = f"{hb.leaving_ms / 1000:g} s"
-            self.logbook.add("INFO", f"the agent of {self.peer_id} exits leaving its modules "
-                             f"running: {self.peer_id} counts as alive for up to {wait}, "
-                             "until its next agent is heard")  # fmt: skip
-        # Only wake the decision loop when the peer's facts changed, not every pulse.
-        if self.peers.receive(hb, time.monotonic(), self._own_history):
-            self.wake()
-
-    def _own_history(self, module: str) -> tuple[str, ...] | None:
-        d = self.modules.get(module)
-        return d.machine.facts.generations if d is not None else None
 
     def wake(self) -> None:
         self._wake.set()
@@ -194,21 +156,13 @@ class NodeEngine:
                 d.after_step()
 
     async def _start_receiver(self) -> None:
-        """The node's replication port (started with the first replicated module, at
-        open() or when a reconfigure adds one): each connection is handed to its module's
-        data plane, which runs the secondary's side of the stream."""
-        replicated = [d for d in self.modules.values() if d.repl is not None]
-        if not replicated or self.receiver is not None:
+        """The node's replication port (replication_port.py): started with the first
+        replicated module, at open() or when a reconfigure adds one."""
+        if self.receiver is not None:
             return
-
-        # Looked up at each connection: modules come and go with the configuration.
-        def lookup(module: str):  # type: ignore[no-untyped-def]
-            d = self.modules.get(module)
-            return d.repl.dp if d is not None and d.repl is not None else None
-
-        host, port = self.config.nodes[self.node_id].replication_address
-        self.receiver = ReplicationRouter(host, port, lookup)
-        await self.receiver.start()
+        self.receiver = replication_router(self.config, self.node_id, lambda: self.modules)
+        if self.receiver is not None:
+            await self.receiver.start()
 
     def _on_witness(self, reachable: bool) -> None:
         self.logbook.add(
@@ -328,59 +282,11 @@ class NodeEngine:
 
     # ----- EngineApi -------------------------------------------------------------------
     def status(self) -> pb.NodeStatus:
-        now = time.monotonic()
-        peer = self.liveness.latest(now)
-        nets = {n.name: n for n in self.config.heartbeat}
-        links = [
-            link_status(st, nets[st.name], self.node_id, self.transport.link_timing(st.name))
-            for st in self.liveness.link_states(now)
-        ]
-        return pb.NodeStatus(
-            cluster_name=self.config.name,
-            node_id=self.node_id,
-            peer_id=self.peer_id,
-            api_address=self.config.nodes[self.node_id].api,
-            peer_api_address=self.config.nodes[self.peer_id].api,
-            peer_alive=self.liveness.peer_alive(now),
-            witness_configured=self.witness.configured,
-            witness_reachable=self.witness.reachable,
-            links=links,
-            modules=[module_status(d, self.peer_view(name)) for name, d in self.modules.items()],
-            version=VERSION,
-            time=time.time(),
-            heartbeats_rejected=self.liveness.rejected_total,
-            config_version=self.config.version,
-            peer_config_version=peer.config_version if peer is not None else 0,
-            configured=True,
-            **peer_build_fields(self.liveness.peer_build),
-        )
+        return node_status(self.config, self.node_id, self.heartbeats, self.witness, self.modules)
 
-    async def watch(self, log_level: str = "") -> AsyncIterator[pb.StatusEvent]:
-        floor = level_number(log_level, default=100) if log_level else 100
-        seq = 0
-        log_seq = self.logbook.seq
-        last = None
-        while not self._stopping:
-            status = self.status()
-            logs = self.logbook.since(log_seq, floor) if floor <= 40 else []
-            log_seq = self.logbook.seq
-            # Ignore the clock and link ages and timings when deciding whether anything
-            # changed: they move with every pulse.
-            probe = pb.NodeStatus()
-            probe.CopyFrom(status)
-            probe.time = 0
-            for link in probe.links:
-                link.last_heard_age_s = link.gap_max_s = link.gap_p99_s = 0
-                link.lateness_max_s = link.lateness_p99_s = 0
-            fingerprint = probe.SerializeToString(deterministic=True)
-            if fingerprint != last or logs or seq == 0:
-                last = fingerprint
-                seq += 1
-                yield pb.StatusEvent(seq=seq, status=status, logs=logs)
-            async with self._changed:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(WATCH_KEEPALIVE_S):
-                        await self._changed.wait()
+    def watch(self, log_level: str = "") -> AsyncIterator[pb.StatusEvent]:
+        return watch_events(self.status, self.logbook, self._changed, lambda: self._stopping,
+                            log_level)  # fmt: skip
 
     async def command(
         self, module: str, command: pb.Command, who: str, fullsync: bool = False
@@ -403,14 +309,10 @@ class NodeEngine:
         return self.config.source_text, self.config.version, self.config.source_path
 
     async def adopt_vm(self, request: pb.AdoptVmRequest) -> pb.AdoptVmReply:
-        from node_agent.engine.vm_calls import adopt_vm
-
-        return await adopt_vm(self, request)
+        return await vm_calls.adopt_vm(self.node_id, self.logbook, request)
 
     async def list_vms(self, uri: str = "") -> list[pb.VmInfo]:
-        from node_agent.engine.vm_calls import list_vms
-
-        return await list_vms(self, uri)
+        return await vm_calls.list_vms(self.config, self.node_id, self.modules, uri)
 
     def digest(
         self, module: str, zone_size: int = 0, algorithm: str = ""

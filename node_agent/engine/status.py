@@ -1,11 +1,14 @@
-"""Build the API's status messages (ModuleStatus from a module driver, links, builds)."""
+"""Build the API's status messages (NodeStatus from a node engine's parts, ModuleStatus
+from a module driver, links, builds)."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from node_agent import VERSION
-from node_agent.config.model import HeartbeatNetwork, other_node
+from node_agent.config.model import ClusterConfig, HeartbeatNetwork, other_node
 from node_agent.core.env import PeerView
 from node_agent.heartbeat.liveness import LinkState
 from node_agent.heartbeat.timing import LinkTiming
@@ -13,7 +16,45 @@ from node_agent.protocol import PROTOCOL, PeerBuild, Verdict, judge
 from protos import mirrorpair_pb2 as pb
 
 if TYPE_CHECKING:
+    from node_agent.engine.heartbeats import Heartbeats
     from node_agent.engine.module_driver import ModuleDriver
+    from node_agent.heartbeat.witness import WitnessProbe
+
+
+def node_status(
+    config: ClusterConfig,
+    node_id: str,
+    hb: Heartbeats,
+    witness: WitnessProbe,
+    modules: Mapping[str, ModuleDriver],
+) -> pb.NodeStatus:
+    now = time.monotonic()
+    peer = hb.liveness.latest(now)
+    peer_id = other_node(node_id)
+    nets = {n.name: n for n in config.heartbeat}
+    links = [
+        link_status(st, nets[st.name], node_id, hb.transport.link_timing(st.name))
+        for st in hb.liveness.link_states(now)
+    ]
+    return pb.NodeStatus(
+        cluster_name=config.name,
+        node_id=node_id,
+        peer_id=peer_id,
+        api_address=config.nodes[node_id].api,
+        peer_api_address=config.nodes[peer_id].api,
+        peer_alive=hb.liveness.peer_alive(now),
+        witness_configured=witness.configured,
+        witness_reachable=witness.reachable,
+        links=links,
+        modules=[module_status(d, hb.peer_view(name)) for name, d in modules.items()],
+        version=VERSION,
+        time=time.time(),
+        heartbeats_rejected=hb.liveness.rejected_total,
+        config_version=config.version,
+        peer_config_version=peer.config_version if peer is not None else 0,
+        configured=True,
+        **peer_build_fields(hb.liveness.peer_build),
+    )
 
 
 def link_status(

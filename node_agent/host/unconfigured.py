@@ -17,7 +17,8 @@ from typing import Any
 
 from node_agent.api.engine_api import CommandOutcome, EngineApi, UnknownModule
 from node_agent.config.model import DEFAULT_LIBVIRT_URI
-from node_agent.engine.node import VERSION, WATCH_KEEPALIVE_S
+from node_agent.engine.node import VERSION
+from node_agent.engine.watch import WATCH_KEEPALIVE_S
 from node_agent.protocol import PROTOCOL
 from protos import mirrorpair_pb2 as pb
 
