@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from node_agent.core.states import Readiness, State
+from node_agent.core.transition_counts import is_failover
 
 FLAP_WINDOW_S = 3600.0
 MAX_BACKOFF_DOUBLINGS = 5
@@ -113,7 +114,7 @@ class AlertPolicy:
             tr.episode.clear()
             tr.unprotected_since = tr.redundant_since = None
             return out
-        if t.old_state is State.SECOND and t.new_state is State.ALONE:
+        if is_failover(t.old_state, t.new_state):
             text = (f"module {t.module}: {self.node} took over ({t.reason}); it runs without "
                     "a secondary")  # fmt: skip
             out += self._send(tr, AlertKind.FAILOVER, t.module, t.time, text)

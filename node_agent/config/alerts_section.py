@@ -7,6 +7,7 @@ file may differ per node and the console can check the configuration without it.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Any
 
@@ -45,6 +46,13 @@ def _hook(data: Any) -> HookConfig:
     return HookConfig(tuple(command), _timeout(t, HookConfig.timeout_s))
 
 
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def _email(data: Any) -> EmailConfig:
     keys = ["host", "port", "security", "user", "password_file", "from", "to", "timeout_s"]
     t = Table(data, "alerts.email", keys)
@@ -61,12 +69,18 @@ def _email(data: Any) -> EmailConfig:
                           "file)")  # fmt: skip
     if password_file and not user:
         raise ConfigError(t.key("user"), "is required with password_file")
+    host = host_value(t.get("host"), t.key("host"))
+    security = t.choice("security", _SECURITY, "starttls")
+    if user and security == "none" and not _loopback(host):
+        raise ConfigError(t.key("security"), f'"none" with user = "{user}" would send the '
+                          f"SMTP password in clear to {host}: use starttls or ssl (none is "
+                          "allowed with a user only for a relay on this server)")  # fmt: skip
     return EmailConfig(
-        host=host_value(t.get("host"), t.key("host")),
+        host=host,
         sender=_address(t.get("from"), t.key("from")),
         to=to,
         port=t.integer("port", 0, lo=1, hi=65535) if "port" in t.data else 0,
-        security=t.choice("security", _SECURITY, "starttls"),
+        security=security,
         user=user,
         password_file=password_file,
         timeout_s=_timeout(t, EmailConfig.timeout_s),

@@ -2,12 +2,13 @@
 from a lost peer: counted from the automaton's transition records (pure; the metrics
 endpoint shows them, docs/metrics.md).
 
-A *failover* here is this node becoming primary (ALONE or PRIM) from a state that did
-not serve (SECOND, WAIT) because the peer was lost: the rules ``peer-lost`` (a secondary
-takes over when every heartbeat link fell silent) and ``witness-back`` (a node that had
-lost the peer and the witness takes over once the witness answers again). A primary
-that merely loses its secondary (PRIM -> ALONE) is a transition, not a failover: the
-module did not move.
+A *failover* is this node taking over a module its peer served: SECOND -> ALONE,
+whatever the rule (``peer-lost``: the peer fell silent on every link; ``peer-not-primary``:
+the peer is up but no longer serves it, e.g. its application failed there; ``prim``: an
+administrator forced it). The alerts use the same test (node_agent/alerts/policy.py). Not
+failovers: a primary losing its secondary (PRIM -> ALONE, the module did not move), a
+planned swap (SECOND -> PRIM), and a node that stepped down only for the witness serving
+again (WAIT -> ALONE by ``witness-back``: it was ALONE before).
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from dataclasses import dataclass, field
 from node_agent.core.states import State
 from node_agent.core.transitions import LogRecord
 
-FAILOVER_CAUSES = frozenset({"peer-lost", "witness-back"})
+# The causes whose series exist at 0 from the start (an alert rule's increase() needs them).
+FAILOVER_CAUSES = frozenset({"peer-lost", "peer-not-primary", "prim"})
 
 
-def is_failover(old: State, new: State, cause: str) -> bool:
-    return new.is_primary and not old.is_primary and cause in FAILOVER_CAUSES
+def is_failover(old: State | None, new: State | None) -> bool:
+    return old is State.SECOND and new is State.ALONE
 
 
 @dataclass
@@ -39,7 +41,7 @@ class TransitionCounts:
         if old is None or new is None or old is new:
             return
         self.transitions[(new.name, rec.cause)] += 1
-        if is_failover(old, new, rec.cause):
+        if is_failover(old, new):
             self.failovers[rec.cause] += 1
 
     def copy(self) -> TransitionCounts:

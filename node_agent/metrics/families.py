@@ -91,7 +91,8 @@ def _node(snap: Snapshot, node: str) -> Iterator[Metric]:
                "heard)", ["node"])  # fmt: skip
     g.add_metric([node], st.peer_config_version)
     yield g
-    g = _gauge("peer_alive", "1 while the peer is heard on at least one heartbeat link",
+    g = _gauge("peer_alive", "1 while the peer is heard on at least one heartbeat link, or "
+                   "within the grace its agent announced when it left for a restart",
                ["node", "peer"])  # fmt: skip
     g.add_metric([node, st.peer_id], 1 if st.peer_alive else 0)
     yield g
@@ -167,8 +168,8 @@ class _ModuleFamilies:
         self.transitions = c("module_transitions", "Transitions of the module on this "
                              "node into a state, by the rule or command that caused them",
                              [*M, "state", "cause"])  # fmt: skip
-        self.failovers = c("failovers", "Times this node took the module over from a lost "
-                           "peer (became primary by rule peer-lost or witness-back)",
+        self.failovers = c("failovers", "Times this node took over the module its peer "
+                           "served (SECOND -> ALONE), by the rule or command that caused it",
                            [*M, "cause"])  # fmt: skip
         self.resync_active = g("resync_active", "1 while a resync of the module runs", M)
         self.resync_done = g("resync_bytes_done", "Bytes the running resync has sent", M)

@@ -473,6 +473,12 @@ def test_alerts_section_parses_and_defaults() -> None:
     assert e.sender == "mp@example.com" and e.to == ("ops@example.com", "oncall@example.com")
 
 
+def test_a_password_may_go_in_clear_only_to_a_relay_on_this_server() -> None:
+    text = (BASE + ALERTS).replace('security = "ssl"', 'security = "none"')
+    local = parse_config(text.replace('"smtp.example.com"', '"127.0.0.1"')).alerts.email
+    assert local is not None and local.security == "none" and local.user == "mp"
+
+
 def test_the_example_alerts_block_is_valid_once_uncommented() -> None:
     a = parse_config(BASE + _example_alerts()).alerts
     assert a.hook is not None and a.email is not None
@@ -509,6 +515,8 @@ ALERTS_INVALID = [
     ("user-without-password", 'password_file = "/etc/mirrorpair/smtp-password"', "",
      "alerts.email.password_file", ['required with user = "mp"']),
     ("password-without-user", 'user = "mp"', "", "alerts.email.user", ["required"]),
+    ("password-in-clear", 'security = "ssl"', 'security = "none"', "alerts.email.security",
+     ["password in clear to smtp.example.com", "starttls or ssl"]),
 ]  # fmt: skip
 
 

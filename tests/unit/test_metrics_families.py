@@ -131,14 +131,14 @@ def test_transitions_and_failovers() -> None:
     assert at(out, "mirrorpair_module_transitions_total", **M, state="SECOND",
               cause="peer-primary") == 1  # fmt: skip
     assert at(out, "mirrorpair_failovers_total", **M, cause="peer-lost") == 2
-    assert at(out, "mirrorpair_failovers_total", **M, cause="witness-back") == 0
+    assert at(out, "mirrorpair_failovers_total", **M, cause="peer-not-primary") == 0
 
 
 def test_failover_series_exist_before_the_first_failover() -> None:
     # increase() in an alert rule needs the series at 0 before it moves to 1.
     out = render(families(snapshot(module())))
     assert named(out, "mirrorpair_failovers_total") == {
-        frozenset({**M, "cause": c}.items()): 0 for c in ("peer-lost", "witness-back")
+        frozenset({**M, "cause": c}.items()): 0 for c in ("peer-lost", "peer-not-primary", "prim")
     }
 
 

@@ -6,11 +6,21 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from node_agent.alerts.policy import AlertKind, AlertPolicy, Transition
 from node_agent.core.states import Readiness, State
 from node_agent.core.transition_counts import FAILOVER_CAUSES, TransitionCounts, is_failover
 from node_agent.core.transitions import LogRecord
 
-CAUSES = ["peer-lost", "witness-back", "elected", "prim", "swap", "replication-failed", "start"]
+CAUSES = [
+    "peer-lost",
+    "peer-not-primary",
+    "witness-back",
+    "elected",
+    "prim",
+    "swap",
+    "replication-failed",
+    "start",
+]
 
 
 def rec(old: State | None, new: State | None, cause: str) -> LogRecord:
@@ -20,12 +30,18 @@ def rec(old: State | None, new: State | None, cause: str) -> LogRecord:
 
 
 @given(st.sampled_from(list(State)), st.sampled_from(list(State)), st.sampled_from(CAUSES))
-def test_failover_is_becoming_primary_from_not_serving_because_of_the_peer(
+def test_a_failover_is_a_secondary_taking_over_and_the_alert_says_the_same(
     old: State, new: State, cause: str
 ) -> None:
-    expected = new in (State.ALONE, State.PRIM) and old not in (State.ALONE, State.PRIM) and (
-        cause in ("peer-lost", "witness-back"))  # fmt: skip
-    assert is_failover(old, new, cause) == expected
+    expected = old is State.SECOND and new is State.ALONE
+    assert is_failover(old, new) == expected
+    counts = TransitionCounts()
+    counts.record(rec(old, new, cause))
+    assert sum(counts.failovers.values()) == expected
+    policy = AlertPolicy("node2", "node1")
+    t = Transition(0.0, "web", old, new, Readiness.READY, cause, "why")
+    sent = [a.kind for a in policy.observe(t)]
+    assert (AlertKind.FAILOVER in sent) == expected
 
 
 def test_counts_state_changes_only() -> None:
@@ -35,11 +51,12 @@ def test_counts_state_changes_only() -> None:
     assert not c.transitions and not c.failovers
     c.record(rec(State.SECOND, State.ALONE, "peer-lost"))
     c.record(rec(State.PRIM, State.ALONE, "peer-lost"))  # lost its secondary: no failover
-    c.record(rec(State.WAIT, State.ALONE, "witness-back"))
+    c.record(rec(State.WAIT, State.ALONE, "witness-back"))  # serving again: no failover
     c.record(rec(State.WAIT, State.ALONE, "elected"))
+    c.record(rec(State.SECOND, State.ALONE, "peer-not-primary"))
     assert c.transitions == {("ALONE", "peer-lost"): 2, ("ALONE", "witness-back"): 1,
-                             ("ALONE", "elected"): 1}  # fmt: skip
-    assert c.failovers == {"peer-lost": 1, "witness-back": 1}
+                             ("ALONE", "elected"): 1, ("ALONE", "peer-not-primary"): 1}  # fmt: skip
+    assert c.failovers == {"peer-lost": 1, "peer-not-primary": 1}
     assert set(c.failovers) <= FAILOVER_CAUSES
 
 
