@@ -63,7 +63,8 @@ def test_metrics_and_health_follow_a_real_failover(cluster: NetnsCluster) -> Non
     for node, serving in (("node1", "SERVING"), ("node2", "NOT_SERVING")):
         c.wait_for(lambda n=node, s=serving: health(c, n, MODULE_HEALTH) == s,
                    f"{MODULE_HEALTH} {serving} on {node}", 5)  # fmt: skip
-        assert health(c, node, "") == "SERVING"
+        # Published every 0.25 s from the engine's state: not the instant the pair forms.
+        c.wait_for(lambda n=node: health(c, n, "") == "SERVING", f"{node} SERVING overall", 5)
     assert health(c, "node2", "mirrorpair.module.nosuch") == "NOT_FOUND"
 
     m1 = {"node": "node1", "module": MODULE}
