@@ -11,13 +11,16 @@
 # /opt/mirrorpair/VERSION (what is installed), README.md and docs/; configuration in
 # /etc/mirrorpair (0750: cluster.example.toml, node.env; cluster.toml is written by the
 # console's setup wizard, never by this script); data in /var/lib/mirrorpair (0700); the
-# systemd unit mirrorpair-agent.service, enabled and started. At the end it lists the
-# firewall ports and, on a server not set up yet, the pairing code to enter in the console.
+# commands mirrorpair and mirrorpair-agent linked into /usr/local/bin (a file of another
+# origin there is left alone); /etc/needrestart/conf.d/mirrorpair.conf (needrestart must
+# never restart the agent: a restart is a clean stop of every module); the systemd unit
+# mirrorpair-agent.service, enabled and started. At the end it lists the firewall ports
+# and, on a server not set up yet, the pairing code to enter in the console.
 #
 # A second run upgrades in place: the package is reinstalled into the same venv (with the
 # vm extra if it was installed before), and /etc/mirrorpair and /var/lib/mirrorpair are
-# left as they are. A running agent keeps the version it started with until it is
-# restarted (docs/upgrade.md).
+# left as they are. A running agent and its data planes then have the new code under them
+# (they import lazily): hand over to the new agent right away (docs/upgrade.md).
 #
 # Options:
 #   --with-vm        VM modules: libvirt client packages and the `vm` extra (libvirt-python)
@@ -29,7 +32,9 @@
 #   --root DIR       install into DIR (a scratch root for tests or packaging; also $DESTDIR):
 #                    every path under DIR, no Debian packages, no systemctl, root not needed.
 #                    The venv is made at its path under DIR and works from there only.
-#   --uninstall      stop and disable the service, remove the unit and /opt/mirrorpair;
+#   --uninstall      stop and disable the service (a clean stop: the other server takes
+#                    over every module this server was primary of), remove the unit,
+#                    /opt/mirrorpair, our /usr/local/bin links and the needrestart file;
 #                    /etc/mirrorpair and /var/lib/mirrorpair are kept
 #   --purge          with --uninstall: remove /etc/mirrorpair and /var/lib/mirrorpair too
 #                    (refused while anything is mounted under them)
@@ -104,7 +109,11 @@ set_paths() {
     ETC="$ROOT/etc/mirrorpair"
     STATE="$ROOT/var/lib/mirrorpair"
     UNIT="$ROOT/etc/systemd/system/$UNIT_NAME"
+    BINDIR="$ROOT/usr/local/bin"
+    NEEDRESTART="$ROOT/etc/needrestart/conf.d/mirrorpair.conf"
 }
+
+COMMANDS=(mirrorpair mirrorpair-agent)
 
 # systemctl only on the real root of a machine booted with systemd (not in a chroot,
 # a container without it, or a scratch root).
@@ -290,6 +299,58 @@ setup_unit() {
     return 0
 }
 
+# The operator's commands on the PATH. A file of another origin (or a link elsewhere) is
+# not ours to replace: it is kept, and the operator told.
+LINK_NOTE=""
+link_commands() {
+    local name link target
+    mkdir -p "$BINDIR"
+    for name in "${COMMANDS[@]}"; do
+        link="$BINDIR/$name" target="$VENV/bin/$name"
+        if [[ -L "$link" && "$(readlink -- "$link")" == "$target" ]]; then
+            continue
+        elif [[ -e "$link" || -L "$link" ]]; then
+            log "warning: $link exists and is not our link: left as it is"
+            LINK_NOTE+="$link is not MirrorPair's (left as it is): run $target instead"$'\n'
+        else
+            ln -s -- "$target" "$link"
+        fi
+    done
+}
+
+unlink_commands() {
+    local name link
+    for name in "${COMMANDS[@]}"; do
+        link="$BINDIR/$name"
+        if [[ -L "$link" && "$(readlink -- "$link")" == "$VENV/bin/$name" ]]; then
+            rm -f -- "$link"
+        fi
+    done
+}
+
+# needrestart (run by apt, automatic on Ubuntu 24.04) restarts services whose libraries
+# changed with `systemctl restart`: for the agent a clean stop of every module.
+setup_needrestart() {
+    local tmp
+    mkdir -p "${NEEDRESTART%/*}"
+    tmp="$(mktemp)"
+    cat >"$tmp" <<'EOF'
+# Installed by MirrorPair's install-agent.sh (removed by --uninstall).
+# needrestart must never restart mirrorpair-agent: `systemctl restart` is a clean stop,
+# which stops every module on this server (the other server takes over those it was
+# primary of). A new agent is handed over to instead (docs/upgrade.md).
+$nrconf{override_rc}{qr(^mirrorpair-agent)} = 0;
+EOF
+    install_file 0644 "$tmp" "$NEEDRESTART" || true
+    rm -f -- "$tmp"
+}
+
+unset_needrestart() {
+    rm -f -- "$NEEDRESTART"
+    # The folders too if this left them empty (needrestart not installed).
+    rmdir -- "${NEEDRESTART%/*}" "${NEEDRESTART%/*/*}" 2>/dev/null || true
+}
+
 # --- the service -------------------------------------------------------------------------------------
 
 SERVICE_NOTE=""
@@ -306,7 +367,8 @@ start_service() {
         # Not restarted here: the operator picks the moment, one server at a time
         # (docs/upgrade.md); a plain restart would stop this server's modules first.
         if ((upgrade || UNIT_CHANGED)); then
-            SERVICE_NOTE="the running agent still runs the version it started with; hand over to the new one, leaving the modules running (docs/upgrade.md): systemctl kill --kill-whom=main --signal=SIGUSR2 $UNIT_NAME; systemctl start $UNIT_NAME"
+            SERVICE_NOTE="hand over to the new agent NOW, leaving the modules running (docs/upgrade.md): systemctl kill --kill-whom=main --signal=SIGUSR2 $UNIT_NAME; systemctl start $UNIT_NAME
+(the running agent and its data planes load code lazily from $VENV, which now holds the new version: a module started or reconfigured, or a data plane started again, would run new code under the old agent)"
         else
             SERVICE_NOTE="the agent is running (systemctl status $UNIT_NAME)"
         fi
@@ -333,6 +395,9 @@ mounts_under() {
 }
 
 uninstall() {
+    if have_systemd && systemctl is-active --quiet "$UNIT_NAME"; then
+        log "stopping $UNIT_NAME: its modules stop here, the other server takes over those this server was primary of"
+    fi
     if have_systemd; then
         systemctl disable --now --quiet "$UNIT_NAME" 2>/dev/null || true
     fi
@@ -341,8 +406,10 @@ uninstall() {
     [[ -z "$mounted" ]] || die "not purging, nothing removed: mounted under $ETC or $STATE (a data plane still running?): $mounted"
     rm -f -- "$UNIT"
     if have_systemd; then systemctl daemon-reload; fi
+    unlink_commands
+    unset_needrestart
     rm -rf -- "$OPT"
-    log "removed $UNIT and $OPT"
+    log "removed $UNIT, $OPT, $NEEDRESTART and our links in $BINDIR"
     if ((PURGE == 0)); then
         log "kept $ETC and $STATE (--purge removes them)"
         return 0
@@ -375,6 +442,8 @@ main() {
     install_docs
     setup_config
     setup_unit
+    setup_needrestart
+    link_commands
     # Pairing is opened (or the open code kept) before the service starts: the agent then
     # serves the very code and certificate printed.
     local summary
@@ -392,6 +461,7 @@ main() {
     fi
     echo "configuration: $ETC   data: $STATE   unit: $UNIT"
     echo "$SERVICE_NOTE"
+    printf '%s' "$LINK_NOTE"
     echo "$summary"
 }
 

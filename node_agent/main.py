@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from node_agent.config.load import DEFAULT_STATE_DIR, ConfigError
+from node_agent.config.model import DEFAULT_API_PORT
 from node_agent.logging_setup import setup_agent_logging
 from node_agent.malloc_tuning import keep_large_buffers
 from protos.security.ca import TlsError
@@ -41,7 +42,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the agent's own files: certificates from pairing, data (default %(default)s)",
     )  # fmt: skip
     p.add_argument(
-        "--listen", default=os.environ.get("MIRRORPAIR_LISTEN", "0.0.0.0:7700"),
+        "--listen", default=os.environ.get("MIRRORPAIR_LISTEN", f"0.0.0.0:{DEFAULT_API_PORT}"),
         help="where an agent without configuration listens (default %(default)s)",
     )  # fmt: skip
     p.add_argument("--no-mdns", action="store_true", help="do not advertise over mDNS")

@@ -112,7 +112,7 @@ def _heartbeats(root: Table) -> tuple[model.HeartbeatNetwork, ...]:
         addrs = {node: ip_value(t.get(node), t.key(node)) for node in NODE_IDS}
         if len({ipaddress.ip_address(a) for a in addrs.values()}) == 1:
             raise bad(t.key(NODE_IDS[1]), f"an address other than {NODE_IDS[0]}'s", addrs["node2"])
-        port = t.integer("port", 7701, lo=1, hi=65535)
+        port = t.integer("port", model.DEFAULT_HEARTBEAT_PORT, lo=1, hi=65535)
         for node, addr in addrs.items():  # one socket in two networks: one link counted twice
             other = bound.setdefault((node, addr, port), name)
             if other != name:

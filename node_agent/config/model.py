@@ -14,6 +14,12 @@ from pathlib import Path
 
 NODE_IDS = ("node1", "node2")
 
+# The ports an agent uses by default: the one place they are defined (the installer's
+# summary, the agent's --listen and the replication wire read them from here).
+DEFAULT_API_PORT = 7700  # gRPC API; mirrorpair-agent --listen without configuration
+DEFAULT_HEARTBEAT_PORT = 7701  # UDP heartbeats, [[heartbeat]] port
+DEFAULT_REPLICATION_PORT = 7702  # replication streams, [nodes.X] replication
+
 
 def other_node(node_id: str) -> str:
     return NODE_IDS[1] if node_id == NODE_IDS[0] else NODE_IDS[0]
@@ -121,7 +127,7 @@ class ModuleConfig:
 class HeartbeatNetwork:
     name: str
     addresses: dict[str, str]  # node id -> local IP address on this network
-    port: int = 7701
+    port: int = DEFAULT_HEARTBEAT_PORT
 
 
 @dataclass(frozen=True)
@@ -149,8 +155,6 @@ class TlsConfig:
     cert: str  # may contain {node}
     key: str  # may contain {node}
 
-
-DEFAULT_REPLICATION_PORT = 7702
 
 ALERT_EVENTS = ("failover", "degraded", "split-brain", "restored")
 

@@ -19,11 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from node_agent.config.load import DEFAULT_STATE_DIR, ConfigError, load_config
-from node_agent.config.model import DEFAULT_REPLICATION_PORT, ClusterConfig
+from node_agent.config.model import (
+    DEFAULT_API_PORT,
+    DEFAULT_HEARTBEAT_PORT,
+    DEFAULT_REPLICATION_PORT,
+    ClusterConfig,
+)
 from node_agent.host.state import StateDir, fingerprint
 
-DEFAULT_API_PORT = 7700  # mirrorpair-agent --listen's default (an agent without configuration)
-DEFAULT_HEARTBEAT_PORT = 7701
 MDNS_PORT = 5353
 
 

@@ -1,8 +1,10 @@
 """installer/install-agent.sh into a scratch root (issue 14, point 1): the unit, the layout
 and its modes, an agent that runs from its own venv and serves the pairing code the
 installer printed (the console pairs with it); a second run reinstalls the package and
-changes nothing else but the version; --uninstall keeps configuration and data, --purge
-removes them (not while something is mounted there).
+changes nothing else but the version; the commands are linked into /usr/local/bin (a
+foreign file there kept) and needrestart is told never to restart the agent; --uninstall
+keeps configuration and data, removes our links and the needrestart file, --purge removes
+them (not while something is mounted there).
 
 One install is shared by the module's tests (creating the venv and installing the
 package takes 10-40 s here); they run in file order, the uninstall last.
@@ -33,6 +35,8 @@ REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "installer" / "install-agent.sh"
 UNIT = "etc/systemd/system/mirrorpair-agent.service"
 VENV = "opt/mirrorpair/venv"
+BIN = "usr/local/bin"
+NEEDRESTART = "etc/needrestart/conf.d/mirrorpair.conf"
 
 
 @dataclass
@@ -115,6 +119,15 @@ def test_the_unit_and_the_layout(installed: Install) -> None:
     assert Path(where).is_relative_to(root / VENV / "lib"), where
     for port in ("7700/tcp", "7701/udp", "7702/tcp", "5353/udp"):
         assert port in installed.output
+    # The operator's commands on the PATH, linked to the venv's.
+    for name in ("mirrorpair", "mirrorpair-agent"):
+        link = root / BIN / name
+        assert link.is_symlink() and os.readlink(link) == str(root / VENV / "bin" / name)
+        assert link.resolve().is_file()
+    # needrestart (apt, Ubuntu 24.04) must never `systemctl restart` the agent.
+    needrestart = (root / NEEDRESTART).read_text()
+    assert "$nrconf{override_rc}{qr(^mirrorpair-agent)} = 0;\n" in needrestart
+    assert (root / NEEDRESTART).stat().st_mode & 0o777 == 0o644
 
 
 def test_the_installed_agent_serves_the_code_printed_and_pairs_with_it(
@@ -170,6 +183,9 @@ def test_a_second_run_reinstalls_the_package_and_keeps_configuration_and_data(
     (data / "node1/facts.json").write_bytes(os.urandom(4096))
     installed_file = next((root / VENV / "lib").glob("python3*/site-packages/node_agent/main.py"))
     installed_file.unlink()  # a damaged install: the second run must put the package back
+    foreign = root / BIN / "mirrorpair"  # another program of that name: not ours to replace
+    foreign.unlink()
+    foreign.write_text("#!/bin/sh\necho foreign\n")
     before = snapshot(root)
     version_before = (root / "opt/mirrorpair/VERSION").read_text().splitlines()[0]
 
@@ -180,8 +196,10 @@ def test_a_second_run_reinstalls_the_package_and_keeps_configuration_and_data(
     assert snapshot(root) == before  # the unit, configuration and data: byte for byte
     assert (root / "opt/mirrorpair/VERSION").read_text().splitlines()[0] == version_before
     assert installed_file.is_file()
-    agent_help = subprocess.run(
-        [root / VENV / "bin/mirrorpair-agent", "--help"],
+    assert foreign.read_text() == "#!/bin/sh\necho foreign\n"
+    assert f"{foreign} is not MirrorPair's" in done.stdout
+    agent_help = subprocess.run(  # through the link on the PATH
+        [root / BIN / "mirrorpair-agent", "--help"],
         capture_output=True, text=True, cwd=root, env=clean_env(),
     )  # fmt: skip
     assert agent_help.returncode == 0 and "--open-pairing" in agent_help.stdout
@@ -200,12 +218,16 @@ def test_a_second_run_reinstalls_the_package_and_keeps_configuration_and_data(
 
 def test_uninstall_keeps_configuration_and_data_purge_removes_them(installed: Install) -> None:
     root = installed.root
-    kept = snapshot(root)
-    kept = {p: v for p, v in kept.items() if not p.startswith("etc/systemd")}
+    ours = ("etc/systemd", "etc/needrestart")
+    kept = {p: v for p, v in snapshot(root).items() if not p.startswith(ours)}
+    assert (root / NEEDRESTART).is_file() and (root / BIN / "mirrorpair-agent").is_symlink()
     done = run_script(root, "--uninstall")
     assert done.returncode == 0, done.stderr
     assert not (root / UNIT).exists() and not (root / "opt/mirrorpair").exists()
-    after = {p: v for p, v in snapshot(root).items() if not p.startswith("etc/systemd")}
+    assert not (root / "etc/needrestart").exists()  # its folders too: nothing else in them
+    assert not (root / BIN / "mirrorpair-agent").is_symlink()  # our link: removed
+    assert (root / BIN / "mirrorpair").read_text() == "#!/bin/sh\necho foreign\n"  # kept
+    after = {p: v for p, v in snapshot(root).items() if not p.startswith(ours)}
     assert after == kept
 
     # Never purge through a mount (a data plane's FUSE mount would pass the deletes on).

@@ -52,13 +52,14 @@ import zlib
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 
+from node_agent.config.model import DEFAULT_REPLICATION_PORT
 from node_agent.protocol import PROTOCOL as AGENT_PROTOCOL
 from node_agent.replication import ops
 from node_agent.replication.ops import Op
 
 MAGIC, VERSION = b"MR", 1  # VERSION: the framing layout
 PROTOCOL = AGENT_PROTOCOL.major  # HELLO's: a receiver refuses another major
-DEFAULT_PORT = 7702  # heartbeats use 7701
+DEFAULT_PORT = DEFAULT_REPLICATION_PORT
 HEADER = struct.Struct(">2sBBHQI")  # without the trailing hcrc
 HEADER_LEN = HEADER.size + 4
 MAX_WRITE_DATA = 2 * 1024 * 1024  # FUSE's max_write is 1 MiB; bigger Writes are split
