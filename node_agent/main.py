@@ -12,13 +12,27 @@ import logging
 import os
 import signal
 import sys
+import traceback
 from pathlib import Path
 
 from node_agent.config.load import DEFAULT_STATE_DIR, ConfigError
 from node_agent.config.model import DEFAULT_API_PORT
+from node_agent.host.signals import SignalAction, signal_action
 from node_agent.logging_setup import setup_agent_logging
 from node_agent.malloc_tuning import keep_large_buffers
 from protos.security.ca import TlsError
+
+log = logging.getLogger("node_agent.main")
+
+# The unit's RestartPreventExitStatus: a configuration, command line or certificate the
+# agent refused while starting -- restarting cannot help, the journal says why.
+# Anything after the start (the engine dying of an error) exits 1 and is restarted:
+# with KillMode=process the modules would otherwise run on with no agent.
+EX_CONFIG = 78  # sysexits.h
+
+
+class StartRefused(Exception):
+    """What the agent refused before it was up (``host.start()``)."""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -74,6 +88,9 @@ async def serve(args: argparse.Namespace) -> None:
     )  # fmt: skip
     try:
         await host.start()
+    except (ConfigError, TlsError, ValueError) as exc:
+        await service.close()
+        raise StartRefused(str(exc)) from exc
     except BaseException:
         await service.close()
         raise
@@ -82,11 +99,9 @@ async def serve(args: argparse.Namespace) -> None:
     task = loop.create_task(host.run())
 
     def stop_once() -> None:
-        # A second signal must not interrupt the clean stop the first one started.
-        if not stopping:
-            stopping.append(True)
-            service.stopping()
-            task.cancel()
+        stopping.append(True)
+        service.stopping()
+        task.cancel()
 
     def leave_running() -> None:
         # At once: the peer declares this node dead after timeout_ms without heartbeats,
@@ -97,12 +112,24 @@ async def serve(args: argparse.Namespace) -> None:
         logging.shutdown()
         os._exit(0)
 
+    def on_signal(signum: int) -> None:
+        action = signal_action(signum, stopping=bool(stopping))
+        if action is SignalAction.STOP:
+            stop_once()
+        elif action is SignalAction.LEAVE_RUNNING:
+            leave_running()
+        elif signum == signal.SIGUSR2:
+            # A "leaving" heartbeat now would have the peer keep this node's last view
+            # while its modules are being stopped here.
+            log.warning("SIGUSR2 ignored: a clean stop is under way (the modules are "
+                        "being stopped, not left running)")  # fmt: skip
+
     stopping: list[bool] = []
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop_once)
-    # SIGUSR2: exit at once, leaving every module served by its data plane and resource:
-    # to restart or upgrade the agent alone (docs/replication.md "The data plane").
-    loop.add_signal_handler(signal.SIGUSR2, leave_running)
+    # SIGTERM/SIGINT: a clean stop. SIGUSR2: exit at once, leaving every module served
+    # by its data plane and resource: to restart or upgrade the agent alone
+    # (docs/replication.md "The data plane").
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2):
+        loop.add_signal_handler(sig, on_signal, sig)
     try:
         with contextlib.suppress(asyncio.CancelledError):
             await task
@@ -125,24 +152,31 @@ def open_pairing(state_dir: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    try:
+        args = parse_args(argv)
+    except SystemExit as exc:  # argparse: 2 for a bad command line, 0 for --help
+        return EX_CONFIG if exc.code == 2 else int(exc.code or 0)
     if args.node not in ("", "node1", "node2"):
         print(
             "mirrorpair-agent: --node must be node1 or node2 (or set MIRRORPAIR_NODE)",
             file=sys.stderr,
         )
-        return 2
+        return EX_CONFIG
     if args.open_pairing:
         return open_pairing(args.state_dir)
     setup_agent_logging(args.log_level, args.node, args.log_file, args.state_dir)
     keep_large_buffers()  # the data path's 1 MiB buffers: reuse, not fresh pages
     try:
         asyncio.run(serve(args))
-    except (ConfigError, TlsError, ValueError) as exc:
+    except StartRefused as exc:
         print(f"mirrorpair-agent: {exc}", file=sys.stderr)
-        return 2
+        return EX_CONFIG
     except OSError as exc:
         print(f"mirrorpair-agent: {exc}", file=sys.stderr)
+        return 1
+    except (ConfigError, TlsError, ValueError):
+        # After the start (the engine died of it): restarted, with the whole story.
+        traceback.print_exc()
         return 1
     return 0
 

@@ -137,7 +137,8 @@ class ServiceNotifier:
         try:
             lines = self.plan.tick(self._clock(), up=self._safe_up(), status=self._status,
                                    stopping=self._stopping)  # fmt: skip
-            self._sock.send(lines)
+            if self._sock.send(lines):
+                self.plan.sent(lines)
         finally:
             self._handle = asyncio.get_running_loop().call_later(
                 self.plan.tick_every_s(), self._tick

@@ -123,6 +123,12 @@ class NotifyPlan:
     READY=1 once, when the API listens and the heartbeats run; STATUS= when the line
     changed (at most every ``status_every_s``); WATCHDOG=1 every half WatchdogSec;
     STOPPING=1 once, when a clean stop begins (no READY=1 after it).
+
+    ``tick`` only decides; ``sent`` commits what reached systemd. A datagram the
+    non-blocking socket dropped (EAGAIN, ECONNREFUSED during a daemon-reexec) is decided
+    again on the next tick: a lost READY=1 would have systemd kill the start after
+    TimeoutStartSec. (A lost pet is not repeated early: the next one is due within half
+    WatchdogSec.)
     """
 
     watchdog_s: float | None = None
@@ -131,6 +137,7 @@ class NotifyPlan:
     stopping_sent: bool = False
     sent_status: str = ""
     _status_at: float | None = None
+    _status_out: str = ""  # the status of the last STATUS= line ticked out
     _next_pet: float | None = None
 
     @property
@@ -143,19 +150,28 @@ class NotifyPlan:
         return min(default, pet) if pet is not None else default
 
     def tick(self, now: float, *, up: bool, status: str, stopping: bool = False) -> list[str]:
+        """The lines to send now; call ``sent`` with them once they went."""
         out: list[str] = []
         if stopping and not self.stopping_sent:
-            self.stopping_sent = True
             out.append("STOPPING=1")
-        if up and not self.ready_sent and not self.stopping_sent:
-            self.ready_sent = True
+        if up and not self.ready_sent and not stopping:
             out.append("READY=1")
         status_free = self._status_at is None or now - self._status_at >= self.status_every_s
         if status and status != self.sent_status and (status_free or out):
-            self.sent_status, self._status_at = status, now
+            self._status_at, self._status_out = now, status  # paced by attempts
             out.append("STATUS=" + status.replace("\n", " "))
         pet = self.pet_every_s
         if pet is not None and (self._next_pet is None or now >= self._next_pet):
             self._next_pet = now + pet
             out.append("WATCHDOG=1")
         return out
+
+    def sent(self, lines: list[str]) -> None:
+        """``lines`` (from ``tick``) reached systemd: READY, STOPPING, STATUS are done."""
+        for line in lines:
+            if line == "READY=1":
+                self.ready_sent = True
+            elif line == "STOPPING=1":
+                self.stopping_sent = True
+            elif line.startswith("STATUS="):
+                self.sent_status = self._status_out

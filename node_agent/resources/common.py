@@ -19,6 +19,8 @@ import signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from node_agent.resources.child_priority import application_argv
+
 LogFn = Callable[[str, str], None]  # (level, message); levels: debug/info/warning/error
 
 OUTPUT_CAP = 64 * 1024  # bytes of output logged/kept per command run
@@ -165,6 +167,7 @@ async def run_shell(
     cap: int = OUTPUT_CAP,
 ) -> ShellOutcome:
     """Run ``/bin/sh -c command`` in its own session; stdout+stderr go line by line to on_line.
+    An application's command: at the default nice and OOM priority, not the agent's.
 
     timeout_s None or <= 0 means no limit. On timeout (or cancellation) the whole
     process group is killed.
@@ -179,10 +182,10 @@ async def run_shell(
 
     rfd, wfd = os.pipe()
     try:
+        # At nice 0 and oom_score_adj 0, not the agent's (child_priority.py).
+        argv = application_argv(["/bin/sh", "-c", command])
         proc = await asyncio.create_subprocess_exec(
-            "/bin/sh",
-            "-c",
-            command,
+            *argv,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=wfd,
             stderr=wfd,

@@ -75,7 +75,7 @@ def test_malformed_config_is_refused_naming_the_key(
     config.write_text(text.replace(old, new, 1))
     argv = [BIN / "mirrorpair-agent", "--config", config, "--node", "node1"]
     r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-    assert r.returncode == 2, r.stderr
+    assert r.returncode == 78, r.stderr  # EX_CONFIG: not restarted
     assert f"config error at {key}" in r.stderr, r.stderr
     assert not (tmp_path / "node1").exists()  # refused before touching anything
 

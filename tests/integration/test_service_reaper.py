@@ -1,6 +1,7 @@
 """The agent is a child subreaper (issue 14): an application's daemon, left by a start
 command that double-forks, becomes the agent's child; when it dies the agent reaps it,
-so its pid-file check fails (a zombie passes ``kill -0``) and the module sees it dead."""
+so its pid-file check fails (a zombie passes ``kill -0``) and the module sees it dead.
+That daemon runs at nice 0 and oom_score_adj 0, not at the agent's -5 and -900."""
 
 from __future__ import annotations
 
@@ -11,11 +12,16 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from node_agent import procfs
 from node_agent.host.reaper import children
+from tests.conftest import require
 from tests.integration.agents import LocalCluster
+
+OOM = "/proc/self/oom_score_adj"
 
 
 def _stat(pid: int) -> tuple[int, str] | None:
@@ -45,15 +51,51 @@ check = {f"kill -0 $(cat {pidfile})"!r}
 """
 
 
+def _nice(pid: int) -> int:
+    fields = procfs.stat_fields(pid)
+    assert fields is not None, f"process {pid} is gone"
+    return int(fields[16])  # field 19 of /proc/PID/stat (stat_fields starts at field 3)
+
+
+def _oom(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/oom_score_adj").read_text())
+
+
+@contextmanager
+def _favoured() -> Iterator[int | None]:
+    """What the unit gives the agent -- Nice=-5, OOMScoreAdjust=-900 -- to the processes
+    this thread starts meanwhile. oom_score_adj below 0 needs CAP_SYS_RESOURCE (often
+    missing in a container): then the agents keep 0 and None is yielded (the wrapper's
+    write is run for real in tests/unit/test_child_priority.py)."""
+    require(os.geteuid() == 0, "needs root (a nice value below 0)")
+    nice, oom = os.getpriority(os.PRIO_PROCESS, 0), Path(OOM).read_text().strip()
+    os.setpriority(os.PRIO_PROCESS, 0, -5)  # this thread's: the agents are forked from it
+    try:
+        Path(OOM).write_text("-900")
+        favoured: int | None = -900
+    except PermissionError:
+        favoured = None
+    try:
+        yield favoured
+    finally:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+        Path(OOM).write_text(oom)
+
+
 def test_dead_daemon_of_an_application_is_reaped_and_seen_dead(tmp_path: Path) -> None:
     lc = LocalCluster(tmp_path, modules=(), extra_toml=_daemon_module(tmp_path))
-    with lc:
+    with ExitStack() as stack:
+        with _favoured() as agent_oom:  # while the agents start: they inherit it
+            stack.enter_context(lc)
         lc.wait_state("node1", "daemon", "PRIM", "READY")
         agent = lc.agents["node1"].proc
         assert agent is not None
         pidfile = tmp_path / "node1-daemon.pid"
         daemon = int(pidfile.read_text())
         assert _stat(daemon) == (agent.pid, "S"), "the orphaned daemon is the agent's child"
+        # The agent keeps the unit's priority; the application gets the defaults.
+        assert _nice(agent.pid) == -5 and _oom(agent.pid) == (agent_oom or 0)
+        assert (_nice(daemon), _oom(daemon)) == (0, 0)
 
         os.kill(daemon, signal.SIGKILL)  # the application dies on its own
         deadline = time.monotonic() + 20

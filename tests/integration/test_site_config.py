@@ -49,7 +49,7 @@ def test_each_dangerous_config_is_refused_naming_the_key(site: Site) -> None:
         config = base / "dangerous.toml"
         config.write_text(good.replace(old, new))
         r = site.run_agent("node1", config)
-        assert r.returncode == 2, f"{what}: exit {r.returncode}\n{r.stderr}"
+        assert r.returncode == 78, f"{what}: exit {r.returncode}\n{r.stderr}"  # EX_CONFIG
         assert f"config error at {key}:" in r.stderr, f"{what}: {r.stderr}"
         for word in words:
             assert word in r.stderr, f"{what}: {word!r} not in {r.stderr}"

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-from node_agent.host.sd_notify import NotifySocket, socket_address, take_service_env
+from node_agent.host.sd_notify import (
+    NotifySocket,
+    ServiceNotifier,
+    socket_address,
+    take_service_env,
+)
+from node_agent.host.service_plan import ServiceEnv
+from protos import mirrorpair_pb2 as pb
 from tests.notify_listener import NotifyListener
 
 
@@ -47,3 +56,45 @@ def test_children_do_not_inherit_the_variables():
     env = take_service_env(environ)
     assert env.notify_socket == "@x" and env.watchdog_s == 4.0
     assert environ == {"PATH": "/bin"}
+
+
+async def _no_events() -> AsyncIterator[pb.StatusEvent]:
+    await asyncio.Event().wait()
+    yield pb.StatusEvent()  # never reached
+
+
+def test_a_ready_that_could_not_be_sent_is_sent_on_a_later_tick(tmp_path: Path):
+    """systemd's socket refuses the first READY=1 (not there yet, as during a
+    daemon-reexec): a later tick sends it, and only once."""
+    path = tmp_path / "notify"
+
+    async def scenario() -> list[bytes]:
+        notifier = ServiceNotifier(ServiceEnv(notify_socket=str(path)))
+        notifier.start()
+        notifier.follow(lambda: True, _no_events)  # up at once: READY=1 decided, send fails
+        assert not notifier.plan.ready_sent
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
+            server.bind(str(path))
+            server.setblocking(False)
+            got: list[bytes] = []
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 30
+            while not any(b"READY=1" in d for d in got) and loop.time() < deadline:
+                await asyncio.sleep(0.05)
+                while True:
+                    try:
+                        got.append(server.recv(4096))
+                    except BlockingIOError:
+                        break
+            for _ in range(3):  # more ticks: no second READY=1
+                await asyncio.sleep(notifier.plan.tick_every_s())
+            while True:
+                try:
+                    got.append(server.recv(4096))
+                except BlockingIOError:
+                    break
+        await notifier.close()
+        return got
+
+    got = asyncio.run(scenario())
+    assert sum(d.split(b"\n").count(b"READY=1") for d in got) == 1, got

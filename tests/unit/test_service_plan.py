@@ -110,54 +110,83 @@ def test_status_fits_one_line_and_counts_every_module(mods, alive):
 
 
 # ----- what is sent when ------------------------------------------------------------------
+def step(plan: NotifyPlan, now: float, **facts) -> list[str]:
+    """A tick whose lines reached systemd."""
+    out = plan.tick(now, **facts)
+    plan.sent(out)
+    return out
+
+
 def test_ready_once_when_up_with_status_and_pets():
     plan = NotifyPlan(watchdog_s=2.0)
-    assert plan.tick(0.0, up=False, status="starting") == ["STATUS=starting", "WATCHDOG=1"]
-    assert plan.tick(0.5, up=False, status="starting") == []
-    assert plan.tick(0.6, up=True, status="n: web PRIM") == ["READY=1", "STATUS=n: web PRIM"]
-    assert plan.tick(1.0, up=True, status="n: web PRIM") == ["WATCHDOG=1"]
-    assert plan.tick(1.5, up=True, status="n: web PRIM") == []
-    assert plan.tick(2.0, up=True, status="n: web PRIM") == ["WATCHDOG=1"]
+    assert step(plan, 0.0, up=False, status="starting") == ["STATUS=starting", "WATCHDOG=1"]
+    assert step(plan, 0.5, up=False, status="starting") == []
+    assert step(plan, 0.6, up=True, status="n: web PRIM") == ["READY=1", "STATUS=n: web PRIM"]
+    assert step(plan, 1.0, up=True, status="n: web PRIM") == ["WATCHDOG=1"]
+    assert step(plan, 1.5, up=True, status="n: web PRIM") == []
+    assert step(plan, 2.0, up=True, status="n: web PRIM") == ["WATCHDOG=1"]
 
 
 def test_status_changes_are_sent_at_most_once_a_second_and_never_lost():
     plan = NotifyPlan(watchdog_s=None)
-    assert plan.tick(0.0, up=True, status="a") == ["READY=1", "STATUS=a"]
-    assert plan.tick(0.3, up=True, status="b") == []  # held back...
-    assert plan.tick(0.9, up=True, status="c") == []
-    assert plan.tick(1.0, up=True, status="c") == ["STATUS=c"]  # ...the latest one goes
-    assert plan.tick(5.0, up=True, status="c") == []
+    assert step(plan, 0.0, up=True, status="a") == ["READY=1", "STATUS=a"]
+    assert step(plan, 0.3, up=True, status="b") == []  # held back...
+    assert step(plan, 0.9, up=True, status="c") == []
+    assert step(plan, 1.0, up=True, status="c") == ["STATUS=c"]  # ...the latest one goes
+    assert step(plan, 5.0, up=True, status="c") == []
 
 
 def test_stopping_once_and_no_ready_after_it():
     plan = NotifyPlan(watchdog_s=None)
-    assert plan.tick(0.0, up=False, status="s", stopping=True) == ["STOPPING=1", "STATUS=s"]
-    assert plan.tick(1.0, up=True, status="s", stopping=True) == []
+    assert step(plan, 0.0, up=False, status="s", stopping=True) == ["STOPPING=1", "STATUS=s"]
+    assert step(plan, 1.0, up=True, status="s", stopping=True) == []
+
+
+def test_a_dropped_ready_is_sent_again_on_the_next_tick():
+    plan = NotifyPlan(watchdog_s=2.0)
+    out = plan.tick(0.0, up=True, status="n: web PRIM")
+    assert out == ["READY=1", "STATUS=n: web PRIM", "WATCHDOG=1"]  # dropped: sent() not called
+    assert plan.tick(0.5, up=True, status="n: web PRIM") == ["READY=1", "STATUS=n: web PRIM"]
+    plan.sent(["READY=1", "STATUS=n: web PRIM"])
+    assert plan.tick(1.0, up=True, status="n: web PRIM") == ["WATCHDOG=1"]
+    assert plan.tick(1.5, up=True, status="n: web PRIM") == []
+
+
+def test_a_dropped_stopping_is_sent_again_and_never_followed_by_ready():
+    plan = NotifyPlan(watchdog_s=None)
+    assert plan.tick(0.0, up=True, status="s", stopping=True) == ["STOPPING=1", "STATUS=s"]
+    assert step(plan, 0.5, up=True, status="s", stopping=True) == ["STOPPING=1", "STATUS=s"]
+    assert step(plan, 1.0, up=True, status="s", stopping=True) == []
 
 
 @settings(max_examples=300, deadline=None)
 @given(
     st.floats(0.02, 60.0),
     st.lists(st.tuples(st.floats(0.001, 3.0), st.booleans(), st.sampled_from("abc"),
-                       st.booleans()), max_size=60),
+                       st.booleans(), st.booleans()), max_size=60),
 )  # fmt: skip
 def test_plan_invariants(watchdog_s, steps):
+    """Whatever systemd drops (``drop``), what reaches it is right, and READY/STOPPING
+    are offered on every tick until one gets through."""
     plan = NotifyPlan(watchdog_s)
-    now, pets, ready, stopping, was_up, last_status = 0.0, [], 0, 0, False, None
+    now, pets, ready, stopping, last_status = 0.0, [], 0, 0, None
     period = plan.tick_every_s()
     assert period <= watchdog_s / 2
-    for dt, up, status, stop in steps:
+    stop_asked = False
+    for dt, up, status, stop, drop in steps:
         now += min(dt, period)  # the driver ticks at least every period
-        stop = stop or stopping > 0
-        out = plan.tick(now, up=up, status=status, stopping=stop)
+        stop_asked = stop_asked or stop
+        out = plan.tick(now, up=up, status=status, stopping=stop_asked)
         assert len(out) == len(set(out))
-        ready += out.count("READY=1")
-        stopping += out.count("STOPPING=1")
-        if "READY=1" in out:
-            assert up and stopping == 0 and not was_up
-        was_up = was_up or up
+        assert ("STOPPING=1" in out) == (stop_asked and stopping == 0)
+        assert ("READY=1" in out) == (up and not stop_asked and ready == 0)
         if "WATCHDOG=1" in out:
             pets.append(now)
+        if drop:
+            continue
+        plan.sent(out)
+        ready += out.count("READY=1")
+        stopping += out.count("STOPPING=1")
         for line in out:
             if line.startswith("STATUS="):
                 assert line[7:] != last_status

@@ -48,6 +48,17 @@ def test_agent_restart_leaves_data_planes_and_applications():
     assert _service()["KillMode"] == "process"
 
 
+def test_only_a_refused_start_is_not_restarted():
+    from node_agent.main import EX_CONFIG
+
+    assert _service()["RestartPreventExitStatus"] == str(EX_CONFIG) == "78"
+
+
+def test_no_personality_filter():
+    # LockPersonality is a seccomp filter: setarch/linux32 in start scripts would fail.
+    assert "LockPersonality" not in _service()
+
+
 def test_unconfigured_agent_starts():
     # A fresh server's agent runs unpaired and serves the pairing code.
     assert not any(k.startswith("Condition") for k, _ in _entries()["Unit"])
