@@ -268,7 +268,7 @@ class DataPlaneInfo(_message.Message):
     def __init__(self, pid: _Optional[int] = ..., version: _Optional[str] = ..., role: _Optional[str] = ..., mode: _Optional[str] = ..., mounts: _Optional[int] = ..., started_at: _Optional[float] = ...) -> None: ...
 
 class NodeStatus(_message.Message):
-    __slots__ = ("cluster_name", "node_id", "peer_id", "api_address", "peer_api_address", "peer_alive", "witness_configured", "witness_reachable", "links", "modules", "version", "time", "heartbeats_rejected", "config_version", "peer_config_version", "configured", "client_role", "protocol", "peer_protocol", "peer_version", "version_mismatch", "peer_incompatible")
+    __slots__ = ("cluster_name", "node_id", "peer_id", "api_address", "peer_api_address", "peer_alive", "witness_configured", "witness_reachable", "links", "modules", "version", "time", "heartbeats_rejected", "config_version", "peer_config_version", "configured", "client_role", "protocol", "peer_protocol", "peer_version", "version_mismatch", "peer_incompatible", "peer_leaving_s")
     CLUSTER_NAME_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     PEER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -291,6 +291,7 @@ class NodeStatus(_message.Message):
     PEER_VERSION_FIELD_NUMBER: _ClassVar[int]
     VERSION_MISMATCH_FIELD_NUMBER: _ClassVar[int]
     PEER_INCOMPATIBLE_FIELD_NUMBER: _ClassVar[int]
+    PEER_LEAVING_S_FIELD_NUMBER: _ClassVar[int]
     cluster_name: str
     node_id: str
     peer_id: str
@@ -313,7 +314,8 @@ class NodeStatus(_message.Message):
     peer_version: str
     version_mismatch: str
     peer_incompatible: bool
-    def __init__(self, cluster_name: _Optional[str] = ..., node_id: _Optional[str] = ..., peer_id: _Optional[str] = ..., api_address: _Optional[str] = ..., peer_api_address: _Optional[str] = ..., peer_alive: bool = ..., witness_configured: bool = ..., witness_reachable: bool = ..., links: _Optional[_Iterable[_Union[LinkStatus, _Mapping]]] = ..., modules: _Optional[_Iterable[_Union[ModuleStatus, _Mapping]]] = ..., version: _Optional[str] = ..., time: _Optional[float] = ..., heartbeats_rejected: _Optional[int] = ..., config_version: _Optional[int] = ..., peer_config_version: _Optional[int] = ..., configured: bool = ..., client_role: _Optional[_Union[Role, str]] = ..., protocol: _Optional[str] = ..., peer_protocol: _Optional[str] = ..., peer_version: _Optional[str] = ..., version_mismatch: _Optional[str] = ..., peer_incompatible: bool = ...) -> None: ...
+    peer_leaving_s: float
+    def __init__(self, cluster_name: _Optional[str] = ..., node_id: _Optional[str] = ..., peer_id: _Optional[str] = ..., api_address: _Optional[str] = ..., peer_api_address: _Optional[str] = ..., peer_alive: bool = ..., witness_configured: bool = ..., witness_reachable: bool = ..., links: _Optional[_Iterable[_Union[LinkStatus, _Mapping]]] = ..., modules: _Optional[_Iterable[_Union[ModuleStatus, _Mapping]]] = ..., version: _Optional[str] = ..., time: _Optional[float] = ..., heartbeats_rejected: _Optional[int] = ..., config_version: _Optional[int] = ..., peer_config_version: _Optional[int] = ..., configured: bool = ..., client_role: _Optional[_Union[Role, str]] = ..., protocol: _Optional[str] = ..., peer_protocol: _Optional[str] = ..., peer_version: _Optional[str] = ..., version_mismatch: _Optional[str] = ..., peer_incompatible: bool = ..., peer_leaving_s: _Optional[float] = ...) -> None: ...
 
 class LogEntry(_message.Message):
     __slots__ = ("time", "node_id", "module", "level", "message", "old_state", "new_state", "cause", "who", "seq", "old_readiness", "new_readiness")

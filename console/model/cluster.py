@@ -108,6 +108,7 @@ class ClusterModel:
             config_warning=self.config_mismatch(node_id),
             protocol=st.protocol if st is not None else "",
             version_warning=self.version_mismatch(node_id),
+            peer_leaving_s=st.peer_leaving_s if st is not None else 0.0,
             peer_incompatible=st.peer_incompatible if st is not None else False,
         )
 

@@ -158,6 +158,7 @@ class NodeView:
     config_warning: str = ""  # the two nodes run different versions: what differs
     protocol: str = ""  # the agent's protocol ("1.1"; "" from an agent before 1.1)
     version_warning: str = ""  # the two agents run different builds: what differs
+    peer_leaving_s: float = 0.0  # > 0: the peer's agent is restarting, alive by its word
     peer_incompatible: bool = False  # its peer speaks another major protocol: refused
 
     @property

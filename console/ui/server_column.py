@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 
 from console.model.links import LinkChip, link_chip
 from console.model.migration import MigrationPlan
+from console.model.node_header import reach_text
 from console.model.views import NodeView
 from console.ui.flow_layout import FlowLayout
 from console.ui.mime import ModuleDrag, decode
@@ -139,13 +140,7 @@ class ServerColumn(QFrame):
         self.version_warning.setVisible(bool(view.version_warning) and view.reachable)
         what = "protocol mismatch" if view.peer_incompatible else "version mismatch"
         self.version_warning.setText(f"⚠ {what}: {view.version_warning}")
-        if view.connecting:
-            self.reach.setText("connecting…")
-        elif view.reachable:
-            peer = {True: "peer answering", False: "peer silent", None: ""}[view.peer_alive]
-            self.reach.setText(f"online · {peer}" if peer else "online")
-        else:
-            self.reach.setText("NOT ANSWERING")
+        self.reach.setText(reach_text(view))
         self.error.setVisible(not view.reachable and not view.connecting)
         self.error.setText(f"⚠ {view.error}" if view.error else "")
         chips = [link_chip(lk) for lk in view.links]

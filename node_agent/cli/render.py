@@ -138,6 +138,8 @@ def render_status(
         res = results.get(node)
         if isinstance(res, pb.NodeStatus):
             peer = "alive" if res.peer_alive else "NOT HEARD"
+            if res.peer_alive and res.peer_leaving_s > 0:  # on its word, not heartbeats
+                peer = f"agent restarting ({res.peer_leaving_s:.0f} s left)"
             rows.append(
                 [
                     node,

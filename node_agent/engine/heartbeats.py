@@ -14,7 +14,7 @@ from node_agent.engine.boot_id import next_boot_id
 from node_agent.engine.convert import view_from_pb, view_to_pb
 from node_agent.engine.logbook import LogBook
 from node_agent.engine.module_driver import ModuleDriver
-from node_agent.heartbeat.liveness import Liveness, Pulse
+from node_agent.heartbeat.liveness import MAX_LEAVING_S, Liveness, Pulse
 from node_agent.heartbeat.peer_modules import ABSENT, PeerModules
 from node_agent.heartbeat.udp import HeartbeatSender, HeartbeatTransport
 from node_agent.heartbeat.witness import WitnessProbe
@@ -75,7 +75,7 @@ class Heartbeats:
     def _on_heartbeat(self, _link: str, hb: hpb.Heartbeat) -> None:
         if hb.leaving_ms and hb.boot_id != self._peer_left:  # once, not once per link
             self._peer_left = hb.boot_id
-            wait = f"{hb.leaving_ms / 1000:g} s"
+            wait = f"{min(hb.leaving_ms / 1000, MAX_LEAVING_S):g} s"  # what it is granted
             self.logbook.add("INFO", f"the agent of {self.peer_id} exits leaving its modules "
                              f"running: {self.peer_id} counts as alive for up to {wait}, "
                              "until its next agent is heard")  # fmt: skip

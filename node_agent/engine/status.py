@@ -43,6 +43,7 @@ def node_status(
         api_address=config.nodes[node_id].api,
         peer_api_address=config.nodes[peer_id].api,
         peer_alive=hb.liveness.peer_alive(now),
+        peer_leaving_s=hb.liveness.leaving_left(now),
         witness_configured=witness.configured,
         witness_reachable=witness.reachable,
         links=links,

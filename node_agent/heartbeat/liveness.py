@@ -220,6 +220,10 @@ class Liveness:
         alive by its word (for at most the time it asked)."""
         return self._leaving is not None and now < self._leaving[2]
 
+    def leaving_left(self, now: float) -> float:
+        """Seconds the peer still counts as alive by its word (0: not leaving)."""
+        return max(0.0, self._leaving[2] - now) if self.peer_leaving(now) else 0.0
+
     def views_at(self, now: float) -> float:
         """When the peer's module views are to be judged fresh (PeerModules.view): while
         its agent is leaving, the moment it left, so its last views stand; else ``now``."""

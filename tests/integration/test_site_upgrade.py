@@ -87,6 +87,8 @@ def _upgrade(site: Site, node: str, root: Path, slow_start: bool = False) -> Non
 
         st = site.wait_for(silent_too_long, f"{node} silent for over {TIMEOUT_S} s", 15)
         assert st["peer_alive"], "the peer was asked to wait for the next agent"
+        # ... and says so: alive on its word, for a while, not on heartbeats.
+        assert 0 < st["peer_leaving_s"] < 20, st
         assert site.state(peer) == (("SECOND" if peer == "node2" else "PRIM"), "READY")
     start_build(site, node, root, f"upgraded to {root.name}")
     assert site.data_plane_pids(node) == planes, "the same data planes, adopted"

@@ -237,3 +237,13 @@ def test_link_timings_per_node_and_link_and_none_made_up() -> None:
 def test_no_link_known_no_link_timing_section() -> None:
     text = render.render_status({"node1": RuntimeError("refused")}, ADDRS, "demo")
     assert "Heartbeat links" not in text
+
+
+def test_a_peer_alive_only_on_its_word_is_named_so() -> None:
+    heard = render.render_status({"node1": node("node1")}, ADDRS, "demo")
+    assert "alive" in heard and "restarting" not in heard
+    st = {"node1": node("node1", peer_leaving_s=14.2)}
+    text = render.render_status(st, ADDRS, "demo")
+    assert "agent restarting (14 s left)" in text, text
+    assert render.status_document(st, ADDRS, "demo")["nodes"]["node1"]["status"][
+        "peer_leaving_s"] == 14.2  # fmt: skip

@@ -4,6 +4,7 @@ heartbeats apply it, and an agent leaving its modules running for its successor
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -103,6 +104,7 @@ def test_an_agent_leaving_its_modules_running_is_alive_as_asked(ms: int, dt: flo
     assert lv.peer_leaving(now) == (dt < granted)
     # Its module views are judged as of the moment it left while it is leaving.
     assert lv.views_at(now) == (1.0 if dt < granted else now)
+    assert lv.leaving_left(now) == pytest.approx(granted - dt if dt < granted else 0.0)
     if lv.peer_alive(now):
         assert lv.latest(now) is leaving  # with the views it left with
     assert [s.up for s in lv.link_states(now)] == [dt < 3.0]  # the links say what they hear
