@@ -228,15 +228,16 @@ class ModuleMachine(RulesMixin, CommandsMixin):
                 self._go_alone(env, "replication-failed", f"degraded: {reason}")
         self.step(env)
 
-    def adopt(self, state: State, env: Env, primary_since: float = 0.0,
-              current: bool = False) -> None:  # fmt: skip
+    def adopt(
+        self, state: State, env: Env, primary_since: float = 0.0, current: bool = False,
+        why: str = "the data plane kept serving through an agent restart",
+    ) -> None:  # fmt: skip
         """Agent restart while the module's data plane kept serving (issue 13): take up
         the role it holds rather than start over. PRIM or ALONE: its mounts serve and the
         resource was found running; SECOND: it receives the stream (``current``: its copy
         is complete). No new generation: the data did not change hands."""
         if self.state is not State.STOP:
             return
-        why = "the data plane kept serving through an agent restart"
         self.adopted_until = env.now + self.policy.detection_timeout_s
         if state.is_primary:
             self.resource_up = True

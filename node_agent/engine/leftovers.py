@@ -13,15 +13,18 @@ from node_agent.resources.common import ResourceError
 from protos import dataplane_pb2 as dp
 
 
-async def clean_start(d: DriverFace) -> None:
+async def clean_start(d: DriverFace, left: State | None = None) -> None:
     """Agent start, before any command: this node serves nothing yet, so nothing of
     the module may be found running here (a SIGKILLed agent leaves its application
-    and VIP behind: clients would then reach two nodes)."""
+    and VIP behind: clients would then reach two nodes) -- unless its predecessor left
+    it serving on purpose (``left``: what it served, from handover.py)."""
     d._loop = asyncio.get_running_loop()
     if d.repl is not None:
         await d.repl.open()  # a data plane that cannot start is logged and retried
         if await adopt(d):
             return
+    elif left is not None and await adopt_left_running(d, left):
+        return
     try:
         if d.vip is not None and await d.vip.is_held():
             await d.vip.release()
@@ -67,6 +70,24 @@ async def adopt(d: DriverFace) -> bool:
                                      env, st.hold_token)  # fmt: skip
     d._app_log("info", f"{d.resource.kind} resource found running with the data "
                "plane's mounts: taken over")  # fmt: skip
+    d.after_step()
+    return True
+
+
+async def adopt_left_running(d: DriverFace, state: State) -> bool:
+    """An application module the previous agent served and left running (SIGUSR2):
+    take it up as it is -- the same process, the VIP -- if it still runs."""
+    try:
+        if not await d.resource.found_running():
+            return False
+    except (ResourceError, OSError):
+        return False
+    d.running = True
+    d.vip_held = d.vip is not None and await vip_present(d)
+    d.machine.adopt(state, d._env(), why="the previous agent left it running (a restart "
+                    "of the agent alone)")  # fmt: skip
+    d._app_log("info", f"{d.resource.kind} resource taken over from the previous agent, "
+               "which left it running")  # fmt: skip
     d.after_step()
     return True
 

@@ -265,10 +265,11 @@ class ModuleDriver:
             await self.repl.close(stop_data_plane=True)
 
     # ----- what a killed predecessor left, and drift (leftovers.py) -----------------
-    async def clean_start(self) -> None:
+    async def clean_start(self, left: State | None = None) -> None:
         """Agent start, before any command: stop what an earlier run left here, or take
-        up the role of the data plane it left serving."""
-        await leftovers.clean_start(self)
+        up the role of the data plane it left serving, or (``left``) what the previous
+        agent said it left running."""
+        await leftovers.clean_start(self, left)
 
     def vip_audit(self, present: bool) -> None:
         """What this node's interfaces really hold (one netlink dump for every module)."""

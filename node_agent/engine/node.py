@@ -17,7 +17,7 @@ from node_agent.config.model import ClusterConfig, ModuleConfig, other_node
 from node_agent.core.env import Env, PeerView
 from node_agent.core.states import State
 from node_agent.dataplane.router import ReplicationRouter
-from node_agent.engine import vm_calls
+from node_agent.engine import handover, vm_calls
 from node_agent.engine.convert import machine_fingerprint
 from node_agent.engine.heartbeats import Heartbeats
 from node_agent.engine.logbook import LogBook
@@ -28,6 +28,7 @@ from node_agent.engine.vip_audit import audit_vips
 from node_agent.engine.watch import watch_events
 from node_agent.heartbeat.liveness import LEAVING_S
 from node_agent.heartbeat.witness import WitnessProbe
+from node_agent.replication.tracking.peer_doubt import kernel_boot_id
 from protos import mirrorpair_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -149,7 +150,10 @@ class NodeEngine:
     async def start_modules(self, names: list[str], who: str = "agent (autostart)") -> None:
         """Clean up what an earlier run left, then start those set to autostart."""
         drivers = [self.modules[n] for n in names]
-        await asyncio.gather(*(d.clean_start() for d in drivers))
+        left = handover.take(self.paths.data_dir, time.time(), kernel_boot_id())
+        await asyncio.gather(
+            *(d.clean_start(left.state_of(d.cfg.name) if left else None) for d in drivers)
+        )
         for d in drivers:
             if d.cfg.autostart and d.machine.state is State.STOP:  # not one adopted running
                 d.machine.command("start", who, self.env(d.cfg.name))
@@ -270,6 +274,11 @@ class NodeEngine:
         """Exit now without stopping any module (SIGUSR2): the data planes go on serving
         the mounts and streams, resources and VIPs stay; the next agent adopts them."""
         self.logbook.add("INFO", f"agent {self.node_id} exits leaving its modules running")
+        serving = {n: d.machine.state.name for n, d in self.modules.items()
+                   if d.machine.state.is_primary and d.running}  # fmt: skip
+        record = handover.LeftRunning(kernel_boot_id(), time.time(), serving)
+        with contextlib.suppress(OSError):  # the next agent then stops them: safe, not smooth
+            handover.write(self.paths.data_dir, record)
         with contextlib.suppress(Exception):  # the peer waits for the next agent (not a crash)
             self.sender.send_now(leaving_s=LEAVING_S)
         self.logbook.close()

@@ -10,6 +10,7 @@ benchmarks/failover.py, not here.
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -74,6 +75,29 @@ def test_kill9_of_primary_agent_and_app_secondary_serves_alone(make_cluster: Mak
     assert m["last_rule"] == "peer-lost"
     assert m["vip_held"] and m["resource_running"]
     assert c.vip_on("node2")  # (node1's lan0 still has it, but that port is dead)
+
+
+def test_an_agent_restart_leaves_an_application_serving(make_cluster: MakeCluster):
+    """SIGUSR2 (a restart or upgrade of the agent alone, docs/upgrade.md): the next agent
+    takes up the module its predecessor served -- the same application process, the
+    VIP kept -- with no data plane to ask (the module is not replicated)."""
+    c = make_cluster()
+    pid = c.app_pid("node1")
+    assert pid and c.app_running("node1")
+    since = time.time()
+    c.agents["node1"].send_signal(signal.SIGUSR2)
+    assert c.agents["node1"].wait(10) == 0
+    c.start("node1")
+    m = c.wait_state("node1", "PRIM", "READY", timeout=15)
+    assert c.app_pid("node1") == pid and c.app_running("node1"), c.tail("node1")
+    assert m["vip_held"] and c.http() == "node1\n"
+    hold(c, "node1 PRIM, node2 SECOND", lambda: c.state("node1") == ("PRIM", "READY")
+         and c.state("node2") == ("SECOND", "READY"))  # fmt: skip
+    # STOP -> PRIM/TRANSIENT [adopted] -> PRIM/READY: never WAIT, never a start.
+    assert set(transitions(c, "node1", since=since)) == {"PRIM"}, c.tail("node1")
+    assert "PRIM" not in transitions(c, "node2", since=since)
+    assert "ALONE" not in transitions(c, "node2", since=since)
+    assert "taken over from the previous agent" in c.tail("node1", 60)
 
 
 def test_returning_node_comes_back_second(make_cluster: MakeCluster):
