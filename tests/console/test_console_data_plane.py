@@ -45,6 +45,7 @@ def test_a_data_plane_down_shows_on_its_nodes_card(qtbot: Any, aio: Any, tmp_pat
     n1 = node("node1", prim)
     n1.links[0].gap_p99_s, n1.links[0].gap_max_s = 0.51, 0.62
     n1.links[0].lateness_p99_s, n1.links[0].lateness_max_s = 0.04, 0.08
+    n1.peer_alive, n1.peer_leaving_s = True, 14.2  # node2's agent restarting (SIGUSR2)
     now = time.time()
     session.handle_event(NodeSnapshot("c", "node1", n1, now))
     session.handle_event(NodeSnapshot("c", "node2", node("node2", second), now))
@@ -68,6 +69,9 @@ def test_a_data_plane_down_shows_on_its_nodes_card(qtbot: Any, aio: Any, tmp_pat
     chips = [lb.text() for lb in view.columns["node1"].findChildren(QLabel, "linkChip")]
     assert "link0 up · gap p99 510 ms" in chips
     assert "link1 up" in chips  # nothing measured yet: no numbers made up
+    # Alive on its word, not on heartbeats: not "peer answering".
+    reach = view.columns["node1"].reach.text()
+    assert reach == "online · peer's agent restarting (14 s left)", reach
     if os.environ.get("MIRRORPAIR_SHOT"):  # a look at it as an operator would
         qtbot.wait(100)  # let the deferred deletions and layouts run
         w.grab().save(os.environ["MIRRORPAIR_SHOT"])
