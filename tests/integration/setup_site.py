@@ -10,6 +10,7 @@ the site's LAN switch by a veth so mDNS discovery is real multicast on that LAN.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import subprocess
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from tests.integration.site import (
 )
 
 DESK_IP = "10.77.0.253"
+DESK_LOCK = Path("/run/mirrorpair-tests/desk.lock")
 NODES = ("node1", "node2")
 T = TypeVar("T")
 
@@ -45,7 +47,18 @@ class SetupSite:
             _run("unshare", f"--mount={path}", "--propagation", "slave", "true")
             self.mntns[node] = path
         self.desk_if = f"mpd{topo.token}"
-        self._attach_desk()
+        # The desk is this machine's own namespace, with a fixed address on the site's
+        # LAN: one site's desk at a time (tests run in parallel), or two routes to
+        # 10.77.0.0/24 would take each other's pings and mDNS.
+        DESK_LOCK.parent.mkdir(parents=True, exist_ok=True)
+        self._desk_lock = open(DESK_LOCK, "w")  # noqa: SIM115 - held until close()
+        fcntl.flock(self._desk_lock, fcntl.LOCK_EX)
+        try:
+            self._attach_desk()
+        except BaseException:  # no close() follows a failed constructor
+            _run("ip", "link", "del", self.desk_if, check=False)
+            self._desk_lock.close()
+            raise
 
     def _attach_desk(self) -> None:
         sw = self.topo.ns["switch"]
@@ -125,6 +138,7 @@ class SetupSite:
                 except subprocess.TimeoutExpired:
                     self.kill(node)
         _run("ip", "link", "del", self.desk_if, check=False)
+        self._desk_lock.close()  # the next site may plug its desk in
         for path in self.mntns.values():
             _release(path)
 
