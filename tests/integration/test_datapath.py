@@ -189,6 +189,52 @@ def test_second_mode_acks_on_receipt_but_fsync_waits_for_apply(
     assert not p.failures
 
 
+def test_lazy_ops_leave_with_the_next_op_sent(secondary: Secondary, pki: Pki) -> None:
+    """A writeback and its timestamps wait in the outbox for the FSYNC that settles them:
+    one piece on the wire. (lazy_max_s: the watch must not send them meanwhile.)"""
+    p = primary(pki, secondary.port, lazy_max_s=30)
+    p.sender.connect()
+    p.sender.enqueue(ops.Create("f", 0o100644))()
+    sent = p.sender.stats().ops_sent
+    w1 = p.sender.enqueue(ops.Write("f", 0, b"a" * 4096), inline=False, lazy=True)
+    w2 = p.sender.enqueue(ops.Utimens("f", 1, 2), inline=False, lazy=True)
+    # nobody sends them, nobody was woken (an absence: given 0.3 s to show itself)
+    assert not wait_for(lambda: p.sender.stats().ops_sent > sent, 0.3)
+    p.sender.enqueue(ops.Fsync("f"))()
+    assert p.sender.stats().ops_sent == sent + 3
+    w1()
+    w2()  # covered by the FSYNC's ACK already
+    assert (secondary.root / "f").read_bytes() == b"a" * 4096
+    p.sender.close()
+    assert not p.failures and not p.fallback
+
+
+def test_a_lazy_op_is_sent_by_its_wait_by_the_watch_or_at_once_when_big(
+    secondary: Secondary, pki: Pki
+) -> None:
+    p = primary(pki, secondary.port, lazy_max_s=30)
+    p.sender.connect()
+    p.sender.enqueue(ops.Create("f", 0o100644))()
+    w = p.sender.enqueue(ops.Write("f", 0, b"b" * 10), inline=False, lazy=True)
+    w()  # its own wait sends it: it returns, applied
+    assert (secondary.root / "f").read_bytes() == b"b" * 10
+    big = ops.Write("f", 0, b"c" * (256 * 1024))  # a stream of writebacks: sent at once
+    p.sender.enqueue(big, inline=False, lazy=True)
+    assert wait_for(lambda: applied(secondary.root, big), 10)
+    left = ops.Write("f", 1, b"d")  # no wait comes: close() sends it, nothing fails
+    p.sender.enqueue(left, inline=False, lazy=True)
+    p.sender.close()
+    assert applied(secondary.root, left) and not p.failures and not p.fallback
+
+    q = primary(pki, secondary.port, lazy_max_s=0.05)
+    q.sender.connect()
+    last = ops.Write("f", 2, b"e")
+    q.sender.enqueue(last, inline=False, lazy=True)  # no wait, no close: the watch sends it
+    assert wait_for(lambda: applied(secondary.root, last), 10)
+    q.sender.close()
+    assert not q.failures
+
+
 def test_client_certificate_from_another_ca_is_refused(
     secondary: Secondary, pki: Pki, caplog: pytest.LogCaptureFixture
 ) -> None:

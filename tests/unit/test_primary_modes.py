@@ -41,7 +41,7 @@ class FakeSender:
         self._failed_ops: list[bool] = []
         self.auto_ack = False
 
-    def enqueue(self, op: ops.Op, inline: bool = True) -> Callable[[], None]:
+    def enqueue(self, op: ops.Op, inline: bool = True, lazy: bool = False) -> Callable[[], None]:
         if self.state is not SenderState.RUNNING:
             self.fallback(op)
             return self._unacked

@@ -78,3 +78,29 @@ def test_an_error_after_the_barrier_is_for_the_next_one(wb: Writeback) -> None:
     assert outcome == [None]
     with pytest.raises(OSError):
         wb.barrier()
+
+
+def test_a_barrier_settles_in_its_own_thread_without_waking_the_writeback_thread() -> None:
+    wb = Writeback("test", delay_s=30)  # the thread would settle it only after 30 s
+    try:
+        ran: list[threading.Thread] = []
+        wb.add([lambda: ran.append(threading.current_thread())])
+        wb.barrier()
+        assert ran == [threading.current_thread()]
+    finally:
+        wb.close()
+
+
+def test_the_thread_settles_what_no_barrier_comes_for(wb: Writeback) -> None:
+    settled = threading.Event()
+    wb.add([settled.set])
+    assert settled.wait(10)
+
+
+def test_close_settles_everything_left() -> None:
+    wb = Writeback("test", delay_s=30)
+    ran: list[int] = []
+    wb.add([lambda: ran.append(1)])
+    wb.add([lambda: ran.append(2)])
+    wb.close()
+    assert ran == [1, 2]

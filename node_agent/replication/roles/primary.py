@@ -213,7 +213,7 @@ class PrimaryReplicator:
                 log.error("activity log failed (%s): tracking the op in the bitmap", e)
                 self.bitmap.mark(op)
                 token = ()
-        wait = sender.enqueue(op, inline=not background)
+        wait = sender.enqueue(op, inline=not background, lazy=background)
 
         def done() -> None:
             try:

@@ -7,8 +7,14 @@ order), and returns a wait that blocks on the op's own lock until the peer's cum
 ACK covers that seq. A thread that will wait for its op right away and finds nobody
 sending takes the outbox and sends it itself (more frames may join while it does; it
 sends them too), straight into the TLS socket (tls_transport.py) -- no hand-off to
-another thread on the way out. Ops nobody waits for now (``inline=False``: writebacks, a
+another thread on the way out. Ops nobody waits for now (``inline=False``: a
 resync's data) are sent by the sender's own thread instead, while their caller goes on.
+Small ones whose wait comes later (``lazy``: the kernel's writebacks and timestamps, which
+its writeback cache sends right before the FSYNC that settles them) stay in the outbox:
+the next op sent takes them along (one TLS write, one wake of the peer, one ACK), and so
+does their own wait, which their caller runs soon (fuse/writeback.py: within a few ms);
+an outbox of LAZY_BYTES wakes the sender's thread at once, and its watch sends anything
+left there longer than LAZY_S. No thread is woken for a lazy op.
 That thread runs an asyncio loop that also reads ACKs and releases waiters (the one
 hand-off of a synchronous write on this side), sends what the socket could not take at
 once, and watches for silence. Many ops are in flight; nothing waits for a per-op round
@@ -72,6 +78,8 @@ __all__ = [
     "LinkError", "NotAcknowledged", "RequestFailed", "SenderState", "SenderStats", "StreamSender",
 ]  # fmt: skip
 log = logging.getLogger(__name__)
+LAZY_S = 0.05  # the watch sends a lazy outbox this old (its wait should have, sooner)
+LAZY_BYTES = 128 * 1024  # a lazy outbox this big leaves at once (a stream of writebacks)
 
 
 class StreamSender:
@@ -93,6 +101,7 @@ class StreamSender:
         ping_interval_s: float = 1.0,
         max_unapplied_bytes: int = 64 * 1024 * 1024,
         totals: StreamTotals | None = None,
+        lazy_max_s: float = LAZY_S,
     ) -> None:
         self.module, self.node_id, self.peer = module, node_id, peer
         self._host, self._port, self._generation, self._mode = host, port, generation, Mode(mode)
@@ -100,6 +109,7 @@ class StreamSender:
         self._on_failure, self._fallback = on_failure, fallback
         self._ack_timeout, self._connect_timeout = ack_timeout_s, connect_timeout_s
         self._ping_interval, self._max_bytes = ping_interval_s, max_unapplied_bytes
+        self._lazy_max = lazy_max_s
         self._where = f"{peer} at {host}:{port}"
         self._lock = threading.Lock()
         self._room = threading.Condition(self._lock)  # byte budget, and close() draining
@@ -110,8 +120,10 @@ class StreamSender:
         self._inflight: dict[int, Pending] = {}  # insertion order = seq order
         self._unapplied_bytes = 0
         self._outbox: list[bytes] = []
-        self._outbox_hi = self._outbox_ops = 0
+        self._outbox_hi = self._outbox_ops = self._outbox_bytes = 0
+        self._taken_hi = 0  # highest seq taken from the outbox to be sent
         self._sending = False  # a thread is sending the outbox (_send_outbox)
+        self._lazy_since: float | None = None  # when a lazy op found the outbox empty
         self._ops_sent = self._bytes_sent = 0
         self._totals = totals if totals is not None else StreamTotals()  # across streams
         self._sent_marks: deque[tuple[int, float]] = deque()  # (highest seq, write time)
@@ -146,11 +158,13 @@ class StreamSender:
             self._stop_loop()
             raise
 
-    def enqueue(self, op: Op, inline: bool = True) -> Callable[[], None]:
+    def enqueue(self, op: Op, inline: bool = True, lazy: bool = False) -> Callable[[], None]:
         """Give ``op`` its seq now; the returned wait blocks until the peer applied it (or
         received it, mode "second"). ``inline``: the caller waits right away, so it sends
-        the op itself if nobody is sending; otherwise the sender's thread does. Not
-        RUNNING: ``fallback(op)`` runs here and the wait raises NotAcknowledged at once."""
+        the op itself if nobody is sending; otherwise the sender's thread does, at once,
+        or -- ``lazy``: the caller runs the wait soon -- with the next op sent or its own
+        wait (see the module docstring). Not RUNNING: ``fallback(op)`` runs here and the
+        wait raises NotAcknowledged at once."""
         parts: list[Op] = [op]
         if type(op) is ops.Write and len(op.data) > MAX_WRITE_DATA:
             step = MAX_WRITE_DATA
@@ -187,8 +201,14 @@ class StreamSender:
                     self._outbox.extend(pieces[1:])  # Write data: never copied here
                 self._outbox_hi = self._seq
                 self._outbox_ops += len(parts)
+                self._outbox_bytes += sum(sizes)
                 self._unapplied_bytes += sum(sizes)
-                send, self._sending = not self._sending, True
+                if inline or not lazy or self._outbox_bytes >= LAZY_BYTES:
+                    send, self._sending = not self._sending, True
+                else:  # stays for company (see the module docstring)
+                    send = False
+                    if self._lazy_since is None:
+                        self._lazy_since = now
         if pending is None:
             self._fallback(op)
             return unacknowledged(f"no stream to {self.peer}: {self._failure or self._state}")
@@ -197,7 +217,31 @@ class StreamSender:
         elif send:
             with contextlib.suppress(RuntimeError):  # closed meanwhile: nothing to send
                 self._loop.call_soon_threadsafe(self._send_outbox)
+        if lazy and not inline:
+            return functools.partial(self._wait_lazy, pending)
         return functools.partial(wait_pending, pending)
+
+    def _wait_lazy(self, pending: Pending) -> None:
+        """A lazy op's wait: sends it first if it is still in the outbox and nobody sends."""
+        if pending.seq > self._taken_hi:
+            with self._lock:
+                send = pending.seq > self._taken_hi and not self._sending and bool(self._outbox)
+                if send:
+                    self._sending = True
+            if send:
+                self._send_outbox()
+        wait_pending(pending)
+
+    def _send_left(self, older_than: float) -> None:
+        """Send what lazy ops left in the outbox since before ``older_than`` (monotonic)."""
+        with self._lock:
+            since = self._lazy_since
+            send = since is not None and since <= older_than and not self._sending
+            send = send and bool(self._outbox)
+            if send:
+                self._sending = True
+        if send:
+            self._send_outbox()
 
     def request(self, payload: bytes, timeout_s: float) -> bytes:
         """REQUEST in order with the ops before it; the REPLY, or RequestFailed / LinkError /
@@ -221,6 +265,8 @@ class StreamSender:
                 return
             if self._state is SenderState.RUNNING:
                 self._state = SenderState.CLOSING
+        self._send_left(time.monotonic())  # lazy ops left in the outbox
+        with self._lock:
             deadline = time.monotonic() + (self._ack_timeout if timeout_s is None else timeout_s)
             while self._inflight and self._state is SenderState.CLOSING:
                 if not self._room.wait(max(0.0, deadline - time.monotonic())):
@@ -248,6 +294,7 @@ class StreamSender:
             with self._lock:
                 batch, self._outbox = self._outbox, []
                 hi, n, self._outbox_ops = self._outbox_hi, self._outbox_ops, 0
+                self._outbox_bytes, self._taken_hi, self._lazy_since = 0, hi, None
                 if not batch:
                     self._sending = False
                     return
@@ -274,7 +321,8 @@ class StreamSender:
             lost = list(self._inflight.values())
             self._inflight.clear()
             self._outbox.clear()
-            self._unapplied_bytes = 0
+            self._unapplied_bytes = self._outbox_bytes = 0
+            self._lazy_since = None
             self._room.notify_all()
         log.warning("replication of %s to %s failed: %s (%d ops not applied there)",
                     self.module, self.peer, reason, len(lost))  # fmt: skip
@@ -392,6 +440,7 @@ class StreamSender:
         while True:
             await asyncio.sleep(tick)
             now = time.monotonic()
+            self._send_left(now - self._lazy_max)  # a lazy op whose wait did not come (yet)
             with self._lock:
                 oldest = next(iter(self._inflight.values()), None)
             if oldest is not None and now - oldest.t0 > self._ack_timeout:
