@@ -740,6 +740,10 @@ def main() -> None:
         ap.error(f"--placements: {', '.join(PLACEMENTS)}")
     if os.geteuid() != 0:
         sys.exit("needs root (network and mount namespaces, FUSE, loop devices)")
+    if args.reps and args.dd_reps < 1:
+        ap.error(
+            "--dd-reps must be at least 1 when --reps is not 0 (the CPU per MiB comes from dd)"
+        )
     for tool in ("fio", "dd", "nsenter", "unshare", "mkfs.ext4", "losetup", "findmnt"):
         if shutil.which(tool) is None:
             sys.exit(f"needs {tool}")

@@ -31,8 +31,11 @@ from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 Wait = Callable[[], None]
-DELAY_S = 0.002  # a batch's age before the thread settles it (a durability point usually did)
-IDLE_TICKS = 50  # ticks without a batch before the thread sleeps until add() wakes it
+# A batch's age before the thread settles it (a durability point usually did first). Not on
+# any waiting path: it bounds how long a lone writeback (no fsync after it) may sit in the
+# sender's outbox, and what a busy mount costs in wake-ups (at most 1/DELAY_S a second).
+DELAY_S = 0.01
+IDLE_TICKS = 10  # ticks without a batch before the thread sleeps until add() wakes it
 
 
 class Writeback:

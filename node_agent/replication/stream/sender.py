@@ -12,7 +12,7 @@ resync's data) are sent by the sender's own thread instead, while their caller g
 Small ones whose wait comes later (``lazy``: the kernel's writebacks and timestamps, which
 its writeback cache sends right before the FSYNC that settles them) stay in the outbox:
 the next op sent takes them along (one TLS write, one wake of the peer, one ACK), and so
-does their own wait, which their caller runs soon (fuse/writeback.py: within a few ms);
+does their own wait, which their caller runs soon (fuse/writeback.py: within 10 ms);
 an outbox of LAZY_BYTES wakes the sender's thread at once, and its watch sends anything
 left there longer than LAZY_S. No thread is woken for a lazy op.
 That thread runs an asyncio loop that also reads ACKs and releases waiters (the one
