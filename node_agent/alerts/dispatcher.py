@@ -1,9 +1,11 @@
 """The thin driver around AlertPolicy: feeds it the engine's transitions, asks it for
-due alerts every second, and sends each alert by hook and e-mail (docs/alerts.md).
+due alerts every second, and sends each alert to the hook and, gathered for up to
+``batch_s`` with the alerts after it (batch.py), by e-mail (docs/alerts.md).
 
 Nothing here may hold up the engine's loop: ``observe`` only queues, the hook runs as a
 subprocess with a timeout, and SMTP runs in a daemon thread of its own (a hung mail
-server never delays the agent, nor its exit). Every outcome lands in the module's log.
+server never delays the agent, nor its exit, nor the hook). Every outcome lands in the
+module's log.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from node_agent.alerts.batch import Batch, MailBatcher
 from node_agent.alerts.hook import HookError, hook_problem, run_hook
 from node_agent.alerts.mail import EmailError, email_problem, send_email
 from node_agent.alerts.policy import Alert, AlertPolicy, Transition
@@ -33,6 +36,8 @@ class AlertDispatcher:
         self._clock = clock  # wall time, as the transitions' records carry
         self.policy = AlertPolicy(node, peer)
         self._queue: asyncio.Queue[Alert] = asyncio.Queue(QUEUE_MAX)
+        self._mail = MailBatcher(self.settings.batch_s)
+        self._mails: asyncio.Queue[Batch] = asyncio.Queue()  # bounded by QUEUE_MAX alerts
 
     @property
     def settings(self) -> AlertsConfig:
@@ -41,6 +46,7 @@ class AlertDispatcher:
     def _configure_policy(self) -> None:
         s = self.settings
         self.policy.settle_s, self.policy.events = s.settle_s, frozenset(s.events)
+        self._mail.window_s = s.batch_s
 
     def observe(self, rec: LogRecord) -> None:
         """A record the engine logged; state transitions may become alerts."""
@@ -65,16 +71,19 @@ class AlertDispatcher:
     async def run(self) -> None:
         """Until cancelled: the timers, and one alert at a time sent on every channel."""
         self.check()
-        sender = asyncio.get_running_loop().create_task(self._send_loop(), name="alert-send")
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(self._send_loop(), name="alert-send"),
+                 loop.create_task(self._mail_loop(), name="alert-mail")]  # fmt: skip
         try:
             while True:
                 self._configure_policy()
                 self._enqueue(self.policy.due(self._clock()))
+                self._post_mails(self._mail.due(self._clock()))
                 await asyncio.sleep(TICK_S)
         finally:
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sender
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     def check(self) -> list[str]:
         """Log (and return) what would make every alert fail, before one is needed."""
@@ -94,14 +103,24 @@ class AlertDispatcher:
             await self.send(alert)
 
     async def send(self, alert: Alert) -> None:
-        """Every configured channel at once; each outcome logged, none raised."""
+        """The hook now, the e-mail with the alerts of the next ``batch_s``; each outcome
+        logged, none raised."""
         cfg = self._config()
-        jobs = []
-        if cfg.alerts.hook is not None:
-            jobs.append(self._hook(alert, cfg))
         if cfg.alerts.email is not None:
-            jobs.append(self._email(alert, cfg.alerts.email, cfg.name))
-        await asyncio.gather(*jobs)
+            self._post_mails(self._mail.add(alert, self._clock()))
+        if cfg.alerts.hook is not None:
+            await self._hook(alert, cfg)
+
+    def _post_mails(self, batches: list[Batch]) -> None:
+        for batch in batches:
+            self._mails.put_nowait(batch)
+
+    async def _mail_loop(self) -> None:
+        while True:
+            batch = await self._mails.get()
+            cfg = self._config()
+            if cfg.alerts.email is not None:  # (not dropped from the configuration since)
+                await self._email(batch, cfg.alerts.email, cfg.name)
 
     async def _hook(self, alert: Alert, cfg: ClusterConfig) -> None:
         assert cfg.alerts.hook is not None
@@ -112,13 +131,18 @@ class AlertDispatcher:
         else:
             self._log(alert, "INFO", f"alert {alert.kind}: hook {cfg.alerts.hook.command[0]} run")
 
-    async def _email(self, alert: Alert, cfg: EmailConfig, cluster: str) -> None:
+    async def _email(self, batch: Batch, cfg: EmailConfig, cluster: str) -> None:
+        others = len(batch.alerts) - 1
+        also = f" (one message with {others} other alert{'s' * (others > 1)})" if others else ""
         try:
-            await in_thread(lambda: send_email(cfg, alert, cluster))
+            await in_thread(lambda: send_email(cfg, batch, cluster))
         except EmailError as exc:
-            self._log(alert, "ERROR", f"alert {alert.kind}: e-mail failed: {exc}")
+            for alert in batch.alerts:
+                self._log(alert, "ERROR", f"alert {alert.kind}: e-mail failed{also}: {exc}")
         else:
-            self._log(alert, "INFO", f"alert {alert.kind}: e-mailed to {', '.join(cfg.to)}")
+            for alert in batch.alerts:
+                self._log(alert, "INFO",
+                          f"alert {alert.kind}: e-mailed to {', '.join(cfg.to)}{also}")  # fmt: skip
 
     def _log(self, alert: Alert, level: str, message: str) -> None:
         self.logbook.add(level, message, alert.module, "alert")

@@ -18,6 +18,7 @@ from node_agent.config.table import ConfigError, Table, abspath_value, bad, host
 _ADDRESS_RE = re.compile(r"[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+|[^@\s<>,;]+@localhost")
 _SECURITY = ("starttls", "ssl", "none")
 MAX_TIMEOUT_S = 600.0
+MAX_BATCH_S = 300.0
 
 
 def _address(value: Any, key: str) -> str:
@@ -88,16 +89,21 @@ def _email(data: Any) -> EmailConfig:
 
 
 def parse_alerts(data: Any) -> AlertsConfig:
-    t = Table(data, "alerts", ["events", "settle_s", "hook", "email"])
+    t = Table(data, "alerts", ["events", "settle_s", "batch_s", "hook", "email"])
     events = t.items("events", _event) if "events" in t.data else ALERT_EVENTS
     if len(set(events)) != len(events):
         raise bad(t.key("events"), "a list without duplicates", list(events))
     settle = t.number("settle_s", AlertsConfig.settle_s)
     if settle > 3600:
         raise bad(t.key("settle_s"), "a number > 0 and <= 3600", settle)
+    batch = t.get("batch_s", AlertsConfig.batch_s)
+    if type(batch) not in (int, float) or not 0 <= batch <= MAX_BATCH_S:
+        raise bad(t.key("batch_s"), f"a number >= 0 and <= {MAX_BATCH_S:g} (0: every alert "
+                  "in a message of its own)", batch)  # fmt: skip
     return AlertsConfig(
         events=events,
         settle_s=settle,
+        batch_s=float(batch),
         hook=_hook(t.get("hook")) if "hook" in t.data else None,
         email=_email(t.get("email")) if "email" in t.data else None,
     )

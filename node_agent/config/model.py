@@ -191,6 +191,7 @@ class AlertsConfig:
 
     events: tuple[str, ...] = ALERT_EVENTS
     settle_s: float = 30.0  # degraded after this long; restored after this long in sync
+    batch_s: float = 5.0  # e-mail: the alerts of this long after one go with it (0: alone)
     hook: HookConfig | None = None
     email: EmailConfig | None = None
 

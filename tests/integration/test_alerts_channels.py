@@ -149,9 +149,48 @@ def test_a_server_that_does_not_trust_us_or_answer_is_an_error(
 
 
 # -- the dispatcher ----------------------------------------------------------------------
-def _record(t: float, old: State, new: State, ready: Readiness, cause: str) -> LogRecord:
+def _record(t: float, old: State, new: State, ready: Readiness, cause: str,
+            module: str = "web") -> LogRecord:  # fmt: skip
     msg = f"{old.name}/X -> {new.name}/{ready.name}: reason {cause}"
-    return LogRecord(t, "web", "INFO", msg, cause, "", old, new, Readiness.READY, ready)
+    return LogRecord(t, module, "INFO", msg, cause, "", old, new, Readiness.READY, ready)
+
+
+def test_a_server_taking_over_many_modules_sends_one_mail_and_a_hook_run_each(
+    tmp_path: Path,
+) -> None:
+    base = parse_config(BASE)
+    out = tmp_path / "hook.jsonl"
+    modules = [f"m{i}" for i in range(12)]
+
+    async def go() -> tuple[list, list[str]]:
+        async with SmtpSink() as sink:
+            alerts = AlertsConfig(hook=hook_to(out), email=email(sink.port), batch_s=1)
+            cfg: ClusterConfig = dataclasses.replace(base, alerts=alerts)
+            book = LogBook("node2", None)
+            d = AlertDispatcher(lambda: cfg, "node2", "node1", book)
+            runner = asyncio.create_task(d.run())
+            for i, m in enumerate(modules):
+                d.observe(_record(100.0 + i / 10, State.STOP, State.SECOND, Readiness.READY,
+                                  "peer-primary", m))  # fmt: skip
+                d.observe(_record(101.0 + i / 10, State.SECOND, State.ALONE, Readiness.READY,
+                                  "peer-lost", m))  # fmt: skip
+            lines = lambda: out.read_text().splitlines() if out.exists() else []  # noqa: E731
+            while not sink.messages or len(lines()) < len(modules):
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(2.5)  # more than the window and a tick: no second mail
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
+            return sink.messages, [e.message for e in book.query()]
+
+    messages, log = asyncio.run(go())
+    (mail,) = messages
+    assert f"Subject: [MirrorPair {base.name}] FAILOVER: 12 modules on node2" in mail.data
+    for m in modules:
+        assert f"module {m}: node2 took over" in mail.data
+    hooked = [json.loads(line)["env"]["MIRRORPAIR_MODULE"] for line in out.read_text().splitlines()]
+    assert hooked == modules  # the hook: once per alert, in order
+    mailed = [m for m in log if "e-mailed to" in m]
+    assert len(mailed) == 12 and all("(one message with 11 other alerts)" in m for m in mailed)
 
 
 def test_the_dispatcher_sends_on_every_channel_and_a_hung_server_holds_nothing_up(

@@ -465,6 +465,8 @@ def test_alerts_section_parses_and_defaults() -> None:
     assert not parse_config(BASE).alerts.enabled
     a = parse_config(BASE + ALERTS).alerts
     assert a.events == ("failover", "restored") and a.settle_s == 5.0 and a.enabled
+    assert a.batch_s == 5.0  # the default
+    assert parse_config(BASE + ALERTS.replace("settle_s = 5", "batch_s = 0")).alerts.batch_s == 0
     assert a.hook is not None and a.hook.command == ("/usr/local/bin/page", "--team", "ops")
     assert a.hook.timeout_s == 3.0
     e = a.email
@@ -491,6 +493,11 @@ ALERTS_INVALID = [
      ['"failover", "degraded", "split-brain", "restored"', '"fire"']),
     ("settle", "settle_s = 5", "settle_s = 0", "alerts.settle_s", ["> 0"]),
     ("typo", "settle_s = 5", "settle = 5", "alerts.settle", ['did you mean "settle_s"']),
+    ("batch-negative", "settle_s = 5", "settle_s = 5\nbatch_s = -1", "alerts.batch_s",
+     [">= 0", "<= 300", "0: every alert"]),
+    ("batch-text", "settle_s = 5", 'settle_s = 5\nbatch_s = "10s"', "alerts.batch_s",
+     [">= 0", '"10s"']),
+    ("batch-long", "settle_s = 5", "settle_s = 5\nbatch_s = 3600", "alerts.batch_s", ["<= 300"]),
     ("hook-shell-string", 'command = ["/usr/local/bin/page", "--team", "ops"]',
      'command = "page --team ops"', "alerts.hook.command", ["array of strings", "without a shell"]),
     ("hook-empty", 'command = ["/usr/local/bin/page", "--team", "ops"]', "command = []",
