@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from node_agent.config.model import AlertsConfig, ClusterConfig, EmailConfig
 from node_agent.core.transitions import LogRecord
 from node_agent.engine.logbook import LogBook
 
+log = logging.getLogger(__name__)
 TICK_S = 1.0  # how often the policy's timers are looked at
 QUEUE_MAX = 200  # alerts waiting to be sent; beyond that one is dropped, and logged
 
@@ -84,6 +86,29 @@ class AlertDispatcher:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            self._mail_on_exit()
+
+    def _mail_on_exit(self) -> None:
+        """The agent stops: the mails held for company leave now, from a daemon thread
+        nobody waits for (a clean stop usually outlasts it; an exit may cut it short)."""
+        cfg = self._config()
+        batches: list[Batch] = []
+        while not self._mails.empty():  # waiting to be sent: older than what is held
+            batches.append(self._mails.get_nowait())
+        batches += self._mail.flush()
+        if cfg.alerts.email is None or not batches:
+            return
+        email, cluster = cfg.alerts.email, cfg.name
+
+        def send_all() -> None:
+            for batch in batches:
+                try:
+                    send_email(email, batch, cluster)
+                except EmailError as exc:
+                    log.error("alert e-mail (%d alerts) failed as the agent stops: %s",
+                              len(batch.alerts), exc)  # fmt: skip
+
+        threading.Thread(target=send_all, name="alert-smtp-exit", daemon=True).start()
 
     def check(self) -> list[str]:
         """Log (and return) what would make every alert fail, before one is needed."""

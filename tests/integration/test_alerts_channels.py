@@ -236,6 +236,33 @@ def test_the_dispatcher_sends_on_every_channel_and_a_hung_server_holds_nothing_u
     assert ticks > 10  # the loop ran on while smtplib waited on the hung server
 
 
+def test_a_mail_held_for_company_still_leaves_when_the_agent_stops(tmp_path: Path) -> None:
+    base = parse_config(BASE)
+    out = tmp_path / "hook.jsonl"
+
+    async def go() -> list:
+        async with SmtpSink() as sink:
+            alerts = AlertsConfig(hook=hook_to(out), email=email(sink.port), batch_s=300)
+            cfg: ClusterConfig = dataclasses.replace(base, alerts=alerts)
+            d = AlertDispatcher(lambda: cfg, "node2", "node1", LogBook("node2", None))
+            runner = asyncio.create_task(d.run())
+            d.observe(_record(100.0, State.STOP, State.SECOND, Readiness.READY, "peer-primary"))
+            d.observe(_record(101.0, State.SECOND, State.ALONE, Readiness.READY, "peer-lost"))
+            while not out.exists():  # the hook ran: the alert is held for the e-mail
+                await asyncio.sleep(0.05)
+            assert not sink.messages
+            runner.cancel()  # the agent stops, 300 s before the mail was due
+            await asyncio.gather(runner, return_exceptions=True)
+            for _ in range(200):
+                if sink.messages:
+                    break
+                await asyncio.sleep(0.05)
+            return sink.messages
+
+    (mail,) = asyncio.run(go())
+    assert "FAILOVER: module web on node2" in mail.data
+
+
 def test_a_cancelled_hook_leaves_no_process_behind(tmp_path: Path) -> None:
     pidfile = tmp_path / "child.pid"
     hang = HookConfig(("sh", "-c", f"sleep 60 & echo $! > {pidfile}; wait"), timeout_s=60)
