@@ -104,3 +104,28 @@ def test_close_settles_everything_left() -> None:
     wb.add([lambda: ran.append(2)])
     wb.close()
     assert ran == [1, 2]
+
+
+def test_every_error_is_reported_by_the_first_barrier_that_covers_it(wb: Writeback) -> None:
+    wb.add([fails(errno.EIO)])
+    wb.add([lambda: None])
+    upto = wb.mark()
+    wb.add([fails(errno.ENOSPC)])  # fails too, before any barrier
+    with pytest.raises(OSError) as first:
+        wb.barrier(upto)
+    with pytest.raises(OSError) as second:  # the later failure was not swallowed
+        wb.barrier()
+    assert (first.value.errno, second.value.errno) == (errno.EIO, errno.ENOSPC)
+    wb.barrier()
+
+
+def test_a_barrier_up_to_a_mark_does_not_wait_for_later_batches(wb: Writeback) -> None:
+    wb.add([lambda: None])
+    upto = wb.mark()
+    release, wait = blocked()
+    wb.add([wait])  # another file's writeback, handed over after the mark
+    t, outcome = in_thread(lambda: wb.barrier(upto))
+    t.join(5)
+    assert outcome == [None]  # returned while the later batch is still blocked
+    release.set()
+    wb.barrier()

@@ -74,13 +74,16 @@ class Handover:
         applied before, and other writers need not wait for the disk), concurrently with
         the peer's; it returns once both are done, and the writebacks before it settled."""
         self._refuse_if_fenced()
+        # The kernel handed this file's writebacks over before its FSYNC: the barrier
+        # need not wait for later ones (another file's, still in the outbox).
+        upto = self._writeback.mark()
         with self.writers.shared():
             wait = self.replicator.submit(op)
         try:
             local()
         finally:
             wait()  # always: it also ends the op's activity-log entry
-        self._writeback.barrier()  # covered by the Fsync's ACK; errors reported here
+        self._writeback.barrier(upto)  # covered by the Fsync's ACK; errors reported here
 
     def barrier(self) -> None:
         """close(): the writebacks handed over before it are settled (see writeback.py)."""

@@ -46,7 +46,7 @@ class Writeback:
         self._batches: deque[tuple[float, list[Wait]]] = deque()  # (added at, waits)
         self._added = self._settled = 0  # batches handed in / settled (numbered in order)
         self._running = False  # a thread runs a batch's waits: one at a time, in order
-        self._error: tuple[int, OSError] | None = None  # (its batch, the first error)
+        self._errors: list[tuple[int, OSError]] = []  # (batch, its first error), unreported
         self._idle = False  # the thread sleeps until add() wakes it
         self._closed = False
         self._delay = delay_s
@@ -62,15 +62,22 @@ class Writeback:
                     self._idle = False
                     self._work_cv.notify()
 
-    def barrier(self) -> None:
-        """Settle everything added before, here; raise its first error (once)."""
+    def mark(self) -> int:
+        """Where the batches added so far end: a barrier up to it waits for no later one."""
         with self._lock:
-            target = self._added
+            return self._added
+
+    def barrier(self, upto: int | None = None) -> None:
+        """Settle everything added before (or up to ``mark()``'s ``upto``), here; raise
+        the first error among them (once: a later barrier reports a later one)."""
+        with self._lock:
+            target = self._added if upto is None else upto
             self._settle_locked(target)
-            if self._error is None or self._error[0] > target:
-                return  # (an error of a later batch is for the next barrier)
-            error, self._error = self._error[1], None
-        raise error
+            mine = [e for n, e in self._errors if n <= target]
+            if not mine:
+                return
+            self._errors = [(n, e) for n, e in self._errors if n > target]
+        raise mine[0]
 
     def close(self) -> None:
         with self._lock:
@@ -94,8 +101,8 @@ class Writeback:
                 self._lock.acquire()
                 self._running = False
             self._settled += 1
-            if error is not None and self._error is None:
-                self._error = (self._settled, error)
+            if error is not None:
+                self._errors.append((self._settled, error))
             self._settled_cv.notify_all()
 
     def _run(self) -> None:

@@ -12,9 +12,10 @@ resync's data) are sent by the sender's own thread instead, while their caller g
 Small ones whose wait comes later (``lazy``: the kernel's writebacks and timestamps, which
 its writeback cache sends right before the FSYNC that settles them) stay in the outbox:
 the next op sent takes them along (one TLS write, one wake of the peer, one ACK), and so
-does their own wait, which their caller runs soon (fuse/writeback.py: within 10 ms);
-an outbox of LAZY_BYTES wakes the sender's thread at once, and its watch sends anything
-left there longer than LAZY_S. No thread is woken for a lazy op.
+does any lazy wait about to block (fuse/writeback.py runs them within 10 ms, or once the
+ACK of an earlier writeback it waits for has come); an outbox of LAZY_BYTES wakes the
+sender's thread at once, and its watch (every 250 ms at most) sends anything left there
+longer than LAZY_S. No thread is woken for a lazy op.
 That thread runs an asyncio loop that also reads ACKs and releases waiters (the one
 hand-off of a synchronous write on this side), sends what the socket could not take at
 once, and watches for silence. Many ops are in flight; nothing waits for a per-op round
@@ -121,7 +122,6 @@ class StreamSender:
         self._unapplied_bytes = 0
         self._outbox: list[bytes] = []
         self._outbox_hi = self._outbox_ops = self._outbox_bytes = 0
-        self._taken_hi = 0  # highest seq taken from the outbox to be sent
         self._sending = False  # a thread is sending the outbox (_send_outbox)
         self._lazy_since: float | None = None  # when a lazy op found the outbox empty
         self._ops_sent = self._bytes_sent = 0
@@ -222,10 +222,11 @@ class StreamSender:
         return functools.partial(wait_pending, pending)
 
     def _wait_lazy(self, pending: Pending) -> None:
-        """A lazy op's wait: sends it first if it is still in the outbox and nobody sends."""
-        if pending.seq > self._taken_hi:
+        """A lazy op's wait: before blocking, sends what sits in the outbox (its own op,
+        or later lazy ops its caller will wait for next) if nobody is sending."""
+        if self._outbox and not self._sending:  # (checked again under the lock)
             with self._lock:
-                send = pending.seq > self._taken_hi and not self._sending and bool(self._outbox)
+                send = bool(self._outbox) and not self._sending
                 if send:
                     self._sending = True
             if send:
@@ -294,7 +295,7 @@ class StreamSender:
             with self._lock:
                 batch, self._outbox = self._outbox, []
                 hi, n, self._outbox_ops = self._outbox_hi, self._outbox_ops, 0
-                self._outbox_bytes, self._taken_hi, self._lazy_since = 0, hi, None
+                self._outbox_bytes, self._lazy_since = 0, None
                 if not batch:
                     self._sending = False
                     return
@@ -309,7 +310,17 @@ class StreamSender:
                 with self._lock:
                     self._sending = False
                 return self._fail(f"cannot send to {self._where}: {e}")
-            self._sent_marks.append((hi, time.monotonic()))
+            if n:
+                self._sent_marks.append((hi, time.monotonic()))
+
+    def _send_control(self, frame: bytes) -> None:
+        """A PING or PONG, through the outbox: written straight to the transport, it could
+        land between a big Write's header and its data, which another thread is sending."""
+        with self._lock:
+            self._outbox.append(frame)
+            send, self._sending = not self._sending, True
+        if send:
+            self._send_outbox()
 
     # ---- failure ----------------------------------------------------------------------
 
@@ -401,7 +412,7 @@ class StreamSender:
             cause = os.strerror(body.errno) if body.errno else "error"
             self._fail(f"{self.peer} {what}: {cause}: {body.message}")
         elif ftype is FrameType.PING and self._link is not None:
-            self._link.transport.write(encode_frame(FrameType.PONG, seq))  # type: ignore[union-attr]
+            self._send_control(encode_frame(FrameType.PONG, seq))
         elif ftype is FrameType.REPLY:
             self._requests.resolve(seq, body, bool(frame.flags & FLAG_FAILED))  # type: ignore[attr-defined]
         else:
@@ -454,4 +465,4 @@ class StreamSender:
             elif oldest is None and now - link.last_rx > self._ping_interval:
                 self._ping_seq += 1
                 self._ping_sent = now
-                link.transport.write(encode_frame(FrameType.PING, self._ping_seq))  # type: ignore[union-attr]
+                self._send_control(encode_frame(FrameType.PING, self._ping_seq))
