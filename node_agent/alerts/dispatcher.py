@@ -27,7 +27,8 @@ from node_agent.engine.logbook import LogBook
 
 log = logging.getLogger(__name__)
 TICK_S = 1.0  # how often the policy's timers are looked at
-QUEUE_MAX = 200  # alerts waiting to be sent; beyond that one is dropped, and logged
+QUEUE_MAX = 200  # alerts waiting for the hook; beyond that one is dropped, and logged
+EXIT_MAIL_S = 10.0  # how long a stopping agent waits for its last e-mails
 
 
 class AlertDispatcher:
@@ -37,9 +38,9 @@ class AlertDispatcher:
         self.logbook = logbook
         self._clock = clock  # wall time, as the transitions' records carry
         self.policy = AlertPolicy(node, peer)
-        self._queue: asyncio.Queue[Alert] = asyncio.Queue(QUEUE_MAX)
-        self._mail = MailBatcher(self.settings.batch_s)
-        self._mails: asyncio.Queue[Batch] = asyncio.Queue()  # bounded by QUEUE_MAX alerts
+        self._queue: asyncio.Queue[Alert] = asyncio.Queue(QUEUE_MAX)  # for the hook
+        self._mail = MailBatcher(self.settings.batch_s)  # its window on the monotonic clock
+        self._mails: asyncio.Queue[Batch] = asyncio.Queue()  # ready to be e-mailed
 
     @property
     def settings(self) -> AlertsConfig:
@@ -61,14 +62,24 @@ class AlertDispatcher:
         self._enqueue(self.policy.observe(t))
 
     def _enqueue(self, alerts: list[Alert]) -> None:
-        if not alerts or not self.settings.enabled:
-            return
+        """To the hook's queue, and to the e-mail batch at once (a slow hook must not split
+        what happened together into several mails)."""
+        s = self.settings
         for alert in alerts:
+            if s.email is not None:
+                self._post_mails(self._mail.add(alert, time.monotonic()))
+            if s.hook is None:
+                continue
             try:
                 self._queue.put_nowait(alert)
             except asyncio.QueueFull:
-                self.logbook.add("ERROR", f"alert {alert.kind} dropped: {QUEUE_MAX} alerts "
-                                 "wait to be sent", alert.module, "alert")  # fmt: skip
+                self.logbook.add("ERROR", f"alert {alert.kind}: hook not run: {QUEUE_MAX} "
+                                 "alerts wait for it", alert.module, "alert")  # fmt: skip
+
+    def flush_mails(self) -> None:
+        """Send what is held for company now (the agent begins to stop: the mails then go
+        while its modules stop, not after)."""
+        self._post_mails(self._mail.flush())
 
     async def run(self) -> None:
         """Until cancelled: the timers, and one alert at a time sent on every channel."""
@@ -80,17 +91,20 @@ class AlertDispatcher:
             while True:
                 self._configure_policy()
                 self._enqueue(self.policy.due(self._clock()))
-                self._post_mails(self._mail.due(self._clock()))
+                self._post_mails(self._mail.due(time.monotonic()))
                 await asyncio.sleep(TICK_S)
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            self._mail_on_exit()
+            await self._on_exit()
 
-    def _mail_on_exit(self) -> None:
-        """The agent stops: the mails held for company leave now, from a daemon thread
-        nobody waits for (a clean stop usually outlasts it; an exit may cut it short)."""
+    async def _on_exit(self) -> None:
+        """The agent stops: the mails not sent yet leave now, from a daemon thread waited
+        for at most EXIT_MAIL_S; the hook runs still waiting are said to be skipped."""
+        while not self._queue.empty():
+            alert = self._queue.get_nowait()
+            self._log(alert, "WARNING", f"alert {alert.kind}: hook not run: the agent stopped")
         cfg = self._config()
         batches: list[Batch] = []
         while not self._mails.empty():  # waiting to be sent: older than what is held
@@ -108,7 +122,10 @@ class AlertDispatcher:
                     log.error("alert e-mail (%d alerts) failed as the agent stops: %s",
                               len(batch.alerts), exc)  # fmt: skip
 
-        threading.Thread(target=send_all, name="alert-smtp-exit", daemon=True).start()
+        sender = threading.Thread(target=send_all, name="alert-smtp-exit", daemon=True)
+        sender.start()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.to_thread(sender.join, EXIT_MAIL_S)
 
     def check(self) -> list[str]:
         """Log (and return) what would make every alert fail, before one is needed."""
@@ -128,11 +145,9 @@ class AlertDispatcher:
             await self.send(alert)
 
     async def send(self, alert: Alert) -> None:
-        """The hook now, the e-mail with the alerts of the next ``batch_s``; each outcome
-        logged, none raised."""
+        """The hook (the e-mail went to its batch when the alert came); its outcome logged,
+        not raised."""
         cfg = self._config()
-        if cfg.alerts.email is not None:
-            self._post_mails(self._mail.add(alert, self._clock()))
         if cfg.alerts.hook is not None:
             await self._hook(alert, cfg)
 
@@ -144,8 +159,12 @@ class AlertDispatcher:
         while True:
             batch = await self._mails.get()
             cfg = self._config()
-            if cfg.alerts.email is not None:  # (not dropped from the configuration since)
+            if cfg.alerts.email is not None:
                 await self._email(batch, cfg.alerts.email, cfg.name)
+                continue
+            for alert in batch.alerts:  # [alerts.email] removed meanwhile
+                self._log(alert, "WARNING", f"alert {alert.kind}: not e-mailed: the "
+                          "configuration no longer has [alerts.email]")  # fmt: skip
 
     async def _hook(self, alert: Alert, cfg: ClusterConfig) -> None:
         assert cfg.alerts.hook is not None

@@ -30,8 +30,10 @@ def subject(alerts: Alert | Batch, cluster: str) -> str:
         return (f"[MirrorPair {cluster}] {first.kind.value.upper()}: module {first.module} "
                 f"on {first.node}")  # fmt: skip
     counts = batch.counts()
-    if len(counts) == 1:
-        return f"[MirrorPair {cluster}] {first.kind.value.upper()}: {n} modules on {first.node}"
+    modules = len({a.module for a in batch.alerts})
+    if len(counts) == 1 and modules == n:
+        return (f"[MirrorPair {cluster}] {first.kind.value.upper()}: {n} modules on "
+                f"{first.node}")  # fmt: skip
     kinds = ", ".join(f"{kind.upper()} ({k})" for kind, k in counts)
     return f"[MirrorPair {cluster}] {n} alerts on {first.node}: {kinds}"
 

@@ -246,6 +246,7 @@ class NodeEngine:
         """A clean agent stop stops each module like `stop` would: a primary stops its
         resource and says so, so a ready secondary takes over at once."""
         self._stopping = True
+        self.alerts.flush_mails()  # sent while the modules stop
         for name, d in self.modules.items():
             if d.machine.state is not State.STOP:
                 d.machine.command("stop", "agent shutdown", self.env(name))

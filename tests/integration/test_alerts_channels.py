@@ -164,7 +164,10 @@ def test_a_server_taking_over_many_modules_sends_one_mail_and_a_hook_run_each(
 
     async def go() -> tuple[list, list[str]]:
         async with SmtpSink() as sink:
-            alerts = AlertsConfig(hook=hook_to(out), email=email(sink.port), batch_s=1)
+            # A slow hook (0.3 s a run, 3.6 s for all) must not split the mail.
+            slow = HookConfig((sys.executable, "-c", "import time; time.sleep(0.3); " + DUMP,
+                               str(out)))  # fmt: skip
+            alerts = AlertsConfig(hook=slow, email=email(sink.port), batch_s=1)
             cfg: ClusterConfig = dataclasses.replace(base, alerts=alerts)
             book = LogBook("node2", None)
             d = AlertDispatcher(lambda: cfg, "node2", "node1", book)
@@ -236,31 +239,41 @@ def test_the_dispatcher_sends_on_every_channel_and_a_hung_server_holds_nothing_u
     assert ticks > 10  # the loop ran on while smtplib waited on the hung server
 
 
-def test_a_mail_held_for_company_still_leaves_when_the_agent_stops(tmp_path: Path) -> None:
+def test_mails_held_for_company_leave_when_the_agent_stops(tmp_path: Path) -> None:
     base = parse_config(BASE)
     out = tmp_path / "hook.jsonl"
 
-    async def go() -> list:
+    async def go() -> tuple[list, list]:
         async with SmtpSink() as sink:
             alerts = AlertsConfig(hook=hook_to(out), email=email(sink.port), batch_s=300)
             cfg: ClusterConfig = dataclasses.replace(base, alerts=alerts)
             d = AlertDispatcher(lambda: cfg, "node2", "node1", LogBook("node2", None))
             runner = asyncio.create_task(d.run())
-            d.observe(_record(100.0, State.STOP, State.SECOND, Readiness.READY, "peer-primary"))
-            d.observe(_record(101.0, State.SECOND, State.ALONE, Readiness.READY, "peer-lost"))
+
+            def take_over(module: str) -> None:
+                d.observe(_record(100.0, State.STOP, State.SECOND, Readiness.READY,
+                                  "peer-primary", module))  # fmt: skip
+                d.observe(_record(101.0, State.SECOND, State.ALONE, Readiness.READY,
+                                  "peer-lost", module))  # fmt: skip
+
+            take_over("web")
             while not out.exists():  # the hook ran: the alert is held for the e-mail
                 await asyncio.sleep(0.05)
             assert not sink.messages
-            runner.cancel()  # the agent stops, 300 s before the mail was due
-            await asyncio.gather(runner, return_exceptions=True)
+            d.flush_mails()  # the agent begins to stop (before its modules)
             for _ in range(200):
                 if sink.messages:
                     break
                 await asyncio.sleep(0.05)
-            return sink.messages
+            first = list(sink.messages)
+            take_over("db")
+            runner.cancel()  # ... and stops, 300 s before this mail was due
+            await asyncio.gather(runner, return_exceptions=True)
+            return first, sink.messages
 
-    (mail,) = asyncio.run(go())
-    assert "FAILOVER: module web on node2" in mail.data
+    first, mails = asyncio.run(go())
+    assert len(first) == 1 and "FAILOVER: module web on node2" in first[0].data
+    assert len(mails) == 2 and "FAILOVER: module db on node2" in mails[1].data
 
 
 def test_a_cancelled_hook_leaves_no_process_behind(tmp_path: Path) -> None:
