@@ -484,6 +484,8 @@ def lateness(records: list[dict[str, Any]], pulse_s: float) -> dict[str, Any]:
                 max_age = max(max_age, age)
                 arrival = r["t"] - age
                 prev = last.get(link)
+                if prev is not None and received - prev[1] < per_pulse:
+                    continue  # a pulse seen in the middle of its datagrams: wait for all
                 if prev is None or received > prev[1]:
                     if prev is not None:
                         if received - prev[1] < 2 * per_pulse:
