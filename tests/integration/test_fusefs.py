@@ -382,3 +382,34 @@ def test_stale_mount_is_cleared(tmp_path: Path) -> None:
     with Mount(b, m, LocalReplicator(Applier(tmp_path))):
         assert (m / "kept").read_bytes() == b"k"
     assert not os.path.ismount(m)
+
+
+def test_a_libfuse_thread_keeps_its_python_thread_state_between_requests(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """libfuse's worker threads are not Python's: without mount._keep_thread_state each
+    request got a fresh Python thread state (a frame stack mapped and unmapped per
+    request), and so a threading.local set in one request was gone in the next."""
+    from node_agent.replication.fuse.fusefs import ReplicatingFS
+
+    local = threading.local()
+    seen: list[tuple[int, bool]] = []  # (native thread, its local survived)
+    original = ReplicatingFS.getxattr
+
+    def getxattr(self, path, name, position=0):  # noqa: ANN001, ANN202
+        seen.append((threading.get_native_id(), getattr(local, "mark", False)))
+        local.mark = True
+        return original(self, path, name, position)
+
+    monkeypatch.setattr(ReplicatingFS, "getxattr", getxattr)
+    (env.mnt / "f").write_bytes(b"x")
+    for _ in range(40):
+        with pytest.raises(OSError):
+            os.getxattr(env.mnt / "f", "user.none")
+    first: set[int] = set()
+    later = []
+    for tid, survived in seen:
+        if tid in first:
+            later.append(survived)
+        first.add(tid)
+    assert later and all(later), f"{later.count(False)} of {len(later)} requests lost it"

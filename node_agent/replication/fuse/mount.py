@@ -62,10 +62,30 @@ def clear_stale_mounts(mp: str) -> None:
             _fusermount("-uz", mp)
 
 
+_PyGILState_Ensure = ctypes.pythonapi.PyGILState_Ensure
+_PyGILState_Ensure.restype = ctypes.c_int
+_thread_pinned = threading.local()
+
+
+def _keep_thread_state() -> None:
+    """libfuse's worker threads are not Python's: ctypes gives each callback a fresh
+    Python thread state and frees it on return -- a 16 KiB frame stack mapped and
+    unmapped (an mmap, page faults, an munmap and its TLB shootdown) and more, for every
+    request. One more PyGILState_Ensure, never released, keeps the thread's state for
+    all its later callbacks (measured: 5 mmap/munmap pairs per 4 KiB write+fsync gone)."""
+    if not getattr(_thread_pinned, "done", False):
+        _PyGILState_Ensure()
+        _thread_pinned.done = True
+
+
 class _FUSE(mfusepy.FUSE):
     """mfusepy 3.1 drops rename's flags on libfuse3; pass them on (RENAME_NOREPLACE /
     RENAME_EXCHANGE must not silently become a plain, overwriting rename). And it hides
     whether a write is the kernel's writeback (fusefs answers those at once)."""
+
+    def _wrapper(self, func: Any, *args: Any, **kwargs: Any) -> Any:
+        _keep_thread_state()  # every request from libfuse comes through here
+        return super()._wrapper(func, *args, **kwargs)
 
     def rename_fuse_3(self, old: bytes, new: bytes, flags: int) -> int:
         dec = self.encoding, self.errors
