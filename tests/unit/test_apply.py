@@ -357,3 +357,19 @@ def test_fd_cache_is_bounded_and_closed(root: Path) -> None:
     assert _open_fds() == base
     with pytest.raises(ValueError):
         a.apply(ops.Fsync(""))
+
+
+def test_times_of_a_file_just_written_go_through_its_open_fd_and_follow_renames(
+    ap: Applier, root: Path
+) -> None:
+    """The writeback cache sends a file's times right after its data: the applier uses the
+    fd the Write opened (no path walk), and a rename never lets it reach the old file."""
+    ap.apply(ops.Create("d", stat.S_IFREG | 0o644))  # (a file named like a dir: any name)
+    ap.apply(ops.Write("d", 0, b"data"))
+    ap.apply(ops.Utimens("d", 1_000_000_000, 2_000_000_000))
+    assert (root / "d").stat().st_mtime_ns == 2_000_000_000
+    ap.apply(ops.Rename("d", "old"))  # the cached fd is for the file now named "old"
+    ap.apply(ops.Create("d", stat.S_IFREG | 0o644))
+    ap.apply(ops.Utimens("d", 3_000_000_000, 4_000_000_000))
+    assert (root / "d").stat().st_mtime_ns == 4_000_000_000
+    assert (root / "old").stat().st_mtime_ns == 2_000_000_000

@@ -314,6 +314,10 @@ class Applier:
             os.chown(name, op.uid, op.gid, dir_fd=pfd, follow_symlinks=False)
 
     def _op_utimens(self, op: ops.Utimens) -> None:
+        fd = self._fds.get(op.path)
+        if fd is not None:  # a file just written (the writeback cache's times at fsync):
+            os.utime(fd, ns=(op.atime_ns, op.mtime_ns))  # its open fd, no path walked
+            return
         with self._at(op.path) as (pfd, name):
             os.utime(name, ns=(op.atime_ns, op.mtime_ns), dir_fd=pfd, follow_symlinks=False)
 
