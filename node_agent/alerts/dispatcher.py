@@ -16,7 +16,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
+from node_agent.alerts import memory
 from node_agent.alerts.batch import Batch, MailBatcher
 from node_agent.alerts.hook import HookError, hook_problem, run_hook
 from node_agent.alerts.mail import EmailError, email_problem, send_email
@@ -33,11 +35,18 @@ EXIT_MAIL_S = 10.0  # how long a stopping agent waits for its last e-mails
 
 class AlertDispatcher:
     def __init__(self, config: Callable[[], ClusterConfig], node: str, peer: str,
-                 logbook: LogBook, clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+                 logbook: LogBook, clock: Callable[[], float] = time.time,
+                 data_dir: Path | None = None, boot_id: str | None = None) -> None:  # fmt: skip
         self._config = config  # read at each use: a new configuration version applies live
         self.logbook = logbook
         self._clock = clock  # wall time, as the transitions' records carry
         self.policy = AlertPolicy(node, peer)
+        self._data_dir, self._boot_id = data_dir, boot_id  # where memory.py keeps episodes
+        self._remembered: memory.Memory = {}
+        if data_dir is not None:
+            self._remembered = memory.load(data_dir, boot_id)
+            for module, (kinds, restored_at) in self._remembered.items():
+                self.policy.remember(module, kinds, restored_at)
         self._queue: asyncio.Queue[Alert] = asyncio.Queue(QUEUE_MAX)  # for the hook
         self._mail = MailBatcher(self.settings.batch_s)  # its window on the monotonic clock
         self._mails: asyncio.Queue[Batch] = asyncio.Queue()  # ready to be e-mailed
@@ -60,6 +69,19 @@ class AlertDispatcher:
         t = Transition(rec.time, rec.module, rec.old_state, rec.new_state, rec.new_readiness,
                        rec.cause, reason, rec.who)  # fmt: skip
         self._enqueue(self.policy.observe(t))
+        self._remember()
+
+    def _remember(self) -> None:
+        """Keep the open episodes on disk when they changed (memory.py)."""
+        if self._data_dir is None:
+            return
+        now = self.policy.memory()
+        if now != self._remembered:
+            try:
+                memory.save(self._data_dir, self._boot_id, now)
+            except OSError as exc:  # alerts still go out; only a restart forgets them
+                log.warning("cannot keep the alerts sent in %s: %s", self._data_dir, exc)
+            self._remembered = now
 
     def _enqueue(self, alerts: list[Alert]) -> None:
         """To the hook's queue, and to the e-mail batch at once (a slow hook must not split
@@ -91,6 +113,7 @@ class AlertDispatcher:
             while True:
                 self._configure_policy()
                 self._enqueue(self.policy.due(self._clock()))
+                self._remember()
                 self._post_mails(self._mail.due(time.monotonic()))
                 await asyncio.sleep(TICK_S)
         finally:

@@ -162,6 +162,19 @@ class AlertPolicy:
                 tr.restored_at.append(now)
         return out
 
+    def memory(self) -> dict[str, tuple[list[str], list[float]]]:
+        """What was sent, per module with an open episode: (its kinds, the times of its
+        recent "restored"), to outlive an agent restart (memory.py)."""
+        return {name: (sorted(k.value for k in tr.episode), list(tr.restored_at))
+                for name, tr in self._modules.items() if tr.episode or tr.restored_at}  # fmt: skip
+
+    def remember(self, module: str, kinds: list[str], restored_at: list[float]) -> None:
+        """Take up a module's episode from before a restart: no second "degraded" for a
+        module still alone, and a "restored" once it is in sync again."""
+        tr = self._modules.setdefault(module, _Track())
+        tr.episode = {AlertKind(k) for k in kinds if k in AlertKind._value2member_map_}
+        tr.restored_at = list(restored_at)
+
     def _send(self, tr: _Track, kind: AlertKind, module: str, now: float,
               text: str) -> list[Alert]:  # fmt: skip
         if kind in tr.episode:

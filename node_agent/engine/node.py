@@ -70,7 +70,8 @@ class NodeEngine:
         hb = self.heartbeats
         self.liveness, self.transport, self.sender = hb.liveness, hb.transport, hb.sender
         self.peers = hb.peers  # the peer's modules
-        self.alerts = AlertDispatcher(lambda: self.config, node_id, self.peer_id, self.logbook)
+        self.alerts = AlertDispatcher(lambda: self.config, node_id, self.peer_id, self.logbook,
+                                      data_dir=data_dir, boot_id=kernel_boot_id())  # fmt: skip
         self.modules: dict[str, ModuleDriver] = {
             m.name: self.make_driver(m) for m in config.modules
         }

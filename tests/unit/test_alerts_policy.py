@@ -265,3 +265,28 @@ def test_the_config_knows_every_kind_of_alert() -> None:
     from node_agent.config.model import ALERT_EVENTS
 
     assert tuple(k.value for k in AlertKind) == ALERT_EVENTS
+
+
+def test_an_episode_taken_up_after_a_restart_sends_no_second_degraded_but_restored() -> None:
+    before = Story()
+    before.go(0, W, T, "start")
+    before.go(1, X, R, "peer-primary")
+    before.go(100, A, R, "peer-lost")
+    assert before.kinds() == ["failover"]
+    kept = before.policy.memory()
+    assert kept == {"web": (["failover"], [])}
+    after = Story()  # the agent restarted: a new policy, the module adopted ALONE
+    for module, (kinds, restored_at) in kept.items():
+        after.policy.remember(module, kinds, restored_at)
+    after.go(200, A, R, "adopted")
+    after.poll(200 + 5 * SETTLE)  # still alone: the failover said so before the restart
+    assert after.kinds() == []
+    after.go(300, P, T, "peer-second")
+    after.go(330, P, R, "resource")
+    after.poll(330 + SETTLE + 1)
+    assert after.kinds() == ["restored"]
+    assert after.policy.memory() == {"web": ([], [330 + SETTLE])}  # its restored, timed
+    forgot = Story()  # what happened before this change: "degraded" again, after settle_s
+    forgot.go(200, A, R, "adopted")
+    forgot.poll(200 + SETTLE + 1)
+    assert forgot.kinds() == ["degraded"]
