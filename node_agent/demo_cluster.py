@@ -77,6 +77,9 @@ class DemoCluster:
             # Its stderr is where the demo (and the tests) keep an agent's log.
             "--log-file",
             "-",
+            # The console reaches the demo's agents by its config; advertised, they would
+            # show up in a real setup wizard on the LAN as two servers to pair.
+            "--no-mdns",
         ]
 
     def client(self, node: str, timeout: float = 5.0) -> AgentClient:
