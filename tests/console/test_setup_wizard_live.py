@@ -6,6 +6,7 @@ other. No keyring backend here: the secrets stay in memory and none reaches the 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,9 @@ async def drive(wiz: Any, site: Any, www: Path) -> None:
     addresses = {site.address(n) for n in NODES}
     for i in range(servers.topLevelItemCount()):
         item = servers.topLevelItem(i)
-        if any(a in item.text(c) for a in addresses for c in range(item.columnCount())):
+        # Whole addresses: "10.77.0.2" must not pick a server at 10.77.0.253 (the desk's).
+        words = {w for c in range(item.columnCount()) for w in re.split(r"[\s,:()]+", item.text(c))}
+        if addresses & words:
             item.setCheckState(0, Qt.CheckState.Checked)
     type_in(wiz, "clusterName", "site")
     await next_page(wiz, Page.PAIR)
