@@ -11,21 +11,19 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from pathlib import Path
+
+from node_agent.config.store import atomic_write
 
 RECORD = "alerts-sent.json"
 Memory = dict[str, tuple[list[str], list[float]]]  # module -> (kinds sent, restored at)
 
 
 def save(data_dir: Path, boot_id: str | None, episodes: Memory) -> None:
-    """Written whole or not at all (a torn file is ignored at load)."""
-    path, tmp = data_dir / RECORD, data_dir / f".{RECORD}.tmp"
+    """Written whole or not at all (only when an episode opens or closes: rare)."""
     modules = {m: {"sent": k, "restored_at": r} for m, (k, r) in episodes.items()}
     doc = {"boot_id": boot_id, "modules": modules}
-    with open(tmp, "w") as f:
-        json.dump(doc, f)
-    os.replace(tmp, path)
+    atomic_write(data_dir / RECORD, json.dumps(doc).encode())
 
 
 def load(data_dir: Path, boot_id: str | None) -> Memory:

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from node_agent.config.store import atomic_write
 from node_agent.core.states import State
 from node_agent.heartbeat.liveness import MAX_LEAVING_S
 
@@ -40,13 +40,8 @@ class LeftRunning:
 
 def write(data_dir: Path, record: LeftRunning) -> None:
     """Written whole or not at all (the agent exits right after)."""
-    path, tmp = data_dir / RECORD, data_dir / f".{RECORD}.tmp"
-    with open(tmp, "w") as f:
-        json.dump({"boot_id": record.boot_id, "left_at": record.left_at,
-                   "serving": record.serving}, f)  # fmt: skip
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    doc = {"boot_id": record.boot_id, "left_at": record.left_at, "serving": record.serving}
+    atomic_write(data_dir / RECORD, json.dumps(doc).encode())
 
 
 def take(data_dir: Path, now: float, boot_id: str | None) -> LeftRunning | None:
