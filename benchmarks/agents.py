@@ -302,7 +302,38 @@ def bench_writes(b: Bench, reps: int, runtime: float, dd_reps: int, dd_mib: int)
     held = (site.state("node1"), site.state("node2"))
     out = summarize_writes(fio_runs, dd_runs, dd_mib)
     out["pair_held"] = "yes" if held == (("PRIM", "READY"), ("SECOND", "READY")) else f"no: {held}"
+    out["away"] = bench_peer_away(b, reps, runtime, ns)
     return out
+
+
+def bench_peer_away(b: Bench, reps: int, runtime: float, ns: list[str]) -> dict[str, Any]:
+    """The same fio loop once node2's agent stopped: node1 serves the module alone, its
+    data plane only tracks changes -- what the FUSE path costs with no replication at all
+    (the floor any replication through it starts from). Each run paired with a local one."""
+    site = b.site
+    site.stop_agent("node2")
+    site.wait_for(
+        lambda: (site.module("node1") or {}).get("data_plane", {}).get("mode") == "track",
+        "node1's data plane tracking alone", 60,
+    )  # fmt: skip
+    local = b.base / "node1" / "local"
+    ratios, lat, runs = [], [], []
+    for rep in range(reps):
+        order = ("local", "away") if rep % 2 == 0 else ("away", "local")
+        r = {w: fio_randwrite(local if w == "local" else site.www, runtime, ns) for w in order}
+        ratios.append(r["away"]["iops"] / r["local"]["iops"] if r["local"]["iops"] else 0.0)
+        lat.append((r["away"]["p50"] + r["away"]["sync_p50"])
+                   / max(1.0, r["local"]["p50"] + r["local"]["sync_p50"]))  # fmt: skip
+        runs.append(r)
+        print(f"  fio, peer away {rep + 1}/{reps}: {r['local']['iops']:.0f} IOPS local, "
+              f"{r['away']['iops']:.0f} through the mount alone")  # fmt: skip
+    return {
+        "iops_local": statistics.median(r["local"]["iops"] for r in runs),
+        "iops_away": statistics.median(r["away"]["iops"] for r in runs),
+        "iops_ratio": statistics.median(ratios),
+        "lat_p50_away": statistics.median(r["away"]["p50"] + r["away"]["sync_p50"] for r in runs),
+        "lat_p50_ratio": statistics.median(lat),
+    }
 
 
 def describe(loc: dict[str, float], rep: dict[str, float]) -> str:
@@ -381,6 +412,11 @@ def print_writes(res: dict[str, Any]) -> None:
         print(f"    {label:32}{cpu[who]['ms_per_mib']:14.2f}{cpu[who]['us_per_op']:21.0f}{faults}")
     print(f"    {'whole machine, writing locally':32}{res['cpu_local_machine_ms_per_mib']:14.2f}")
     print(f"  pair held through the writes: {res['pair_held']}")
+    a = res["away"]
+    print(f"  peer away (node1 alone, its data plane tracking only): 4 KiB write+fsync "
+          f"{a['iops_local']:.0f} -> {a['iops_away']:.0f} IOPS ({a['iops_ratio']:.2f}x of "
+          f"local), p50 {a['lat_p50_away']:.0f} µs ({a['lat_p50_ratio']:.2f}x of local): the "
+          "FUSE path alone, before any replication")  # fmt: skip
 
 
 # -- (2) heartbeat lateness ------------------------------------------------------------------

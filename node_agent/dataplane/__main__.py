@@ -154,6 +154,7 @@ async def serve(run_dir: Path) -> int:
         if repl.role is Role.PRIMARY and unmount_on_stop[0]:
             await asyncio.to_thread(repl.stop_primary)
         repl.leave_secondary()
+        service.end_events()  # within the grace below: the streams end, not cancelled
         await server.stop(1.0)
         with contextlib.suppress(OSError):
             (run_dir / TOKEN).unlink()

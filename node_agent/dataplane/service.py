@@ -54,7 +54,7 @@ class DataPlaneService(dp_grpc.DataPlaneServicer):
         self._history: tuple[str, ...] = ()
         self._primary_since = 0.0
         self._secondary_current = False
-        self._subscribers: set[asyncio.Queue[dp.DataPlaneEvent]] = set()
+        self._subscribers: set[asyncio.Queue[dp.DataPlaneEvent | None]] = set()
         self._kept_logs: collections.deque[dp.DataPlaneEvent] = collections.deque(
             maxlen=KEPT_LOG_LINES
         )
@@ -139,18 +139,25 @@ class DataPlaneService(dp_grpc.DataPlaneServicer):
     async def Events(
         self, request: dp.EventsRequest, context: Ctx
     ) -> AsyncIterator[dp.DataPlaneEvent]:
-        q: asyncio.Queue[dp.DataPlaneEvent] = asyncio.Queue()
+        q: asyncio.Queue[dp.DataPlaneEvent | None] = asyncio.Queue()
         kept, self._kept_logs = list(self._kept_logs), collections.deque(maxlen=KEPT_LOG_LINES)
         self._subscribers.add(q)
         try:
             yield dp.DataPlaneEvent(id=self._event_id, state=self.state())
             for ev in kept:
                 yield ev
-            while True:
-                yield await q.get()
+            while (ev := await q.get()) is not None:
+                yield ev
         finally:
             self._subscribers.discard(q)
             self.last_agent_seen = time.monotonic()
+
+    def end_events(self) -> None:
+        """The data plane stops: end every Events stream, so the agent hears it end.
+        Left to the server's stop, each would be cancelled -- and grpc logs a cancelled
+        stream as an unhandled exception (an ERROR and tracebacks for a normal stop)."""
+        for q in self._subscribers:
+            q.put_nowait(None)
 
     async def _blocking(self, fn: Callable[..., object], *args: object) -> St:
         self.last_agent_seen = time.monotonic()

@@ -179,3 +179,40 @@ def test_a_data_plane_of_another_major_protocol_is_replaced(
     while running(state.pid) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert not running(state.pid)
+
+
+def test_a_clean_stop_ends_the_event_stream_without_an_error(plane, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The agent listens to its data plane's events while it stops it (an agent stop, a
+    module removed): the stream ends as the data plane's last act -- the agent hears
+    "ended", not a cancelled call -- and the data plane's log has no ERROR or traceback
+    for what is a normal stop."""
+    import asyncio
+    import threading
+
+    spec, run_dir, client = plane
+    client.become_primary("g1", ("g1",), False, 1.0)
+    ended: list[str] = []
+    heard = threading.Event()
+    loop = asyncio.new_event_loop()
+    runner = threading.Thread(target=loop.run_forever, daemon=True)
+    runner.start()
+    try:
+        listener, _state = find_running(spec, run_dir) or (None, None)
+        assert listener is not None
+        listener.on_lost = lambda why: (ended.append(why), heard.set())
+        listener.listen(loop)
+        deadline = time.monotonic() + 10
+        while listener._events is None and time.monotonic() < deadline:  # its stream is open
+            time.sleep(0.02)
+        pid = client.state.pid
+        client.shutdown()
+        assert not running(pid)
+        assert heard.wait(10), "the agent is told the stream ended"
+        assert ended == ["its event stream ended"], ended
+        listener.close()
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        runner.join(5)
+    text = (run_dir / "dataplane.log").read_text()
+    assert "data plane of web stopped" in text
+    assert " ERROR " not in text and "Traceback" not in text, text
