@@ -86,7 +86,7 @@ class ModuleDriver:
         ]
         self.repl = (
             ReplicationDriver(cfg, config, node_id, self.dir, self.machine, env_fn,
-                              self._app_log, self.after_step)
+                              self._app_log, self.after_step, on_change)
             if cfg.directories and config is not None
             else None
         )  # fmt: skip

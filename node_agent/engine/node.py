@@ -15,7 +15,8 @@ from node_agent.alerts.dispatcher import AlertDispatcher
 from node_agent.api.engine_api import CommandOutcome
 from node_agent.config.model import ClusterConfig, ModuleConfig, other_node
 from node_agent.core.env import Env, PeerView
-from node_agent.core.states import State
+from node_agent.core.states import Readiness, State
+from node_agent.core.write_gate import owes_promise
 from node_agent.dataplane.router import ReplicationRouter
 from node_agent.engine import handover, vm_calls
 from node_agent.engine.convert import machine_fingerprint
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 CHECK_PERIOD_S = 0.5
 VIP_AUDIT_S = 1.0  # how often the interfaces are compared with what each module wants
 SHUTDOWN_GRACE_S = 60.0
+ECHO_WAIT_S = 2.0  # at most this long a stopping secondary waits for the primary's break
 
 _COMMAND_NAMES = {
     pb.COMMAND_START: "start",
@@ -248,6 +250,11 @@ class NodeEngine:
         resource and says so, so a ready secondary takes over at once."""
         self._stopping = True
         self.alerts.flush_mails()  # sent while the modules stop
+        fed = {
+            n: d.machine.outdated_ack
+            for n, d in self.modules.items()
+            if d.machine.state is State.SECOND and d.machine.readiness is Readiness.READY
+        }
         for name, d in self.modules.items():
             if d.machine.state is not State.STOP:
                 d.machine.command("stop", "agent shutdown", self.env(name))
@@ -258,6 +265,7 @@ class NodeEngine:
         ):
             self.step_all()
             await asyncio.sleep(0.05)
+        await self._echo_outdates(fed)
         self.sender.send_now()  # the peer hears STOP now, not after the timeout
         for t in self._tasks:
             t.cancel()
@@ -271,6 +279,25 @@ class NodeEngine:
                 await self.receiver.close()
         self.transport.close()
         self.logbook.close()
+
+    async def _echo_outdates(self, fed: dict[str, str]) -> None:
+        """Stay until the primary took this node's promise that the copies of ``fed``
+        (current secondaries when the stop began: their echo then) are outdated: its held
+        writes go on at once, not after the heartbeat timeout (core/write_gate.py)."""
+        deadline = time.monotonic() + ECHO_WAIT_S
+        owed = dict(fed)
+        while owed and time.monotonic() < deadline:
+            self.step_all()  # the machines echo a token as it comes; the sender tells
+            owed = {n: before for n, before in owed.items() if n in self.modules
+                    and owes_promise(self.peer_view(n), self.modules[n].machine.outdated_ack,
+                                     before)}  # fmt: skip
+            if owed:
+                await asyncio.sleep(0.02)
+        if owed:
+            log.warning(
+                "stopping before the primary took this node's promise for %s: its writes "
+                "wait for the heartbeat timeout", ", ".join(sorted(owed))
+            )  # fmt: skip
 
     def leave_running(self) -> None:
         """Exit now without stopping any module (SIGUSR2): the data planes go on serving

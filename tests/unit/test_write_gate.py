@@ -10,7 +10,7 @@ from node_agent.core.facts import Facts
 from node_agent.core.generations import Relation, compare
 from node_agent.core.machine import ModuleMachine, Policy
 from node_agent.core.states import Readiness, State
-from node_agent.core.write_gate import Gate, write_gate
+from node_agent.core.write_gate import Gate, owes_promise, write_gate
 from tests.unit.pair import Pair, Repl
 
 
@@ -164,3 +164,56 @@ def test_gate_rules() -> None:
     assert write_gate(machine(State.ALONE, facts=alone_newer), witness_doubt, "t") is Gate.HOLD
     assert write_gate(machine(State.PRIM, stopping=True), env_peer, "t") is Gate.FENCE
     assert write_gate(machine(State.PRIM, handing_over=True), env_peer, "t") is Gate.FENCE
+
+
+# -- a clean stop of the secondary's agent (engine/node.py, _echo_outdates) -----------------
+def stop_secondary_agent(pair: Pair, linger: bool) -> tuple[int, int]:
+    """node2's agent stops its module, then -- ``linger`` -- stays while ``owes_promise``
+    says so, then exits. (pulses node2 stayed, pulses after it left until node1's writes
+    were acknowledged again without it)."""
+    m2 = pair.machine("node2")
+    before = m2.outdated_ack
+    pair.command("node2", "stop")
+    stayed = 0
+    while linger and owes_promise(pair.env("node2").peer, m2.outdated_ack, before):
+        assert stayed < 20, "node2 never got to leave"
+        pair.round()
+        stayed += 1
+    pair.kill("node2")  # the agent has exited: nothing more from it
+    held = 0
+    while pair.nodes["node1"].repl is not Repl.TRACK:  # SYNC until it notices, then HELD
+        assert held < 40, f"node1 still {pair.nodes['node1'].repl}"
+        pair.round()
+        held += 1
+    return stayed, held
+
+
+def test_a_stopping_secondary_stays_until_the_primary_took_its_promise() -> None:
+    pair = settled()
+    stayed, held = stop_secondary_agent(pair, linger=True)
+    n1 = pair.nodes["node1"]
+    assert stayed >= 2  # the break, then the token and the echo: heartbeats both ways
+    assert held == 0 and n1.repl is Repl.TRACK and not n1.held  # nothing waits any more
+    assert pair.machine("node1").state.is_primary
+    pair.settle()
+    assert_nothing_lost(pair, "node1")
+
+
+def test_without_staying_the_primary_holds_its_writes_until_the_peer_timeout() -> None:
+    pair = settled()
+    stayed, held = stop_secondary_agent(pair, linger=False)
+    # What the agent did before: the primary waited for node2's silence to count.
+    assert stayed == 0 and held * pair.pulse >= pair.timeout - pair.pulse
+    pair.settle()
+    assert_nothing_lost(pair, "node1")
+
+
+def test_what_a_stopping_secondary_owes() -> None:
+    prim = PeerView(State.PRIM, Readiness.READY, True, ("g1",))
+    asking = PeerView(State.PRIM, Readiness.TRANSIENT, True, ("g1",), outdate="t2")
+    assert not owes_promise(None, "", "")  # silent: nobody waits on us
+    assert not owes_promise(PeerView(State.STOP, Readiness.NOT_READY, False, ()), "", "")
+    assert owes_promise(prim, "t1", "t1")  # the break is on its way (t1: an older one)
+    assert owes_promise(asking, "t1", "t1")  # asked, not echoed yet
+    assert owes_promise(asking, "t2", "t1")  # echoed, the primary has not taken it yet
+    assert not owes_promise(prim, "t2", "t1")  # it took it: its token is gone

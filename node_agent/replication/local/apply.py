@@ -50,6 +50,11 @@ class UnsafePath(ValueError):
     """A path the secondary refuses to touch (never an OS error: a protocol violation)."""
 
 
+class NotServing(PermissionError):
+    """This applier's module left the secondary role here (it stopped): the op is refused
+    and the stream ends -- an orderly end, not a fault of the op or of the copy."""
+
+
 def check_syntax(rel: str) -> str:
     """Purely lexical checks of a relative path ("" = the root)."""
     if not isinstance(rel, str):

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from node_agent.replication import ops
-from node_agent.replication.local.apply import NEEDS_NAME, Applier, UnsafePath
+from node_agent.replication.local.apply import NEEDS_NAME, Applier, NotServing, UnsafePath
 from node_agent.replication.ops import Op, op_paths
 from node_agent.replication.resync import requests as rq
 from node_agent.replication.resync.server import ResyncServer
@@ -37,7 +37,7 @@ class CopyApplier(Applier):
 
     def validate(self, op: Op) -> None:
         if not self._live():
-            raise OSError(errno.EPERM, "the module is no longer SECOND on this node")
+            raise NotServing(errno.EPERM, "the module is no longer SECOND on this node")
         super().validate(op)
         for path in op_paths(op):
             if isinstance(op, ops.Fsync) and path == "":

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 
 from node_agent.protocol import PROTOCOL, Protocol, compatible
 from node_agent.replication import ops
-from node_agent.replication.local.apply import Applier, UnsafePath
+from node_agent.replication.local.apply import Applier, NotServing, UnsafePath
 from node_agent.replication.stream import link_tls, wire
 from node_agent.replication.stream.frame_decoder import FrameDecoder
 from node_agent.replication.stream.tls_transport import accept_tls
@@ -377,6 +377,9 @@ class _Stream(asyncio.BufferedProtocol):
         except UnsafePath as e:
             log.error("%s: refused unsafe op from %s: %s (%r)", self.module, self.where, e, op)
             return errno.EPERM, f"unsafe path: {e}"
+        except NotServing as e:
+            log.info("%s: ending the stream from %s: %s", self.module, self.where, e.strerror)
+            return e.errno or errno.EPERM, str(e)
         except OSError as e:
             log.error("%s: cannot apply %s: %s", self.module, type(op).__name__, e)
             return e.errno or errno.EIO, str(e)
