@@ -20,6 +20,8 @@ mount and stream.
     and the CPU time (utime + stime from /proc/PID/stat) of each node's data plane and
     agent over each replicated run, per MiB (dd) and per write+fsync (fio); the whole
     machine's (/proc/stat: other jobs on the machine count too) for comparison.
+    Then node2's agent stops and the fio pairs run again ("peer away"): node1's data
+    plane only tracks changes, so this is the FUSE path alone, before any replication.
 (2) Heartbeat lateness with --modules modules replicating: another site with that many
     modules (web + the others, each replicating a directory of its own), all PRIM on
     node1 / SECOND on node2. Nothing inside the agent records lateness, so each node's
