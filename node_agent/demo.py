@@ -23,11 +23,13 @@ from pathlib import Path
 from node_agent.cli.client import AgentClientError
 from node_agent.cli.console_cmd import console_problem, how_to_watch_text
 from node_agent.cli.exits import Exit
+from node_agent.config.load import load_config
 from node_agent.config.model import NODE_IDS
 from node_agent.dataplane.supervisor import kill_data_planes
 from node_agent.demo_cluster import APP_SCRIPT, DemoCluster, DemoError, build_demo_cluster
 from node_agent.demo_control import ControlServer
 from node_agent.demo_vm import demo_module
+from protos import mirrorpair_pb2 as pb
 
 
 class AgentProcess:
@@ -82,7 +84,11 @@ class AgentProcess:
 
 
 def wait_ready(cluster: DemoCluster, agents: Iterable[AgentProcess], timeout_s: float = 30) -> None:
-    """Until every agent answers GetStatus; DemoError (with its log) if one exits or hangs."""
+    """Until every agent answers GetStatus and has started its modules (none that starts
+    by itself is still STOP: the banner's `state web` would say STOP otherwise); DemoError
+    (with its log) if one exits or hangs."""
+    config = load_config(cluster.config_path)
+    autostart = {m.name for m in config.modules if m.autostart}
     pending = {a.node: a for a in agents}
     deadline = time.monotonic() + timeout_s
     last: dict[str, str] = {}
@@ -95,10 +101,16 @@ def wait_ready(cluster: DemoCluster, agents: Iterable[AgentProcess], timeout_s: 
                 )
             try:
                 with cluster.client(node, timeout=2.0) as c:
-                    c.status()
-                del pending[node]
+                    status = c.status()
             except AgentClientError as e:
                 last[node] = str(e)
+                continue
+            stopped = [m.name for m in status.modules
+                       if m.name in autostart and m.state == pb.STATE_STOP]  # fmt: skip
+            if stopped:
+                last[node] = f"{', '.join(stopped)} not started yet"
+            else:
+                del pending[node]
         if pending and time.monotonic() > deadline:
             node, agent = next(iter(pending.items()))
             raise DemoError(

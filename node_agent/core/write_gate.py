@@ -22,7 +22,7 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 from node_agent.core.env import Env, PeerView
-from node_agent.core.states import State
+from node_agent.core.states import Readiness, State
 
 if TYPE_CHECKING:
     from node_agent.core.machine import ModuleMachine
@@ -50,6 +50,15 @@ def write_gate(m: ModuleMachine, env: Env, hold: str) -> Gate:
     if m.stopping or m.handing_over:
         return Gate.FENCE  # the resource is going down anyway: do not wait for the peer
     return Gate.HOLD
+
+
+def owed_at_stop(state: State, readiness: Readiness, replicated: bool) -> bool:
+    """Which modules a stopping agent waits for (``owes_promise``): those whose copy the
+    primary is feeding synchronously -- a Ready secondary with replicated directories.
+    A module without directories has no stream, so no token will ever come; a
+    resyncing one is mostly not bound yet (its break holds nothing): waiting for those
+    would only make every stop longer."""
+    return replicated and state is State.SECOND and readiness is Readiness.READY
 
 
 def owes_promise(peer: PeerView | None, outdated_ack: str, ack_before: str) -> bool:

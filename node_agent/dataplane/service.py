@@ -55,6 +55,7 @@ class DataPlaneService(dp_grpc.DataPlaneServicer):
         self._primary_since = 0.0
         self._secondary_current = False
         self._subscribers: set[asyncio.Queue[dp.DataPlaneEvent | None]] = set()
+        self._ended = False  # end_events() was called: a stream opened later ends at once
         self._kept_logs: collections.deque[dp.DataPlaneEvent] = collections.deque(
             maxlen=KEPT_LOG_LINES
         )
@@ -140,6 +141,8 @@ class DataPlaneService(dp_grpc.DataPlaneServicer):
         self, request: dp.EventsRequest, context: Ctx
     ) -> AsyncIterator[dp.DataPlaneEvent]:
         q: asyncio.Queue[dp.DataPlaneEvent | None] = asyncio.Queue()
+        if self._ended:
+            q.put_nowait(None)
         kept, self._kept_logs = list(self._kept_logs), collections.deque(maxlen=KEPT_LOG_LINES)
         self._subscribers.add(q)
         try:
@@ -156,6 +159,7 @@ class DataPlaneService(dp_grpc.DataPlaneServicer):
         """The data plane stops: end every Events stream, so the agent hears it end.
         Left to the server's stop, each would be cancelled -- and grpc logs a cancelled
         stream as an unhandled exception (an ERROR and tracebacks for a normal stop)."""
+        self._ended = True
         for q in self._subscribers:
             q.put_nowait(None)
 

@@ -15,8 +15,8 @@ from node_agent.alerts.dispatcher import AlertDispatcher
 from node_agent.api.engine_api import CommandOutcome
 from node_agent.config.model import ClusterConfig, ModuleConfig, other_node
 from node_agent.core.env import Env, PeerView
-from node_agent.core.states import Readiness, State
-from node_agent.core.write_gate import owes_promise
+from node_agent.core.states import State
+from node_agent.core.write_gate import owed_at_stop, owes_promise
 from node_agent.dataplane.router import ReplicationRouter
 from node_agent.engine import handover, vm_calls
 from node_agent.engine.convert import machine_fingerprint
@@ -37,7 +37,10 @@ log = logging.getLogger(__name__)
 CHECK_PERIOD_S = 0.5
 VIP_AUDIT_S = 1.0  # how often the interfaces are compared with what each module wants
 SHUTDOWN_GRACE_S = 60.0
-ECHO_WAIT_S = 2.0  # at most this long a stopping secondary waits for the primary's break
+# A stopping secondary waits at most this long for the primary to take its promise (two
+# pulses if longer: a lost datagram; never beyond the timeout: meanwhile its heartbeats
+# keep the primary from counting it gone).
+ECHO_WAIT_S = 2.0
 
 _COMMAND_NAMES = {
     pb.COMMAND_START: "start",
@@ -253,7 +256,7 @@ class NodeEngine:
         fed = {
             n: d.machine.outdated_ack
             for n, d in self.modules.items()
-            if d.machine.state is State.SECOND and d.machine.readiness is Readiness.READY
+            if owed_at_stop(d.machine.state, d.machine.readiness, d.repl is not None)
         }
         for name, d in self.modules.items():
             if d.machine.state is not State.STOP:
@@ -284,20 +287,22 @@ class NodeEngine:
         """Stay until the primary took this node's promise that the copies of ``fed``
         (current secondaries when the stop began: their echo then) are outdated: its held
         writes go on at once, not after the heartbeat timeout (core/write_gate.py)."""
-        deadline = time.monotonic() + ECHO_WAIT_S
+        cfg = self.config
+        deadline = time.monotonic() + min(cfg.timeout_s, max(ECHO_WAIT_S, 2 * cfg.pulse_s))
         owed = dict(fed)
         while owed and time.monotonic() < deadline:
             self.step_all()  # the machines echo a token as it comes; the sender tells
-            owed = {n: before for n, before in owed.items() if n in self.modules
-                    and owes_promise(self.peer_view(n), self.modules[n].machine.outdated_ack,
-                                     before)}  # fmt: skip
+            for n, before in list(owed.items()):
+                d = self.modules.get(n)
+                if d is None or not owes_promise(self.peer_view(n), d.machine.outdated_ack,
+                                                 before):  # fmt: skip
+                    del owed[n]
             if owed:
                 await asyncio.sleep(0.02)
-        if owed:
-            log.warning(
-                "stopping before the primary took this node's promise for %s: its writes "
-                "wait for the heartbeat timeout", ", ".join(sorted(owed))
-            )  # fmt: skip
+        for n in sorted(owed):
+            self.logbook.add("WARNING", "stopping before the primary took this node's promise "
+                             "that its copy is outdated: its writes may wait for the heartbeat "
+                             "timeout", n)  # fmt: skip
 
     def leave_running(self) -> None:
         """Exit now without stopping any module (SIGUSR2): the data planes go on serving

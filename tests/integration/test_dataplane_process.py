@@ -4,8 +4,10 @@ client that started it. The two-server behaviour is in test_site_dataplane.py.""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -186,9 +188,6 @@ def test_a_clean_stop_ends_the_event_stream_without_an_error(plane, tmp_path: Pa
     module removed): the stream ends as the data plane's last act -- the agent hears
     "ended", not a cancelled call -- and the data plane's log has no ERROR or traceback
     for what is a normal stop."""
-    import asyncio
-    import threading
-
     spec, run_dir, client = plane
     client.become_primary("g1", ("g1",), False, 1.0)
     ended: list[str] = []
@@ -200,10 +199,10 @@ def test_a_clean_stop_ends_the_event_stream_without_an_error(plane, tmp_path: Pa
         listener, _state = find_running(spec, run_dir) or (None, None)
         assert listener is not None
         listener.on_lost = lambda why: (ended.append(why), heard.set())
+        opened = threading.Event()  # the first event: the data plane has the subscriber
+        listener.on_state = opened.set
         listener.listen(loop)
-        deadline = time.monotonic() + 10
-        while listener._events is None and time.monotonic() < deadline:  # its stream is open
-            time.sleep(0.02)
+        assert opened.wait(10), "the event stream opened"
         pid = client.state.pid
         client.shutdown()
         assert not running(pid)

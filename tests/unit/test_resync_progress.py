@@ -66,3 +66,12 @@ def test_a_finished_resync_is_complete_even_when_zones_needed_no_copy() -> None:
     over.update(1.0, 2 << 20)
     over.finish()
     assert over.bytes_done == 2 << 20
+
+
+def test_before_the_plan_the_eta_is_unknown_not_zero() -> None:
+    """A session that has not listed and planned yet does not know what it will send:
+    the console shows "estimating", not "0 s" with the whole resync still to come."""
+    p = ResyncProgress(None, 0.0)
+    p.update(1.0, 0)
+    assert p.eta() is None and p.bytes_total == 0
+    assert ResyncProgress(0, 0.0).eta() == 0.0  # planned, nothing to send: done

@@ -10,7 +10,7 @@ from node_agent.core.facts import Facts
 from node_agent.core.generations import Relation, compare
 from node_agent.core.machine import ModuleMachine, Policy
 from node_agent.core.states import Readiness, State
-from node_agent.core.write_gate import Gate, owes_promise, write_gate
+from node_agent.core.write_gate import Gate, owed_at_stop, owes_promise, write_gate
 from tests.unit.pair import Pair, Repl
 
 
@@ -217,3 +217,12 @@ def test_what_a_stopping_secondary_owes() -> None:
     assert owes_promise(asking, "t1", "t1")  # asked, not echoed yet
     assert owes_promise(asking, "t2", "t1")  # echoed, the primary has not taken it yet
     assert not owes_promise(prim, "t2", "t1")  # it took it: its token is gone
+
+
+def test_which_modules_a_stopping_agent_waits_for() -> None:
+    assert owed_at_stop(State.SECOND, Readiness.READY, replicated=True)
+    assert not owed_at_stop(State.SECOND, Readiness.READY, replicated=False)  # no stream
+    for state, readiness in ((State.SECOND, Readiness.TRANSIENT), (State.PRIM, Readiness.READY),
+                             (State.ALONE, Readiness.READY), (State.WAIT, Readiness.NOT_READY),
+                             (State.STOP, Readiness.NOT_READY)):  # fmt: skip
+        assert not owed_at_stop(state, readiness, replicated=True), (state, readiness)

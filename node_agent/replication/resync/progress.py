@@ -18,8 +18,13 @@ class ResyncProgress:
     fast, and with a 10 s time constant a short resync showed ~1.4x its real rate (and
     an ETA as much too short) all along."""
 
-    def __init__(self, bytes_total: int, now: float, window_s: float = RATE_WINDOW_S) -> None:
-        self.bytes_total = bytes_total
+    def __init__(
+        self, bytes_total: int | None, now: float, window_s: float = RATE_WINDOW_S
+    ) -> None:
+        # None: not known yet (the session has not planned): no ETA -- "0 s left" would
+        # be shown while the whole resync is still to come.
+        self.known = bytes_total is not None
+        self.bytes_total = bytes_total or 0
         self.bytes_done = 0
         self.rate = 0.0  # bytes/s
         self._window = window_s
@@ -57,7 +62,9 @@ class ResyncProgress:
         return min(1.0, self.bytes_done / self.bytes_total)
 
     def eta(self) -> float | None:
-        """Seconds left, None while the rate is unknown."""
+        """Seconds left, None while the rate or the total is unknown."""
+        if not self.known:
+            return None
         left = max(0, self.bytes_total - self.bytes_done)
         if left == 0:
             return 0.0

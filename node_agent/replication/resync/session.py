@@ -117,7 +117,7 @@ class ResyncSession:
         self.algo = ""
         self.record = ""  # "bitmap" or "hashes": what decided which zones to send
         self.phase = "begin"
-        self.progress = ResyncProgress(0, clock())
+        self.progress = ResyncProgress(None, clock())  # the total: once planned
         self.bytes_done = 0  # zone bytes handled (sent, or holes of new files)
         self.bytes_sent = 0  # Write payload actually queued on the stream
         self.zones_sent = 0

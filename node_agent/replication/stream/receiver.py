@@ -379,7 +379,7 @@ class _Stream(asyncio.BufferedProtocol):
             return errno.EPERM, f"unsafe path: {e}"
         except NotServing as e:
             log.info("%s: ending the stream from %s: %s", self.module, self.where, e.strerror)
-            return e.errno or errno.EPERM, str(e)
+            return e.errno or errno.EPERM, e.strerror or str(e)  # no "[Errno 1]" in the message
         except OSError as e:
             log.error("%s: cannot apply %s: %s", self.module, type(op).__name__, e)
             return e.errno or errno.EIO, str(e)
