@@ -340,6 +340,8 @@ class NodeEngine:
         name = _COMMAND_NAMES.get(command)
         if name is None:
             return CommandOutcome(False, f"unknown command {command}")
+        if self._stopping:  # a start now would leave the module running as the agent exits
+            return CommandOutcome(False, f"the agent of {self.node_id} is stopping")
         outcome = driver.machine.command(name, who, self.env(module), fullsync)
         driver.after_step()
         self.wake()

@@ -149,3 +149,26 @@ def test_a_probe_in_flight_during_a_swap_does_not_fail_the_new_secondary(tmp_pat
             await pair.close()
 
     run(scenario())
+
+
+def test_a_stopping_agent_refuses_commands(tmp_path: Path) -> None:
+    """A command that comes in while the agent stops its modules (an operator's `start`
+    during `systemctl stop`) is refused, naming why: accepted, it would leave a module
+    started as the agent exits."""
+
+    async def scenario() -> None:
+        pair = EnginePair(cluster_config(tmp_path))
+        pair.start("node1")
+        e2 = pair.start("node2")
+        try:
+            await pair.wait_roles("node1", "node2", "PRIM/SECOND")
+            stopping = asyncio.get_running_loop().create_task(pair.stop("node2"))
+            await pair.wait(lambda: not e2.serving, "node2 stopping")
+            out = await e2.command("web", pb.COMMAND_START, "tester")
+            assert not out.accepted and out.message == "the agent of node2 is stopping", out
+            await stopping
+            assert state_of(e2)[0] == "STOP"
+        finally:
+            await pair.close()
+
+    run(scenario())
