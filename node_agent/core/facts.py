@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from node_agent.config.store import atomic_write
 
 
 @dataclass(frozen=True)
@@ -45,15 +46,5 @@ def load_facts(path: Path) -> Facts:
 def save_facts(path: Path, facts: Facts) -> None:
     """Write, fsync, rename, fsync the directory: a crash leaves old or new, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
     data = json.dumps({**asdict(facts), "generations": list(facts.generations)}, indent=1)
-    with open(tmp, "w") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    atomic_write(path, data.encode(), mode=0o644)
