@@ -192,6 +192,7 @@ class Bench:
         self.base = self.root / "site"
         self.stack = contextlib.ExitStack()
         self.notes: list[str] = []
+        self.planned_stop = ""  # when a phase stopped node2 on purpose (log time format)
 
     def __enter__(self) -> Bench:
         # Unwound in reverse: agents and namespaces, the log scan, the loop device, the files.
@@ -254,7 +255,11 @@ class Bench:
                     msg = re.sub(r"^\S+ \S+ ", "", line)
                     msg = re.sub(r"\b(m\d+|web)\b", "<module>", msg)
                     msg = re.sub(r"\d+", "N", msg)[:160]
-                    key = f"{node} {kind}: {msg}"
+                    # Logged once node2's agent was stopped on purpose (the "peer away"
+                    # phase): expected, and told apart from the runs' own.
+                    stop = self.planned_stop
+                    phase = " after node2's planned stop" if stop and line[:19] >= stop else ""
+                    key = f"{node} {kind}{phase}: {msg}"
                     counts[key] = counts.get(key, 0) + 1
                     example.setdefault(key, line.strip()[:300])
         self.notes = [f"{n}x {example[k]}  [{k.split(':')[0]}]" for k, n in counts.items()]
@@ -313,6 +318,7 @@ def bench_peer_away(b: Bench, reps: int, runtime: float, ns: list[str]) -> dict[
     data plane only tracks changes -- what the FUSE path costs with no replication at all
     (the floor any replication through it starts from). Each run paired with a local one."""
     site = b.site
+    b.planned_stop = time.strftime("%Y-%m-%d %H:%M:%S")  # the logs' own format, local time
     site.stop_agent("node2")
     site.wait_for(
         lambda: (site.module("node1") or {}).get("data_plane", {}).get("mode") == "track",
