@@ -14,6 +14,7 @@ import signal
 import sys
 import traceback
 from pathlib import Path
+from typing import NoReturn
 
 from node_agent.config.load import DEFAULT_STATE_DIR, ConfigError
 from node_agent.config.model import DEFAULT_API_PORT
@@ -166,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
         return open_pairing(args.state_dir)
     setup_agent_logging(args.log_level, args.node, args.log_file, args.state_dir)
     keep_large_buffers()  # the data path's 1 MiB buffers: reuse, not fresh pages
+    _exit_now(_run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         asyncio.run(serve(args))
     except StartRefused as exc:
@@ -179,6 +184,17 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         return 1
     return 0
+
+
+def _exit_now(code: int) -> NoReturn:
+    """Exit once everything is stopped, without the interpreter's teardown: grpc's exit
+    handler then waits for its poller thread (measured: 2.2 s of a 3.5 s clean stop came
+    after the agent had stopped everything), which a restart or a reboot would wait for.
+    Nothing of ours is left to run at exit; the logs are flushed first."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
