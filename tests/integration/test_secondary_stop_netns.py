@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -45,9 +46,12 @@ def test_a_clean_stop_of_the_secondary_releases_the_held_writes_before_it_exits(
         assert w.stop() == 0 and not w.errors(), w.errors()
 
         # The primary released its held writes on node2's promise, while node2's agent
-        # still ran -- not on node2's silence, a heartbeat timeout after it exited.
-        released = [e["time"] for e in c.logs("node1")
-                    if "held writes acknowledged" in e["message"]]  # fmt: skip
+        # still ran -- not on node2's silence, a heartbeat timeout after it exited. The
+        # release's time is the data plane's own line, written before it answered the
+        # agent (whose heartbeat then let node2 go): causally before node2's exit.
+        dp1 = (c.module_dir("node1") / "dataplane" / "dataplane.log").read_text()
+        released = [datetime.strptime(ln[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+                    for ln in dp1.splitlines() if "acknowledged (tracked)" in ln]  # fmt: skip
         node2_log = c.base / "node2" / "data" / "module-log.jsonl"
         records = [json.loads(ln) for ln in node2_log.read_text().splitlines()]
         exited = [r["time"] for r in records if r["message"] == "agent node2 stopped"]
