@@ -233,8 +233,12 @@ class ModuleReplication:
         timed out): the mode is HELD or TRACK already."""
         if not brk.hold:
             return  # an unbound resync: the session fails on its own and reports it
-        self._log("error", f"replication to {self.peer_id} failed: {brk.reason}; writes "
-                  "wait until the peer is known not to serve without them")  # fmt: skip
+        if brk.sender is not None and brk.sender.ended_orderly:  # a stop there, not a fault
+            self._log("warning", f"replication to {self.peer_id} stopped: {brk.reason}; "
+                      "writes wait until it confirms its copy is outdated")  # fmt: skip
+        else:
+            self._log("error", f"replication to {self.peer_id} failed: {brk.reason}; writes "
+                      "wait until the peer is known not to serve without them")  # fmt: skip
         self._pairing.leave(brk)
 
     def resolve_hold(self, hold: str, gate_open: bool) -> None:

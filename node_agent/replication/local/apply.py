@@ -50,9 +50,13 @@ class UnsafePath(ValueError):
     """A path the secondary refuses to touch (never an OS error: a protocol violation)."""
 
 
-class NotServing(PermissionError):
+class NotServing(OSError):
     """This applier's module left the secondary role here (it stopped): the op is refused
-    and the stream ends -- an orderly end, not a fault of the op or of the copy."""
+    and the stream ends -- an orderly end, not a fault of the op or of the copy. Its errno
+    (ESHUTDOWN) goes in the NACK (stream/wire.py NACK_LEFT_ROLE), so the primary can tell."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(errno.ESHUTDOWN, message)
 
 
 def check_syntax(rel: str) -> str:

@@ -8,7 +8,6 @@ op once the role has moved on (the epoch changed), so a lingering stream applies
 
 from __future__ import annotations
 
-import errno
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -37,7 +36,7 @@ class CopyApplier(Applier):
 
     def validate(self, op: Op) -> None:
         if not self._live():
-            raise NotServing(errno.EPERM, "the module is no longer SECOND on this node")
+            raise NotServing("the module is no longer SECOND on this node")
         super().validate(op)
         for path in op_paths(op):
             if isinstance(op, ops.Fsync) and path == "":

@@ -93,8 +93,8 @@ class StreamReceiver:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         streams = list(self._live)
-        for s in streams:
-            s.abort()
+        for s in streams:  # this side stops: each primary hears it as an orderly end
+            s.abort("the secondary's data plane is stopping")
         await asyncio.gather(*(s.finished for s in streams), return_exceptions=True)
 
     def streams(self) -> list[StreamStats]:
@@ -300,8 +300,11 @@ class _Stream(asyncio.BufferedProtocol):
         else:
             self._finish()
 
-    def abort(self) -> None:
+    def abort(self, left_role: str = "") -> None:
         if self._open:
+            if left_role and self._running:
+                fault = wire.Fault(wire.NACK_LEFT_ROLE, left_role)
+                self._write(encode_frame(FrameType.ERROR, self._applied, fault))
             self._close_now()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -379,7 +382,7 @@ class _Stream(asyncio.BufferedProtocol):
             return errno.EPERM, f"unsafe path: {e}"
         except NotServing as e:
             log.info("%s: ending the stream from %s: %s", self.module, self.where, e.strerror)
-            return e.errno or errno.EPERM, e.strerror or str(e)  # no "[Errno 1]" in the message
+            return wire.NACK_LEFT_ROLE, e.strerror or str(e)
         except OSError as e:
             log.error("%s: cannot apply %s: %s", self.module, type(op).__name__, e)
             return e.errno or errno.EIO, str(e)

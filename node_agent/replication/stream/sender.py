@@ -65,6 +65,7 @@ from node_agent.replication.stream.totals import StreamTotals
 from node_agent.replication.stream.wire import (
     FLAG_FAILED,
     MAX_WRITE_DATA,
+    NACK_LEFT_ROLE,
     Frame,
     FrameType,
     Hello,
@@ -108,6 +109,9 @@ class StreamSender:
         self._host, self._port, self._generation, self._mode = host, port, generation, Mode(mode)
         self._ssl = tls if isinstance(tls, ssl.SSLContext) else link_tls.client_context(tls)
         self._on_failure, self._fallback = on_failure, fallback
+        # The peer ended the stream because its module left the secondary role (a stop, a
+        # maintenance): an orderly end that the owner logs as such, not as a fault.
+        self.ended_orderly = False
         self._ack_timeout, self._connect_timeout = ack_timeout_s, connect_timeout_s
         self._ping_interval, self._max_bytes = ping_interval_s, max_unapplied_bytes
         self._lazy_max = lazy_max_s
@@ -335,8 +339,9 @@ class StreamSender:
             self._unapplied_bytes = self._outbox_bytes = 0
             self._lazy_since = None
             self._room.notify_all()
-        log.warning("replication of %s to %s failed: %s (%d ops not applied there)",
-                    self.module, self.peer, reason, len(lost))  # fmt: skip
+        log.log(logging.INFO if self.ended_orderly else logging.WARNING,
+                "replication of %s to %s failed: %s (%d ops not applied there)",
+                self.module, self.peer, reason, len(lost))  # fmt: skip
         self._requests.fail_all(LinkError(f"stream to {self.peer} failed: {reason}"))
         error: OSError = NotAcknowledged(reason)
         try:  # zones must be tracked BEFORE any waiter returns to the application
@@ -407,6 +412,9 @@ class StreamSender:
         elif ftype is FrameType.PONG:
             if seq == self._ping_seq:
                 self._ping_sent = None
+        elif ftype in (FrameType.NACK, FrameType.ERROR) and body.errno == NACK_LEFT_ROLE:
+            self.ended_orderly = True
+            self._fail(f"{self.peer} left the secondary role: {body.message}")
         elif ftype in (FrameType.NACK, FrameType.ERROR):
             what = f"could not apply op {seq}" if ftype is FrameType.NACK else "reported an error"
             cause = os.strerror(body.errno) if body.errno else "error"

@@ -29,7 +29,10 @@ UTF-8, op paths and names are UTF-8 with surrogateescape so any Linux file name 
     4 ACK        u64 applied. seq = the cumulative release point: every op with a seq <= it
                  is applied (sync) or received (second; never past an unapplied Fsync)
     5 NACK       u32 errno, s message. seq = the op the secondary could not apply; it applied
-                 nothing from that op on and closes the stream: the primary degrades
+                 nothing from that op on and closes the stream: the primary degrades.
+                 errno NACK_LEFT_ROLE (ESHUTDOWN): its module left the secondary role
+                 there (it stopped) -- an orderly end; in an ERROR too (its data plane
+                 stops)
     6 ERROR      u32 errno, s message. seq = last applied. Stream-level fault (bad frame,
                  protocol violation); whoever sends it then closes the connection
     7 PING       empty; seq = nonce       8 PONG  empty; seq = the PING's nonce
@@ -47,6 +50,7 @@ payload beyond what it was fed, and never evaluates anything.
 
 from __future__ import annotations
 
+import errno
 import struct
 import zlib
 from dataclasses import dataclass
@@ -67,6 +71,7 @@ MAX_XATTR = 64 * 1024  # Linux XATTR_SIZE_MAX
 MAX_NAME = 4096  # PATH_MAX
 MAX_PAYLOAD = MAX_WRITE_DATA + 2 * MAX_NAME + 64
 FLAG_FAILED = 0x0001
+NACK_LEFT_ROLE = errno.ESHUTDOWN  # local/apply.py NotServing
 READ_SIZE = 64 * 1024  # the least get_buffer offers
 
 _U8, _U16, _U32, _U64 = (struct.Struct(f) for f in (">B", ">H", ">I", ">Q"))
