@@ -4,6 +4,7 @@ later strays are moved aside, never lost or hidden (node_agent/replication/fuse/
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -33,14 +34,18 @@ def test_the_first_time_what_is_there_is_the_data(tmp_path: Path, same_fs: bool)
         other = shm.is_dir() and os.stat(shm).st_dev != os.stat(tmp_path).st_dev
         require(other, "needs a second filesystem (/dev/shm, a tmpfs) to copy across")
     base = tmp_path if same_fs else Path(tempfile.mkdtemp(dir=shm))
-    mp, copy = base / "srv" / "vms", tmp_path / "data" / "copy" / "0"
-    copy.mkdir(parents=True)
-    before = vm_dir(mp)
-    said: list[tuple[str, str]] = []
-    assert settle_mountpoint(mp, copy, tmp_path / "q", lambda lv, m: said.append((lv, m)))
-    assert tree(copy) == before and os.readlink(copy / "current") == "disks/system.img"
-    assert list(mp.iterdir()) == [] and not (copy.parent / f"0{MARKER}").exists()
-    assert said[0][0] == "info" and "protecting" in said[0][1] and "3 entries" in said[0][1]
+    try:
+        mp, copy = base / "srv" / "vms", tmp_path / "data" / "copy" / "0"
+        copy.mkdir(parents=True)
+        before = vm_dir(mp)
+        said: list[tuple[str, str]] = []
+        assert settle_mountpoint(mp, copy, tmp_path / "q", lambda lv, m: said.append((lv, m)))
+        assert tree(copy) == before and os.readlink(copy / "current") == "disks/system.img"
+        assert list(mp.iterdir()) == [] and not (copy.parent / f"0{MARKER}").exists()
+        assert said[0][0] == "info" and "protecting" in said[0][1] and "3 entries" in said[0][1]
+    finally:
+        if base != tmp_path:  # /dev/shm is memory, and nobody else cleans it: every run left one
+            shutil.rmtree(base, ignore_errors=True)
 
 
 def test_strays_found_later_are_moved_aside(tmp_path: Path) -> None:
